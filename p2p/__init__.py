@@ -1,0 +1,1 @@
+"""attrchain: p2p."""

@@ -1,0 +1,381 @@
+"""Canonical msgpack encoding for every consensus-critical structure.
+
+Rule (DESIGN section 2): a structure is a msgpack array with a fixed field order, integers as
+msgpack ints, byte strings as bin, text as str. Decoding rejects anything that would not re-encode
+to the same bytes: trailing bytes, maps, floats, nil, wrong types, extra or missing fields and
+non-minimal integers.
+
+A structure is a frozen dataclass decorated with ``@canonical`` whose fields carry a wire type made
+with ``f(T)``. ``encode(obj)`` and ``decode(cls, data)`` are the only ways bytes enter or leave.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Generic, Protocol, TypeVar
+
+import msgpack
+
+__all__ = [
+    "CodecError",
+    "UInt",
+    "SInt",
+    "Bytes",
+    "Str",
+    "List",
+    "Nested",
+    "Tuple",
+    "f",
+    "canonical",
+    "encode",
+    "decode",
+    "pack",
+    "unpack",
+    "U8",
+    "U16",
+    "U32",
+    "U64",
+    "I64",
+    "HASH",
+    "ADDRESS",
+    "PUBKEY",
+    "SIGNATURE",
+]
+
+MAX_MESSAGE = 8 * 1024 * 1024
+
+
+class CodecError(ValueError):
+    """Raised for any byte string that is not the canonical encoding of the expected structure."""
+
+
+class WireType(Protocol):
+    def check(self, value: Any, path: str) -> Any: ...
+
+    def to_wire(self, value: Any) -> Any: ...
+
+    def from_wire(self, value: Any, path: str) -> Any: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class UInt:
+    """Unsigned integer below 2**bits."""
+
+    bits: int
+
+    def check(self, value: Any, path: str) -> int:
+        if type(value) is not int or value < 0 or value >= 1 << self.bits:
+            raise CodecError(f"{path}: expected uint{self.bits}, got {value!r:.40}")
+        return value
+
+    to_wire = staticmethod(lambda value: value)
+
+    def from_wire(self, value: Any, path: str) -> int:
+        return self.check(value, path)
+
+    def describe(self) -> str:
+        return f"uint{self.bits}"
+
+
+@dataclass(frozen=True)
+class SInt:
+    """Signed integer in [-2**(bits-1), 2**(bits-1))."""
+
+    bits: int
+
+    def check(self, value: Any, path: str) -> int:
+        lim = 1 << (self.bits - 1)
+        if type(value) is not int or not -lim <= value < lim:
+            raise CodecError(f"{path}: expected int{self.bits}, got {value!r:.40}")
+        return value
+
+    to_wire = staticmethod(lambda value: value)
+
+    def from_wire(self, value: Any, path: str) -> int:
+        return self.check(value, path)
+
+    def describe(self) -> str:
+        return f"int{self.bits}"
+
+
+@dataclass(frozen=True)
+class Bytes:
+    """Byte string (msgpack bin); ``sizes`` lists the allowed exact lengths, else up to ``max``."""
+
+    max: int = MAX_MESSAGE
+    sizes: tuple[int, ...] = ()
+
+    def check(self, value: Any, path: str) -> bytes:
+        if type(value) is not bytes:
+            raise CodecError(f"{path}: expected bytes, got {type(value).__name__}")
+        if self.sizes:
+            if len(value) not in self.sizes:
+                raise CodecError(f"{path}: expected {self._sizes()} bytes, got {len(value)}")
+        elif len(value) > self.max:
+            raise CodecError(f"{path}: {len(value)} bytes exceeds the limit of {self.max}")
+        return value
+
+    to_wire = staticmethod(lambda value: value)
+
+    def from_wire(self, value: Any, path: str) -> bytes:
+        return self.check(value, path)
+
+    def _sizes(self) -> str:
+        return " or ".join(str(s) for s in self.sizes)
+
+    def describe(self) -> str:
+        if self.sizes:
+            return f"bin({self._sizes()})"
+        return f"bin(<= {self.max})"
+
+
+@dataclass(frozen=True)
+class Str:
+    """UTF-8 text (msgpack str) of at most ``max`` bytes."""
+
+    max: int
+
+    def check(self, value: Any, path: str) -> str:
+        if type(value) is not str:
+            raise CodecError(f"{path}: expected str, got {type(value).__name__}")
+        if len(value.encode("utf-8", "surrogatepass")) > self.max:
+            raise CodecError(f"{path}: text longer than {self.max} bytes")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CodecError(f"{path}: text is not valid UTF-8") from exc
+        return value
+
+    to_wire = staticmethod(lambda value: value)
+
+    def from_wire(self, value: Any, path: str) -> str:
+        return self.check(value, path)
+
+    def describe(self) -> str:
+        return f"str(<= {self.max} bytes)"
+
+
+@dataclass(frozen=True)
+class List:
+    """Array of at most ``max`` items of one type; Python side is a tuple."""
+
+    item: Any
+    max: int
+
+    def check(self, value: Any, path: str) -> tuple[Any, ...]:
+        if type(value) not in (tuple, list):
+            raise CodecError(f"{path}: expected a list, got {type(value).__name__}")
+        if len(value) > self.max:
+            raise CodecError(f"{path}: {len(value)} items exceeds the limit of {self.max}")
+        return tuple(self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+    def to_wire(self, value: Any) -> list[Any]:
+        to = self.item.to_wire
+        return [to(v) for v in value]
+
+    def from_wire(self, value: Any, path: str) -> tuple[Any, ...]:
+        if type(value) is not list:
+            raise CodecError(f"{path}: expected an array, got {type(value).__name__}")
+        if len(value) > self.max:
+            raise CodecError(f"{path}: {len(value)} items exceeds the limit of {self.max}")
+        fw = self.item.from_wire
+        return tuple(fw(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+    def describe(self) -> str:
+        return f"array(<= {self.max}) of {self.item.describe()}"
+
+
+@dataclass(frozen=True)
+class Tuple:
+    """Fixed-length heterogeneous array (e.g. a (datanet, weight) pair); Python side is a tuple."""
+
+    items: tuple[Any, ...]
+
+    def check(self, value: Any, path: str) -> tuple[Any, ...]:
+        if type(value) not in (tuple, list) or len(value) != len(self.items):
+            raise CodecError(f"{path}: expected a {len(self.items)}-tuple")
+        return tuple(t.check(v, f"{path}[{i}]") for i, (t, v) in enumerate(zip(self.items, value)))
+
+    def to_wire(self, value: Any) -> list[Any]:
+        return [t.to_wire(v) for t, v in zip(self.items, value)]
+
+    def from_wire(self, value: Any, path: str) -> tuple[Any, ...]:
+        if type(value) is not list or len(value) != len(self.items):
+            raise CodecError(f"{path}: expected an array of {len(self.items)}")
+        return tuple(t.from_wire(v, f"{path}[{i}]") for i, (t, v) in enumerate(zip(self.items, value)))
+
+    def describe(self) -> str:
+        return "[" + ", ".join(t.describe() for t in self.items) + "]"
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Nested(Generic[S]):
+    """A canonical structure embedded as an array inside another."""
+
+    cls: type[S]
+
+    def check(self, value: Any, path: str) -> S:
+        if not isinstance(value, self.cls):
+            raise CodecError(f"{path}: expected {self.cls.__name__}")
+        return value
+
+    def to_wire(self, value: Any) -> list[Any]:
+        return value.to_wire()  # type: ignore[no-any-return]
+
+    def from_wire(self, value: Any, path: str) -> S:
+        return self.cls.from_wire(value, path)  # type: ignore[attr-defined,no-any-return]
+
+    def describe(self) -> str:
+        return self.cls.__name__
+
+
+U8 = UInt(8)
+U16 = UInt(16)
+U32 = UInt(32)
+U64 = UInt(64)
+I64 = SInt(64)
+HASH = Bytes(sizes=(32,))
+ADDRESS = Bytes(sizes=(20,))
+PUBKEY = Bytes(sizes=(32,))
+SIGNATURE = Bytes(sizes=(64,))
+
+
+def f(wire_type: Any, **kwargs: Any) -> Any:
+    """Declare a dataclass field with its wire type."""
+    return field(metadata={"wire": wire_type}, **kwargs)
+
+
+T = TypeVar("T")
+
+
+def canonical(cls: type[T]) -> type[T]:
+    """Make a frozen dataclass a canonical structure: ``to_wire``/``from_wire``/``encode``/``decode``.
+
+    Construction validates every field, so an invalid structure can never be built or encoded.
+    """
+    cls = dataclass(frozen=True)(cls)
+    specs = tuple((fd.name, fd.metadata["wire"]) for fd in dataclasses.fields(cls))  # type: ignore[arg-type]
+    n = len(specs)
+    name = cls.__name__
+
+    # Optional cross-field rule: ``validate(self, path)`` runs after construction and decoding.
+    validate = getattr(cls, "validate", None)
+
+    def __post_init__(self: Any) -> None:
+        for fname, wt in specs:
+            object.__setattr__(self, fname, wt.check(getattr(self, fname), f"{name}.{fname}"))
+        if validate is not None:
+            validate(self, name)
+
+    def to_wire(self: Any) -> list[Any]:
+        return [wt.to_wire(getattr(self, fname)) for fname, wt in specs]
+
+    def from_wire(klass: Any, value: Any, path: str = name) -> Any:
+        if type(value) is not list:
+            raise CodecError(f"{path}: expected an array, got {type(value).__name__}")
+        if len(value) != n:
+            raise CodecError(f"{path}: expected {n} fields, got {len(value)}")
+        obj = object.__new__(klass)
+        for (fname, wt), v in zip(specs, value):
+            object.__setattr__(obj, fname, wt.from_wire(v, f"{path}.{fname}"))
+        if validate is not None:
+            validate(obj, path)
+        return obj
+
+    def encode_self(self: Any) -> bytes:
+        return pack(self.to_wire())
+
+    cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+    cls.to_wire = to_wire  # type: ignore[attr-defined]
+    cls.from_wire = classmethod(from_wire)  # type: ignore[attr-defined]
+    cls.encode = encode_self  # type: ignore[attr-defined]
+    cls.WIRE_FIELDS = specs  # type: ignore[attr-defined]
+    return cls
+
+
+class Canonical(Protocol):
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, Any], ...]]
+
+    def to_wire(self) -> list[Any]: ...
+
+    def encode(self) -> bytes: ...
+
+
+_packer_opts: dict[str, Any] = {"use_bin_type": True, "strict_types": True}
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def pack(obj: Any) -> bytes:
+    """Encode a wire value (nested lists of int/bytes/str) as msgpack."""
+    try:
+        return msgpack.packb(obj, default=_default, **_packer_opts)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode: {exc}") from exc
+
+
+def _reject_hook(_pairs: Any) -> Any:
+    raise CodecError("maps are not allowed in canonical encoding")
+
+
+def unpack(data: bytes, max_size: int = MAX_MESSAGE) -> Any:
+    """Decode msgpack bytes to a wire value and require that they are its canonical encoding."""
+    if type(data) is not bytes:
+        raise CodecError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_size:
+        raise CodecError(f"message of {len(data)} bytes exceeds the limit of {max_size}")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            object_pairs_hook=_reject_hook,
+        )
+    except CodecError:
+        raise
+    except Exception as exc:  # msgpack raises many types: ExtraData, ValueError, UnicodeDecodeError...
+        raise CodecError(f"malformed msgpack: {type(exc).__name__}") from exc
+    _check_types(value, 0)
+    if pack(value) != data:
+        raise CodecError("not the canonical encoding")
+    return value
+
+
+def _check_types(value: Any, depth: int) -> None:
+    if depth > 32:
+        raise CodecError("nesting deeper than 32")
+    t = type(value)
+    if t is list:
+        for v in value:
+            _check_types(v, depth + 1)
+    elif t not in (int, bytes, str):
+        raise CodecError(f"type {t.__name__} is not allowed in canonical encoding")
+
+
+def encode(obj: Any) -> bytes:
+    """Canonical bytes of a structure."""
+    return pack(obj.to_wire())
+
+
+def decode(cls: type[T], data: bytes, max_size: int = MAX_MESSAGE) -> T:
+    """Decode canonical bytes into ``cls``; any deviation raises CodecError."""
+    return cls.from_wire(unpack(data, max_size))  # type: ignore[attr-defined,no-any-return]
+
+
+def schema_rows(cls: Any) -> list[tuple[str, str]]:
+    """(field, wire type) rows of a structure, for generated docs."""
+    return [(name, wt.describe()) for name, wt in cls.WIRE_FIELDS]
+
+
+Encoder = Callable[[Any], bytes]

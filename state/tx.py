@@ -1,0 +1,300 @@
+"""Transactions: the unsigned envelope, one body structure per kind, and the signed form.
+
+Unsigned = [version, kind, sender_public_key, nonce, fee, body]; Signed = [unsigned, signature],
+the signature over pack(["attrchain/tx/v1", chain_id, unsigned]). The hash of a transaction is
+sha256 of its signed bytes, and the id of anything a transaction creates (datanet, contribution,
+model, adapter) is that hash.
+
+Codec limits here are hard ceilings on the wire; genesis params set the tighter rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from state.codec import (
+    ADDRESS,
+    HASH,
+    PUBKEY,
+    SIGNATURE,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bytes,
+    CodecError,
+    List,
+    Nested,
+    Str,
+    Tuple,
+    canonical,
+    f,
+    pack,
+    unpack,
+)
+from state.crypto import DOMAIN_TX, PrivateKey, address_of, sha256, sign_bytes, verify
+
+TX_VERSION = 1
+MAX_TX_BYTES = 96 * 1024
+MAX_FINGERPRINT = 4096  # wire ceiling; genesis `fingerprint_max` is the rule
+MAX_MINHASH = 256  # wire ceiling; genesis `minhash_size` is the rule
+MAX_CONTENT = 64 * 1024
+MAX_MIX = 32  # datanets in one model's or adapter's training mix
+MAX_CLAIMS = 256
+OPT_HASH = Bytes(sizes=(0, 32))  # an optional reference: empty means none
+OPT_ADDRESS = Bytes(sizes=(0, 20))
+NAME = Str(64)
+URI = Str(256)
+MIX = List(Tuple((HASH, U16)), MAX_MIX)  # [(datanet id, weight bps)]
+
+
+@canonical
+class Transfer:
+    to: bytes = f(ADDRESS)
+    amount: int = f(U64)
+
+
+@canonical
+class CreateDatanet:
+    name: str = f(NAME)
+    metadata_uri: str = f(URI)
+    bond_required: int = f(U64)
+
+
+@canonical
+class AddCurator:
+    datanet: bytes = f(HASH)
+    curator: bytes = f(ADDRESS)
+
+
+@canonical
+class RemoveCurator:
+    datanet: bytes = f(HASH)
+    curator: bytes = f(ADDRESS)
+
+
+@canonical
+class Contribute:
+    datanet: bytes = f(HASH)
+    content_hash: bytes = f(HASH)
+    size: int = f(U32)
+    fingerprint: tuple[int, ...] = f(List(U64, MAX_FINGERPRINT))
+    minhash: tuple[int, ...] = f(List(U64, MAX_MINHASH))
+    bond: int = f(U64)
+
+
+@canonical
+class Review:
+    contribution: bytes = f(HASH)
+    accept: int = f(U8)  # 1 accept, 0 reject
+
+
+@canonical
+class Challenge:
+    contribution: bytes = f(HASH)
+    content: bytes = f(Bytes(MAX_CONTENT))
+
+
+@canonical
+class TransferContribution:
+    contribution: bytes = f(HASH)
+    new_owner: bytes = f(ADDRESS)
+
+
+@canonical
+class RegisterModel:
+    name: str = f(NAME)
+    datanets: tuple[tuple[bytes, int], ...] = f(MIX)
+    parent: bytes = f(OPT_HASH)
+    lineage_bps: int = f(U16)
+
+
+@canonical
+class RegisterAdapter:
+    name: str = f(NAME)
+    base_model: bytes = f(HASH)
+    datanets: tuple[tuple[bytes, int], ...] = f(MIX)
+
+
+@canonical
+class RegisterAgent:
+    """Sent by the agent's own account; ``owner`` receives the agent-owner share."""
+
+    name: str = f(NAME)
+    model: bytes = f(HASH)
+    adapter: bytes = f(OPT_HASH)
+    owner: bytes = f(ADDRESS)
+    stake: int = f(U64)
+
+
+@canonical
+class AgentAction:
+    action_hash: bytes = f(HASH)
+    outcome_hash: bytes = f(HASH)
+
+
+@canonical
+class Infer:
+    model: bytes = f(HASH)
+    adapter: bytes = f(OPT_HASH)
+    agent: bytes = f(OPT_ADDRESS)
+    payment: int = f(U64)
+    input_tokens: int = f(U32)
+    output_tokens: int = f(U32)
+    output_hash: bytes = f(HASH)
+    output_fingerprint: tuple[int, ...] = f(List(U64, MAX_FINGERPRINT))
+
+
+@canonical
+class ClaimRewards:
+    contributions: tuple[bytes, ...] = f(List(HASH, MAX_CLAIMS))
+
+
+@canonical
+class CreateValidator:
+    consensus_public_key: bytes = f(PUBKEY)
+    self_stake: int = f(U64)
+    moniker: str = f(NAME)
+
+
+@canonical
+class Delegate:
+    validator: bytes = f(ADDRESS)
+    amount: int = f(U64)
+
+
+@canonical
+class Undelegate:
+    validator: bytes = f(ADDRESS)
+    amount: int = f(U64)
+
+
+@canonical
+class Unjail:
+    pass
+
+
+# kind number -> (name, body class). Numbers are consensus-critical and never reused.
+TX_KINDS: dict[int, tuple[str, type[Any]]] = {
+    1: ("transfer", Transfer),
+    10: ("create_datanet", CreateDatanet),
+    11: ("add_curator", AddCurator),
+    12: ("remove_curator", RemoveCurator),
+    13: ("contribute", Contribute),
+    14: ("review", Review),
+    15: ("challenge", Challenge),
+    16: ("transfer_contribution", TransferContribution),
+    20: ("register_model", RegisterModel),
+    21: ("register_adapter", RegisterAdapter),
+    22: ("register_agent", RegisterAgent),
+    23: ("agent_action", AgentAction),
+    24: ("infer", Infer),
+    25: ("claim_rewards", ClaimRewards),
+    30: ("create_validator", CreateValidator),
+    31: ("delegate", Delegate),
+    32: ("undelegate", Undelegate),
+    33: ("unjail", Unjail),
+}
+KIND_BY_NAME: dict[str, int] = {name: kind for kind, (name, _) in TX_KINDS.items()}
+KIND_BY_CLASS: dict[type[Any], int] = {cls: kind for kind, (_, cls) in TX_KINDS.items()}
+
+
+class _Body:
+    """Wire type of the body field: the structure named by the envelope's kind."""
+
+    def check(self, value: Any, path: str) -> Any:
+        if type(value) not in KIND_BY_CLASS:
+            raise CodecError(f"{path}: not a transaction body")
+        return value
+
+    def to_wire(self, value: Any) -> list[Any]:
+        return value.to_wire()  # type: ignore[no-any-return]
+
+    def from_wire(self, value: Any, path: str) -> Any:
+        if type(value) is not list:
+            raise CodecError(f"{path}: expected an array")
+        return value  # resolved by UnsignedTx.validate once the kind is known
+
+    def describe(self) -> str:
+        return "array: the body structure of `kind`"
+
+
+@canonical
+class UnsignedTx:
+    version: int = f(U8)
+    kind: int = f(U16)
+    sender: bytes = f(PUBKEY)
+    nonce: int = f(U64)
+    fee: int = f(U64)
+    body: Any = f(_Body())
+
+    def validate(self, path: str) -> None:
+        """The version is known and the body is the structure its kind names."""
+        if self.version != TX_VERSION:
+            raise CodecError(f"{path}.version: unsupported version {self.version}")
+        entry = TX_KINDS.get(self.kind)
+        if entry is None:
+            raise CodecError(f"{path}.kind: unknown transaction kind {self.kind}")
+        if type(self.body) is list:  # just decoded: resolve the body by kind
+            object.__setattr__(self, "body", entry[1].from_wire(self.body, f"{path}.body"))
+        elif type(self.body) is not entry[1]:
+            raise CodecError(f"{path}.kind: {self.kind} does not match the body")
+
+
+@canonical
+class SignedTx:
+    unsigned: UnsignedTx = f(Nested(UnsignedTx))
+    signature: bytes = f(SIGNATURE)
+
+
+@dataclass(frozen=True)
+class Tx:
+    """A decoded signed transaction with its canonical bytes and hash, computed once."""
+
+    signed: SignedTx
+    raw: bytes
+    hash: bytes
+
+    @property
+    def unsigned(self) -> UnsignedTx:
+        return self.signed.unsigned
+
+    @property
+    def sender(self) -> bytes:
+        """The sender's address."""
+        return address_of(self.signed.unsigned.sender)
+
+    @property
+    def kind_name(self) -> str:
+        return TX_KINDS[self.signed.unsigned.kind][0]
+
+    @property
+    def body(self) -> Any:
+        return self.signed.unsigned.body
+
+    def sign_bytes(self, chain_id: str) -> bytes:
+        return sign_bytes(DOMAIN_TX, chain_id, self.signed.unsigned.to_wire())  # type: ignore[attr-defined]
+
+    def has_valid_signature(self, chain_id: str) -> bool:
+        """True when the signature verifies for this chain id (the only signature rule)."""
+        return verify(self.signed.unsigned.sender, self.signed.signature, self.sign_bytes(chain_id))
+
+
+def decode_tx(raw: bytes) -> Tx:
+    """Decode signed transaction bytes; raises CodecError for anything not canonical."""
+    if type(raw) is not bytes:
+        raise CodecError("a transaction is bytes")
+    if len(raw) > MAX_TX_BYTES:
+        raise CodecError(f"transaction of {len(raw)} bytes exceeds the limit of {MAX_TX_BYTES}")
+    signed = SignedTx.from_wire(unpack(raw, MAX_TX_BYTES))  # type: ignore[attr-defined]
+    return Tx(signed, raw, sha256(raw))
+
+
+def sign_tx(key: PrivateKey, chain_id: str, nonce: int, body: Any, fee: int = 0) -> Tx:
+    """Build, sign and encode a transaction of the body's kind."""
+    unsigned = UnsignedTx(TX_VERSION, KIND_BY_CLASS[type(body)], key.public_key, nonce, fee, body)
+    sig = key.sign(sign_bytes(DOMAIN_TX, chain_id, unsigned.to_wire()))  # type: ignore[attr-defined]
+    signed = SignedTx(unsigned, sig)
+    raw = pack(signed.to_wire())  # type: ignore[attr-defined]
+    return Tx(signed, raw, sha256(raw))
