@@ -1,0 +1,179 @@
+"""The one key schema: every LevelDB key in attrchain is built by a function here.
+
+Two families share one LevelDB:
+- STATE keys (prefix ``s``): committed into the authenticated state tree; each value is the
+  canonical msgpack of a state structure. ``abci_query`` reads any of them with a proof.
+- LOCAL keys (other prefixes): tree nodes, blocks, indexes, receipts-by-recipient, node metadata.
+  They are derived data and are not part of the state root.
+
+No other module concatenates key prefixes.
+"""
+
+from __future__ import annotations
+
+# ---- state (authenticated) ---------------------------------------------------------------
+STATE = b"s"
+
+
+def _s(tag: bytes, *parts: bytes) -> bytes:
+    return STATE + tag + b"".join(parts)
+
+
+def u64(n: int) -> bytes:
+    """Big-endian 8-byte integer, so LevelDB order is numeric order."""
+    return n.to_bytes(8, "big")
+
+
+def account_key(address: bytes) -> bytes:
+    return _s(b"a/", address)
+
+
+def params_key() -> bytes:
+    return _s(b"p/")
+
+
+def chain_meta_key() -> bytes:
+    """Chain-level counters in state (total supply, burned, fee pool, height)."""
+    return _s(b"m/")
+
+
+def datanet_key(datanet_id: bytes) -> bytes:
+    return _s(b"dn/", datanet_id)
+
+
+def curator_key(datanet_id: bytes, curator: bytes) -> bytes:
+    return _s(b"cu/", datanet_id, curator)
+
+
+def contribution_key(contribution_id: bytes) -> bytes:
+    return _s(b"c/", contribution_id)
+
+
+def content_hash_key(datanet_id: bytes, content_hash: bytes) -> bytes:
+    """Exact-duplicate index: (datanet, content hash) -> contribution id."""
+    return _s(b"ch/", datanet_id, content_hash)
+
+
+def lsh_band_key(datanet_id: bytes, band: int, band_hash: bytes) -> bytes:
+    """Near-duplicate index: (datanet, LSH band, band hash) -> contribution ids."""
+    return _s(b"lsh/", datanet_id, band.to_bytes(2, "big"), band_hash)
+
+
+def doc_freq_key(datanet_id: bytes, fp_hash: int) -> bytes:
+    """Document frequency of one fingerprint hash within a datanet."""
+    return _s(b"df/", datanet_id, u64(fp_hash))
+
+
+def fp_postings_key(datanet_id: bytes, fp_hash: int) -> bytes:
+    """Contributions in a datanet whose fingerprints contain a hash."""
+    return _s(b"fp/", datanet_id, u64(fp_hash))
+
+
+def model_key(model_id: bytes) -> bytes:
+    return _s(b"mo/", model_id)
+
+
+def adapter_key(adapter_id: bytes) -> bytes:
+    return _s(b"ad/", adapter_id)
+
+
+def agent_key(agent_address: bytes) -> bytes:
+    return _s(b"ag/", agent_address)
+
+
+def agent_action_key(agent_address: bytes, seq: int) -> bytes:
+    return _s(b"aa/", agent_address, u64(seq))
+
+
+def inference_key(inference_id: bytes) -> bytes:
+    return _s(b"in/", inference_id)
+
+
+def receipt_key(inference_id: bytes) -> bytes:
+    return _s(b"rc/", inference_id)
+
+
+def validator_key(operator: bytes) -> bytes:
+    return _s(b"v/", operator)
+
+
+def validator_by_consensus_key(consensus_address: bytes) -> bytes:
+    return _s(b"vc/", consensus_address)
+
+
+def delegation_key(validator: bytes, delegator: bytes) -> bytes:
+    return _s(b"de/", validator, delegator)
+
+
+def unbonding_key(completion_height: int, validator: bytes, delegator: bytes) -> bytes:
+    return _s(b"ub/", u64(completion_height), validator, delegator)
+
+
+def validator_set_key(height: int) -> bytes:
+    """The validator set (with proposer priorities) that signs block ``height``."""
+    return _s(b"vs/", u64(height))
+
+
+def signing_info_key(consensus_address: bytes) -> bytes:
+    return _s(b"si/", consensus_address)
+
+
+def evidence_seen_key(evidence_hash: bytes) -> bytes:
+    return _s(b"ev/", evidence_hash)
+
+
+# ---- local (not in the state root) -------------------------------------------------------
+TREE = b"t"
+BLOCK = b"b"
+BLOCK_HASH = b"h"
+COMMIT = b"k"
+TX_INDEX = b"x"
+RECIPIENT_INDEX = b"r"
+META = b"M"
+
+
+def tree_node_key(node_path: bytes) -> bytes:
+    """A node of the authenticated state tree, addressed by its encoded path."""
+    return TREE + node_path
+
+
+def block_key(height: int) -> bytes:
+    return BLOCK + u64(height)
+
+
+def block_hash_key(block_hash: bytes) -> bytes:
+    """Block hash -> height."""
+    return BLOCK_HASH + block_hash
+
+
+def commit_key(height: int) -> bytes:
+    """The commit certificate for block ``height`` as seen by this node (the next block carries
+    its canonical copy)."""
+    return COMMIT + u64(height)
+
+
+def results_key(height: int) -> bytes:
+    return BLOCK + b"r" + u64(height)
+
+
+def tx_index_key(tx_hash: bytes) -> bytes:
+    """Transaction hash -> (height, index in block, result)."""
+    return TX_INDEX + tx_hash
+
+
+def tx_by_sender_key(sender: bytes, height: int, index: int) -> bytes:
+    return TX_INDEX + b"s" + sender + u64(height) + index.to_bytes(4, "big")
+
+
+def recipient_receipt_key(recipient: bytes, height: int, index: int, inference_id: bytes) -> bytes:
+    """Receipts by recipient, ordered by height then position."""
+    return RECIPIENT_INDEX + recipient + u64(height) + index.to_bytes(4, "big") + inference_id
+
+
+def recipient_prefix(recipient: bytes) -> bytes:
+    return RECIPIENT_INDEX + recipient
+
+
+def meta_key(name: str) -> bytes:
+    """Node metadata: latest height, latest root, genesis hash, ..."""
+    return META + name.encode()
