@@ -259,19 +259,22 @@ def canonical(cls: type[T]) -> type[T]:
 
     Construction validates every field, so an invalid structure can never be built or encoded.
     """
-    cls = dataclass(frozen=True)(cls)
-    specs = tuple((fd.name, fd.metadata["wire"]) for fd in dataclasses.fields(cls))  # type: ignore[arg-type]
-    n = len(specs)
-    name = cls.__name__
-
     # Optional cross-field rule: ``validate(self, path)`` runs after construction and decoding.
     validate = getattr(cls, "validate", None)
+    name = cls.__name__
+    specs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self: Any) -> None:
         for fname, wt in specs:
             object.__setattr__(self, fname, wt.check(getattr(self, fname), f"{name}.{fname}"))
         if validate is not None:
             validate(self, name)
+
+    # dataclass() only wires __post_init__ into __init__ when it exists before decoration.
+    cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+    cls = dataclass(frozen=True)(cls)
+    specs = tuple((fd.name, fd.metadata["wire"]) for fd in dataclasses.fields(cls))  # type: ignore[arg-type]
+    n = len(specs)
 
     def to_wire(self: Any) -> list[Any]:
         return [wt.to_wire(getattr(self, fname)) for fname, wt in specs]
@@ -291,7 +294,6 @@ def canonical(cls: type[T]) -> type[T]:
     def encode_self(self: Any) -> bytes:
         return pack(self.to_wire())
 
-    cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
     cls.to_wire = to_wire  # type: ignore[attr-defined]
     cls.from_wire = classmethod(from_wire)  # type: ignore[attr-defined]
     cls.encode = encode_self  # type: ignore[attr-defined]

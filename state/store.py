@@ -1,0 +1,168 @@
+"""LevelDB storage and the state view the state transition works on.
+
+`StateView` overlays pending changes on the committed LevelDB state in two layers: the block layer
+(everything applied so far in this block) and the transaction layer (the transaction in progress).
+`apply_tx` runs inside `view.transaction()`: a rejection drops the transaction layer, so a rejected
+transaction changes nothing. `StateDB.commit` writes the block layer, the state-tree update, the
+block, its indexes and receipts in ONE atomic LevelDB write batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import plyvel
+
+from state import keys
+from state.codec import pack, unpack
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+class StateView:
+    """Reads through (tx layer -> block layer -> LevelDB); writes go to the innermost layer."""
+
+    def __init__(self, db: "StateDB") -> None:
+        self._db = db
+        self._get = db.raw.get
+        self.block_writes: dict[bytes, bytes | None] = {}
+        self.local_writes: dict[bytes, bytes | None] = {}  # indexes etc., not in the state root
+        self._tx_writes: dict[bytes, bytes | None] | None = None
+        self._tx_local: dict[bytes, bytes | None] | None = None
+        self._cache: dict[bytes, Any] = {}  # decoded objects keyed by state key, block layer only
+
+    # ---- raw access ----------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        tw = self._tx_writes
+        if tw is not None:
+            v = tw.get(key, _MISSING)
+            if v is not _MISSING:
+                return v  # type: ignore[return-value]
+        v = self.block_writes.get(key, _MISSING)
+        if v is not _MISSING:
+            return v  # type: ignore[return-value]
+        return self._get(key)  # type: ignore[no-any-return]
+
+    def put(self, key: bytes, value: bytes) -> None:
+        (self._tx_writes if self._tx_writes is not None else self.block_writes)[key] = value
+
+    def delete(self, key: bytes) -> None:
+        (self._tx_writes if self._tx_writes is not None else self.block_writes)[key] = None
+
+    def local_put(self, key: bytes, value: bytes) -> None:
+        (self._tx_local if self._tx_local is not None else self.local_writes)[key] = value
+
+    # ---- typed access --------------------------------------------------------------------
+    def get_obj(self, key: bytes, cls: type[T]) -> T | None:
+        raw = self.get(key)
+        if raw is None:
+            return None
+        return cls.from_wire(unpack(raw))  # type: ignore[attr-defined,no-any-return]
+
+    def put_obj(self, key: bytes, obj: Any) -> None:
+        self.put(key, pack(obj.to_wire()))
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys under ``prefix`` in byte order, merging pending writes over LevelDB."""
+        pending: dict[bytes, bytes | None] = {
+            k: v for k, v in self.block_writes.items() if k.startswith(prefix)
+        }
+        if self._tx_writes:
+            pending.update((k, v) for k, v in self._tx_writes.items() if k.startswith(prefix))
+        merged: dict[bytes, bytes | None] = {}
+        for k, v in self._db.raw.iterator(prefix=prefix):
+            merged[k] = v
+        merged.update(pending)
+        for k in sorted(merged):
+            v = merged[k]
+            if v is not None:
+                yield k, v
+
+    # ---- transaction layer ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run a block of changes atomically: on any exception, none of them happened."""
+        if self._tx_writes is not None:
+            raise RuntimeError("nested state transactions are not supported")
+        self._tx_writes, self._tx_local = {}, {}
+        try:
+            yield
+        except BaseException:
+            self._tx_writes = self._tx_local = None
+            raise
+        tw, tl = self._tx_writes, self._tx_local
+        self._tx_writes = self._tx_local = None
+        self.block_writes.update(tw)
+        self.local_writes.update(tl)  # type: ignore[arg-type]
+
+    def state_changes(self) -> dict[bytes, bytes | None]:
+        """Pending changes to authenticated state keys (those under keys.STATE)."""
+        return {k: v for k, v in self.block_writes.items() if k[:1] == keys.STATE}
+
+
+class StateDB:
+    """One LevelDB holding state, the state tree, blocks and indexes."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from state.smt import SparseMerkleTree
+
+        os.makedirs(path, exist_ok=True)
+        self.path = str(path)
+        self.raw = plyvel.DB(self.path, create_if_missing=True)
+        self.tree = SparseMerkleTree(self.raw)
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> "StateDB":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def view(self) -> StateView:
+        return StateView(self)
+
+    def root(self) -> bytes:
+        return self.tree.root()
+
+    def preview_root(self, view: StateView) -> Any:
+        """The tree update (with its root) that committing ``view`` would make; writes nothing."""
+        return self.tree.prepare(view.state_changes())
+
+    def commit(
+        self,
+        view: StateView,
+        extra: dict[bytes, bytes] | None = None,
+        tree_update: Any = None,
+        sync: bool = True,
+    ) -> bytes:
+        """Write the view's state and local changes, the tree update and ``extra`` in ONE batch.
+
+        Returns the new state root. ``tree_update`` may be passed if it was already prepared.
+        """
+        update = tree_update if tree_update is not None else self.preview_root(view)
+        with self.raw.write_batch(sync=sync) as batch:
+            for k, v in view.block_writes.items():
+                if v is None:
+                    batch.delete(k)
+                else:
+                    batch.put(k, v)
+            for k, v in view.local_writes.items():
+                if v is None:
+                    batch.delete(k)
+                else:
+                    batch.put(k, v)
+            if extra:
+                for k, v in extra.items():
+                    batch.put(k, v)
+            update.write_to(batch)
+        self.tree.commit(update)
+        return update.root  # type: ignore[no-any-return]
+
+    def get_meta(self, name: str) -> bytes | None:
+        return self.raw.get(keys.meta_key(name))  # type: ignore[no-any-return]
