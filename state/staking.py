@@ -11,7 +11,7 @@ from typing import Any
 HANDLERS: dict[type[Any], Any] = {}
 
 
-def begin_block(view: Any, ctx: Any, block: Any) -> None:
+def begin_block(view: Any, ctx: Any, evidence: Any, last_commit: Any) -> None:
     """Evidence and liveness processing (to be implemented with staking)."""
 
 

@@ -135,11 +135,21 @@ def apply_raw_tx(view: StateView, raw: bytes, ctx: BlockContext) -> tuple[bytes,
     return tx.hash, apply_tx(view, tx, ctx)
 
 
-def apply_block(view: StateView, txs: Iterable[bytes], ctx: BlockContext, block: Any = None) -> BlockResult:
-    """Apply a block's transactions between the staking begin/end hooks."""
+def apply_block(
+    view: StateView,
+    txs: Iterable[bytes],
+    ctx: BlockContext,
+    evidence: tuple[Any, ...] = (),
+    last_commit: Any = None,
+) -> BlockResult:
+    """Apply a block's transactions between the staking begin/end hooks.
+
+    ``evidence`` (DuplicateVoteEvidence) and ``last_commit`` (who signed the previous block) feed
+    slashing and liveness in begin_block.
+    """
     from state import staking
 
-    staking.begin_block(view, ctx, block)
+    staking.begin_block(view, ctx, evidence, last_commit)
     results: list[TxResult] = []
     hashes: list[bytes] = []
     for i, raw in enumerate(txs):
