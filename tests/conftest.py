@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 settings.register_profile(
-    "attrchain", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    "attrchain", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture], derandomize=True
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "attrchain"))
 
