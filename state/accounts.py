@@ -78,6 +78,15 @@ def move(view: StateView, sender: bytes, recipient: bytes, amount: int) -> None:
     set_account(view, recipient, Account(dst.balance + amount, dst.nonce))
 
 
+def credit(view: StateView, address: bytes, amount: int) -> None:
+    """Add ``amount`` already debited elsewhere in the same transition (e.g. the block's fees)."""
+    if amount == 0:
+        return
+    acct = get_account(view, address)
+    require(acct.balance + amount <= U64_MAX, "balance_overflow", "balance would overflow")
+    set_account(view, address, Account(acct.balance + amount, acct.nonce))
+
+
 def burn(view: StateView, holder: bytes, amount: int) -> None:
     """Destroy ``amount`` from ``holder`` and count it in the chain's burned total."""
     if amount == 0:

@@ -66,15 +66,16 @@ class UInt:
 
     bits: int
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_limit", 1 << self.bits)
+
     def check(self, value: Any, path: str) -> int:
-        if type(value) is not int or value < 0 or value >= 1 << self.bits:
+        if type(value) is not int or not 0 <= value < self._limit:  # type: ignore[attr-defined]
             raise CodecError(f"{path}: expected uint{self.bits}, got {value!r:.40}")
         return value
 
     to_wire = staticmethod(lambda value: value)
-
-    def from_wire(self, value: Any, path: str) -> int:
-        return self.check(value, path)
+    from_wire = check
 
     def describe(self) -> str:
         return f"uint{self.bits}"
@@ -119,9 +120,7 @@ class Bytes:
         return value
 
     to_wire = staticmethod(lambda value: value)
-
-    def from_wire(self, value: Any, path: str) -> bytes:
-        return self.check(value, path)
+    from_wire = check
 
     def _sizes(self) -> str:
         return " or ".join(str(s) for s in self.sizes)
@@ -265,8 +264,8 @@ def canonical(cls: type[T]) -> type[T]:
     specs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self: Any) -> None:
-        for fname, wt in specs:
-            object.__setattr__(self, fname, wt.check(getattr(self, fname), f"{name}.{fname}"))
+        for fname, wt, fpath in checks:
+            object.__setattr__(self, fname, wt.check(getattr(self, fname), fpath))
         if validate is not None:
             validate(self, name)
 
@@ -274,6 +273,9 @@ def canonical(cls: type[T]) -> type[T]:
     cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
     cls = dataclass(frozen=True)(cls)
     specs = tuple((fd.name, fd.metadata["wire"]) for fd in dataclasses.fields(cls))  # type: ignore[arg-type]
+    # field paths for error messages are built once, not per decode
+    checks = tuple((fname, wt, f"{name}.{fname}") for fname, wt in specs)
+    decoders = tuple((fname, wt.from_wire, f"{name}.{fname}") for fname, wt in specs)
     n = len(specs)
 
     def to_wire(self: Any) -> list[Any]:
@@ -285,8 +287,9 @@ def canonical(cls: type[T]) -> type[T]:
         if len(value) != n:
             raise CodecError(f"{path}: expected {n} fields, got {len(value)}")
         obj = object.__new__(klass)
-        for (fname, wt), v in zip(specs, value):
-            object.__setattr__(obj, fname, wt.from_wire(v, f"{path}.{fname}"))
+        setattr_ = object.__setattr__
+        for (fname, from_w, fpath), v in zip(decoders, value):
+            setattr_(obj, fname, from_w(v, fpath))
         if validate is not None:
             validate(obj, path)
         return obj

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from state import keys
-from state.accounts import FEE_COLLECTOR, Account, get_account, move, process_transfer, set_account
+from state.accounts import FEE_COLLECTOR, Account, credit, get_account, process_transfer, set_account
 from state.codec import CodecError, pack, unpack
 from state.crypto import sha256
 from state.errors import TxRejected, require
@@ -42,6 +42,7 @@ class BlockContext:
     # hashes of transactions whose signatures this node already verified for this chain id
     verified: set[bytes] | frozenset[bytes] = frozenset()
     tx_index: int = 0  # position of the transaction in progress within the block
+    fees: int = 0  # fees charged so far in this block, credited to FEE_COLLECTOR after the txs
     events: list[Any] = field(default_factory=list)
 
 
@@ -118,11 +119,12 @@ def apply_tx(view: StateView, tx: Tx, ctx: BlockContext) -> TxResult:
             acct = check_envelope(view, tx, ctx)
             handler = get_handler(type(tx.body))
             require(handler is not None, "unsupported_kind", f"{tx.kind_name} is not enabled")
-            set_account(view, tx.sender, Account(acct.balance, acct.nonce + 1))
-            move(view, tx.sender, FEE_COLLECTOR, tx.unsigned.fee)
+            # fee and nonce in one write; the fee reaches FEE_COLLECTOR once per block
+            set_account(view, tx.sender, Account(acct.balance - tx.unsigned.fee, acct.nonce + 1))
             handler(view, tx, ctx)  # type: ignore[misc]
     except TxRejected as exc:
         return TxResult(FAILED, exc.reason, exc.message)
+    ctx.fees += tx.unsigned.fee
     return TxResult(OK)
 
 
@@ -157,6 +159,7 @@ def apply_block(
         h, r = apply_raw_tx(view, raw, ctx)
         hashes.append(h)
         results.append(r)
+    credit(view, FEE_COLLECTOR, ctx.fees)
     updates = staking.end_block(view, ctx)
     return BlockResult(results, hashes, updates)
 
