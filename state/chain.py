@@ -78,6 +78,11 @@ class Chain:
     def genesis_hash(self) -> bytes | None:
         return self.db.get_meta("genesis_hash")
 
+    @property
+    def genesis_time_ms(self) -> int:
+        raw = self.db.get_meta("genesis_time_ms")
+        return int.from_bytes(raw, "big") if raw else 0
+
     def params(self) -> Params:
         return load_params(self.db.view())
 
@@ -129,6 +134,7 @@ class Chain:
             keys.meta_key("height"): (0).to_bytes(8, "big"),
             keys.meta_key("chain_id"): genesis.chain_id.encode(),
             keys.meta_key("genesis_hash"): genesis.hash(),
+            keys.meta_key("genesis_time_ms"): genesis.genesis_time_ms.to_bytes(8, "big"),
         }
         return self.db.commit(view, extra)
 

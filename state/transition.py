@@ -38,7 +38,7 @@ class BlockContext:
     height: int
     time_ms: int
     params: Params
-    proposer: bytes = b""  # operator address of the block's proposer
+    proposer: bytes = b""  # consensus address of the block's proposer (header.proposer)
     # hashes of transactions whose signatures this node already verified for this chain id
     verified: set[bytes] | frozenset[bytes] = frozenset()
     tx_index: int = 0  # position of the transaction in progress within the block

@@ -1,0 +1,90 @@
+"""Validating a received block against the chain, then executing it (without writing).
+
+Used by the consensus driver for proposals and by block sync for downloaded blocks. Every rule a
+block header must satisfy is checked here, in one place, before any state is touched; the state
+transition then runs on a fresh view and its root and results must match the header.
+"""
+
+from __future__ import annotations
+
+from consensus.bft_time import InvalidBlockTime, is_valid_block_time
+from consensus.validators import ValidatorSet
+from consensus.votes import InvalidCommit, verify_commit
+from state import keys
+from state.block import BLOCK_VERSION, EMPTY_COMMIT, MAX_BLOCK_BYTES, Block, evidence_list_hash, list_hash
+from state.chain import Chain, Executed
+from state.codec import CodecError, unpack
+from state.errors import InvalidBlock
+from state.store import StateView
+
+
+def validator_set_at(view: StateView, height: int) -> ValidatorSet:
+    """The validator set that signs block ``height`` (stored by staking at least one height ahead)."""
+    raw = view.get(keys.validator_set_key(height))
+    if raw is None:
+        raise InvalidBlock(f"no validator set is known for height {height}")
+    try:
+        return ValidatorSet.from_wire(unpack(raw))  # type: ignore[attr-defined,no-any-return]
+    except CodecError as exc:
+        raise InvalidBlock(f"stored validator set for height {height} is corrupt: {exc}") from exc
+
+
+def check_header(chain: Chain, block: Block, block_size: int) -> None:
+    """Every header rule that does not need execution. Raises InvalidBlock."""
+    h = block.header
+    height = chain.height + 1
+    if block_size > MAX_BLOCK_BYTES:
+        raise InvalidBlock(f"block of {block_size} bytes exceeds {MAX_BLOCK_BYTES}")
+    if h.version != BLOCK_VERSION:
+        raise InvalidBlock(f"unknown block version {h.version}")
+    if h.chain_id != chain.chain_id:
+        raise InvalidBlock(f"block is for chain {h.chain_id!r}")
+    if h.height != height:
+        raise InvalidBlock(f"block height {h.height}, expected {height}")
+    view = chain.db.view()
+    params = chain.params()
+    if len(block.txs) > params.fees.max_block_txs:
+        raise InvalidBlock(f"{len(block.txs)} transactions exceed max_block_txs")
+    if h.txs_hash != list_hash(block.txs):
+        raise InvalidBlock("txs_hash does not match the transactions")
+    if h.evidence_hash != evidence_list_hash(block.evidence):
+        raise InvalidBlock("evidence_hash does not match the evidence")
+    if h.last_commit_hash != block.last_commit.hash():
+        raise InvalidBlock("last_commit_hash does not match the last commit")
+    if h.validators_hash != validator_set_at(view, height).hash():
+        raise InvalidBlock("validators_hash is not the hash of this height's validator set")
+    if h.next_validators_hash != validator_set_at(view, height + 1).hash():
+        raise InvalidBlock("next_validators_hash is not the hash of the next height's validator set")
+    prev = chain.get_header(height - 1)
+    if prev is None:
+        if h.last_block_hash != b"" or block.last_commit != EMPTY_COMMIT:
+            raise InvalidBlock("the first block has no previous block or commit")
+        genesis_time = chain.genesis_time_ms
+        if h.time_ms <= genesis_time:
+            raise InvalidBlock("the first block's time must be after genesis time")
+        return
+    if h.last_block_hash != prev.hash():
+        raise InvalidBlock("last_block_hash is not the previous block's hash")
+    prev_set = validator_set_at(view, height - 1)
+    try:
+        verify_commit(h.chain_id, prev_set, block.last_commit, height - 1, prev.hash())
+    except InvalidCommit as exc:
+        raise InvalidBlock(f"last commit: {exc}") from exc
+    try:
+        ok = is_valid_block_time(h.time_ms, prev.time_ms, block.last_commit, prev_set)
+    except InvalidBlockTime as exc:
+        raise InvalidBlock(f"block time: {exc}") from exc
+    if not ok:
+        raise InvalidBlock("block time is not the BFT time of its last commit")
+
+
+def validate_and_execute(chain: Chain, block: Block, block_size: int,
+                         verified: frozenset[bytes] | set[bytes] = frozenset()) -> Executed:
+    """Check the header, execute the block on a fresh view, and compare root and results."""
+    check_header(chain, block, block_size)
+    executed = chain.execute(block, verified)
+    if executed.state_root != block.header.state_root:
+        raise InvalidBlock("state_root differs from the result of executing the block")
+    if executed.result.results_hash() != block.header.results_hash:
+        raise InvalidBlock("results_hash differs from the result of executing the block")
+    return executed
