@@ -1,0 +1,328 @@
+"""The node process: one trio nursery owning p2p, the consensus driver, block sync, tx gossip and
+the JSON-RPC server.
+
+    Node.run
+      ├── P2PService.run                (libp2p host, gossip, request/response, redial loop)
+      ├── topic readers                 (proposals, votes, evidence, tx batches -> driver/mempool)
+      ├── tx gossip loop                (flush newly accepted txs every ~50 ms as one batch)
+      ├── sync loop                     (block sync at start and whenever peers are ahead)
+      ├── ConsensusDriver.run           (validators and full nodes alike follow consensus)
+      └── serve_rpc                     (JSON-RPC + WebSocket + /metrics)
+SIGTERM/SIGINT cancel the nursery; every component shuts down inside its own scope.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from node.config import Home, NodeConfig
+from node.events import NEW_BLOCK, TX, EventBus
+from node.mempool import Mempool, MempoolConfig
+from node.privval import PrivValidator
+from node.sync import handle_sync_request, sync_from_peers
+from p2p import topics
+from p2p.identity import PeerSpec
+from p2p.service import P2PService
+from state.block import Block, Commit
+from state.chain import Chain, Executed
+from state.codec import CodecError, pack, unpack
+from state.crypto import PrivateKey, to_hex
+from state.genesis import Genesis, load_genesis
+from state.store import StateDB
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+SYNC_POLL_S = 2.0
+MAX_TX_BATCH = 4000
+
+
+def parse_peer(text: str) -> PeerSpec:
+    """'<peer id>@<host>:<port>' -> PeerSpec."""
+    try:
+        peer_id, hostport = text.split("@", 1)
+        host, port = hostport.rsplit(":", 1)
+        return PeerSpec(peer_id, f"/ip4/{host}/tcp/{int(port)}/p2p/{peer_id}")
+    except ValueError as exc:
+        raise ValueError(f"persistent peer {text!r} is not '<peer id>@<host>:<port>'") from exc
+
+
+class Node:
+    def __init__(self, home: Home, config: NodeConfig) -> None:
+        self.home = home
+        self.config = config
+        self.genesis: Genesis = load_genesis(home.genesis_file)
+        self.node_key: PrivateKey = home.node_key()
+        self.validator_key: PrivateKey | None = home.validator_key()
+        home.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = StateDB(home.db_dir)
+        self.chain = Chain(self.db)
+        self.chain.init_genesis(self.genesis)
+        self.events = EventBus()
+        self.mempool = Mempool(self.chain, MempoolConfig(
+            max_txs=config.mempool.max_txs,
+            max_bytes=config.mempool.max_bytes,
+            max_per_sender=config.mempool.max_per_sender,
+        ))
+        from node.metrics import Metrics
+
+        self.metrics = Metrics()
+        self.signer = PrivValidator(self.validator_key, home.signer_state_file, self.chain.chain_id)
+        chain_id = self.chain.chain_id
+        self.topic = {
+            "txs": topics.txs_topic(chain_id),
+            "proposals": topics.proposals_topic(chain_id),
+            "votes": topics.votes_topic(chain_id),
+            "evidence": topics.evidence_topic(chain_id),
+        }
+        self.sync_protocol = topics.sync_protocol(chain_id)
+        peers = [parse_peer(p) for p in config.p2p.persistent_peers]
+        self.p2p = P2PService(
+            self.node_key.seed,
+            config.p2p.port,
+            peers,
+            list(self.topic.values()),
+            request_handlers={self.sync_protocol: self._serve_sync},
+            listen_host=config.p2p.host,
+        )
+        from node.driver import ConsensusDriver
+
+        self.driver = ConsensusDriver(self)
+        self._sync_wanted = trio.Event()
+        self._syncing = False
+        self._outbox_send, self._outbox = trio.open_memory_channel[tuple[str, bytes]](10_000)
+        self.started_at = time.time()
+
+    # ---- NodeContext for the RPC -----------------------------------------------------
+    def node_info(self) -> dict[str, Any]:
+        return {
+            "id": self.p2p.peer_id,
+            "moniker": self.config.moniker,
+            "network": self.chain.chain_id,
+            "version": VERSION,
+            "listen_addr": f"{self.config.p2p.host}:{self.config.p2p.port}",
+            "rpc_addr": f"{self.config.rpc.host}:{self.config.rpc.port}",
+        }
+
+    def net_info(self) -> dict[str, Any]:
+        peers = self.p2p.connected_peers() if self.p2p.is_running else []
+        return {"listening": self.p2p.is_running, "n_peers": len(peers),
+                "peers": [{"id": p} for p in sorted(peers)]}
+
+    def consensus_info(self) -> dict[str, Any]:
+        return self.driver.info()
+
+    def validator_info(self) -> dict[str, Any] | None:
+        if self.validator_key is None:
+            return None
+        from node.executor import validator_set_at
+
+        power = 0
+        try:
+            vs = validator_set_at(self.db.view(), self.chain.height + 1)
+            v = vs.get_by_address(self.validator_key.address)
+            power = v.power if v else 0
+        except Exception as exc:  # noqa: BLE001 - status must answer even on a corrupt set
+            log.debug("validator set unavailable: %s", exc)
+        return {"address": to_hex(self.validator_key.address),
+                "pub_key": to_hex(self.validator_key.public_key), "voting_power": power}
+
+    def is_syncing(self) -> bool:
+        return self._syncing
+
+    # ---- driver callbacks ------------------------------------------------------------
+    def gossip(self, kind: str, data: bytes) -> None:
+        try:
+            self._outbox_send.send_nowait((self.topic[kind], data))
+        except trio.WouldBlock:
+            log.warning("gossip outbox full; dropping a %s message", kind)
+
+    def request_sync(self) -> None:
+        self._sync_wanted.set()
+
+    def wal_new_height(self, height: int) -> None:
+        self.signer.wal_new_height(height)
+
+    def wal_append(self, event: Any) -> None:
+        self.signer.wal_append(event)
+
+    def metrics_height(self, height: int) -> None:
+        self.metrics.set_height(height)
+
+    def metrics_block(self, seconds: float, n_txs: int, round_: int) -> None:
+        self.metrics.observe_block(seconds, n_txs, round_)
+
+    def commit_block(self, block: Block, executed: Executed, commit: Commit | None, raw: bytes) -> None:
+        """Write a decided (or synced) block, then update the mempool and tell subscribers."""
+        self.chain.commit(block, executed, seen_commit=commit, block_bytes=raw)
+        self._after_commit(block, executed)
+
+    def _after_commit(self, block: Block, executed: Executed) -> None:
+        h = block.header
+        self.mempool.update_after_block(executed.result.tx_hashes)
+        self.metrics.set_height(h.height)
+        self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
+        block_hash = h.hash()
+        self.events.publish(NEW_BLOCK, {
+            "height": h.height, "hash": to_hex(block_hash), "time_ms": h.time_ms,
+            "num_txs": len(block.txs), "proposer": to_hex(h.proposer),
+            "state_root": to_hex(h.state_root),
+        })
+        for i, (tx_hash, r) in enumerate(zip(executed.result.tx_hashes, executed.result.tx_results)):
+            self.events.tx_committed(tx_hash)
+            self.events.publish(TX, {"hash": to_hex(tx_hash), "height": h.height, "index": i,
+                                     "code": r.code, "reason": r.reason})
+        log.info("committed height=%d txs=%d hash=%s", h.height, len(block.txs), block_hash.hex()[:12])
+
+    # ---- network ---------------------------------------------------------------------
+    async def _serve_sync(self, protocol: str, payload: bytes) -> bytes:
+        return handle_sync_request(self.chain, payload)
+
+    async def _request(self, peer: str, payload: bytes) -> bytes:
+        return await self.p2p.request(peer, self.sync_protocol, payload, timeout=20.0)
+
+    async def _read_topic(self, kind: str) -> None:
+        handler = {
+            "proposals": self.driver.on_proposal_message,
+            "votes": self.driver.on_vote_message,
+            "evidence": self.driver.on_evidence_message,
+            "txs": self._on_tx_batch,
+        }[kind]
+        async for msg in self.p2p.subscribe(self.topic[kind]):
+            if self._syncing and kind != "txs":
+                continue
+            handler(msg.data)
+            await trio.lowlevel.checkpoint()
+
+    def _on_tx_batch(self, data: bytes) -> None:
+        try:
+            batch = unpack(data)
+        except CodecError:
+            return
+        if not isinstance(batch, list):
+            return
+        for raw in batch[:MAX_TX_BATCH]:
+            if type(raw) is bytes:
+                self.mempool.add_from_peer(raw)
+        self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
+
+    async def _publish_loop(self) -> None:
+        async for topic, data in self._outbox:
+            try:
+                await self.p2p.publish(topic, data)
+            except Exception as exc:  # noqa: BLE001 - a failed publish must not stop the node
+                log.warning("publish on %s failed: %s", topic, exc)
+
+    async def _tx_gossip_loop(self) -> None:
+        interval = self.config.p2p.tx_batch_interval_ms / 1000
+        cap = self.config.p2p.max_tx_batch_bytes
+        while True:
+            await trio.sleep(interval)
+            fresh = self.mempool.take_new_for_gossip()
+            batch: list[bytes] = []
+            size = 0
+            for raw in fresh:
+                if batch and size + len(raw) > cap:
+                    self.gossip("txs", pack(batch))
+                    batch, size = [], 0
+                batch.append(raw)
+                size += len(raw) + 4
+            if batch:
+                self.gossip("txs", pack(batch))
+
+    async def _sync_loop(self) -> None:
+        while True:
+            with trio.move_on_after(SYNC_POLL_S):
+                await self._sync_wanted.wait()
+            self._sync_wanted = trio.Event()
+            peers = self.p2p.connected_peers() if self.p2p.is_running else []
+            if not peers:
+                continue
+            stuck = time.monotonic() - self.driver.height_started > 4 * SYNC_POLL_S
+            lag = 0 if stuck else 1
+            before = self.chain.height
+            self._syncing = True
+            self.driver.paused = True
+            try:
+                applied = await sync_from_peers(
+                    self.chain, lambda: peers, self._request,
+                    self._after_commit, lag_threshold=lag,
+                )
+            finally:
+                self._syncing = False
+            if applied:
+                log.info("block sync applied %d blocks: %d -> %d", applied, before, self.chain.height)
+            self.driver.paused = False
+            if self.chain.height >= self.driver.height:
+                self.driver.restart_after_sync()
+
+    # ---- lifecycle -------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        from node.rpc import serve_rpc
+
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.p2p.run)
+                log.info("p2p listening on %s as %s", self.p2p.listen_addrs(), self.p2p.peer_id)
+                for kind in self.topic:
+                    nursery.start_soon(self._read_topic, kind)
+                nursery.start_soon(self._publish_loop)
+                nursery.start_soon(self._tx_gossip_loop)
+                await nursery.start(serve_rpc, self, self.config.rpc)
+                log.info("rpc listening on http://%s:%d", self.config.rpc.host, self.config.rpc.port)
+                await self._initial_sync()
+                await nursery.start(self.driver.run)
+                nursery.start_soon(self._sync_loop)
+                task_status.started()
+        finally:
+            self.signer.close()
+            self.db.close()
+            log.info("node stopped at height %d", self.chain.height if not self.db.raw.closed else -1)
+
+    async def _initial_sync(self) -> None:
+        """Catch up before joining consensus when peers are configured and reachable."""
+        if not self.config.p2p.persistent_peers:
+            return
+        with trio.move_on_after(3.0):
+            while not self.p2p.connected_peers():
+                await trio.sleep(0.05)
+        peers = self.p2p.connected_peers()
+        if not peers:
+            log.info("no peer reachable yet; starting consensus from height %d", self.chain.height + 1)
+            return
+        self._syncing = True
+        try:
+            applied = await sync_from_peers(self.chain, lambda: peers, self._request,
+                                            self._after_commit, lag_threshold=1)
+        finally:
+            self._syncing = False
+        if applied:
+            log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
+
+
+async def run_node(home: Home, config: NodeConfig) -> None:
+    """Run until SIGTERM/SIGINT, then shut down cleanly."""
+    node = Node(home, config)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(node.run)
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("received %s; shutting down", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(stop_on_signal)
+
+
+def default_home() -> Path:
+    from node.config import DEFAULT_HOME
+
+    return DEFAULT_HOME

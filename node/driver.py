@@ -1,0 +1,393 @@
+"""The trio consensus driver: turns the pure machine's effects into timers, gossip, signing and
+block commits, and network messages into the machine's events.
+
+One task owns the machine (`_run_machine`): every event goes through the inbox channel, so the
+machine is stepped strictly in order. Timers and network receivers only send events into it.
+Before any vote or proposal leaves the node, the signer guard has fsynced the last signed
+(height, round, step); the WAL records the inputs of the height in progress so a restarted
+validator returns to the same locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from consensus.bft_time import next_block_time
+from consensus.events import (
+    Decide,
+    EvidenceFound,
+    MessageRejected,
+    NewHeight,
+    ProposalReceived,
+    ProposeBlockReady,
+    RequestBlock,
+    ScheduleTimeout,
+    SignAndBroadcastProposal,
+    SignAndBroadcastVote,
+    TimeoutElapsed,
+    VoteReceived,
+)
+from consensus.evidence import InvalidEvidence, verify_duplicate_vote_evidence
+from consensus.machine import MachineConfig, current_commit, initial_state, step
+from consensus.params import ConsensusParams
+from node.executor import validate_and_execute, validator_set_at
+from state import keys
+from state.block import (
+    EMPTY_COMMIT,
+    Block,
+    Commit,
+    DuplicateVoteEvidence,
+    SignedProposal,
+    SignedVote,
+    Vote,
+    decode_block,
+)
+from state.chain import Executed
+from state.codec import CodecError, decode, pack, unpack
+from state.crypto import sha256
+from state.errors import InvalidBlock
+
+if TYPE_CHECKING:
+    from node.app import Node
+
+log = logging.getLogger(__name__)
+
+MAX_FUTURE_MESSAGES = 10_000
+MAX_PROPOSAL_GOSSIP_BYTES = 880_000  # py-libp2p drops pubsub messages of 1 MiB or more
+
+
+@dataclass
+class Candidate:
+    """A block seen at the current height: its bytes and, once validated, its execution."""
+
+    block: Block
+    raw: bytes
+    executed: Executed | None
+    valid: bool
+
+
+@dataclass(frozen=True)
+class _CommitWaitOver:
+    height: int
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def consensus_params(node: "Node") -> ConsensusParams:
+    t = node.chain.params().timeouts
+    return ConsensusParams(
+        timeout_propose_ms=t.propose_ms,
+        timeout_propose_delta_ms=t.propose_delta_ms,
+        timeout_prevote_ms=t.prevote_ms,
+        timeout_prevote_delta_ms=t.prevote_delta_ms,
+        timeout_precommit_ms=t.precommit_ms,
+        timeout_precommit_delta_ms=t.precommit_delta_ms,
+        timeout_commit_ms=t.commit_ms,
+    )
+
+
+class ConsensusDriver:
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+        self.chain = node.chain
+        self.key = node.validator_key
+        self.address = self.key.address if self.key else b""
+        self.params = consensus_params(node)
+        self.state = initial_state(MachineConfig(self.chain.chain_id, self.address, self.params))
+        self.inbox_send, self.inbox = trio.open_memory_channel[Any](4096)
+        self.candidates: dict[bytes, Candidate] = {}
+        self.future: deque[tuple[int, Any]] = deque()
+        self.evidence_pool: dict[bytes, DuplicateVoteEvidence] = {}
+        self.last_commit: Commit | None = None
+        self.nursery: trio.Nursery | None = None
+        self.height_started = time.monotonic()
+        self.rounds = 0
+        self.paused = False
+
+    # ---- public -------------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self.state.height
+
+    def info(self) -> dict[str, Any]:
+        return {"height": self.state.height, "round": self.state.round, "step": self.state.step}
+
+    def post(self, event: Any) -> None:
+        """Queue an event for the machine task; drops (with a warning) only if the inbox is full."""
+        try:
+            self.inbox_send.send_nowait(event)
+        except trio.WouldBlock:
+            log.warning("consensus inbox full; dropping %s", type(event).__name__)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            self._start_height()
+            task_status.started()
+            async for event in self.inbox:
+                if isinstance(event, _CommitWaitOver):
+                    if event.height == self.state.height and not self.paused:
+                        self._finish_height()
+                    continue
+                if self.paused:
+                    continue
+                self._feed(event)
+
+    def restart_after_sync(self) -> None:
+        """Called after block sync moved the chain forward: start the next height afresh."""
+        self.paused = False
+        self.last_commit = None
+        self._start_height()
+
+    # ---- network input ------------------------------------------------------------------
+    def on_proposal_message(self, data: bytes) -> None:
+        try:
+            wire = unpack(data)
+            if not (isinstance(wire, list) and len(wire) == 2 and type(wire[1]) is bytes):
+                raise CodecError("expected [signed proposal, block]")
+            sp = SignedProposal.from_wire(wire[0])  # type: ignore[attr-defined]
+        except CodecError as exc:
+            log.debug("dropping malformed proposal: %s", exc)
+            return
+        h = sp.proposal.height
+        if h > self.state.height:
+            self._buffer(h, ("proposal", data))
+            return
+        if h < self.state.height:
+            return
+        self._handle_proposal(sp, wire[1])
+
+    def on_vote_message(self, data: bytes) -> None:
+        try:
+            sv = decode(SignedVote, data)
+        except CodecError as exc:
+            log.debug("dropping malformed vote: %s", exc)
+            return
+        h = sv.vote.height
+        if h > self.state.height:
+            self._buffer(h, ("vote", data))
+        elif h == self.state.height:
+            self.post(VoteReceived(sv, now_ms()))
+
+    def on_evidence_message(self, data: bytes) -> None:
+        try:
+            ev = decode(DuplicateVoteEvidence, data)
+        except CodecError as exc:
+            log.debug("dropping malformed evidence: %s", exc)
+            return
+        self._add_evidence(ev, gossip=False)
+
+    # ---- machine --------------------------------------------------------------------------
+    def _feed(self, event: Any) -> None:
+        self.node.wal_append(event)
+        self.state, effects = step(self.state, event)
+        for eff in effects:
+            self._effect(eff)
+
+    def _effect(self, eff: Any) -> None:
+        if isinstance(eff, ScheduleTimeout):
+            assert self.nursery is not None
+            self.nursery.start_soon(self._timer, eff)
+        elif isinstance(eff, RequestBlock):
+            self._build_proposal_block(eff)
+        elif isinstance(eff, SignAndBroadcastProposal):
+            self._sign_proposal(eff)
+        elif isinstance(eff, SignAndBroadcastVote):
+            self._sign_vote(eff.vote)
+        elif isinstance(eff, Decide):
+            self._decide(eff)
+        elif isinstance(eff, EvidenceFound):
+            self._add_evidence(eff.evidence, gossip=True)
+        elif isinstance(eff, MessageRejected):
+            log.debug("consensus rejected a message: %s", eff.reason)
+
+    async def _timer(self, eff: ScheduleTimeout) -> None:
+        await trio.sleep(eff.duration_ms / 1000)
+        self.post(TimeoutElapsed(eff.height, eff.round, eff.step, now_ms()))
+
+    def _start_height(self) -> None:
+        height = self.chain.height + 1
+        if height <= self.state.height:
+            return
+        valset = validator_set_at(self.chain.db.view(), height)
+        self.candidates.clear()
+        self.height_started = time.monotonic()
+        self.node.wal_new_height(height)
+        self._feed(NewHeight(height, valset, now_ms()))
+        self.node.metrics_height(self.chain.height)
+        # replay buffered messages of this height, keep later ones
+        keep: deque[tuple[int, Any]] = deque()
+        replay = []
+        for h, msg in self.future:
+            if h == height:
+                replay.append(msg)
+            elif h > height:
+                keep.append((h, msg))
+        self.future = keep
+        for kind, data in replay:
+            if kind == "vote":
+                self.on_vote_message(data)
+            else:
+                self.on_proposal_message(data)
+
+    def _buffer(self, height: int, msg: tuple[str, bytes]) -> None:
+        if height > self.state.height + 2:
+            self.node.request_sync()  # far ahead: we are behind
+            return
+        if len(self.future) >= MAX_FUTURE_MESSAGES:
+            self.future.popleft()
+        self.future.append((height, msg))
+
+    # ---- proposals and blocks ----------------------------------------------------------
+    def _last_commit_for(self, height: int) -> Commit:
+        if height == 1:
+            return EMPTY_COMMIT
+        if self.last_commit is not None and self.last_commit.height == height - 1:
+            return self.last_commit
+        commit = self.chain.get_commit(height - 1)
+        if commit is None:
+            raise RuntimeError(f"no commit known for height {height - 1}")
+        return commit
+
+    def _build_proposal_block(self, eff: RequestBlock) -> None:
+        height = eff.height
+        view = self.chain.db.view()
+        last_commit = self._last_commit_for(height)
+        prev = self.chain.get_header(height - 1)
+        if prev is None:
+            time_ms = max(self.chain.genesis_time_ms + 1, now_ms())
+        else:
+            time_ms = next_block_time(prev.time_ms, last_commit, validator_set_at(view, height - 1))
+        limit = min(self.node.config.consensus.max_block_txs, self.chain.params().fees.max_block_txs)
+        txs = tuple(self.node.mempool.pending(limit, max_bytes=MAX_PROPOSAL_GOSSIP_BYTES - 64_000))
+        evidence = tuple(sorted(
+            (ev for ev in self.evidence_pool.values()
+             if view.get(keys.evidence_seen_key(ev.hash())) is None),
+            key=lambda ev: ev.hash(),
+        ))[:16]
+        executed = self.chain.build_block(
+            txs,
+            time_ms,
+            self.address,
+            last_commit=last_commit,
+            validators_hash=validator_set_at(view, height).hash(),
+            next_validators_hash=validator_set_at(view, height + 1).hash(),
+            evidence=evidence,
+            txs_verified=self.node.mempool.verified_hashes(),
+        )
+        assert executed.block is not None
+        raw = executed.block.encode()  # type: ignore[attr-defined]
+        block_hash = executed.block.hash()
+        self.candidates[block_hash] = Candidate(executed.block, raw, executed, True)
+        self.post(ProposeBlockReady(height, eff.round, block_hash, now_ms()))
+
+    def _sign_proposal(self, eff: SignAndBroadcastProposal) -> None:
+        cand = self.candidates.get(eff.proposal.block_hash)
+        if cand is None or self.key is None:
+            log.error("asked to propose a block this node does not hold")
+            return
+        sig = self.node.signer.sign_proposal(eff.proposal)
+        if sig is None:
+            return
+        sp = SignedProposal(eff.proposal, sig)
+        data = pack([sp.to_wire(), cand.raw])  # type: ignore[attr-defined]
+        self.node.gossip("proposals", data)
+        self.post(ProposalReceived(sp, True, now_ms()))
+
+    def _handle_proposal(self, sp: SignedProposal, raw: bytes) -> None:
+        p = sp.proposal
+        cand = self.candidates.get(p.block_hash)
+        if cand is None:
+            try:
+                block = decode_block(raw)
+            except CodecError as exc:
+                log.info("proposal with an undecodable block: %s", exc)
+                return
+            if block.hash() != p.block_hash:
+                log.info("proposal's block does not match its hash")
+                return
+            if block.header.proposer != p.proposer:
+                log.info("proposal's block names another proposer")
+                return
+            try:
+                executed = validate_and_execute(self.chain, block, len(raw), self.node.mempool.verified_hashes())
+                cand = Candidate(block, raw, executed, True)
+            except InvalidBlock as exc:
+                log.warning("invalid block proposed at height %d: %s", p.height, exc)
+                cand = Candidate(block, raw, None, False)
+            self.candidates[p.block_hash] = cand
+        self.post(ProposalReceived(sp, cand.valid, now_ms()))
+
+    # ---- votes --------------------------------------------------------------------------
+    def _sign_vote(self, vote: Vote) -> None:
+        sig = self.node.signer.sign_vote(vote)
+        if sig is None:
+            return
+        sv = SignedVote(vote, sig)
+        self.node.gossip("votes", sv.encode())  # type: ignore[attr-defined]
+        self.post(VoteReceived(sv, now_ms()))
+        if self.node.config.faults.double_sign and vote.block_hash:
+            self._double_sign(vote)
+
+    def _double_sign(self, vote: Vote) -> None:
+        """Devnet fault: sign a conflicting vote too, bypassing the guard (never on a real net)."""
+        assert self.key is not None
+        other = Vote(vote.type, vote.height, vote.round, sha256(b"conflict" + vote.block_hash),
+                     vote.time_ms, vote.validator)
+        sv = SignedVote(other, self.key.sign(other.sign_bytes(self.chain.chain_id)))
+        log.warning("FAULT: double-signing at height %d round %d", vote.height, vote.round)
+        self.node.gossip("votes", sv.encode())  # type: ignore[attr-defined]
+
+    # ---- evidence -----------------------------------------------------------------------
+    def _add_evidence(self, ev: DuplicateVoteEvidence, gossip: bool) -> None:
+        h = ev.hash()
+        if h in self.evidence_pool:
+            return
+        view = self.chain.db.view()
+        if view.get(keys.evidence_seen_key(h)) is not None:
+            return
+        height = ev.vote_a.vote.height
+        if height > self.chain.height + 1:
+            return
+        try:
+            verify_duplicate_vote_evidence(self.chain.chain_id, validator_set_at(view, height), ev)
+        except (InvalidEvidence, InvalidBlock) as exc:
+            log.info("dropping invalid evidence: %s", exc)
+            return
+        log.warning("double-sign evidence against %s at height %d", ev.vote_a.vote.validator.hex(), height)
+        self.evidence_pool[h] = ev
+        if gossip:
+            self.node.gossip("evidence", ev.encode())  # type: ignore[attr-defined]
+
+    # ---- decisions ----------------------------------------------------------------------
+    def _decide(self, eff: Decide) -> None:
+        cand = self.candidates.get(eff.block_hash)
+        if cand is None or cand.executed is None:
+            log.error("decided block %s at height %d is not held; syncing", eff.block_hash.hex()[:12], eff.height)
+            self.paused = True
+            self.node.request_sync()
+            return
+        started = time.monotonic()
+        self.node.commit_block(cand.block, cand.executed, eff.commit, cand.raw)
+        self.node.metrics_block(time.monotonic() - started, len(cand.block.txs), eff.round)
+        for h in list(self.evidence_pool):
+            if self.chain.db.raw.get(keys.evidence_seen_key(h)) is not None:
+                del self.evidence_pool[h]
+        assert self.nursery is not None
+        self.nursery.start_soon(self._commit_wait, eff.height)
+
+    async def _commit_wait(self, height: int) -> None:
+        await trio.sleep(self.params.timeout_commit_ms / 1000)
+        self.post(_CommitWaitOver(height))
+
+    def _finish_height(self) -> None:
+        self.last_commit = current_commit(self.state)
+        self._start_height()
