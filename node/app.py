@@ -146,12 +146,6 @@ class Node:
     def request_sync(self) -> None:
         self._sync_wanted.set()
 
-    def wal_new_height(self, height: int) -> None:
-        self.signer.wal_new_height(height)
-
-    def wal_append(self, event: Any) -> None:
-        self.signer.wal_append(event)
-
     def metrics_height(self, height: int) -> None:
         self.metrics.set_height(height)
 
@@ -282,6 +276,7 @@ class Node:
                 task_status.started()
         finally:
             self.signer.close()
+            self.driver.wal.close()
             self.db.close()
             log.info("node stopped at height %d", self.chain.height if not self.db.raw.closed else -1)
 

@@ -36,6 +36,8 @@ from consensus.events import (
 from consensus.evidence import InvalidEvidence, verify_duplicate_vote_evidence
 from consensus.machine import MachineConfig, current_commit, initial_state, step
 from consensus.params import ConsensusParams
+from consensus.replay import replay_wal
+from consensus.wal import ConsensusWAL, WALCorrupt, WALEntry
 from node.executor import validate_and_execute, validator_set_at
 from state import keys
 from state.block import (
@@ -109,8 +111,8 @@ class ConsensusDriver:
         self.last_commit: Commit | None = None
         self.nursery: trio.Nursery | None = None
         self.height_started = time.monotonic()
-        self.rounds = 0
         self.paused = False
+        self.wal = ConsensusWAL(node.home.wal_file)
 
     # ---- public -------------------------------------------------------------------------
     @property
@@ -130,7 +132,8 @@ class ConsensusDriver:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            self._start_height()
+            if not self._recover_from_wal():
+                self._start_height()
             task_status.started()
             async for event in self.inbox:
                 if isinstance(event, _CommitWaitOver):
@@ -187,10 +190,68 @@ class ConsensusDriver:
 
     # ---- machine --------------------------------------------------------------------------
     def _feed(self, event: Any) -> None:
-        self.node.wal_append(event)
+        """Log the event (fsynced when it is this node's own message), then step the machine."""
+        attachment = b""
+        own = False
+        if isinstance(event, ProposalReceived):
+            cand = self.candidates.get(event.proposal.proposal.block_hash)
+            attachment = cand.raw if cand else b""
+            own = event.proposal.proposal.proposer == self.address
+        elif isinstance(event, ProposeBlockReady):
+            cand = self.candidates.get(event.block_hash)
+            attachment = cand.raw if cand else b""
+            own = True
+        elif isinstance(event, VoteReceived):
+            own = event.vote.vote.validator == self.address
+        if isinstance(event, NewHeight):
+            self.wal.start_height(WALEntry(event))
+        else:
+            self.wal.append(WALEntry(event, attachment), sync=own)
         self.state, effects = step(self.state, event)
         for eff in effects:
             self._effect(eff)
+
+    def _recover_from_wal(self) -> bool:
+        """Resume the height in progress from the WAL; False when there is nothing to resume."""
+        replay = self.wal.recovered
+        if replay.height != self.chain.height + 1 or not replay.entries:
+            return False
+        for entry in replay.entries:
+            if entry.attachment:
+                self._remember_block(entry.attachment)
+        try:
+            result = replay_wal(self.state.config, replay.entries)
+        except (WALCorrupt, ValueError) as exc:
+            log.error("cannot replay the consensus WAL (%s); starting the height afresh", exc)
+            return False
+        self.state = result.state
+        log.info("resumed height %d round %d from the WAL (%d entries)", self.state.height,
+                 self.state.round, len(replay.entries))
+        self.height_started = time.monotonic()
+        for entry in result.own_messages:
+            ev = entry.event
+            if isinstance(ev, VoteReceived):
+                self.node.gossip("votes", ev.vote.encode())  # type: ignore[attr-defined]
+            elif isinstance(ev, ProposalReceived) and entry.attachment:
+                self.node.gossip("proposals", pack([ev.proposal.to_wire(), entry.attachment]))  # type: ignore[attr-defined]
+        for eff in result.pending:
+            self._effect(eff)
+        return True
+
+    def _remember_block(self, raw: bytes) -> Candidate | None:
+        try:
+            block = decode_block(raw)
+        except CodecError:
+            return None
+        h = block.hash()
+        if h in self.candidates:
+            return self.candidates[h]
+        try:
+            cand = Candidate(block, raw, validate_and_execute(self.chain, block, len(raw)), True)
+        except InvalidBlock:
+            cand = Candidate(block, raw, None, False)
+        self.candidates[h] = cand
+        return cand
 
     def _effect(self, eff: Any) -> None:
         if isinstance(eff, ScheduleTimeout):
@@ -220,7 +281,6 @@ class ConsensusDriver:
         valset = validator_set_at(self.chain.db.view(), height)
         self.candidates.clear()
         self.height_started = time.monotonic()
-        self.node.wal_new_height(height)
         self._feed(NewHeight(height, valset, now_ms()))
         self.node.metrics_height(self.chain.height)
         # replay buffered messages of this height, keep later ones
@@ -298,6 +358,7 @@ class ConsensusDriver:
         if sig is None:
             return
         sp = SignedProposal(eff.proposal, sig)
+        self.wal.sync()
         data = pack([sp.to_wire(), cand.raw])  # type: ignore[attr-defined]
         self.node.gossip("proposals", data)
         self.post(ProposalReceived(sp, True, now_ms()))

@@ -1,0 +1,49 @@
+"""The node's validator signer: the consensus key behind the last-signed guard (consensus/signer.py).
+
+A full node (no validator key) signs nothing. A refusal by the guard is logged and the message is
+not sent: that is the guard doing its job (e.g. after a restart in the middle of a round).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from consensus.signer import DoubleSignRefused, FileGuardStore, Signer
+from state.block import Proposal, Vote
+from state.crypto import PrivateKey
+
+log = logging.getLogger(__name__)
+
+
+class PrivValidator:
+    def __init__(self, key: PrivateKey | None, state_file: Path, chain_id: str) -> None:
+        self.chain_id = chain_id
+        self._store = FileGuardStore(state_file) if key is not None else None
+        self._signer = Signer(key, self._store) if key is not None and self._store is not None else None
+
+    @property
+    def address(self) -> bytes:
+        return self._signer.key.address if self._signer else b""
+
+    def sign_vote(self, vote: Vote) -> bytes | None:
+        if self._signer is None:
+            return None
+        try:
+            return self._signer.sign_vote(self.chain_id, vote).signature
+        except DoubleSignRefused as exc:
+            log.warning("signer refused a vote: %s", exc)
+            return None
+
+    def sign_proposal(self, proposal: Proposal) -> bytes | None:
+        if self._signer is None:
+            return None
+        try:
+            return self._signer.sign_proposal(self.chain_id, proposal).signature
+        except DoubleSignRefused as exc:
+            log.warning("signer refused a proposal: %s", exc)
+            return None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
