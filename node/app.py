@@ -275,10 +275,11 @@ class Node:
                 nursery.start_soon(self._sync_loop)
                 task_status.started()
         finally:
+            height = self.chain.height
             self.signer.close()
             self.driver.wal.close()
             self.db.close()
-            log.info("node stopped at height %d", self.chain.height if not self.db.raw.closed else -1)
+            log.info("node stopped at height %d", height)
 
     async def _initial_sync(self) -> None:
         """Catch up before joining consensus when peers are configured and reachable."""

@@ -1,0 +1,291 @@
+"""A local N-validator network: one folder, one OS process per validator, loopback only.
+
+DIR/
+  devnet.json          the layout: nodes with their home, ports, peer id (written once)
+  genesis.json         the shared genesis (also copied into each node's config/)
+  faucet.key           a prefunded account for sending transactions
+  node<i>/             each validator's home (config/, data/), node.pid, node.log
+
+`up` creates the folder on first use and (re)starts every node that is not running; the chain and
+its data survive `down`/`up`. `down` sends SIGTERM to the pids it started and waits, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from node.config import Home, NodeConfig
+from p2p.identity import peer_id_from_seed
+from state.crypto import PrivateKey, to_hex
+from state.genesis import parse_genesis
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIR = Path(".devnet")
+DEFAULT_BASE_PORT = 26600
+CHAIN_ID = "attrchain-devnet"
+FAUCET_BALANCE = 10**15
+VALIDATOR_BALANCE = 10**12
+VALIDATOR_STAKE = 10**9
+
+
+class DevnetError(Exception):
+    """A devnet that cannot be created, started or reached."""
+
+
+@dataclass
+class NodeSpec:
+    index: int
+    name: str
+    home: str
+    rpc_port: int
+    p2p_port: int
+    peer_id: str
+
+    @property
+    def rpc(self) -> str:
+        return f"http://127.0.0.1:{self.rpc_port}"
+
+
+@dataclass
+class Layout:
+    dir: Path
+    chain_id: str
+    nodes: list[NodeSpec]
+
+    @classmethod
+    def load(cls, directory: Path) -> "Layout":
+        path = directory / "devnet.json"
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DevnetError(f"{path}: no devnet here ({exc}); run `attrchain devnet up` first") from exc
+        return cls(directory, doc["chain_id"], [NodeSpec(**n) for n in doc["nodes"]])
+
+    def save(self) -> None:
+        doc = {"chain_id": self.chain_id, "nodes": [asdict(n) for n in self.nodes]}
+        (self.dir / "devnet.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+    def home(self, spec: NodeSpec) -> Home:
+        return Home(self.dir / spec.home)
+
+
+def create(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT,
+           double_sign: tuple[int, ...] = (), params: dict[str, Any] | None = None) -> Layout:
+    """Keys, genesis and configs for ``validators`` nodes under ``directory``."""
+    if validators < 1:
+        raise DevnetError("a devnet needs at least one validator")
+    if (directory / "devnet.json").exists():
+        raise DevnetError(f"{directory} already holds a devnet")
+    directory.mkdir(parents=True, exist_ok=True)
+    faucet = PrivateKey.generate()
+    faucet.save(directory / "faucet.key")
+    nodes: list[NodeSpec] = []
+    keys: list[PrivateKey] = []
+    for i in range(validators):
+        home = Home(directory / f"node{i}")
+        home.config_dir.mkdir(parents=True, exist_ok=True)
+        home.data_dir.mkdir(parents=True, exist_ok=True)
+        key = PrivateKey.generate()
+        key.save(home.validator_key_file)
+        node_key = home.node_key()
+        keys.append(key)
+        nodes.append(NodeSpec(i, f"node{i}", f"node{i}", base_port + 10 * i + 7, base_port + 10 * i + 6,
+                              peer_id_from_seed(node_key.seed)))
+    genesis = parse_genesis({
+        "chain_id": CHAIN_ID,
+        "genesis_time_ms": int(time.time() * 1000),
+        "params_preset": "devnet",
+        "params": params or {},
+        "accounts": [{"address": to_hex(faucet.address), "balance": FAUCET_BALANCE}]
+        + [{"address": to_hex(k.address), "balance": VALIDATOR_BALANCE} for k in keys],
+        "validators": [
+            {"operator": to_hex(k.address), "consensus_public_key": to_hex(k.public_key),
+             "stake": VALIDATOR_STAKE, "moniker": f"node{i}"}
+            for i, k in enumerate(keys)
+        ],
+    })
+    genesis.save(directory / "genesis.json")
+    for spec in nodes:
+        home = Home(directory / spec.home)
+        shutil.copy(directory / "genesis.json", home.genesis_file)
+        cfg = NodeConfig(moniker=spec.name)
+        cfg.rpc.port = spec.rpc_port
+        cfg.p2p.port = spec.p2p_port
+        cfg.p2p.persistent_peers = [
+            f"{o.peer_id}@127.0.0.1:{o.p2p_port}" for o in nodes if o.index != spec.index
+        ]
+        cfg.faults.admin = True
+        cfg.faults.double_sign = spec.index in double_sign
+        home.write_config(cfg)
+    layout = Layout(directory, CHAIN_ID, nodes)
+    layout.save()
+    return layout
+
+
+# ---- processes -----------------------------------------------------------------------------
+def pid_file(layout: Layout, spec: NodeSpec) -> Path:
+    return layout.dir / spec.home / "node.pid"
+
+
+def read_pid(layout: Layout, spec: NodeSpec) -> int | None:
+    try:
+        pid = int(pid_file(layout, spec).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if is_alive(pid) and _is_our_node(pid, layout, spec) else None
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as dead
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _is_our_node(pid: int, layout: Layout, spec: NodeSpec) -> bool:
+    """Only ever signal a process that is this node: its command line names its home."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    home = str((layout.dir / spec.home).resolve()).encode()
+    return home in cmdline
+
+
+def start_node(layout: Layout, spec: NodeSpec) -> int:
+    existing = read_pid(layout, spec)
+    if existing is not None:
+        return existing
+    home = (layout.dir / spec.home).resolve()
+    logf = open(home / "node.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home)],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # the devnet outlives the `up` command
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    logf.close()
+    pid_file(layout, spec).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_node(layout: Layout, spec: NodeSpec, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
+    """Signal the node's process and wait for it to exit (SIGKILL after ``timeout``)."""
+    pid = read_pid(layout, spec)
+    if pid is None:
+        return False
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            break
+        _reap(pid)
+        time.sleep(0.05)
+    else:
+        log.warning("%s did not stop within %.0f s; killing it", spec.name, timeout)
+        os.kill(pid, signal.SIGKILL)
+    _reap(pid)
+    pid_file(layout, spec).unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+# ---- RPC -----------------------------------------------------------------------------------
+def rpc_call(url: str, method: str, params: Any = None, timeout: float = 2.0) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
+    resp = httpx.post(url, json=body, timeout=timeout)
+    doc = resp.json()
+    if "error" in doc:
+        raise DevnetError(f"{method}: {doc['error']}")
+    return doc["result"]
+
+
+def node_status(layout: Layout, spec: NodeSpec) -> dict[str, Any]:
+    pid = read_pid(layout, spec)
+    row: dict[str, Any] = {"name": spec.name, "pid": pid, "rpc": spec.rpc, "height": None, "peers": None}
+    if pid is None:
+        row["state"] = "stopped"
+        return row
+    try:
+        st = rpc_call(spec.rpc, "status")
+        row["height"] = int(st["sync_info"]["latest_block_height"])
+        row["peers"] = int(rpc_call(spec.rpc, "net_info")["n_peers"])
+        row["state"] = "running"
+    except (httpx.HTTPError, DevnetError, KeyError, ValueError, TypeError) as exc:
+        row["state"] = f"starting ({type(exc).__name__})"
+    return row
+
+
+def wait_for_height(layout: Layout, height: int, timeout: float, progress: bool = True) -> None:
+    """Wait until every node reports at least ``height``; shows progress."""
+    deadline = time.monotonic() + timeout
+    last_line = ""
+    while True:
+        rows = [node_status(layout, n) for n in layout.nodes]
+        heights = [r["height"] for r in rows]
+        line = "  ".join(f"{r['name']}:{r['height'] if r['height'] is not None else '-'}" for r in rows)
+        if progress and line != last_line:
+            print(f"waiting for height {height}: {line}", file=sys.stderr, flush=True)
+            last_line = line
+        if all(h is not None and h >= height for h in heights):
+            return
+        dead = [r["name"] for r in rows if r["pid"] is None]
+        if dead:
+            raise DevnetError(f"node(s) exited: {', '.join(dead)}; see their node.log")
+        if time.monotonic() > deadline:
+            raise DevnetError(f"devnet did not reach height {height} within {timeout:.0f} s: {line}")
+        time.sleep(0.25)
+
+
+def up(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT, wait_height: int = 2,
+       timeout: float = 60.0, double_sign: tuple[int, ...] = ()) -> Layout:
+    if (directory / "devnet.json").exists():
+        layout = Layout.load(directory)
+        print(f"resuming the devnet in {directory} ({len(layout.nodes)} validators)", file=sys.stderr)
+    else:
+        print(f"creating a {validators}-validator devnet in {directory}", file=sys.stderr)
+        layout = create(directory, validators, base_port, double_sign)
+    for spec in layout.nodes:
+        pid = start_node(layout, spec)
+        print(f"started {spec.name} (pid {pid}), rpc {spec.rpc}", file=sys.stderr, flush=True)
+    current = max((node_status(layout, n)["height"] or 0 for n in layout.nodes), default=0)
+    wait_for_height(layout, max(wait_height, current + 1), timeout)
+    return layout
+
+
+def down(directory: Path) -> int:
+    layout = Layout.load(directory)
+    stopped = 0
+    for spec in layout.nodes:
+        if stop_node(layout, spec):
+            stopped += 1
+            print(f"stopped {spec.name}", file=sys.stderr)
+    return stopped
