@@ -25,7 +25,7 @@ from node.config import Home, NodeConfig
 from node.events import NEW_BLOCK, TX, EventBus
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
-from node.sync import handle_sync_request, sync_from_peers
+from node.sync import handle_sync_request, peer_status, sync_from_peers
 from p2p import topics
 from p2p.identity import PeerSpec
 from p2p.service import P2PService
@@ -64,6 +64,13 @@ class Node:
         self.db = StateDB(home.db_dir)
         self.chain = Chain(self.db)
         self.chain.init_genesis(self.genesis)
+        # every validator must normalise text with the same Unicode database (docs/attribution.md)
+        from state.contributions import fingerprint_params
+        from state.fingerprint import require_pinned_unicode, warm_caches
+
+        fp_params = fingerprint_params(self.chain.params().attribution)
+        require_pinned_unicode(fp_params)
+        warm_caches(fp_params)
         self.events = EventBus()
         self.mempool = Mempool(self.chain, MempoolConfig(
             max_txs=config.mempool.max_txs,
@@ -231,6 +238,7 @@ class Node:
                 self.gossip("txs", pack(batch))
 
     async def _sync_loop(self) -> None:
+        """Poll peers' heights; only when one is ahead, pause consensus and download blocks."""
         while True:
             with trio.move_on_after(SYNC_POLL_S):
                 await self._sync_wanted.wait()
@@ -238,21 +246,23 @@ class Node:
             peers = self.p2p.connected_peers() if self.p2p.is_running else []
             if not peers:
                 continue
+            # one height behind is normal while the last precommits arrive; behind for long is not
             stuck = time.monotonic() - self.driver.height_started > 4 * SYNC_POLL_S
             lag = 0 if stuck else 1
+            statuses = [s for s in [await peer_status(self._request, p) for p in sorted(peers)] if s]
+            if not any(s.height > self.chain.height + lag for s in statuses):
+                continue
             before = self.chain.height
             self._syncing = True
             self.driver.paused = True
             try:
-                applied = await sync_from_peers(
-                    self.chain, lambda: peers, self._request,
-                    self._after_commit, lag_threshold=lag,
-                )
+                applied = await sync_from_peers(self.chain, lambda: peers, self._request,
+                                                self._after_commit, lag_threshold=lag)
             finally:
                 self._syncing = False
+                self.driver.paused = False
             if applied:
                 log.info("block sync applied %d blocks: %d -> %d", applied, before, self.chain.height)
-            self.driver.paused = False
             if self.chain.height >= self.driver.height:
                 self.driver.restart_after_sync()
 

@@ -207,7 +207,10 @@ class ConsensusDriver:
             self.wal.start_height(WALEntry(event))
         else:
             self.wal.append(WALEntry(event, attachment), sync=own)
+        before = (self.state.height, self.state.round)
         self.state, effects = step(self.state, event)
+        if (self.state.height, self.state.round) != before and self.state.round > 0:
+            log.info("height %d: round %d", self.state.height, self.state.round)
         for eff in effects:
             self._effect(eff)
 

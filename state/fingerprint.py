@@ -1,0 +1,425 @@
+"""Content fingerprints for attribution and duplicate control (DESIGN section 3, "Contributions").
+
+Pure and deterministic: the same bytes and the same ``FingerprintParams`` give the same result on
+every node. The byte-exact specification, with test vectors, is ``docs/attribution.md``:
+
+    bytes --strict UTF-8--> text --NFKC, casefold, NFKC--> words --k-grams--> 64-bit shingle hashes
+    shingle hashes --robust winnowing, smallest ``fingerprint_max``--> fingerprint
+    distinct shingle hashes --one-permutation MinHash, optimal densification--> minhash
+    minhash --sha256 per band--> LSH band keys
+
+Integers only. The one dependency on the platform is Python's Unicode database (NFKC, casefold,
+General Category, East Asian Width); ``require_pinned_unicode`` lets a node refuse to run on a
+Unicode version other than the one genesis pins.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import unicodedata
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from state.codec import U16, U32, U64, CodecError, canonical, f
+from state.tx import MAX_CONTENT, MAX_FINGERPRINT, MAX_MINHASH
+
+MERSENNE_61 = (1 << 61) - 1
+U64_LIMIT = 1 << 64
+U32_MAX = (1 << 32) - 1
+BPS = 10_000
+
+
+def unicode_version_number(version: str) -> int:
+    """'14.0.0' -> 14_000_000 (major * 10**6 + minor * 10**3 + micro), the form genesis stores."""
+    major, minor, micro = (int(part) for part in version.split("."))
+    return major * 1_000_000 + minor * 1_000 + micro
+
+
+def _ascii_seed(tag: bytes) -> int:
+    return int.from_bytes(tag, "big")
+
+
+@canonical
+class FingerprintParams:
+    """Every constant of the fingerprint algorithm; genesis carries one copy (field order is wire
+    order)."""
+
+    shingle_k: int = f(U16, default=4)
+    winnow_window: int = f(U16, default=5)
+    fingerprint_max: int = f(U16, default=1024)
+    output_fingerprint_max: int = f(U16, default=1024)
+    minhash_size: int = f(U16, default=128)
+    lsh_bands: int = f(U16, default=32)
+    lsh_rows: int = f(U16, default=4)
+    near_duplicate_bps: int = f(U16, default=5000)
+    max_content_bytes: int = f(U32, default=MAX_CONTENT)
+    max_output_bytes: int = f(U32, default=256 * 1024)
+    unicode_version: int = f(U32, default=14_000_000)
+    shingle_seed: int = f(U64, default=_ascii_seed(b"shingle1"))
+    minhash_seed: int = f(U64, default=_ascii_seed(b"minhash1"))
+
+    def validate(self, path: str) -> None:
+        ranges = (
+            ("shingle_k", 1, 64),
+            ("winnow_window", 1, 1024),
+            ("fingerprint_max", 1, MAX_FINGERPRINT),
+            ("output_fingerprint_max", 1, MAX_FINGERPRINT),
+            ("minhash_size", 2, MAX_MINHASH),
+            ("lsh_bands", 1, MAX_MINHASH),
+            ("lsh_rows", 1, MAX_MINHASH),
+            ("near_duplicate_bps", 1, BPS),
+            ("max_content_bytes", 1, MAX_CONTENT),
+            ("max_output_bytes", 1, U32_MAX),
+        )
+        for name, low, high in ranges:
+            if not low <= getattr(self, name) <= high:
+                raise CodecError(f"{path}: {name} must be in {low}..{high}")
+        if self.lsh_bands * self.lsh_rows != self.minhash_size:
+            raise CodecError(f"{path}: lsh_bands * lsh_rows must equal minhash_size")
+
+
+DEFAULT_FINGERPRINT_PARAMS = FingerprintParams()
+
+
+class FingerprintError(ValueError):
+    """Content that cannot be fingerprinted (not UTF-8, no words, too large, unreadable) or
+    signatures that cannot be compared."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a contributor registers for one piece of content."""
+
+    content_hash: bytes  # sha256 of the raw bytes
+    size: int  # byte length of the raw bytes
+    fingerprint: tuple[int, ...]  # sorted unique winnowed shingle hashes, at most fingerprint_max
+    minhash: tuple[int, ...]  # minhash_size values, each below 2**61 - 1
+
+
+# ---- Unicode pinning -----------------------------------------------------------------------
+
+
+def require_pinned_unicode(params: FingerprintParams) -> None:
+    """Raise unless this Python's Unicode database is the version genesis pins.
+
+    Normalisation and word boundaries depend on it; two nodes on different versions could
+    fingerprint a challenged text differently, so a node must refuse to start instead.
+    """
+    running = unicode_version_number(unicodedata.unidata_version)
+    if running != params.unicode_version:
+        raise FingerprintError(
+            f"Unicode database {unicodedata.unidata_version} (Python) differs from the version "
+            f"pinned in genesis ({params.unicode_version})"
+        )
+
+
+def warm_caches(params: FingerprintParams) -> None:
+    """Build the word-character classes and the probe orders now rather than on first use."""
+    _word_pattern()
+    densification_order(params.minhash_size, params.minhash_seed)
+
+
+# ---- normalisation and words ---------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    """NFKC, then casefold, then NFKC again (casefold can leave a few characters un-normalised)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def is_word_character(ch: str) -> bool:
+    """Word characters are letters, marks and numbers: General Category L*, M* or N*."""
+    return unicodedata.category(ch)[0] in "LMN"
+
+
+def is_wide_character(ch: str) -> bool:
+    """East Asian Width W or F: scripts written without spaces, where one character is one word."""
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+@functools.cache
+def _word_pattern() -> re.Pattern[str]:
+    # One scan of the running Unicode database (about 0.2 s, once per process) turns the two
+    # predicates into range classes, so tokenising runs at regex speed.
+    narrow: list[tuple[int, int]] = []
+    wide: list[tuple[int, int]] = []
+    for cp in range(0x110000):
+        ch = chr(cp)
+        if is_word_character(ch):
+            _extend(wide if is_wide_character(ch) else narrow, cp)
+    return re.compile(f"[{_as_class(wide)}]|[{_as_class(narrow)}]+")
+
+
+def _extend(ranges: list[tuple[int, int]], cp: int) -> None:
+    if ranges and ranges[-1][1] == cp - 1:
+        ranges[-1] = (ranges[-1][0], cp)
+    else:
+        ranges.append((cp, cp))
+
+
+def _as_class(ranges: list[tuple[int, int]]) -> str:
+    return "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
+
+
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def split_words(normalised: str) -> list[str]:
+    """Each wide word character alone, and each maximal run of other word characters, is a word;
+    every other character separates words."""
+    if normalised.isascii():
+        # Fast path: the ASCII word characters are [A-Za-z0-9], none of them wide.
+        return _ASCII_WORD.findall(normalised)
+    return _word_pattern().findall(normalised)
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a text: ``split_words(normalise(text))``."""
+    return split_words(normalise(text))
+
+
+# ---- shingles ------------------------------------------------------------------------------
+
+
+def shingle_texts(words: Sequence[str], k: int) -> list[str]:
+    """Every run of k consecutive words joined by one space; fewer than k words make one shingle."""
+    if not words:
+        return []
+    if len(words) < k:
+        return [" ".join(words)]
+    # zip of k shifted views yields every k-gram without Python-level slicing.
+    return list(map(" ".join, zip(*(words[i:] for i in range(k)))))
+
+
+def shingle_hashes(words: Sequence[str], params: FingerprintParams) -> list[int]:
+    """Shingle hash = first 8 bytes, big-endian, of sha256(u64be(shingle_seed) || UTF-8 shingle)."""
+    prefix = params.shingle_seed.to_bytes(8, "big")
+    sha = hashlib.sha256
+    from_bytes = int.from_bytes
+    shingles = shingle_texts(words, params.shingle_k)
+    # Repetitive text repeats shingles; hash each distinct one once.
+    value = {s: from_bytes(sha(prefix + s.encode()).digest()[:8], "big") for s in set(shingles)}
+    return list(map(value.__getitem__, shingles))
+
+
+# ---- winnowing -----------------------------------------------------------------------------
+
+
+def winnow(hashes: Sequence[int], window: int) -> list[int]:
+    """Robust winnowing (Schleimer, Wilkerson, Aiken 2003): the selected positions, ascending.
+
+    In each window of ``window`` consecutive hashes select the minimum; on ties keep the position
+    selected for the previous window if it is still a minimum of this one, else take the rightmost
+    minimum. A sequence shorter than the window is one window.
+    """
+    n = len(hashes)
+    if n == 0:
+        return []
+    w = min(window, n)
+    selected: list[int] = []
+    candidates: deque[int] = deque()  # positions with strictly increasing hashes; front = rightmost min
+    for right in range(n):
+        h = hashes[right]
+        while candidates and hashes[candidates[-1]] >= h:
+            candidates.pop()
+        candidates.append(right)
+        left = right - w + 1
+        if left < 0:
+            continue
+        if candidates[0] < left:
+            candidates.popleft()
+        best = candidates[0]
+        last = selected[-1] if selected else -1
+        if last >= left and hashes[last] == hashes[best]:
+            continue
+        selected.append(best)
+    return selected
+
+
+def winnowed_fingerprint(hashes: Sequence[int], window: int, cap: int) -> tuple[int, ...]:
+    """The sorted unique hash values at the winnowed positions, capped to the ``cap`` smallest."""
+    # Only values are kept, so the tie rule cannot matter: the values at the positions winnow()
+    # selects are exactly the window minima, which C-level min over zipped views computes fast.
+    h = list(hashes)
+    if not h:
+        return ()
+    w = min(window, len(h))
+    minima = set(map(min, zip(*(h[i:] for i in range(w)))))
+    return tuple(sorted(minima)[:cap])
+
+
+# ---- MinHash -------------------------------------------------------------------------------
+
+
+def minhash_coefficients(params: FingerprintParams) -> tuple[int, int]:
+    """(a, b) of the permutation y = (a*x + b) mod (2**61 - 1), from sha256(seed || "coefficients")."""
+    d = hashlib.sha256(params.minhash_seed.to_bytes(8, "big") + b"coefficients").digest()
+    a = 1 + int.from_bytes(d[0:8], "big") % (MERSENNE_61 - 1)
+    b = int.from_bytes(d[8:16], "big") % MERSENNE_61
+    return a, b
+
+
+@functools.lru_cache(maxsize=8)
+def densification_order(size: int, seed: int) -> tuple[tuple[int, ...], ...]:
+    """For each bin j, the other bins c sorted by sha256(u64be(seed) || "probe" || u16be(j) || u16be(c))."""
+    prefix = seed.to_bytes(8, "big") + b"probe"
+    orders = []
+    for j in range(size):
+        head = prefix + j.to_bytes(2, "big")
+        others = [c for c in range(size) if c != j]
+        others.sort(key=lambda c: hashlib.sha256(head + c.to_bytes(2, "big")).digest())
+        orders.append(tuple(others))
+    return tuple(orders)
+
+
+def minhash_signature(hashes: Sequence[int], params: FingerprintParams) -> tuple[int, ...]:
+    """One-permutation MinHash with optimal densification (Shrivastava 2017) of a set of hashes.
+
+    Each distinct hash x maps to y = (a*x + b) mod (2**61 - 1) and falls in bin y mod size; a bin
+    keeps its smallest y. An empty bin copies the value of the first non-empty bin in its fixed
+    probe order, so two signatures agree at a position with probability equal to the Jaccard
+    similarity of the two sets.
+    """
+    size = params.minhash_size
+    if not hashes:
+        raise FingerprintError("no shingles to sign")
+    a, b = minhash_coefficients(params)
+    p = MERSENNE_61
+    empty = p  # every y is below p, so p marks a bin nothing fell into
+    bins = [empty] * size
+    for y in [(a * x + b) % p for x in set(hashes)]:
+        j = y % size
+        if y < bins[j]:
+            bins[j] = y
+    orders = densification_order(size, params.minhash_seed)
+    signature: list[int] = []
+    for j in range(size):
+        value = bins[j]
+        if value == empty:
+            value = next(v for v in (bins[c] for c in orders[j]) if v != empty)
+        signature.append(value)
+    return tuple(signature)
+
+
+def is_valid_minhash(minhash: Sequence[int], params: FingerprintParams) -> bool:
+    """A signature has minhash_size values below 2**61 - 1, each sitting in (or copied from) its bin."""
+    size = params.minhash_size
+    if len(minhash) != size:
+        return False
+    if not all(type(v) is int and 0 <= v < MERSENNE_61 for v in minhash):
+        return False
+    return all(minhash[v % size] == v for v in minhash)
+
+
+def is_valid_fingerprint(fingerprint: Sequence[int], cap: int) -> bool:
+    """A fingerprint is strictly ascending uint64 values, at most ``cap`` of them."""
+    if len(fingerprint) > cap:
+        return False
+    if not all(type(v) is int and 0 <= v < U64_LIMIT for v in fingerprint):
+        return False
+    return all(fingerprint[i] < fingerprint[i + 1] for i in range(len(fingerprint) - 1))
+
+
+# ---- LSH and similarity --------------------------------------------------------------------
+
+
+def lsh_band_hashes(minhash: Sequence[int], params: FingerprintParams) -> list[bytes]:
+    """Band b's key = sha256(u16be(b) || u64be of the band's lsh_rows values), 32 bytes each."""
+    if len(minhash) != params.minhash_size:
+        raise FingerprintError(f"minhash has {len(minhash)} values, expected {params.minhash_size}")
+    rows = params.lsh_rows
+    keys = []
+    for band in range(params.lsh_bands):
+        chunk = minhash[band * rows : (band + 1) * rows]
+        data = band.to_bytes(2, "big") + b"".join(v.to_bytes(8, "big") for v in chunk)
+        keys.append(hashlib.sha256(data).digest())
+    return keys
+
+
+def estimated_jaccard_bps(minhash_a: Sequence[int], minhash_b: Sequence[int]) -> int:
+    """Equal positions * 10000 // size, rounded down."""
+    if len(minhash_a) != len(minhash_b) or not minhash_a:
+        raise FingerprintError(
+            f"cannot compare minhash signatures of lengths {len(minhash_a)} and {len(minhash_b)}"
+        )
+    equal = sum(1 for x, y in zip(minhash_a, minhash_b) if x == y)
+    return equal * BPS // len(minhash_a)
+
+
+def is_near_duplicate(
+    minhash_a: Sequence[int], minhash_b: Sequence[int], params: FingerprintParams
+) -> bool:
+    """Two signatures are near duplicates when their estimated Jaccard reaches near_duplicate_bps."""
+    if len(minhash_a) != params.minhash_size or len(minhash_b) != params.minhash_size:
+        raise FingerprintError(f"minhash signatures must have {params.minhash_size} values")
+    return estimated_jaccard_bps(minhash_a, minhash_b) >= params.near_duplicate_bps
+
+
+# ---- whole documents -----------------------------------------------------------------------
+
+
+def _decode(data: bytes, limit: int, what: str) -> str:
+    if len(data) > limit:
+        raise FingerprintError(f"{what} is {len(data)} bytes, over the limit of {limit}")
+    try:
+        return data.decode("utf-8", "strict")
+    except UnicodeDecodeError as exc:
+        raise FingerprintError(f"{what} is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def fingerprint_text(data: bytes, params: FingerprintParams = DEFAULT_FINGERPRINT_PARAMS) -> Fingerprint:
+    """Fingerprint and MinHash of a contribution; rejects non-UTF-8, oversize and wordless input."""
+    text = _decode(data, params.max_content_bytes, "content")
+    words = words_of(text)
+    if not words:
+        raise FingerprintError("content has no words after normalisation")
+    hashes = shingle_hashes(words, params)
+    return Fingerprint(
+        content_hash=hashlib.sha256(data).digest(),
+        size=len(data),
+        fingerprint=winnowed_fingerprint(hashes, params.winnow_window, params.fingerprint_max),
+        minhash=minhash_signature(hashes, params),
+    )
+
+
+def fingerprint_output(
+    text: bytes, params: FingerprintParams = DEFAULT_FINGERPRINT_PARAMS
+) -> tuple[int, ...]:
+    """An inference output's fingerprint: same winnowing, capped to output_fingerprint_max.
+
+    An output without words has the empty fingerprint (it matches nothing); non-UTF-8 and outputs
+    over max_output_bytes are rejected.
+    """
+    words = words_of(_decode(text, params.max_output_bytes, "output"))
+    hashes = shingle_hashes(words, params)
+    return winnowed_fingerprint(hashes, params.winnow_window, params.output_fingerprint_max)
+
+
+def fingerprint_file_report(
+    path: str, params: FingerprintParams = DEFAULT_FINGERPRINT_PARAMS
+) -> dict[str, Any]:
+    """What `attrchain fingerprint FILE` prints: the values a `contribute` transaction carries."""
+    try:
+        with open(path, "rb") as fh:
+            # One byte over the limit is enough to reject without reading a huge file.
+            data = fh.read(params.max_content_bytes + 1)
+    except OSError as exc:
+        raise FingerprintError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        fp = fingerprint_text(data, params)
+    except FingerprintError as exc:
+        raise FingerprintError(f"{path}: {exc.reason}") from exc
+    return {
+        "content_hash": "0x" + fp.content_hash.hex(),
+        "size": fp.size,
+        "fingerprint": list(fp.fingerprint),
+        "minhash": list(fp.minhash),
+    }
