@@ -103,6 +103,8 @@ class Node:
         self.driver = ConsensusDriver(self)
         self._sync_wanted = trio.Event()
         self._syncing = False
+        # devnet fault injection: peers whose messages are dropped (a network partition)
+        self.deny: frozenset[str] = frozenset()
         self._outbox_send, self._outbox = trio.open_memory_channel[tuple[str, bytes]](10_000)
         self.started_at = time.time()
 
@@ -142,6 +144,18 @@ class Node:
 
     def is_syncing(self) -> bool:
         return self._syncing
+
+    def set_deny_list(self, peers: list[str]) -> list[str]:
+        """Devnet only (config [faults] admin): drop every message from these peers."""
+        if not self.config.faults.admin:
+            raise PermissionError("fault injection is disabled on this node ([faults] admin = false)")
+        self.deny = frozenset(peers)
+        log.warning("FAULT: partitioned from %d peer(s): %s", len(peers), ", ".join(p[-8:] for p in sorted(peers)))
+        return sorted(self.deny)
+
+    def _reachable_peers(self) -> list[str]:
+        peers = self.p2p.connected_peers() if self.p2p.is_running else []
+        return [p for p in peers if p not in self.deny]
 
     # ---- driver callbacks ------------------------------------------------------------
     def gossip(self, kind: str, data: bytes) -> None:
@@ -183,6 +197,8 @@ class Node:
 
     # ---- network ---------------------------------------------------------------------
     async def _serve_sync(self, protocol: str, payload: bytes) -> bytes:
+        if self.deny:  # partitioned (devnet fault): serve nobody, the requester is not known here
+            return pack(["error", "partitioned"])
         return handle_sync_request(self.chain, payload)
 
     async def _request(self, peer: str, payload: bytes) -> bytes:
@@ -196,7 +212,7 @@ class Node:
             "txs": self._on_tx_batch,
         }[kind]
         async for msg in self.p2p.subscribe(self.topic[kind]):
-            if self._syncing and kind != "txs":
+            if msg.sender in self.deny or (self._syncing and kind != "txs"):
                 continue
             handler(msg.data)
             await trio.lowlevel.checkpoint()
@@ -243,7 +259,7 @@ class Node:
             with trio.move_on_after(SYNC_POLL_S):
                 await self._sync_wanted.wait()
             self._sync_wanted = trio.Event()
-            peers = self.p2p.connected_peers() if self.p2p.is_running else []
+            peers = self._reachable_peers()
             if not peers:
                 continue
             # one height behind is normal while the last precommits arrive; behind for long is not
@@ -298,7 +314,7 @@ class Node:
         with trio.move_on_after(3.0):
             while not self.p2p.connected_peers():
                 await trio.sleep(0.05)
-        peers = self.p2p.connected_peers()
+        peers = self._reachable_peers()
         if not peers:
             log.info("no peer reachable yet; starting consensus from height %d", self.chain.height + 1)
             return

@@ -1,0 +1,109 @@
+"""Helpers for tests that run real node processes on 127.0.0.1 (through devnet/)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devnet import launcher
+from devnet.launcher import Layout, NodeSpec
+
+
+def free_base_port() -> int:
+    """A base port whose node ports (base+10i+6/7 for i < 8) are all free right now."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1] // 100 * 100
+        if base < 20_000 or base > 60_000:
+            continue
+        if all(_port_free(base + 10 * i + j) for i in range(8) for j in (6, 7)):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def rpc(spec: NodeSpec, method: str, params: Any = None, timeout: float = 5.0) -> Any:
+    return launcher.rpc_call(spec.rpc, method, params, timeout)
+
+
+def try_rpc(spec: NodeSpec, method: str, params: Any = None) -> Any | None:
+    try:
+        return rpc(spec, method, params, timeout=2.0)
+    except (httpx.HTTPError, launcher.DevnetError, ValueError):
+        return None
+
+
+def height_of(spec: NodeSpec) -> int | None:
+    st = try_rpc(spec, "status")
+    return int(st["sync_info"]["latest_block_height"]) if st else None
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> None:
+    """Wait for ``cond`` with a bound; fail with ``what`` when it does not hold in time."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def wait_heights(specs: list[NodeSpec], height: int, timeout: float) -> None:
+    wait_until(lambda: all((height_of(s) or 0) >= height for s in specs), timeout,
+               f"{[s.name for s in specs]} to reach height {height}")
+
+
+def block_hashes(spec: NodeSpec, upto: int) -> dict[int, tuple[str, str]]:
+    """height -> (block hash, state root) for heights 1..upto."""
+    out: dict[int, tuple[str, str]] = {}
+    for h in range(1, upto + 1):
+        b = rpc(spec, "block", {"height": h})
+        out[h] = (b["block_id"]["hash"], b["block"]["header"]["state_root"])
+    return out
+
+
+def assert_same_chain(specs: list[NodeSpec], upto: int) -> None:
+    """Every node has identical block hashes and state roots at every height up to ``upto``."""
+    reference = block_hashes(specs[0], upto)
+    for spec in specs[1:]:
+        other = block_hashes(spec, upto)
+        diff = [h for h in reference if reference[h] != other[h]]
+        assert not diff, f"{spec.name} differs from {specs[0].name} at heights {diff[:5]}"
+
+
+@contextmanager
+def running_devnet(tmp: Path, validators: int, params: dict[str, Any] | None = None,
+                   double_sign: tuple[int, ...] = (), start: list[int] | None = None) -> Iterator[Layout]:
+    """Create a devnet in ``tmp``, start the nodes in ``start`` (default all), stop them all after."""
+    layout = launcher.create(tmp / "devnet", validators, free_base_port(), double_sign, params)
+    try:
+        for spec in layout.nodes:
+            if start is None or spec.index in start:
+                launcher.start_node(layout, spec)
+        yield layout
+    finally:
+        for spec in layout.nodes:
+            launcher.stop_node(layout, spec, timeout=10.0)
+
+
+def kill9(layout: Layout, spec: NodeSpec) -> None:
+    launcher.stop_node(layout, spec, timeout=0.1, sig=signal.SIGKILL)
+
+
+def node_log(layout: Layout, spec: NodeSpec) -> str:
+    return (layout.dir / spec.home / "node.log").read_text(errors="replace")
