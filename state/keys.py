@@ -11,6 +11,8 @@ No other module concatenates key prefixes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # ---- state (authenticated) ---------------------------------------------------------------
 STATE = b"s"
 
@@ -49,6 +51,11 @@ def contribution_key(contribution_id: bytes) -> bytes:
     return _s(b"c/", contribution_id)
 
 
+def contribution_sketch_key(contribution_id: bytes) -> bytes:
+    """A contribution's registered fingerprint and MinHash (kept while it is pending or accepted)."""
+    return _s(b"cs/", contribution_id)
+
+
 def content_hash_key(datanet_id: bytes, content_hash: bytes) -> bytes:
     """Exact-duplicate index: (datanet, content hash) -> contribution id."""
     return _s(b"ch/", datanet_id, content_hash)
@@ -67,6 +74,12 @@ def doc_freq_key(datanet_id: bytes, fp_hash: int) -> bytes:
 def fp_postings_key(datanet_id: bytes, fp_hash: int) -> bytes:
     """Contributions in a datanet whose fingerprints contain a hash."""
     return _s(b"fp/", datanet_id, u64(fp_hash))
+
+
+def fp_postings_keys(datanet_id: bytes, fp_hashes: Iterable[int]) -> list[bytes]:
+    """``fp_postings_key`` for many hashes of one datanet at once (the inference hot path)."""
+    prefix = _s(b"fp/", datanet_id)
+    return [prefix + h.to_bytes(8, "big") for h in fp_hashes]
 
 
 def model_key(model_id: bytes) -> bytes:
@@ -122,6 +135,20 @@ def evidence_seen_key(evidence_hash: bytes) -> bytes:
     return _s(b"ev/", evidence_hash)
 
 
+def unbonding_queue_prefix() -> bytes:
+    """Every unbonding entry, ordered by completion height."""
+    return _s(b"ub/")
+
+
+def unbonding_by_validator_key(validator: bytes, completion_height: int, delegator: bytes) -> bytes:
+    """Index of unbonding entries by validator (slashing reaches them without a full scan)."""
+    return _s(b"uv/", validator, u64(completion_height), delegator)
+
+
+def unbonding_by_validator_prefix(validator: bytes) -> bytes:
+    return _s(b"uv/", validator)
+
+
 # ---- local (not in the state root) -------------------------------------------------------
 TREE = b"t"
 BLOCK = b"b"
@@ -135,6 +162,11 @@ META = b"M"
 def tree_node_key(node_path: bytes) -> bytes:
     """A node of the authenticated state tree, addressed by its encoded path."""
     return TREE + node_path
+
+
+def tree_root_key() -> bytes:
+    """The state tree's root record; ``/`` never occurs in a node path (hex nibbles)."""
+    return TREE + b"/root"
 
 
 def block_key(height: int) -> bytes:

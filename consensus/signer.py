@@ -1,0 +1,211 @@
+"""The last-signed guard: a validator never signs two conflicting messages, even across kill -9.
+
+Each message has a position (height, round, step) with step 1 = proposal, 2 = prevote,
+3 = precommit. Rules, checked against the last signed record before any signature is made:
+- a position below the last one is refused;
+- at the same position, identical sign bytes return the stored signature; a message that differs
+  from the stored one only in ``time_ms`` returns the stored message and signature (CometBFT's
+  rule: nothing new is signed, and a restarted node can still re-send its vote);
+- anything else at the same position is refused;
+- a higher position is signed, and the record (position, sha256 of the sign bytes, the sign bytes
+  and the signature) is made durable BEFORE the signature is returned: written to a temporary
+  file, fsynced, renamed over the state file, and the directory fsynced.
+
+Refusals raise ``DoubleSignRefused``. The state file is the canonical msgpack of ``LastSigned``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
+
+from consensus.params import STEP_PRECOMMIT, STEP_PREVOTE, STEP_PROPOSE
+from state.block import PREVOTE, Proposal, SignedProposal, SignedVote, Vote
+from state.codec import HASH, SIGNATURE, U8, U32, U64, Bytes, CodecError, canonical, decode, f, unpack
+from state.crypto import DOMAIN_PROPOSAL, DOMAIN_VOTE, PrivateKey, sha256
+
+__all__ = [
+    "DoubleSignRefused",
+    "FileGuardStore",
+    "GuardStore",
+    "LastSigned",
+    "MemoryGuardStore",
+    "Signer",
+    "SignerStateError",
+    "vote_step",
+]
+
+MAX_SIGN_BYTES = 4096
+
+
+class DoubleSignRefused(Exception):
+    """Signing this message could conflict with one already signed."""
+
+
+class SignerStateError(ValueError):
+    """The guard's state file is unreadable, corrupt, or locked by another process."""
+
+
+@canonical
+class LastSigned:
+    height: int = f(U64)
+    round: int = f(U32)
+    step: int = f(U8)
+    sign_bytes_hash: bytes = f(HASH)
+    sign_bytes: bytes = f(Bytes(MAX_SIGN_BYTES))
+    signature: bytes = f(SIGNATURE)
+
+    def validate(self, path: str) -> None:
+        if self.step not in (STEP_PROPOSE, STEP_PREVOTE, STEP_PRECOMMIT):
+            raise CodecError(f"{path}.step: {self.step} is not a signing step")
+        if sha256(self.sign_bytes) != self.sign_bytes_hash:
+            raise CodecError(f"{path}.sign_bytes_hash: does not match the sign bytes")
+
+
+def vote_step(vote_type: int) -> int:
+    return STEP_PREVOTE if vote_type == PREVOTE else STEP_PRECOMMIT
+
+
+class GuardStore(Protocol):
+    def load(self) -> LastSigned | None: ...
+
+    def save(self, last: LastSigned) -> None:
+        """Durable when it returns."""
+
+
+class MemoryGuardStore:
+    """A store that survives simulated crashes (it is the simulated disk)."""
+
+    def __init__(self) -> None:
+        self.value: LastSigned | None = None
+
+    def load(self) -> LastSigned | None:
+        return self.value
+
+    def save(self, last: LastSigned) -> None:
+        self.value = last
+
+
+class FileGuardStore:
+    """The guard record in one file, replaced atomically; an flock keeps out a second process."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self._lock_fd)
+            raise SignerStateError(f"{self.path} is in use by another process") from exc
+
+    def load(self) -> LastSigned | None:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return decode(LastSigned, data)
+        except CodecError as exc:
+            # Never guess: signing with a lost record could double-sign.
+            raise SignerStateError(f"{self.path}: corrupt last-signed state ({exc})") from exc
+
+    def save(self, last: LastSigned) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            data = last.encode()  # type: ignore[attr-defined]
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def close(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+class Signer:
+    """Signs votes and proposals with ``key`` through the last-signed guard kept in ``store``."""
+
+    def __init__(self, key: PrivateKey, store: GuardStore) -> None:
+        self.key = key
+        self.store = store
+        self._last = store.load()
+
+    @property
+    def last(self) -> LastSigned | None:
+        return self._last
+
+    def sign_vote(self, chain_id: str, vote: Vote) -> SignedVote:
+        if vote.validator != self.key.address:
+            raise ValueError("vote is not for this signer's address")
+        sb = vote.sign_bytes(chain_id)
+        position = (vote.height, vote.round, vote_step(vote.type))
+        earlier = self._same_position(position, sb)
+        if earlier is not None:
+            prev = _decode_payload(earlier.sign_bytes, DOMAIN_VOTE, chain_id, Vote)
+            if isinstance(prev, Vote) and replace(prev, time_ms=vote.time_ms) == vote:
+                return SignedVote(prev, earlier.signature)
+            raise DoubleSignRefused(f"already signed another message at {position}")
+        return SignedVote(vote, self._sign_new(position, sb))
+
+    def sign_proposal(self, chain_id: str, proposal: Proposal) -> SignedProposal:
+        if proposal.proposer != self.key.address:
+            raise ValueError("proposal is not for this signer's address")
+        sb = proposal.sign_bytes(chain_id)
+        position = (proposal.height, proposal.round, STEP_PROPOSE)
+        earlier = self._same_position(position, sb)
+        if earlier is not None:
+            prev = _decode_payload(earlier.sign_bytes, DOMAIN_PROPOSAL, chain_id, Proposal)
+            if isinstance(prev, Proposal) and replace(prev, time_ms=proposal.time_ms) == proposal:
+                return SignedProposal(prev, earlier.signature)
+            raise DoubleSignRefused(f"already signed another message at {position}")
+        return SignedProposal(proposal, self._sign_new(position, sb))
+
+    def _same_position(self, position: tuple[int, int, int], sign_bytes: bytes) -> LastSigned | None:
+        """Raises for a lower position; returns the record when it is at the same position and
+        differs; None when ``position`` is higher (sign anew) or the bytes are identical (handled
+        by ``_sign_new`` returning the stored signature)."""
+        last = self._last
+        if last is None:
+            return None
+        last_position = (last.height, last.round, last.step)
+        if position < last_position:
+            raise DoubleSignRefused(f"{position} is below the last signed {last_position}")
+        if position == last_position and sign_bytes != last.sign_bytes:
+            return last
+        return None
+
+    def _sign_new(self, position: tuple[int, int, int], sign_bytes: bytes) -> bytes:
+        last = self._last
+        if last is not None and (last.height, last.round, last.step) == position:
+            return last.signature  # identical bytes: the same signature again
+        signature = self.key.sign(sign_bytes)
+        record = LastSigned(position[0], position[1], position[2], sha256(sign_bytes), sign_bytes, signature)
+        self.store.save(record)
+        self._last = record
+        return signature
+
+
+def _decode_payload(sign_bytes: bytes, domain: str, chain_id: str, cls: type[Vote] | type[Proposal]) -> object:
+    """The message inside stored sign bytes, or None when they are of another kind or chain."""
+    try:
+        wire = unpack(sign_bytes)
+        if type(wire) is not list or len(wire) != 3 or wire[0] != domain or wire[1] != chain_id:
+            return None
+        return cls.from_wire(wire[2])  # type: ignore[attr-defined]
+    except CodecError:
+        return None

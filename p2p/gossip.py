@@ -1,0 +1,131 @@
+"""GossipSub configuration, validator wrapping and content de-duplication.
+
+py-libp2p 0.8.1 defaults that silently lose messages are switched off here (see
+/work/shared/LIBP2P.md and docs/p2p.md): spam protection (10 msg/s per sender and topic, own
+publishes included), eclipse protection and adaptive gossip (every loopback peer shares one IP),
+and the 120 s heartbeat. Messages stay signed (StrictSign) so default js/go peers interoperate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from libp2p.abc import IHost
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+
+logger = logging.getLogger(__name__)
+
+Validator = Callable[[bytes], bool]
+"""Cheap, synchronous check of a payload (decode + signature). True accepts the message."""
+
+# The mesh protocols every default js-libp2p and go-libp2p peer speaks. py-libp2p's newer
+# experimental ids (1.3, 1.4, 2.0) are left out on purpose: they add extension messages we do not
+# need and that other implementations do not negotiate.
+GOSSIP_PROTOCOLS = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
+
+
+@dataclass(frozen=True)
+class GossipSettings:
+    """GossipSub parameters; the defaults suit a 4-7 node loopback devnet (see docs/p2p.md)."""
+
+    degree: int = 3
+    degree_low: int = 2
+    degree_high: int = 4
+    heartbeat_interval: int = 1
+    gossip_window: int = 3
+    gossip_history: int = 5
+    seen_ttl: int = 120
+    # Publisher back-pressure: wait while any peer's outbound queue (32 slots, drops when full)
+    # holds this many RPCs or more.
+    queue_high_water: int = 16
+    # A peer whose queue stays full this long (e.g. SIGSTOPped) no longer holds publishers back.
+    backpressure_timeout: float = 2.0
+
+
+def build_pubsub(host: IHost, settings: GossipSettings) -> tuple[Pubsub, GossipSub]:
+    """A signed-message Pubsub with a GossipSub router configured per ``settings``."""
+    router = GossipSub(
+        protocols=list(GOSSIP_PROTOCOLS),
+        degree=settings.degree,
+        degree_low=settings.degree_low,
+        degree_high=settings.degree_high,
+        heartbeat_interval=settings.heartbeat_interval,
+        gossip_window=settings.gossip_window,
+        gossip_history=settings.gossip_history,
+        adaptive_gossip_enabled=False,
+        spam_protection_enabled=False,
+        eclipse_protection_enabled=False,
+    )
+    pubsub = Pubsub(host, router, strict_signing=True, seen_ttl=settings.seen_ttl)
+    # py-libp2p seeds the sequence number with int(time.time()) and adds one per publish, so a
+    # node restarted within (messages sent / 1 s) seconds reuses seqnos that peers still hold as
+    # seen (message id = sender + seqno) and silently drops its new messages. Nanoseconds, as
+    # go-libp2p uses, stay ahead of any realistic publish count.
+    pubsub.counter = time.time_ns()
+    return pubsub, router
+
+
+def make_safe_validator(
+    topic: str, validator: Validator | None, max_message_bytes: int, self_id: ID
+) -> Callable[[ID, rpc_pb2.Message], bool]:
+    """A libp2p topic validator that never raises: a raising validator kills py-libp2p's Pubsub.
+
+    Our own publishes (forwarded by ourselves) skip the node's validator: the node built them,
+    and validating them again would double the CPU cost of every publish.
+    """
+
+    def safe_validator(forwarder: ID, message: rpc_pb2.Message) -> bool:
+        if forwarder == self_id:
+            return True
+        data = message.data
+        if len(data) >= max_message_bytes:
+            logger.info("rejecting %d-byte message on %s: over the size cap", len(data), topic)
+            return False
+        if validator is None:
+            return True
+        try:
+            return bool(validator(data))
+        except Exception as error:
+            # One line, no traceback: a peer able to make the validator raise must not be able
+            # to flood the log.
+            logger.warning(
+                "validator for %s raised %r; message from %s rejected", topic, error, forwarder
+            )
+            return False
+
+    return safe_validator
+
+
+def content_key(topic: str, data: bytes) -> bytes:
+    """De-duplication key: sha256 of the payload, per topic."""
+    return hashlib.sha256(topic.encode() + b"\x00" + data).digest()
+
+
+class ContentDedup:
+    """Bounded LRU set of content keys already handed to the node."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("dedup capacity must be positive")
+        self._capacity = capacity
+        self._keys: OrderedDict[bytes, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._keys
+
+    def add(self, key: bytes) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)

@@ -1,0 +1,33 @@
+"""Route py-libp2p's log records into the project's logging.
+
+Unless ``LIBP2P_DEBUG`` is set, py-libp2p leaves its ``libp2p`` logger at WARNING with no
+handler and ``propagate = False``, so Python's last-resort handler prints its warnings raw on
+stderr, outside the node's log format and destination. Forwarding them to ``p2p.libp2p`` lets
+the node's logging configuration decide. With ``LIBP2P_DEBUG`` set, libp2p's own handlers stay.
+"""
+
+from __future__ import annotations
+
+import logging
+
+FORWARD_TO = "p2p.libp2p"
+
+# Expected events that py-libp2p logs as errors: a dial to a peer that is down (our redial loop
+# retries every second, so these would flood the log). Forwarded at DEBUG.
+EXPECTED_FAILURES = ("Failed to open TCP stream",)
+
+
+class _Forward(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, str) and record.msg.startswith(EXPECTED_FAILURES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        target = logging.getLogger(FORWARD_TO)
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
+
+
+def route_libp2p_logs() -> None:
+    """Idempotent: attach the forwarding handler when libp2p has no handler of its own."""
+    libp2p_logger = logging.getLogger("libp2p")
+    if not libp2p_logger.handlers:
+        libp2p_logger.addHandler(_Forward())

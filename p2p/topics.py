@@ -1,0 +1,53 @@
+"""Every gossip topic and request/response protocol name of attrchain, in one place.
+
+Names carry the chain id so nodes of different chains never mix messages on one topic, and a
+trailing version so an encoding change gets a new name instead of a silent incompatibility.
+"""
+
+from __future__ import annotations
+
+TOPIC_PREFIX = "attrchain"
+TOPIC_VERSION = "1"
+
+
+def _topic(chain_id: str, kind: str) -> str:
+    if not chain_id or "/" in chain_id:
+        raise ValueError(f"chain id must be non-empty and contain no '/': {chain_id!r}")
+    return f"{TOPIC_PREFIX}/{chain_id}/{kind}/{TOPIC_VERSION}"
+
+
+def txs_topic(chain_id: str) -> str:
+    """Batches of signed transactions newly accepted by a node's mempool."""
+    return _topic(chain_id, "txs")
+
+
+def proposals_topic(chain_id: str) -> str:
+    """Signed block proposals."""
+    return _topic(chain_id, "proposals")
+
+
+def votes_topic(chain_id: str) -> str:
+    """Signed prevotes and precommits."""
+    return _topic(chain_id, "votes")
+
+
+def evidence_topic(chain_id: str) -> str:
+    """Double-sign evidence."""
+    return _topic(chain_id, "evidence")
+
+
+def all_topics(chain_id: str) -> list[str]:
+    """The topics a full node subscribes to."""
+    return [
+        txs_topic(chain_id),
+        proposals_topic(chain_id),
+        votes_topic(chain_id),
+        evidence_topic(chain_id),
+    ]
+
+
+def sync_protocol(chain_id: str) -> str:
+    """Request/response protocol id for block sync."""
+    if not chain_id or "/" in chain_id:
+        raise ValueError(f"chain id must be non-empty and contain no '/': {chain_id!r}")
+    return f"/{TOPIC_PREFIX}/{chain_id}/sync/{TOPIC_VERSION}"
