@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Protocol, TypeVar, dataclass_transform
 
 import msgpack
 
@@ -253,6 +253,7 @@ def f(wire_type: Any, **kwargs: Any) -> Any:
 T = TypeVar("T")
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(f, field))
 def canonical(cls: type[T]) -> type[T]:
     """Make a frozen dataclass a canonical structure: ``to_wire``/``from_wire``/``encode``/``decode``.
 
