@@ -29,9 +29,9 @@ from node.sync import handle_sync_request, peer_status, sync_from_peers
 from p2p import topics
 from p2p.identity import PeerSpec
 from p2p.service import P2PService
-from state.block import Block, Commit
+from state.block import Block, Commit, DuplicateVoteEvidence, SignedProposal, SignedVote
 from state.chain import Chain, Executed
-from state.codec import CodecError, pack, unpack
+from state.codec import CodecError, decode, pack, unpack
 from state.crypto import PrivateKey, to_hex
 from state.genesis import Genesis, load_genesis
 from state.store import StateDB
@@ -51,6 +51,45 @@ def parse_peer(text: str) -> PeerSpec:
         return PeerSpec(peer_id, f"/ip4/{host}/tcp/{int(port)}/p2p/{peer_id}")
     except ValueError as exc:
         raise ValueError(f"persistent peer {text!r} is not '<peer id>@<host>:<port>'") from exc
+
+
+def _decodes_as(cls: Any) -> Any:
+    def check(data: bytes) -> bool:
+        try:
+            decode(cls, data)
+        except CodecError:
+            return False
+        return True
+
+    return check
+
+
+def _is_proposal_message(data: bytes) -> bool:
+    try:
+        wire = unpack(data)
+        SignedProposal.from_wire(wire[0])  # type: ignore[attr-defined]
+        return len(wire) == 2 and type(wire[1]) is bytes
+    except (CodecError, TypeError, IndexError, KeyError):
+        return False
+
+
+def _is_tx_batch(data: bytes) -> bool:
+    try:
+        batch = unpack(data)
+    except CodecError:
+        return False
+    return isinstance(batch, list) and all(type(x) is bytes for x in batch)
+
+
+def gossip_validators(topic: dict[str, str]) -> dict[str, Any]:
+    """Cheap structural checks so malformed messages are not forwarded (the p2p layer never lets
+    a validator raise); signatures and consensus rules are checked by the node."""
+    return {
+        topic["txs"]: _is_tx_batch,
+        topic["proposals"]: _is_proposal_message,
+        topic["votes"]: _decodes_as(SignedVote),
+        topic["evidence"]: _decodes_as(DuplicateVoteEvidence),
+    }
 
 
 class Node:
@@ -95,6 +134,7 @@ class Node:
             config.p2p.port,
             peers,
             list(self.topic.values()),
+            validators=gossip_validators(self.topic),
             request_handlers={self.sync_protocol: self._serve_sync},
             listen_host=config.p2p.host,
         )
@@ -196,8 +236,8 @@ class Node:
         log.info("committed height=%d txs=%d hash=%s", h.height, len(block.txs), block_hash.hex()[:12])
 
     # ---- network ---------------------------------------------------------------------
-    async def _serve_sync(self, protocol: str, payload: bytes) -> bytes:
-        if self.deny:  # partitioned (devnet fault): serve nobody, the requester is not known here
+    async def _serve_sync(self, requester: str, payload: bytes) -> bytes:
+        if requester in self.deny:  # partitioned (devnet fault)
             return pack(["error", "partitioned"])
         return handle_sync_request(self.chain, payload)
 

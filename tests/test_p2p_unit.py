@@ -1,0 +1,203 @@
+"""Unit tests of the pure parts of p2p/: framing, names, identity, dedup, validator wrapping."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
+
+from p2p import topics
+from p2p.framing import (
+    WRITE_CHUNK_BYTES,
+    FrameError,
+    FrameReader,
+    FrameTooLarge,
+    encode_uvarint,
+    write_frame,
+)
+from p2p.gossip import ContentDedup, content_key, make_safe_validator
+from p2p.identity import PeerSpec, loopback_addr, peer_id_from_seed
+from p2p.peers import is_dialer
+
+
+class FakeStream:
+    """In-memory stream that hands out its bytes in fixed-size pieces (unit tests only)."""
+
+    def __init__(self, data: bytes = b"", piece: int = 7) -> None:
+        self.data = data
+        self.offset = 0
+        self.piece = piece
+        self.writes: list[bytes] = []
+
+    async def read(self, n: int | None = None) -> bytes:
+        size = min(self.piece, n or self.piece)
+        out = self.data[self.offset : self.offset + size]
+        self.offset += len(out)
+        return out
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def base58(data: bytes) -> str:
+    number = int.from_bytes(data, "big")
+    out = ""
+    while number:
+        number, rest = divmod(number, 58)
+        out = B58[rest] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
+# ----- varints and frames -----
+
+
+def test_uvarint_known_values() -> None:
+    # Examples from the protobuf encoding documentation and the multiformats varint spec.
+    assert encode_uvarint(0) == b"\x00"
+    assert encode_uvarint(1) == b"\x01"
+    assert encode_uvarint(127) == b"\x7f"
+    assert encode_uvarint(128) == b"\x80\x01"
+    assert encode_uvarint(300) == b"\xac\x02"
+    assert encode_uvarint(16384) == b"\x80\x80\x01"
+    with pytest.raises(ValueError):
+        encode_uvarint(-1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    payloads=st.lists(st.binary(max_size=3000), min_size=1, max_size=5),
+    piece=st.integers(min_value=1, max_value=5000),
+)
+async def test_frames_round_trip_whatever_the_read_sizes(payloads: list[bytes], piece: int) -> None:
+    wire = b"".join(encode_uvarint(len(p)) + p for p in payloads)
+    reader = FrameReader(FakeStream(wire, piece))
+    assert [await reader.read_frame(3000) for _ in payloads] == payloads
+
+
+async def test_oversize_frame_is_refused_before_its_body_is_read() -> None:
+    body = b"z" * 100_000
+    stream = FakeStream(encode_uvarint(len(body)) + body, piece=1)
+    with pytest.raises(FrameTooLarge) as info:
+        await FrameReader(stream).read_frame(99_999)
+    assert info.value.length == 100_000 and info.value.cap == 99_999
+    assert stream.offset == len(encode_uvarint(len(body)))
+
+
+async def test_truncated_and_malformed_frames_are_frame_errors() -> None:
+    with pytest.raises(FrameError, match="ended"):
+        await FrameReader(FakeStream(encode_uvarint(10) + b"short")).read_frame(100)
+    with pytest.raises(FrameError, match="non-minimal"):
+        await FrameReader(FakeStream(b"\x85\x00" + b"x" * 5)).read_frame(100)
+    with pytest.raises(FrameError, match="longer than 9"):
+        await FrameReader(FakeStream(b"\xff" * 10)).read_frame(100)
+
+
+async def test_write_frame_chunks_large_payloads() -> None:
+    payload = bytes(range(256)) * 4000  # 1,024,000 bytes
+    stream = FakeStream()
+    await write_frame(stream, payload, head=b"\x00")
+    assert b"".join(stream.writes) == b"\x00" + encode_uvarint(len(payload)) + payload
+    assert len(stream.writes) == -(-len(payload) // WRITE_CHUNK_BYTES)
+    assert max(len(w) for w in stream.writes) <= WRITE_CHUNK_BYTES + 10
+
+
+# ----- names -----
+
+
+def test_topic_and_protocol_names() -> None:
+    assert topics.txs_topic("devnet-1") == "attrchain/devnet-1/txs/1"
+    assert topics.proposals_topic("devnet-1") == "attrchain/devnet-1/proposals/1"
+    assert topics.votes_topic("devnet-1") == "attrchain/devnet-1/votes/1"
+    assert topics.evidence_topic("devnet-1") == "attrchain/devnet-1/evidence/1"
+    assert topics.sync_protocol("devnet-1") == "/attrchain/devnet-1/sync/1"
+    assert len(set(topics.all_topics("x"))) == 4
+    for bad in ("", "a/b"):
+        with pytest.raises(ValueError):
+            topics.txs_topic(bad)
+        with pytest.raises(ValueError):
+            topics.sync_protocol(bad)
+
+
+# ----- identity -----
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.binary(min_size=32, max_size=32))
+def test_peer_id_is_the_identity_multihash_of_the_cryptography_public_key(seed: bytes) -> None:
+    public = (
+        Ed25519PrivateKey.from_private_bytes(seed)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    # libp2p peer-id spec: identity multihash (0x00, len 0x24) of the protobuf PublicKey
+    # {Type: Ed25519 (1), Data: 32 bytes} = 08 01 12 20 || key.
+    expected = base58(b"\x00\x24\x08\x01\x12\x20" + public)
+    assert peer_id_from_seed(seed) == expected
+    assert expected.startswith("12D3KooW")
+
+
+def test_peer_spec_checks_its_address_names_its_peer() -> None:
+    a, b = peer_id_from_seed(b"\x01" * 32), peer_id_from_seed(b"\x02" * 32)
+    spec = PeerSpec(a, loopback_addr(4001, a))
+    assert PeerSpec.parse(spec.addr) == spec
+    assert PeerSpec.loopback(b"\x01" * 32, 4001) == spec
+    with pytest.raises(ValueError):
+        PeerSpec(b, loopback_addr(4001, a))
+    with pytest.raises(ValueError):
+        peer_id_from_seed(b"\x01" * 31)
+
+
+def test_exactly_one_side_of_each_pair_dials() -> None:
+    ids = [ID.from_base58(peer_id_from_seed(bytes([i]) * 32)) for i in range(1, 8)]
+    for x in ids:
+        assert not is_dialer(x, x)
+        for y in ids:
+            if x != y:
+                assert is_dialer(x, y) != is_dialer(y, x)
+
+
+# ----- dedup and validators -----
+
+
+def test_content_dedup_forgets_least_recently_added_first() -> None:
+    dedup = ContentDedup(3)
+    keys = [content_key("t", bytes([i])) for i in range(5)]
+    for key in keys[:3]:
+        dedup.add(key)
+    dedup.add(keys[0])  # refreshed: now the newest
+    dedup.add(keys[3])
+    assert keys[1] not in dedup and keys[0] in dedup and keys[3] in dedup
+    assert len(dedup) == 3
+    assert content_key("a", b"x") != content_key("b", b"x")
+    assert content_key("a", b"x") == hashlib.sha256(b"a\x00x").digest()
+
+
+def message(data: bytes) -> rpc_pb2.Message:
+    return rpc_pb2.Message(data=data, topicIDs=["t"])
+
+
+def test_safe_validator_never_raises_and_enforces_the_size_cap() -> None:
+    me = ID.from_base58(peer_id_from_seed(b"\x01" * 32))
+    other = ID.from_base58(peer_id_from_seed(b"\x02" * 32))
+
+    def picky(data: bytes) -> bool:
+        if data == b"boom":
+            raise KeyError("validator bug")
+        return data.startswith(b"ok")
+
+    check = make_safe_validator("t", picky, 100, me)
+    assert check(other, message(b"ok 1")) is True
+    assert check(other, message(b"nope")) is False
+    assert check(other, message(b"boom")) is False
+    assert check(other, message(b"ok" + b"x" * 98)) is False  # 100 bytes: not under the cap
+    assert check(me, message(b"nope")) is True  # own publishes are not re-validated
+    assert make_safe_validator("t", None, 100, me)(other, message(b"anything")) is True
