@@ -22,7 +22,8 @@ from typing import Any
 import trio
 
 from node.config import Home, NodeConfig
-from node.events import NEW_BLOCK, TX, EventBus
+from node.events import EventBus
+from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
 from node.sync import handle_sync_request, peer_status, sync_from_peers
@@ -224,15 +225,7 @@ class Node:
         self.metrics.set_height(h.height)
         self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
         block_hash = h.hash()
-        self.events.publish(NEW_BLOCK, {
-            "height": h.height, "hash": to_hex(block_hash), "time_ms": h.time_ms,
-            "num_txs": len(block.txs), "proposer": to_hex(h.proposer),
-            "state_root": to_hex(h.state_root),
-        })
-        for i, (tx_hash, r) in enumerate(zip(executed.result.tx_hashes, executed.result.tx_results)):
-            self.events.tx_committed(tx_hash)
-            self.events.publish(TX, {"hash": to_hex(tx_hash), "height": h.height, "index": i,
-                                     "code": r.code, "reason": r.reason})
+        publish_committed_block(self.events, block, executed.result.tx_hashes, executed.result.tx_results)
         log.info("committed height=%d txs=%d hash=%s", h.height, len(block.txs), block_hash.hex()[:12])
 
     # ---- network ---------------------------------------------------------------------
@@ -300,6 +293,7 @@ class Node:
                 await self._sync_wanted.wait()
             self._sync_wanted = trio.Event()
             peers = self._reachable_peers()
+            self.metrics.set_peers(len(peers))
             if not peers:
                 continue
             # one height behind is normal while the last precommits arrive; behind for long is not

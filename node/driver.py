@@ -209,8 +209,10 @@ class ConsensusDriver:
             self.wal.append(WALEntry(event, attachment), sync=own)
         before = (self.state.height, self.state.round)
         self.state, effects = step(self.state, event)
-        if (self.state.height, self.state.round) != before and self.state.round > 0:
-            log.info("height %d: round %d", self.state.height, self.state.round)
+        if (self.state.height, self.state.round) != before:
+            self.node.metrics.set_round(self.state.round)
+            if self.state.round > 0:
+                log.info("height %d: round %d", self.state.height, self.state.round)
         for eff in effects:
             self._effect(eff)
 
