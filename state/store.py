@@ -33,7 +33,10 @@ class StateView:
         self.local_writes: dict[bytes, bytes | None] = {}  # indexes etc., not in the state root
         self._tx_writes: dict[bytes, bytes | None] | None = None
         self._tx_local: dict[bytes, bytes | None] | None = None
-        self._cache: dict[bytes, Any] = {}  # decoded objects keyed by state key, block layer only
+        # The committed store does not change while a view lives (one block), so reads of it are
+        # cached; decoded objects are cached against the exact bytes object they came from.
+        self._read_cache: dict[bytes, bytes | None] = {}
+        self._objs: dict[bytes, tuple[bytes, Any]] = {}
 
     # ---- raw access ----------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
@@ -45,7 +48,10 @@ class StateView:
         v = self.block_writes.get(key, _MISSING)
         if v is not _MISSING:
             return v  # type: ignore[return-value]
-        return self._get(key)  # type: ignore[no-any-return]
+        v = self._read_cache.get(key, _MISSING)
+        if v is _MISSING:
+            v = self._read_cache[key] = self._get(key)
+        return v  # type: ignore[return-value]
 
     def put(self, key: bytes, value: bytes) -> None:
         (self._tx_writes if self._tx_writes is not None else self.block_writes)[key] = value
@@ -61,10 +67,17 @@ class StateView:
         raw = self.get(key)
         if raw is None:
             return None
-        return cls.from_wire(unpack(raw))  # type: ignore[attr-defined,no-any-return]
+        cached = self._objs.get(key)
+        if cached is not None and cached[0] is raw and type(cached[1]) is cls:
+            return cached[1]  # type: ignore[no-any-return]
+        obj = cls.from_wire(unpack(raw))  # type: ignore[attr-defined]
+        self._objs[key] = (raw, obj)
+        return obj  # type: ignore[no-any-return]
 
     def put_obj(self, key: bytes, obj: Any) -> None:
-        self.put(key, pack(obj.to_wire()))
+        raw = pack(obj.to_wire())
+        self.put(key, raw)
+        self._objs[key] = (raw, obj)  # frozen objects: safe to hand out again
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Keys under ``prefix`` in byte order, merging pending writes over LevelDB."""
@@ -113,9 +126,10 @@ class StateDB:
         os.makedirs(path, exist_ok=True)
         self.path = str(path)
         # Bloom filters make a read of an absent key (most output hashes of an inference) cost
-        # ~1 us instead of a block read per level; the block cache keeps hot index records.
+        # ~1 us instead of a block read per level; the block cache (filled lazily) keeps the hot
+        # blocks of the attribution indexes decompressed in memory.
         self.raw = plyvel.DB(self.path, create_if_missing=True, bloom_filter_bits=10,
-                             lru_cache_size=128 * 1024 * 1024)
+                             lru_cache_size=256 * 1024 * 1024)
         self.tree = SparseMerkleTree(self.raw)
 
     def close(self) -> None:

@@ -248,7 +248,21 @@ class SignedTx:
     signature: bytes = f(SIGNATURE)
 
 
-@dataclass(frozen=True)
+_SIG_TAIL = 66  # a signature at the end of the signed array: bin8 header (2 bytes) + 64 bytes
+_sign_prefix_cache: dict[str, bytes] = {}
+
+
+def _sign_prefix(chain_id: str) -> bytes:
+    """msgpack array-of-3 header + domain + chain id: sign bytes are this + the unsigned bytes."""
+    prefix = _sign_prefix_cache.get(chain_id)
+    if prefix is None:
+        prefix = b"\x93" + pack(DOMAIN_TX) + pack(chain_id)
+        if len(_sign_prefix_cache) < 64:
+            _sign_prefix_cache[chain_id] = prefix
+    return prefix
+
+
+@dataclass(frozen=True, eq=True)
 class Tx:
     """A decoded signed transaction with its canonical bytes and hash, computed once."""
 
@@ -262,8 +276,12 @@ class Tx:
 
     @property
     def sender(self) -> bytes:
-        """The sender's address."""
-        return address_of(self.signed.unsigned.sender)
+        """The sender's address (computed once)."""
+        cached = self.__dict__.get("_sender")
+        if cached is None:
+            cached = address_of(self.signed.unsigned.sender)
+            object.__setattr__(self, "_sender", cached)
+        return cached  # type: ignore[no-any-return]
 
     @property
     def kind_name(self) -> str:
@@ -274,7 +292,9 @@ class Tx:
         return self.signed.unsigned.body
 
     def sign_bytes(self, chain_id: str) -> bytes:
-        return sign_bytes(DOMAIN_TX, chain_id, self.signed.unsigned.to_wire())  # type: ignore[attr-defined]
+        """pack([domain, chain_id, unsigned]); canonical msgpack concatenates, so the unsigned
+        part is sliced from the signed bytes instead of being encoded again."""
+        return _sign_prefix(chain_id) + self.raw[1:-_SIG_TAIL]
 
     def has_valid_signature(self, chain_id: str) -> bool:
         """True when the signature verifies for this chain id (the only signature rule)."""
