@@ -1,0 +1,139 @@
+"""JSON-RPC 2.0 processing: parse a body, run single requests, batches and notifications.
+
+Rules (https://www.jsonrpc.org/specification): a request without an ``id`` member is a
+notification and gets no response (not even an error); a batch answers only its non-notifications,
+and nothing at all if they are all notifications; a malformed request gets -32600 with id null
+unless its id could be read; unparseable JSON gets -32700.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+from node.rpc.env import RPCEnv
+from node.rpc.errors import (
+    INTERNAL_ERROR,
+    InternalError,
+    InvalidRequest,
+    LimitExceeded,
+    MethodNotFound,
+    ParseError,
+    RPCError,
+    error_response,
+)
+from node.rpc.methods import METHODS, Method
+
+log = logging.getLogger(__name__)
+
+_MISSING = object()
+MAX_METHOD_NAME = 64
+
+
+class Session(Protocol):
+    """A WebSocket connection, which serves the subscription methods itself."""
+
+    async def call(self, method: Method, args: dict[str, Any]) -> Any: ...
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Strict JSON: no NaN/Infinity, integers of at most 4300 digits, bounded nesting."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ParseError("JSON nests too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ParseError(f"invalid JSON: {str(exc)[:120]}") from None
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _is_valid_id(rid: Any) -> bool:
+    return rid is None or type(rid) is str or type(rid) is int
+
+
+class Dispatcher:
+    def __init__(self, env: RPCEnv) -> None:
+        self.env = env
+        self.metrics = env.metrics
+
+    async def handle_body(self, body: bytes | str, session: Session | None = None) -> bytes | None:
+        """The response body for a request body, or None when nothing must be sent back."""
+        try:
+            doc = parse_json(body)
+        except ParseError as err:
+            self.metrics.rpc_error(err.code)
+            return dumps(error_response(None, err))
+        if type(doc) is list:
+            if not doc:
+                return self._error(None, InvalidRequest("empty batch"))
+            cap = self.env.config.max_batch
+            if len(doc) > cap:
+                return self._error(None, LimitExceeded(f"batch of {len(doc)} requests exceeds the limit of {cap}"))
+            responses = []
+            for item in doc:
+                r = await self.handle_one(item, session)
+                if r is not None:
+                    responses.append(r)
+            return dumps(responses) if responses else None
+        r = await self.handle_one(doc, session)
+        return dumps(r) if r is not None else None
+
+    def _error(self, rid: Any, err: RPCError) -> bytes:
+        self.metrics.rpc_error(err.code)
+        return dumps(error_response(rid, err))
+
+    async def handle_one(self, req: Any, session: Session | None = None) -> dict[str, Any] | None:
+        """One request object -> its response object, or None for a notification."""
+        if type(req) is not dict:
+            self.metrics.rpc_error(InvalidRequest.code)
+            return error_response(None, InvalidRequest("a request must be a JSON object"))
+        rid = req.get("id", _MISSING)
+        is_notification = rid is _MISSING
+        if not is_notification and not _is_valid_id(rid):
+            self.metrics.rpc_error(InvalidRequest.code)
+            return error_response(None, InvalidRequest("id must be a string, an integer or null"))
+        answer_id = None if is_notification else rid
+        try:
+            if req.get("jsonrpc") != "2.0":
+                raise InvalidRequest('"jsonrpc" must be exactly "2.0"')
+            name = req.get("method")
+            if type(name) is not str:
+                raise InvalidRequest('"method" must be a string')
+            params = req.get("params")
+            if params is not None and type(params) not in (list, dict):
+                raise InvalidRequest('"params" must be an object or an array')
+            method = METHODS.get(name)
+            self.metrics.rpc_request(name if method is not None else "unknown")
+            if method is None:
+                raise MethodNotFound(f"method {name[:MAX_METHOD_NAME]!r} not found")
+            args = method.schema.bind(params, self.env.config.max_page)
+            if method.ws_only:
+                if session is None:
+                    raise MethodNotFound(f"{name} is only available over the WebSocket at /websocket")
+                result = await session.call(method, args)
+            elif method.is_async:
+                result = await method.handler(self.env, args)  # type: ignore[misc]
+            else:
+                result = method.handler(self.env, args)  # type: ignore[misc]
+        except RPCError as err:
+            self.metrics.rpc_error(err.code)
+            if is_notification and not isinstance(err, InvalidRequest):
+                return None
+            return error_response(answer_id, err)
+        except Exception:  # a handler bug must answer -32603 and leave the node running
+            log.exception("internal error in %r", req.get("method"))
+            self.metrics.rpc_error(INTERNAL_ERROR)
+            if is_notification:
+                return None
+            return error_response(answer_id, InternalError("internal error (see the node's log)"))
+        if is_notification:
+            return None
+        return {"jsonrpc": "2.0", "id": rid, "result": result}

@@ -1,0 +1,96 @@
+"""Handlers of the attribution domain: accounts, datanets, contributions, models, adapters, agents,
+inferences, attribution receipts and rewards. They read the committed state through
+state/queries.py (and state/accounts.py); a missing record is -32001."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from node.rpc.env import RPCEnv
+from node.rpc.errors import InvalidParams, LimitExceeded, NotAvailable, NotFound
+from state.accounts import get_account
+from state.crypto import to_hex
+
+AGENT_ACTIONS_MAX = 100
+
+
+def _query(name: str) -> Callable[..., Any]:
+    """A function of state/queries.py, or a clear "not available yet" while it does not exist."""
+    try:
+        module = importlib.import_module("state.queries")
+    except ImportError:
+        raise NotAvailable("attribution queries (state.queries)") from None
+    fn = getattr(module, name, None)
+    if fn is None:
+        raise NotAvailable(f"state.queries.{name}")
+    return fn  # type: ignore[no-any-return]
+
+
+def _found(value: Any, what: str, ident: bytes) -> Any:
+    if value is None:
+        raise NotFound(f"{what} {to_hex(ident)} not found")
+    return value
+
+
+def account(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
+    address = p["address"]
+    chain = env.chain
+    acct = get_account(chain.db.view(), address)
+    out = {"address": to_hex(address), "balance": acct.balance, "nonce": acct.nonce, "height": chain.height}
+    next_nonce = getattr(env.ctx.mempool, "next_nonce", None)
+    # the nonce a new transaction should carry, counting this node's queued ones
+    out["next_nonce"] = next_nonce(address) if next_nonce is not None else acct.nonce
+    return out
+
+
+def datanet(env: RPCEnv, p: dict[str, Any]) -> Any:
+    return _found(_query("get_datanet")(env.chain.db, p["id"]), "datanet", p["id"])
+
+
+def contribution(env: RPCEnv, p: dict[str, Any]) -> Any:
+    out = _found(_query("get_contribution")(env.chain.db, p["id"]), "contribution", p["id"])
+    if p["sketch"]:
+        out = dict(out)
+        out["sketch"] = _query("get_sketch")(env.chain.db, p["id"])
+    return out
+
+
+def model(env: RPCEnv, p: dict[str, Any]) -> Any:
+    return _found(_query("get_model")(env.chain.db, p["id"]), "model", p["id"])
+
+
+def adapter(env: RPCEnv, p: dict[str, Any]) -> Any:
+    return _found(_query("get_adapter")(env.chain.db, p["id"]), "adapter", p["id"])
+
+
+def agent(env: RPCEnv, p: dict[str, Any]) -> Any:
+    return _found(_query("get_agent")(env.chain.db, p["address"], p["actions"]), "agent", p["address"])
+
+
+def inference(env: RPCEnv, p: dict[str, Any]) -> Any:
+    return _found(_query("get_inference")(env.chain.db, p["id"]), "inference", p["id"])
+
+
+def attribution(env: RPCEnv, p: dict[str, Any]) -> Any:
+    """Receipts: the one of an inference, or a page of those that paid a recipient."""
+    by_inference, recipient = p["inference"], p["recipient"]
+    if (by_inference is None) == (recipient is None):
+        raise InvalidParams("give exactly one of inference or recipient")
+    if by_inference is not None:
+        receipt = _found(_query("get_receipt")(env.chain.db, by_inference), "receipt of inference", by_inference)
+        return {"inference": to_hex(by_inference), "receipts": [receipt], "total": 1}
+    per_page = p["per_page"]
+    fn = _query("receipts_by_recipient")
+    cap = getattr(importlib.import_module("state.queries"), "MAX_PER_PAGE", per_page)
+    if per_page > cap:
+        raise LimitExceeded(f"per_page {per_page} exceeds the receipt index's page limit {cap}")
+    try:
+        return fn(env.chain.db, recipient, page=p["page"], per_page=per_page, order=p["order"])
+    except ValueError as exc:
+        raise InvalidParams(str(exc)) from None
+
+
+def rewards(env: RPCEnv, p: dict[str, Any]) -> Any:
+    """What claim_rewards would pay now for a contribution, and to whom."""
+    return _found(_query("pending_rewards")(env.chain.db, p["contribution"]), "contribution", p["contribution"])

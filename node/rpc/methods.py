@@ -1,0 +1,217 @@
+"""THE method table: every JSON-RPC method, its handler, its params and what it returns.
+
+docs/rpc.md is generated from this table (python -m node.rpc.docs); a test checks they match.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from node.rpc import chain_methods as c
+from node.rpc import domain_methods as d
+from node.rpc import tx_methods as t
+from node.rpc import unsafe_methods as u
+from node.rpc.params import (
+    ADDRESS,
+    HASH,
+    AddressOrId,
+    Bool,
+    Enum,
+    Height,
+    Hex,
+    Int,
+    Param,
+    PerPage,
+    Schema,
+)
+from state.tx import MAX_TX_BYTES
+
+MAX_STATE_KEY = 256
+COMMIT_TIMEOUT_MAX = 3600
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    group: str
+    summary: str
+    params: tuple[Param, ...]
+    result: str
+    handler: Callable[..., Any] | None  # None: served by the WebSocket session itself
+    ws_only: bool = False
+    is_async: bool = field(init=False, default=False)
+    schema: Schema = field(init=False, default=Schema())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
+        object.__setattr__(self, "schema", Schema(self.params))
+
+
+def page(default: int = 1) -> Param:
+    return Param("page", Int(1, 1 << 31), "page number, from 1", default=default)
+
+
+def per_page(default: int = 30) -> Param:
+    return Param("per_page", PerPage(), "items per page", default=default)
+
+
+def order() -> Param:
+    return Param("order", Enum(("desc", "asc")), "newest first (desc) or oldest first (asc)", default="desc")
+
+
+TX = Param("tx", Hex(max=MAX_TX_BYTES, what="signed transaction"), "the signed transaction bytes", required=True)
+HEIGHT = Param("height", Height(), 'block height; omitted or "latest": the latest')
+
+_TABLE: tuple[Method, ...] = (
+    # ---- node ------------------------------------------------------------------------------
+    Method("health", "node", "Liveness: an empty object while the node answers.", (), "`{}`", c.health),
+    Method(
+        "status", "node", "Node identity, latest block and sync state, validator key, consensus progress.", (),
+        "`node_info` {id, moniker, network, version, listen_addr, rpc_addr}; `chain_id`; `genesis_hash`; "
+        "`sync_info` {latest_block_hash, latest_state_root, latest_block_height, latest_block_time_ms, "
+        "earliest_block_height, catching_up}; `validator_info` {address, pub_key, voting_power} or null; "
+        "`consensus` {height, round, step}",
+        c.status,
+    ),
+    Method("net_info", "node", "P2P listening state and connected peers.", (),
+           "`{listening, n_peers, peers: [{id, ...}]}`", c.net_info),
+    Method("genesis", "node", "The genesis document this chain started from.", (),
+           "`genesis` {chain_id, genesis_time_ms, params_preset, params, accounts, validators, genesis_hash, "
+           "consensus_params (every genesis parameter by section)}", c.genesis),
+    Method(
+        "validators", "chain", "The validator set that signs a height (with proposer priorities).",
+        (Param("height", Height(), "height whose signers to list; sets are known up to latest+2; default latest"),
+         page(), per_page(100)),
+        "`{block_height, hash, total, total_voting_power, proposer, validators: [{address, pub_key, operator, "
+        "voting_power, proposer_priority}], count, page, per_page}`",
+        c.validators,
+    ),
+    # ---- blocks ----------------------------------------------------------------------------
+    Method("block", "chain", "A committed block.", (HEIGHT,),
+           "`block_id` {hash}; `block` {header, txs: [0x hex], evidence, last_commit}. Header fields: version, "
+           "chain_id, height, time_ms, last_block_hash, last_commit_hash, txs_hash, evidence_hash, validators_hash, "
+           "next_validators_hash, state_root (after this block), results_hash, proposer", c.block),
+    Method("block_by_hash", "chain", "A committed block by its hash.",
+           (Param("hash", HASH, "block hash", required=True),), "as `block`", c.block_by_hash),
+    Method("commit", "chain", "The header of a height and the commit certificate that finalised it.", (HEIGHT,),
+           "`signed_header` {header, commit {height, round, block_hash, signatures: [{validator, time_ms, "
+           "signature}]}}; `canonical`: true when taken from the next block (final), false for the copy this "
+           "node saw for the latest block", c.commit),
+    Method("blockchain", "chain", "Headers of a height range, newest first, at most 20 per call.",
+           (Param("min_height", Height(), "lowest height; default max(1, max_height - 19)"),
+            Param("max_height", Height(), "highest height; default latest")),
+           "`{last_height, block_metas: [{block_id, block_size, header, num_txs}]}`", c.blockchain),
+    # ---- transactions ----------------------------------------------------------------------
+    Method("tx", "tx", "A transaction by hash: where it was committed and its result, or pending.",
+           (Param("hash", HASH, "transaction hash", required=True),),
+           "`{hash, status: \"committed\", height, index, result {code, reason, message}, tx, decoded}` or "
+           "`{hash, status: \"pending\", tx, decoded}` while in this node's mempool. `decoded`: {hash, kind, "
+           "sender, public_key, nonce, fee, body {fields of the kind}, signature}", c.tx),
+    Method("tx_search", "tx",
+           "Committed transactions in a height window, optionally only those sent by one address. Scans at "
+           "most 1,000 blocks / 50,000 transactions per call; `next` continues the scan.",
+           (Param("sender", ADDRESS, "only transactions signed by this address"),
+            Param("min_height", Height(), "lowest height scanned; default 1"),
+            Param("max_height", Height(), "highest height scanned; default latest"),
+            order(), per_page(),
+            Param("skip", Int(0, 1 << 31), "matches of the first scanned block to skip (from `next`)", default=0)),
+           "`{txs: [{hash, height, index, result, tx, decoded}], count, scanned_blocks, next}`; `next` is null "
+           "when the window is exhausted, else the params of the call that continues", c.tx_search),
+    Method("unconfirmed_txs", "tx", "Transactions waiting in this node's mempool, in proposal order.",
+           (Param("limit", PerPage(), "at most this many", default=30),),
+           "`{n_txs, total_bytes, count, txs: [{hash, tx}]}`", c.unconfirmed_txs),
+    Method("broadcast_tx_sync", "tx", "Check a transaction against the latest state and add it to the mempool.",
+           (TX,), "`{hash, code: 0}`; a refused transaction is error -32003 with `data` {reason, message, hash}",
+           t.broadcast_tx_sync),
+    Method("broadcast_tx_async", "tx",
+           "Queue a transaction for the mempool and return its hash at once (only decoding is checked).",
+           (TX,), "`{hash}`", t.broadcast_tx_async),
+    Method("broadcast_tx_commit", "tx",
+           "Submit a transaction and wait until a block commits it or the timeout passes.",
+           (TX, Param("timeout", Int(1, COMMIT_TIMEOUT_MAX),
+                      "seconds to wait; capped by the server's commit_timeout_s (default 30)")),
+           "`{hash, committed: true, height, index, result {code, reason, message}}` (code 0: applied; a "
+           "committed transaction can still have failed) or `{hash, committed: false, timeout_s}`; refused by "
+           "the mempool: error -32003", t.broadcast_tx_commit),
+    Method("abci_query", "state",
+           "Any state key's committed value, with an optional sparse-Merkle proof against the latest state "
+           "root (the `state_root` of the header at `height`).",
+           (Param("key", Hex(max=MAX_STATE_KEY, what="state key"), "a state key (state/keys.py; first byte 0x73)",
+                  required=True),
+            Param("prove", Bool(), "include the proof", default=False),
+            Param("height", Height(low=0), "must be the latest height if given (state is not versioned)")),
+           "`{key, value (0x hex or null), exists, height, state_root, proof}`; `proof` is the canonical "
+           "msgpack of the Proof structure (docs/state_tree.md) as 0x hex; check it with "
+           "`verify_proof(state_root, key, value, proof)` after checking `state_root` against the header "
+           "of block `height` (at height 0: the genesis state root)", c.abci_query),
+    # ---- attribution domain ----------------------------------------------------------------
+    Method("account", "domain", "Balance and nonce of an account.",
+           (Param("address", ADDRESS, "account address", required=True),),
+           "`{address, balance, nonce, height, next_nonce}`; `next_nonce` counts this node's queued transactions",
+           d.account),
+    Method("datanet", "domain", "A datanet.", (Param("id", HASH, "datanet id", required=True),),
+           "`{id, owner, name, metadata_uri, bond_required, created_height, curators: [address], submitted, "
+           "accepted, total_units, reward_per_unit, carry, rewards_in}` (the last three as decimal strings)",
+           d.datanet),
+    Method("contribution", "domain", "A contribution with its status and unclaimed rewards.",
+           (Param("id", HASH, "contribution id", required=True),
+            Param("sketch", Bool(), "also return the registered fingerprint and MinHash", default=False)),
+           "`{id, datanet, owner, content_hash, size, bond, status (pending|accepted|rejected|voided), "
+           "created_height, fingerprint_len, unclaimed, claimed, sketch?}`", d.contribution),
+    Method("model", "domain", "A registered model.", (Param("id", HASH, "model id", required=True),),
+           "`{id, owner, name, datanets: [{datanet, weight_bps}], parent, lineage_bps, depth, created_height}`",
+           d.model),
+    Method("adapter", "domain", "A registered adapter (LoRA).", (Param("id", HASH, "adapter id", required=True),),
+           "`{id, owner, name, base_model, datanets: [{datanet, weight_bps}], created_height}`", d.adapter),
+    Method("agent", "domain", "An agent and its most recent recorded actions.",
+           (Param("address", ADDRESS, "agent account address", required=True),
+            Param("actions", Int(0, 100), "recent actions to include", default=10)),
+           "`{address, owner, name, model, adapter, stake, actions, recent_actions: [{seq, action_hash, "
+           "outcome_hash, height, tx_hash}], created_height}`", d.agent),
+    Method("inference", "domain", "A recorded inference.", (Param("id", HASH, "inference id (its tx hash)",
+                                                                   required=True),),
+           "`{id, payer, model, adapter, agent, payment, input_tokens, output_tokens, output_hash, "
+           "output_fingerprint_len, height, tx_index}`", d.inference),
+    Method("attribution", "domain",
+           "Attribution receipts: the receipt of one inference, or a page of the receipts that paid a "
+           "recipient (an address, a contribution id or a datanet id).",
+           (Param("inference", HASH, "inference id"),
+            Param("recipient", AddressOrId(), "recipient address or id"),
+            page(), per_page(20), order()),
+           "by inference: `{inference, receipts: [receipt], total: 1}`; by recipient: `{recipient, total, page, "
+           "per_page, order, receipts}`. A receipt: `{inference, height, payment, entries: [{recipient, role, "
+           "amount}], matched: [{contribution, owner, score, amount}]}`", d.attribution),
+    Method("rewards", "domain", "What claim_rewards would pay for a contribution now, and to whom.",
+           (Param("contribution", HASH, "contribution id", required=True),),
+           "`{contribution, owner, status, unclaimed, claimed}`", d.rewards),
+    # ---- WebSocket only --------------------------------------------------------------------
+    Method("subscribe", "ws", "Receive an event stream (WebSocket only).",
+           (Param("event", Enum(("new_block", "tx")), "event kind", required=True),),
+           "`{subscription}`: an id; events then arrive as notifications `{\"jsonrpc\": \"2.0\", \"method\": "
+           "\"event\", \"params\": {subscription, event, data}}`", None, ws_only=True),
+    Method("unsubscribe", "ws", "Stop one subscription (WebSocket only).",
+           (Param("subscription", Int(1, 1 << 31), "id returned by subscribe", required=True),),
+           "`{unsubscribed: true}`", None, ws_only=True),
+    Method("unsubscribe_all", "ws", "Stop every subscription of this connection (WebSocket only).", (),
+           "`{unsubscribed: n}`", None, ws_only=True),
+    # ---- devnet fault injection (only with config [faults] admin = true; else -32601) --------
+    Method("unsafe_set_peer_deny_list", "unsafe",
+           "Devnet only: replace this node's deny list; it drops all gossip from these peers and refuses "
+           "their block-sync requests (a network partition, see docs/devnet.md). An empty list heals.",
+           (Param("peers", u.PeerIds(), "peer ids to cut off (as in `net_info`)", required=True),),
+           "the deny list now in force, sorted; -32601 unless the node's config sets `[faults] admin = true`",
+           u.unsafe_set_peer_deny_list),
+)
+
+METHODS: dict[str, Method] = {m.name: m for m in _TABLE}
+GROUPS: tuple[tuple[str, str], ...] = (
+    ("node", "Node"),
+    ("chain", "Blocks and validators"),
+    ("tx", "Transactions"),
+    ("state", "State and proofs"),
+    ("domain", "Attribution domain"),
+    ("ws", "WebSocket subscriptions"),
+    ("unsafe", "Devnet fault injection (unsafe)"),
+)

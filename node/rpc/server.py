@@ -1,0 +1,197 @@
+"""The HTTP/WebSocket server: an ASGI app served by hypercorn's trio worker.
+
+Routes: POST / (JSON-RPC, batches allowed), GET /<method>?name=value (CometBFT-style URI calls,
+each value read as JSON when it parses, else as a string), GET /websocket (JSON-RPC over
+WebSocket with subscriptions), GET /metrics (Prometheus). Bodies over ``max_body_bytes`` get
+HTTP 413 before they are read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import partial
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from node.config import RPCConfig
+from node.context import NodeContext
+from node.metrics import METRICS_CONTENT_TYPE, Metrics
+from node.rpc.dispatch import Dispatcher, dumps
+from node.rpc.env import RPCEnv
+from node.rpc.errors import LimitExceeded, error_response
+from node.rpc.tx_methods import AsyncSubmitter
+from node.rpc.websocket import WebSocketSession
+
+log = logging.getLogger(__name__)
+
+ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+KEEP_ALIVE_S = 75  # idle keep-alive connections are closed after this long
+MAX_QUERY = 8192
+
+
+class RPCApp:
+    """The ASGI application."""
+
+    def __init__(self, env: RPCEnv) -> None:
+        self.env = env
+        self.dispatcher = Dispatcher(env)
+        self.max_body = env.config.max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "websocket":
+            if scope["path"] != "/websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await WebSocketSession(self.env, self.dispatcher).run(receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        method = scope["method"]
+        path = scope["path"]
+        if method == "POST" and path == "/":
+            await self.post(scope, receive, send)
+        elif method == "GET" and path == "/metrics":
+            self.refresh_metrics()
+            await _respond(send, 200, self.env.metrics.render(), [(b"content-type", METRICS_CONTENT_TYPE.encode())])
+        elif method == "GET" and path.startswith("/") and path != "/" and "/" not in path[1:]:
+            await self.uri_call(path[1:], scope.get("query_string", b""), send)
+        elif path == "/":
+            await _respond(send, 405, b'{"error":"use POST for JSON-RPC"}', JSON_HEADERS + [(b"allow", b"POST")])
+        else:
+            await _respond(send, 404, b'{"error":"not found"}', JSON_HEADERS)
+
+    async def post(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body:
+            await self.too_large(send, declared)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self.too_large(send, size)
+                return
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        answer = await self.dispatcher.handle_body(b"".join(chunks))
+        if answer is None:
+            await _respond(send, 204, b"", [])
+        else:
+            await _respond(send, 200, answer, JSON_HEADERS)
+
+    async def too_large(self, send: ASGISend, size: int) -> None:
+        err = LimitExceeded(f"request body of {size}+ bytes exceeds the limit of {self.max_body}")
+        self.env.metrics.rpc_error(err.code)
+        await _respond(send, 413, dumps(error_response(None, err)), JSON_HEADERS + [(b"connection", b"close")])
+
+    async def uri_call(self, name: str, query: bytes, send: ASGISend) -> None:
+        if len(query) > MAX_QUERY:
+            await self.too_large(send, len(query))
+            return
+        params: dict[str, Any] = {}
+        for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            try:
+                params[k] = json.loads(v)
+            except ValueError:
+                params[k] = v
+        req = {"jsonrpc": "2.0", "id": -1, "method": name, "params": params}
+        answer = await self.dispatcher.handle_one(req)
+        await _respond(send, 200, dumps(answer), JSON_HEADERS)
+
+    def refresh_metrics(self) -> None:
+        """Pull-style gauges, read from the node at scrape time."""
+        ctx = self.env.ctx
+        m = self.env.metrics
+        m.set_height(ctx.chain.height)
+        m.set_mempool(ctx.mempool.size, ctx.mempool.bytes)
+        try:
+            m.set_peers(int(ctx.net_info().get("n_peers", 0)))
+            m.set_round(int(ctx.consensus_info().get("round", 0)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.debug("metrics refresh skipped: %s", exc)
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for k, v in scope["headers"]:
+        if k == b"content-length":
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+async def _respond(send: ASGISend, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": headers + [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def hypercorn_config(host: str, port: int, config: RPCConfig) -> HypercornConfig:
+    hc = HypercornConfig()
+    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.keep_alive_timeout = KEEP_ALIVE_S
+    hc.graceful_timeout = 1.0
+    hc.websocket_max_message_size = config.max_body_bytes
+    hc.include_server_header = False
+    return hc
+
+
+async def serve_rpc(
+    ctx: NodeContext,
+    config: RPCConfig,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    metrics: Metrics | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve JSON-RPC, WebSocket and /metrics until cancelled; ``task_status.started`` gets the URL.
+
+    ``host``/``port`` default to ``config.host``/``config.port`` (port 0 picks a free port: the
+    URL tells which). Metrics default to ``ctx.metrics`` when the node has one.
+    """
+    if metrics is None:
+        metrics = getattr(ctx, "metrics", None) or Metrics()
+    env = RPCEnv(ctx, config, metrics)
+    app = RPCApp(env)
+    hc = hypercorn_config(host if host is not None else config.host, port if port is not None else config.port,
+                          config)
+    async with trio.open_nursery() as nursery:
+        env.nursery = nursery
+        submitter = AsyncSubmitter(env)
+        env.submitter = submitter
+        nursery.start_soon(submitter.run)
+        binds = await nursery.start(partial(serve, app, hc))  # type: ignore[arg-type]
+        url = binds[0] if binds else f"http://{hc.bind[0]}"
+        log.info("rpc listening on %s", url)
+        task_status.started(url)
