@@ -18,9 +18,6 @@ Line numbers below are Algorithm 1's. Deviations, all liveness-neutral:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 from consensus.events import (
     STEP_COMMIT,
     STEP_NONE,
@@ -42,11 +39,18 @@ from consensus.events import (
     TimeoutElapsed,
     VoteReceived,
 )
-from consensus.params import ConsensusParams
-from consensus.validators import ValidatorSet, has_one_third_plus
+from consensus.round_state import (
+    MachineConfig,
+    MachineState,
+    current_commit,
+    initial_state,
+    is_validator,
+    proposer_of,
+    reset_height,
+)
+from consensus.validators import has_one_third_plus
 from consensus.votes import NIL, InvalidVote, VoteSet
-from state.block import PRECOMMIT, PREVOTE, Commit, Proposal, SignedProposal, Vote
-from state.crypto import verify as ed25519_verify
+from state.block import PRECOMMIT, PREVOTE, Proposal, Vote
 
 __all__ = [
     "InvalidEvent",
@@ -59,7 +63,6 @@ __all__ = [
     "step",
 ]
 
-Verifier = Callable[[bytes, bytes, bytes], bool]
 MAX_PROPOSALS_PER_ROUND = 2
 
 # "for the first time" rules, remembered per round
@@ -70,152 +73,6 @@ _RULE_TIMEOUT_PRECOMMIT = 47
 
 class InvalidEvent(ValueError):
     """An event that breaks the driver contract (e.g. a NewHeight that does not increase height)."""
-
-
-@dataclass(frozen=True)
-class MachineConfig:
-    chain_id: str
-    address: bytes  # this node's validator address; b"" for a node that never signs
-    params: ConsensusParams = field(default_factory=ConsensusParams)
-    verify: Verifier = ed25519_verify  # a caching verifier may be passed; results must be identical
-
-
-class MachineState:
-    """The round state of one node. Treat as immutable: ``step`` returns a new one."""
-
-    __slots__ = (
-        "config",
-        "height",
-        "round",
-        "step",
-        "validators",
-        "now_ms",
-        "locked_value",
-        "locked_round",
-        "valid_value",
-        "valid_round",
-        "proposals",
-        "block_valid",
-        "prevotes",
-        "precommits",
-        "senders",
-        "proposers",
-        "fired",
-        "awaiting_block",
-        "decision",
-        "evidence_seen",
-    )
-
-    config: MachineConfig
-    height: int
-    round: int
-    step: int
-    validators: ValidatorSet | None
-    now_ms: int
-    locked_value: bytes | None
-    locked_round: int
-    valid_value: bytes | None
-    valid_round: int
-    proposals: dict[int, dict[bytes, SignedProposal]]
-    block_valid: dict[bytes, bool]
-    prevotes: dict[int, VoteSet]
-    precommits: dict[int, VoteSet]
-    senders: dict[int, tuple[frozenset[bytes], int]]
-    proposers: dict[int, bytes]
-    fired: frozenset[tuple[int, int]]
-    awaiting_block: int
-    decision: Decide | None
-    evidence_seen: frozenset[bytes]
-
-    def _clone(self) -> "MachineState":
-        s = object.__new__(MachineState)
-        s.config = self.config
-        s.height = self.height
-        s.round = self.round
-        s.step = self.step
-        s.validators = self.validators
-        s.now_ms = self.now_ms
-        s.locked_value = self.locked_value
-        s.locked_round = self.locked_round
-        s.valid_value = self.valid_value
-        s.valid_round = self.valid_round
-        # Containers are copied one level deep; inner VoteSets and per-round dicts are replaced
-        # (copy-on-write), never mutated, so older states stay intact.
-        s.proposals = dict(self.proposals)
-        s.block_valid = dict(self.block_valid)
-        s.prevotes = dict(self.prevotes)
-        s.precommits = dict(self.precommits)
-        s.senders = dict(self.senders)
-        s.proposers = dict(self.proposers)
-        s.fired = self.fired
-        s.awaiting_block = self.awaiting_block
-        s.decision = self.decision
-        s.evidence_seen = self.evidence_seen
-        return s
-
-    def __repr__(self) -> str:
-        return f"MachineState(height={self.height}, round={self.round}, step={self.step})"
-
-
-def initial_state(config: MachineConfig) -> MachineState:
-    """The state before the first ``NewHeight``."""
-    s = object.__new__(MachineState)
-    s.config = config
-    s.validators = None
-    s.height = 0
-    s.now_ms = 0
-    _reset_height(s)
-    s.step = STEP_NONE
-    return s
-
-
-def _reset_height(s: MachineState) -> None:
-    s.round = 0
-    s.step = STEP_PROPOSE
-    s.locked_value = None
-    s.locked_round = -1
-    s.valid_value = None
-    s.valid_round = -1
-    s.proposals = {}
-    s.block_valid = {}
-    s.prevotes = {}
-    s.precommits = {}
-    s.senders = {}
-    s.proposers = {}
-    s.fired = frozenset()
-    s.awaiting_block = -1
-    s.decision = None
-    s.evidence_seen = frozenset()
-
-
-# ---- public queries ------------------------------------------------------------------------------
-def is_validator(state: MachineState) -> bool:
-    """This node signs at the current height."""
-    return bool(state.config.address) and state.validators is not None and state.validators.has_address(
-        state.config.address
-    )
-
-
-def proposer_of(state: MachineState, round_: int) -> bytes:
-    """proposer(h, r): the current height's set incremented ``r`` times (r = 0: as given)."""
-    cached = state.proposers.get(round_)
-    if cached is not None:
-        return cached
-    assert state.validators is not None, "no height started"
-    if round_ == 0:
-        return state.validators.get_proposer().address
-    return state.validators.proposer_after(round_).address
-
-
-def current_commit(state: MachineState) -> Commit | None:
-    """After a decision, the commit with every precommit for the block received so far.
-
-    The driver calls this when its commit wait ends, so the next block's ``last_commit`` carries
-    late precommits too (they feed BFT time and liveness accounting).
-    """
-    if state.decision is None:
-        return None
-    return state.precommits[state.decision.round].make_commit()
 
 
 # ---- the transition ------------------------------------------------------------------------------
@@ -250,7 +107,7 @@ def _on_new_height(s: MachineState, ev: NewHeight, out: list[Effect]) -> None:
         raise InvalidEvent(f"NewHeight({ev.height}) does not follow height {s.height}")
     s.height = ev.height
     s.validators = ev.validators
-    _reset_height(s)
+    reset_height(s)
     _start_round(s, 0, out)
 
 
@@ -399,12 +256,13 @@ def _apply_rules(s: MachineState, out: list[Effect]) -> None:
             continue
         if s.step == STEP_PROPOSE and upon_proposal_in_propose(s, out):
             continue
-        if s.step == STEP_PREVOTE:
-            upon_two_thirds_prevotes_any(s, out)
         if upon_polka_for_proposal(s, out):
             continue
         if s.step == STEP_PREVOTE and upon_polka_for_nil(s, out):
             continue
+        # Timeouts last: a polka handled above makes the prevote timeout pointless.
+        if s.step == STEP_PREVOTE:
+            upon_two_thirds_prevotes_any(s, out)
         upon_two_thirds_precommits_any(s, out)
         return
 

@@ -14,7 +14,7 @@ block unless its block store already holds that height, then starts the next hei
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from consensus.events import (
     Effect,
@@ -74,8 +74,8 @@ def _same_vote_slot(e: SignAndBroadcastVote, vote_type: int, height: int, round_
     return (e.vote.type, e.vote.height, e.vote.round) == (vote_type, height, round_)
 
 
-def _drop_first(pending: list[Effect], match: object) -> None:
+def _drop_first(pending: list[Effect], match: Callable[[Effect], bool]) -> None:
     for i, e in enumerate(pending):
-        if match(e):  # type: ignore[operator]
+        if match(e):
             del pending[i]
             return

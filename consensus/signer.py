@@ -25,7 +25,7 @@ from typing import Protocol
 from consensus.params import STEP_PRECOMMIT, STEP_PREVOTE, STEP_PROPOSE
 from state.block import PREVOTE, Proposal, SignedProposal, SignedVote, Vote
 from state.codec import HASH, SIGNATURE, U8, U32, U64, Bytes, CodecError, canonical, decode, f, unpack
-from state.crypto import DOMAIN_PROPOSAL, DOMAIN_VOTE, PrivateKey, sha256
+from state.crypto import DOMAIN_PROPOSAL, DOMAIN_VOTE, PrivateKey, sha256, verify
 
 __all__ = [
     "DoubleSignRefused",
@@ -144,6 +144,8 @@ class Signer:
         self.key = key
         self.store = store
         self._last = store.load()
+        if self._last is not None and not verify(key.public_key, self._last.signature, self._last.sign_bytes):
+            raise SignerStateError("the last-signed record does not hold this key's signature of its bytes")
 
     @property
     def last(self) -> LastSigned | None:
@@ -206,6 +208,6 @@ def _decode_payload(sign_bytes: bytes, domain: str, chain_id: str, cls: type[Vot
         wire = unpack(sign_bytes)
         if type(wire) is not list or len(wire) != 3 or wire[0] != domain or wire[1] != chain_id:
             return None
-        return cls.from_wire(wire[2])  # type: ignore[attr-defined]
+        return cls.from_wire(wire[2])  # type: ignore[union-attr]
     except CodecError:
         return None

@@ -25,18 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from consensus.params import ConsensusParams
-from consensus.sim_node import (
-    BadProposer,
-    DoubleSigner,
-    Equivocator,
-    MemoryStorage,
-    Message,
-    NodeStorage,
-    SimNode,
-    SplitBrain,
-)
+from consensus.sim_byzantine import BadProposer, DoubleSigner, Equivocator, SplitBrain
+from consensus.sim_node import MemoryStorage, Message, NodeStorage, SimNode
 from consensus.validators import ValidatorSet
-from state.block import DuplicateVoteEvidence
+from state.block import PRECOMMIT, PREVOTE, DuplicateVoteEvidence
 from state.crypto import PrivateKey
 from state.crypto import verify as ed25519_verify
 
@@ -61,6 +53,19 @@ class Partition:
 
 
 @dataclass(frozen=True)
+class Blackout:
+    """Votes of ``vote_type`` from ``senders`` to ``targets`` are lost during the window (an
+    adversarial scheduler: some nodes see a round's quorum while the others time out and move on,
+    which is where locks matter)."""
+
+    start_ms: int
+    end_ms: int
+    vote_type: int
+    senders: tuple[int, ...]
+    targets: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Crash:
     node: int
     at_ms: int
@@ -79,6 +84,7 @@ class Scenario:
     loss: float = 0.0
     duplication: float = 0.0
     partitions: tuple[Partition, ...] = ()
+    blackouts: tuple[Blackout, ...] = ()
     crashes: tuple[Crash, ...] = ()
     gst_ms: int = 0
     relay_delay_ms: int = 30  # gossip relay of byzantine half-sends; -1: no relay
@@ -86,6 +92,9 @@ class Scenario:
     sync_ms: int = 200
     post_gst_heights: int = 2  # run until every honest node has this many new heights
     max_heights: int = 1_000_000
+    # A scripted adversary for targeted tests: drop(sim, frm, to, msg) -> True loses the message
+    # (consulted before GST only).
+    drop: Callable[["Sim", int, int, Message], bool] | None = None
 
     @property
     def n(self) -> int:
@@ -140,7 +149,7 @@ class Sim:
         self._heights_changed = False
         self.nodes: list[Any] = []
         for i in range(self.n):
-            storage = storages[i] if storages is not None else MemoryStorage()
+            storage: NodeStorage = storages[i] if storages is not None else MemoryStorage()
             self.nodes.append(self._make_node(i, storage))
 
     def _make_node(self, i: int, storage: NodeStorage) -> Any:
@@ -221,10 +230,25 @@ class Sim:
                     return True
         return False
 
+    def _is_blacked_out(self, frm: int, to: int, msg: Message) -> bool:
+        if self.gst_reached or msg[0] != "vote":
+            return False
+        t = self.now - self.start_ms
+        for b in self.scenario.blackouts:
+            if b.start_ms <= t < b.end_ms and msg[1].vote.type == b.vote_type and frm in b.senders and to in b.targets:
+                return True
+        return False
+
     def send(self, frm: int, to: int, msg: Message, extra_ms: int = 0, side: int | None = None) -> None:
         if frm == to or self._is_cut(frm, to):
             return
         sc = self.scenario
+        if sc.blackouts and self._is_blacked_out(frm, to, msg):
+            self.stats["blacked_out"] += 1
+            return
+        if sc.drop is not None and not self.gst_reached and sc.drop(self, frm, to, msg):
+            self.stats["dropped"] += 1
+            return
         if not self.gst_reached and sc.loss and self.rng.random() < sc.loss:
             self.stats["lost"] += 1
             return
@@ -364,6 +388,13 @@ def random_scenario(seed: int, n: int) -> Scenario:
         t = end
         if t >= gst - 150:
             break
+    blackouts: list[Blackout] = []
+    for _ in range(rng.randint(0, 2)):
+        start = rng.randint(0, gst - 100)
+        senders = tuple(sorted(rng.sample(range(n), rng.randint(1, n))))
+        targets = tuple(sorted(rng.sample(range(n), rng.randint(1, n - 1))))
+        end = rng.randint(start + 50, gst)
+        blackouts.append(Blackout(start, end, rng.choice((PREVOTE, PRECOMMIT)), senders, targets))
     crashes: list[Crash] = []
     for i in rng.sample(honest, k=rng.randint(0, min(2, len(honest)))):
         at = rng.randint(0, gst - 50)
@@ -378,6 +409,7 @@ def random_scenario(seed: int, n: int) -> Scenario:
         loss=rng.choice((0.0, 0.05, 0.2)),
         duplication=rng.choice((0.0, 0.05)),
         partitions=tuple(partitions),
+        blackouts=tuple(blackouts),
         crashes=tuple(crashes),
         gst_ms=gst,
     )

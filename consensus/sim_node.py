@@ -1,4 +1,4 @@
-"""Simulated validators: a small driver around the pure machine, and byzantine variants.
+"""A simulated validator: a small driver around the pure machine (byzantine ones: sim_byzantine.py).
 
 The driver does what node/'s trio driver does, against a virtual network and clock:
 - it appends every event to the WAL right before stepping the machine (own messages and own
@@ -39,10 +39,10 @@ from consensus.events import (
     VoteReceived,
 )
 from consensus.machine import MachineConfig, MachineState, current_commit, initial_state, step
-from consensus.replay import replay_wal
 from consensus.params import STEP_PROPOSE
+from consensus.replay import replay_wal
 from consensus.signer import DoubleSignRefused, GuardStore, MemoryGuardStore, Signer, vote_step
-from consensus.votes import NIL, InvalidCommit, verify_commit
+from consensus.votes import InvalidCommit, verify_commit
 from consensus.wal import WALEntry
 from state.block import Commit, Proposal, SignedProposal, SignedVote, Vote
 from state.crypto import PrivateKey, sha256
@@ -66,7 +66,8 @@ def is_valid_block(body: bytes) -> bool:
 class NodeStorage(Protocol):
     """What survives a crash: the guard, the WAL, the block store and the signed-message log."""
 
-    guard: GuardStore
+    @property
+    def guard(self) -> GuardStore: ...
 
     def wal_start(self, entry: WALEntry) -> None: ...
 
@@ -84,6 +85,8 @@ class NodeStorage(Protocol):
 
     def log_signed(self, message: SignedVote | SignedProposal) -> None: ...
 
+    def log_refusal(self, message: Vote | Proposal) -> None: ...
+
     def lose_unsynced(self) -> None: ...
 
 
@@ -97,6 +100,7 @@ class MemoryStorage:
         self.chain: list[tuple[bytes, bytes, Commit]] = []
         self.signed: dict[tuple[int, int, int], bytes] = {}  # position -> payload signed there
         self.conflicting_signatures = 0
+        self.refused = 0
 
     def wal_start(self, entry: WALEntry) -> None:
         self.wal = [entry]
@@ -139,6 +143,9 @@ class MemoryStorage:
         first = self.signed.setdefault(position, payload)
         if first != payload:
             self.conflicting_signatures += 1
+
+    def log_refusal(self, message: Vote | Proposal) -> None:
+        self.refused += 1
 
     def lose_unsynced(self) -> None:
         del self.wal[self.wal_synced :]
@@ -275,8 +282,7 @@ class SimNode:
         try:
             sv = self.signer.sign_vote(self.sim.chain_id, vote)
         except DoubleSignRefused:
-            self.refusals += 1
-            self.sim.stats["refusals"] += 1
+            self._refused(vote)
             return
         self.storage.log_signed(sv)
         self.sim.verifier_learn(self.index, self.key.public_key, sv.signature, sv.vote.sign_bytes(self.sim.chain_id))
@@ -293,10 +299,14 @@ class SimNode:
         try:
             sp = self.signer.sign_proposal(self.sim.chain_id, proposal)
         except DoubleSignRefused:
-            self.refusals += 1
-            self.sim.stats["refusals"] += 1
+            self._refused(proposal)
             return
         self._send_own_proposal(sp, body)
+
+    def _refused(self, message: Vote | Proposal) -> None:
+        self.refusals += 1
+        self.sim.stats["refusals"] += 1
+        self.storage.log_refusal(message)
 
     def _send_own_proposal(self, sp: SignedProposal, body: bytes) -> None:
         self.storage.log_signed(sp)
@@ -445,121 +455,3 @@ class SimNode:
             if self.state is None or self.state.height != height:
                 break
             self._deliver(msg)
-
-
-# ---- byzantine validators ----------------------------------------------------------------------
-class _Byzantine(SimNode):
-    honest = False
-
-    def __init__(self, sim: "Sim", index: int, key: PrivateKey, storage: NodeStorage, halves: tuple[list[int], list[int]]) -> None:
-        super().__init__(sim, index, key, storage)
-        self.halves = halves
-
-    def _split_send(self, first: Message, second: Message) -> None:
-        """``first`` to one half, ``second`` to the other; gossip relays each to the rest later."""
-        a, b = self.halves
-        for j in a:
-            self.sim.send(self.index, j, first)
-        for j in b:
-            self.sim.send(self.index, j, second)
-        if self.sim.relay_delay_ms >= 0:
-            for j in b:
-                self.sim.send(self.index, j, first, self.sim.relay_delay_ms)
-            for j in a:
-                self.sim.send(self.index, j, second, self.sim.relay_delay_ms)
-
-
-class DoubleSigner(_Byzantine):
-    """Signs every vote twice, for two different values, and sends one to each half."""
-
-    def _sign_vote(self, vote: Vote) -> None:
-        chain = self.sim.chain_id
-        other = replace(vote, block_hash=NIL if vote.block_hash else sha256(b"fake|%d|%d" % (vote.height, vote.round)))
-        sv = SignedVote(vote, self.key.sign(vote.sign_bytes(chain)))
-        sv2 = SignedVote(other, self.key.sign(other.sign_bytes(chain)))
-        self.sim.double_signers_active.add(self.address)
-        self.own.append(("vote", sv))
-        self._split_send(("vote", sv), ("vote", sv2))
-        self._feed(VoteReceived(sv, self.sim.now), True)
-
-
-class Equivocator(_Byzantine):
-    """As proposer, signs two different fresh blocks and sends one to each half."""
-
-    def _sign_proposal(self, proposal: Proposal) -> None:
-        body = self.blocks.get(proposal.block_hash)
-        if proposal.pol_round != -1 or body is None:
-            super()._sign_proposal(proposal)
-            return
-        chain = self.sim.chain_id
-        body2 = make_block(proposal.height, self.index, proposal.round, 1)
-        other = replace(proposal, block_hash=sha256(body2))
-        sp = SignedProposal(proposal, self.key.sign(proposal.sign_bytes(chain)))
-        sp2 = SignedProposal(other, self.key.sign(other.sign_bytes(chain)))
-        self.own.append(("proposal", sp, body))
-        self._split_send(("proposal", sp, body), ("proposal", sp2, body2))
-        self._feed(ProposalReceived(sp, True, self.sim.now), True, body)
-
-
-class BadProposer(SimNode):
-    """Proposes blocks that the application rejects."""
-
-    honest = False
-
-    def build_block(self, height: int, round_: int) -> bytes:
-        return make_block(height, self.index, round_, invalid=True)
-
-
-class SplitBrain:
-    """One key, two honest machines, each talking to one half of the network: it equivocates and
-    double-signs whenever the halves' views differ. With more than 1/3 of the power it can fork."""
-
-    honest = False
-
-    def __init__(
-        self, sim: "Sim", index: int, key: PrivateKey, halves: tuple[list[int], list[int]], peers: list[int]
-    ) -> None:
-        self.peers = peers  # other split-brain nodes: brain i talks to their brain i
-        self.index = index
-        self.address = key.address
-        self.halves = halves
-        self.brains: list[SimNode] = []
-        for i, half in enumerate(halves):
-            brain = SimNode(sim, index, key, MemoryStorage())
-            brain.honest = False
-            brain.targets = list(half)
-            brain.variant = i + 2
-            brain.broadcast = self._brain_broadcast(brain, i)  # type: ignore[method-assign]
-            self.brains.append(brain)
-        self.sim = sim
-        self.storage = self.brains[0].storage
-        self.alive = False
-
-    def _brain_broadcast(self, brain: SimNode, i: int) -> Any:
-        def broadcast(msg: Message) -> None:
-            for j in self.halves[i]:
-                self.sim.send(self.index, j, msg)
-            for j in self.peers:
-                self.sim.send(self.index, j, msg, side=i)
-            if self.sim.relay_delay_ms >= 0:
-                for j in self.halves[1 - i]:
-                    self.sim.send(self.index, j, msg, self.sim.relay_delay_ms)
-
-        return broadcast
-
-    def boot(self) -> None:
-        self.alive = True
-        for b in self.brains:
-            b.boot()
-
-    def crash(self, power_loss: bool) -> None:
-        self.alive = False
-        for b in self.brains:
-            b.crash(power_loss)
-
-    def on_message(self, frm: int, msg: Message) -> None:
-        brain = self.brains[1] if frm in self.halves[1] else self.brains[0]
-        brain.on_message(frm, msg)
-
-    def on_side_message(self, side: int, frm: int, msg: Message) -> None:
-        self.brains[side].on_message(frm, msg)

@@ -151,7 +151,7 @@ class ValidatorSet:
     def get_proposer(self) -> Validator:
         """The validator chosen by the last increment (else the highest priority, lowest address)."""
         if self.proposer:
-            return self.validators[self._index[self.proposer]]  # type: ignore[attr-defined,no-any-return]
+            return self.validators[self._index[self.proposer]]  # type: ignore[attr-defined]
         prios = [v.proposer_priority for v in self.validators]
         return self.validators[_most_priority(prios, self.validators)]
 

@@ -191,6 +191,7 @@ class Node:
         if not self.config.faults.admin:
             raise PermissionError("fault injection is disabled on this node ([faults] admin = false)")
         self.deny = frozenset(peers)
+        self.p2p.set_denied(sorted(self.deny))
         log.warning("FAULT: partitioned from %d peer(s): %s", len(peers), ", ".join(p[-8:] for p in sorted(peers)))
         return sorted(self.deny)
 

@@ -61,6 +61,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_FUTURE_MESSAGES = 10_000
+# Gossip is fire-and-forget and Tendermint waits for messages, not time, in some steps (2/3 of
+# prevotes before the prevote timeout even starts): a message lost to a partition or a full queue
+# would stall the height forever. So a height that takes this long re-sends this node's own votes
+# of the height, like CometBFT's vote gossip routine does for its peers. (A lost proposal only
+# costs a round: the propose timeout moves everyone on, and a later proposer re-sends the block.)
+REBROADCAST_S = 2.0
+MAX_REBROADCAST = 16
 MAX_PROPOSAL_GOSSIP_BYTES = 880_000  # py-libp2p drops pubsub messages of 1 MiB or more
 
 
@@ -113,6 +120,11 @@ class ConsensusDriver:
         self.height_started = time.monotonic()
         self.paused = False
         self.wal = ConsensusWAL(node.home.wal_file)
+        # this node's signed messages at the current height, re-sent while the height is stuck
+        # (messages lost to a partition or a restart are otherwise never seen again)
+        self.own_messages: dict[tuple[str, int, int], bytes] = {}
+        self.own_height = 0
+        self.own_votes: list[bytes] = []  # this node's signed votes of own_height
 
     # ---- public -------------------------------------------------------------------------
     @property
@@ -134,6 +146,7 @@ class ConsensusDriver:
             self.nursery = nursery
             if not self._recover_from_wal():
                 self._start_height()
+            nursery.start_soon(self._rebroadcast_loop)
             task_status.started()
             async for event in self.inbox:
                 if isinstance(event, _CommitWaitOver):
@@ -236,7 +249,7 @@ class ConsensusDriver:
         for entry in result.own_messages:
             ev = entry.event
             if isinstance(ev, VoteReceived):
-                self.node.gossip("votes", ev.vote.encode())  # type: ignore[attr-defined]
+                self._gossip_own_vote(ev.vote.encode())  # type: ignore[attr-defined]
             elif isinstance(ev, ProposalReceived) and entry.attachment:
                 self.node.gossip("proposals", pack([ev.proposal.to_wire(), entry.attachment]))  # type: ignore[attr-defined]
         for eff in result.pending:
@@ -275,6 +288,15 @@ class ConsensusDriver:
         elif isinstance(eff, MessageRejected):
             log.debug("consensus rejected a message: %s", eff.reason)
 
+    async def _resend_when_stuck(self) -> None:
+        interval = max(1.0, 2 * self.params.timeout_propose_ms / 1000)
+        while True:
+            await trio.sleep(interval)
+            if self.paused or time.monotonic() - self.height_started < interval:
+                continue
+            for (kind, _, _), data in sorted(self.own_messages.items()):
+                self.node.gossip(kind, data)
+
     async def _timer(self, eff: ScheduleTimeout) -> None:
         await trio.sleep(eff.duration_ms / 1000)
         self.post(TimeoutElapsed(eff.height, eff.round, eff.step, now_ms()))
@@ -285,6 +307,7 @@ class ConsensusDriver:
             return
         valset = validator_set_at(self.chain.db.view(), height)
         self.candidates.clear()
+        self.own_messages.clear()
         self.height_started = time.monotonic()
         self._feed(NewHeight(height, valset, now_ms()))
         self.node.metrics_height(self.chain.height)
@@ -365,6 +388,7 @@ class ConsensusDriver:
         sp = SignedProposal(eff.proposal, sig)
         self.wal.sync()
         data = pack([sp.to_wire(), cand.raw])  # type: ignore[attr-defined]
+        self.own_messages[("proposals", eff.proposal.round, 0)] = data
         self.node.gossip("proposals", data)
         self.post(ProposalReceived(sp, True, now_ms()))
 
@@ -398,10 +422,28 @@ class ConsensusDriver:
         if sig is None:
             return
         sv = SignedVote(vote, sig)
-        self.node.gossip("votes", sv.encode())  # type: ignore[attr-defined]
+        self._gossip_own_vote(sv.encode())  # type: ignore[attr-defined]
         self.post(VoteReceived(sv, now_ms()))
         if self.node.config.faults.double_sign and vote.block_hash:
             self._double_sign(vote)
+
+    def _gossip_own_vote(self, data: bytes) -> None:
+        """Gossip a vote this node signed for the current height, and keep it for rebroadcast."""
+        if self.own_height != self.state.height:
+            self.own_height = self.state.height
+            self.own_votes = []
+        self.own_votes.append(data)
+        self.node.gossip("votes", data)
+
+    async def _rebroadcast_loop(self) -> None:
+        """Re-send this node's own votes of a height that has taken over REBROADCAST_S."""
+        while True:
+            await trio.sleep(REBROADCAST_S)
+            stalled = time.monotonic() - self.height_started >= REBROADCAST_S
+            if self.paused or not stalled or self.own_height != self.state.height:
+                continue
+            for data in self.own_votes[-MAX_REBROADCAST:]:
+                self.node.gossip("votes", data)
 
     def _double_sign(self, vote: Vote) -> None:
         """Devnet fault: sign a conflicting vote too, bypassing the guard (never on a real net)."""

@@ -115,6 +115,7 @@ class P2PService:
         self._dial = dial
         self._shutdown_timeout = shutdown_timeout
         self._dedup = ContentDedup(dedup_capacity)
+        self._denied: frozenset[bytes] = frozenset()
         sizes = inbox_sizes or {}
         self._inbox_send: dict[str, trio.MemorySendChannel[Received]] = {}
         self._inbox_receive: dict[str, trio.MemoryReceiveChannel[Received]] = {}
@@ -287,9 +288,14 @@ class P2PService:
                     break
                 self._deliver(topic, message)
 
+    def set_denied(self, peer_ids: Sequence[str]) -> None:
+        """Drop every gossip message originated by these peers (devnet partitions). The check runs
+        before content de-duplication, so messages re-sent after a heal are delivered."""
+        self._denied = frozenset(ID.from_base58(p).to_bytes() for p in peer_ids)
+
     def _deliver(self, topic: str, message: rpc_pb2.Message) -> None:
         """Hand one message to the node's inbox unless it is our own or already delivered."""
-        if message.from_id == self._peer_id.to_bytes():
+        if message.from_id == self._peer_id.to_bytes() or message.from_id in self._denied:
             return
         counters = self._counters[topic]
         key = content_key(topic, message.data)
