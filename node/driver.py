@@ -382,11 +382,9 @@ class ConsensusDriver:
         if cand is None or self.key is None:
             log.error("asked to propose a block this node does not hold")
             return
-        sig = self.node.signer.sign_proposal(eff.proposal)
-        if sig is None:
+        sp = self.node.signer.sign_proposal(eff.proposal)
+        if sp is None:
             return
-        sp = SignedProposal(eff.proposal, sig)
-        self.wal.sync()
         data = pack([sp.to_wire(), cand.raw])  # type: ignore[attr-defined]
         self.own_messages[("proposals", eff.proposal.round, 0)] = data
         self.node.gossip("proposals", data)
@@ -418,10 +416,9 @@ class ConsensusDriver:
 
     # ---- votes --------------------------------------------------------------------------
     def _sign_vote(self, vote: Vote) -> None:
-        sig = self.node.signer.sign_vote(vote)
-        if sig is None:
+        sv = self.node.signer.sign_vote(vote)
+        if sv is None:
             return
-        sv = SignedVote(vote, sig)
         self._gossip_own_vote(sv.encode())  # type: ignore[attr-defined]
         self.post(VoteReceived(sv, now_ms()))
         if self.node.config.faults.double_sign and vote.block_hash:

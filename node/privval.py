@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from consensus.signer import DoubleSignRefused, FileGuardStore, Signer
-from state.block import Proposal, Vote
+from state.block import Proposal, SignedProposal, SignedVote, Vote
 from state.crypto import PrivateKey
 
 log = logging.getLogger(__name__)
@@ -26,20 +26,22 @@ class PrivValidator:
     def address(self) -> bytes:
         return self._signer.key.address if self._signer else b""
 
-    def sign_vote(self, vote: Vote) -> bytes | None:
+    def sign_vote(self, vote: Vote) -> SignedVote | None:
+        """The signed vote (possibly the identical earlier one: the guard may return the vote it
+        already signed at this position when only the timestamp differs), or None if refused."""
         if self._signer is None:
             return None
         try:
-            return self._signer.sign_vote(self.chain_id, vote).signature
+            return self._signer.sign_vote(self.chain_id, vote)
         except DoubleSignRefused as exc:
             log.warning("signer refused a vote: %s", exc)
             return None
 
-    def sign_proposal(self, proposal: Proposal) -> bytes | None:
+    def sign_proposal(self, proposal: Proposal) -> SignedProposal | None:
         if self._signer is None:
             return None
         try:
-            return self._signer.sign_proposal(self.chain_id, proposal).signature
+            return self._signer.sign_proposal(self.chain_id, proposal)
         except DoubleSignRefused as exc:
             log.warning("signer refused a proposal: %s", exc)
             return None
