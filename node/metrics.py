@@ -96,4 +96,4 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""
-        return generate_latest(self.registry)  # type: ignore[no-any-return]
+        return generate_latest(self.registry)

@@ -12,7 +12,7 @@ import msgpack
 
 from node.rpc.encode import block_json, block_meta_json, commit_json, header_json, raw_tx_json
 from node.rpc.env import RPCEnv
-from node.rpc.errors import InternalError, InvalidParams, LimitExceeded, NotAvailable, NotFound
+from node.rpc.errors import InternalError, InvalidParams, NotAvailable, NotFound
 from state import keys
 from state.crypto import address_of, sha256, to_hex
 
@@ -118,11 +118,10 @@ def commit(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
 
 def blockchain(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
     latest = env.latest_height()
-    hi = min(p["max_height"] if p["max_height"] is not None else latest, latest)
-    lo = p["min_height"] if p["min_height"] is not None else 1
-    if lo > hi and p["min_height"] is not None and p["max_height"] is not None and lo > p["max_height"]:
+    if p["min_height"] is not None and p["max_height"] is not None and p["min_height"] > p["max_height"]:
         raise InvalidParams("min_height is above max_height")
-    lo = max(lo, hi - BLOCKCHAIN_MAX + 1, 1)
+    hi = min(p["max_height"] if p["max_height"] is not None else latest, latest)
+    lo = max(p["min_height"] if p["min_height"] is not None else 1, hi - BLOCKCHAIN_MAX + 1)
     metas = []
     for height in range(hi, lo - 1, -1):
         raw = env.chain.get_block_bytes(height)

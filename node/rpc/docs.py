@@ -109,6 +109,32 @@ $tx
 |---|---|---|
 $metrics
 
+## Command-line client
+
+`attrchain` wraps this API (default URL `http://127.0.0.1:26657`, or `--rpc URL`, or the
+`ATTRCHAIN_RPC` environment variable):
+
+```sh
+attrchain keys new --out me.json                 # a new Ed25519 account key
+attrchain keys show me.json
+attrchain tx transfer --to 0x.. --amount 100 --key me.json --wait
+attrchain tx create_datanet --name poems --bond-required 10 --key me.json --wait
+attrchain tx contribute --datanet 0x.. --file poem.txt --bond 10 --key me.json --wait
+attrchain tx register_model --name m --datanet 0x..:6000 --datanet 0x..:4000 --key me.json --wait
+attrchain tx infer --model 0x.. --payment 1000 --output-file answer.txt --key me.json --wait
+attrchain query account address=0x..             # or by position: attrchain query block 5
+attrchain query attribution inference=0x.. --json
+```
+
+`tx KIND` exists for every transaction kind; its options are the kind's fields (docs/encoding.md),
+except the fields computed from files: `contribute --file` (content hash, size, fingerprint and
+MinHash, with the chain's genesis parameters), `challenge --file`, `infer --output-file` (output
+hash and fingerprint). The chain id comes from `status`, the nonce from `account` (`next_nonce`),
+the fee defaults to the genesis minimum; `--chain-id`, `--nonce`, `--fee` override them and
+`--dry-run` prints the signed transaction without submitting it. `--wait` uses
+`broadcast_tx_commit`; otherwise `broadcast_tx_sync`. Exit codes: 0 done, 1 refused / failed in
+its block / not committed in time / RPC error, 2 bad input, 3 node unreachable.
+
 ## Methods
 """
 

@@ -12,8 +12,6 @@ from node.rpc.errors import InvalidParams, LimitExceeded, NotAvailable, NotFound
 from state.accounts import get_account
 from state.crypto import to_hex
 
-AGENT_ACTIONS_MAX = 100
-
 
 def _query(name: str) -> Callable[..., Any]:
     """A function of state/queries.py, or a clear "not available yet" while it does not exist."""

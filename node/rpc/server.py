@@ -8,7 +8,6 @@ HTTP 413 before they are read.
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import partial
 from typing import Any, Awaitable, Callable
@@ -21,9 +20,9 @@ from hypercorn.trio import serve
 from node.config import RPCConfig
 from node.context import NodeContext
 from node.metrics import METRICS_CONTENT_TYPE, Metrics
-from node.rpc.dispatch import Dispatcher, dumps
+from node.rpc.dispatch import Dispatcher, dumps, parse_json
 from node.rpc.env import RPCEnv
-from node.rpc.errors import LimitExceeded, error_response
+from node.rpc.errors import LimitExceeded, ParseError, error_response
 from node.rpc.tx_methods import AsyncSubmitter
 from node.rpc.websocket import WebSocketSession
 
@@ -34,6 +33,9 @@ ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 KEEP_ALIVE_S = 75  # idle keep-alive connections are closed after this long
+KEEP_ALIVE_REQUESTS = 1_000_000  # hypercorn's default (1,000) would drop busy clients' connections
+READ_TIMEOUT_S = 30  # a request (headers or body) must arrive within this; slow senders are cut off
+BACKLOG = 1024
 MAX_QUERY = 8192
 
 
@@ -118,8 +120,8 @@ class RPCApp:
         params: dict[str, Any] = {}
         for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             try:
-                params[k] = json.loads(v)
-            except ValueError:
+                params[k] = parse_json(v)
+            except ParseError:  # not JSON: the text itself (0x.., latest)
                 params[k] = v
         req = {"jsonrpc": "2.0", "id": -1, "method": name, "params": params}
         answer = await self.dispatcher.handle_one(req)
@@ -160,6 +162,9 @@ def hypercorn_config(host: str, port: int, config: RPCConfig) -> HypercornConfig
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.keep_alive_timeout = KEEP_ALIVE_S
+    hc.keep_alive_max_requests = KEEP_ALIVE_REQUESTS
+    hc.read_timeout = READ_TIMEOUT_S
+    hc.backlog = BACKLOG
     hc.graceful_timeout = 1.0
     hc.websocket_max_message_size = config.max_body_bytes
     hc.include_server_header = False

@@ -62,6 +62,8 @@ class AsyncSubmitter:
                 self.env.ctx.mempool.submit(raw)
             except TxRejected as exc:
                 log.debug("async tx %s rejected: %s", sha256(raw).hex()[:12], exc.reason)
+            except Exception:  # a mempool bug must not take the RPC server (and the node) down
+                log.exception("async submission of %s failed", sha256(raw).hex()[:12])
             await trio.lowlevel.checkpoint()
 
 
