@@ -181,7 +181,8 @@ class List:
         if len(value) > self.max:
             raise CodecError(f"{path}: {len(value)} items exceeds the limit of {self.max}")
         fw = self.item.from_wire
-        return tuple(fw(v, f"{path}[{i}]") for i, v in enumerate(value))
+        item_path = path + "[]"  # built once: per-item paths cost more than the check itself
+        return tuple([fw(v, item_path) for v in value])
 
     def describe(self) -> str:
         return f"array(<= {self.max}) of {self.item.describe()}"

@@ -76,9 +76,14 @@ def fp_postings_key(datanet_id: bytes, fp_hash: int) -> bytes:
     return _s(b"fp/", datanet_id, u64(fp_hash))
 
 
+def fp_postings_prefix(datanet_id: bytes) -> bytes:
+    """Every posting record of one datanet."""
+    return _s(b"fp/", datanet_id)
+
+
 def fp_postings_keys(datanet_id: bytes, fp_hashes: Iterable[int]) -> list[bytes]:
     """``fp_postings_key`` for many hashes of one datanet at once (the inference hot path)."""
-    prefix = _s(b"fp/", datanet_id)
+    prefix = fp_postings_prefix(datanet_id)
     return [prefix + h.to_bytes(8, "big") for h in fp_hashes]
 
 

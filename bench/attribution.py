@@ -1,0 +1,233 @@
+"""Benchmark: the cost of an `infer` and of a `contribute` against a large datanet on LevelDB.
+
+Setup (not timed): one datanet with --contributions accepted contributions (default 10,000)
+holding at least --min-hashes fingerprint hashes in total (default 1,000,000), built through
+real signed `contribute` and `review` transactions in committed blocks on a StateDB on disk.
+Texts are random Zipf-distributed words plus shared boilerplate sentences, so document
+frequencies range from 1 to saturated.
+
+Timed: transactions applied one after another in one block's view with `apply_raw_tx` (decode,
+signature check, envelope, the attribution rule), after --warmup untimed ones of the same kind:
+- infer with 1,024 output-fingerprint hashes (512 held by 8 random contributions, so they match,
+  512 fresh);
+- contribute of a fresh text, including the exact and LSH near-duplicate checks.
+The headline is the mean CPU time of the applying thread (one core); wall-clock means and medians
+and the machine's load average are on the line before it.
+
+The LAST stdout line is JSON: {"infer_ms": .., "contribute_ms": ..}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from state.accounts import get_account  # noqa: E402
+from state.chain import Chain  # noqa: E402
+from state.contributions import fingerprint_params  # noqa: E402
+from state.crypto import PrivateKey, to_hex  # noqa: E402
+from state.fingerprint import Fingerprint, FingerprintParams, fingerprint_text  # noqa: E402
+from state.genesis import parse_genesis  # noqa: E402
+from state.store import StateDB  # noqa: E402
+from state.transition import BlockContext, apply_raw_tx, load_params  # noqa: E402
+from state.tx import Contribute, CreateDatanet, Infer, RegisterModel, Review, Tx, sign_tx  # noqa: E402
+
+CHAIN_ID = "attrchain-bench"
+OWNER = PrivateKey.from_int(1)
+CONTRIBUTOR = PrivateKey.from_int(2)
+USER = PrivateKey.from_int(3)
+VALIDATOR = PrivateKey.from_int(9000)
+VOCAB = [f"w{i}" for i in range(5000)]
+ZIPF = [1 / (i + 1) for i in range(len(VOCAB))]
+BLOCK_TXS = 500
+
+
+def make_text(rng: random.Random, boilerplate: list[str], words: int) -> bytes:
+    body = rng.choices(VOCAB, ZIPF, k=words)
+    if rng.random() < 0.3:
+        at = rng.randrange(words)
+        body[at:at] = rng.choice(boilerplate).split()
+    return " ".join(body).encode()
+
+
+def genesis() -> object:
+    return parse_genesis({
+        "chain_id": CHAIN_ID,
+        "genesis_time_ms": 0,
+        "params_preset": "devnet",
+        "accounts": [{"address": to_hex(k.address), "balance": 10**15} for k in (OWNER, CONTRIBUTOR, USER)],
+        "validators": [{
+            "operator": to_hex(VALIDATOR.address),
+            "consensus_public_key": to_hex(VALIDATOR.public_key),
+            "stake": 1_000_000,
+        }],
+    })
+
+
+class Builder:
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.nonces: dict[bytes, int] = {}
+        self.time_ms = 1_000
+
+    def sign(self, key: PrivateKey, body: object) -> Tx:
+        n = self.nonces.get(key.address, 0)
+        self.nonces[key.address] = n + 1
+        return sign_tx(key, CHAIN_ID, n, body, 1)
+
+    def commit(self, txs: list[Tx]) -> None:
+        self.time_ms += 1000
+        ex = self.chain.build_block(tuple(t.raw for t in txs), self.time_ms, VALIDATOR.address,
+                                    txs_verified=frozenset(t.hash for t in txs))
+        failed = [r for r in ex.result.tx_results if not r.ok]
+        if failed:
+            raise RuntimeError(f"setup transaction failed: {failed[0]}")
+        self.chain.commit(ex.block, ex)
+
+
+def build(chain: Chain, contributions: int, min_hashes: int, seed: int) -> tuple[bytes, bytes, list[Fingerprint]]:
+    b = Builder(chain)
+    params = fingerprint_params(load_params(chain.db.view()).attribution)
+    create = b.sign(OWNER, CreateDatanet("bench", "ipfs://bench", 0))
+    b.commit([create])
+    datanet = create.hash
+    model_tx = b.sign(OWNER, RegisterModel("bench-model", ((datanet, 10_000),), b"", 0))
+    b.commit([model_tx])
+    rng = random.Random(seed)
+    boilerplate = [" ".join(rng.choices(VOCAB, k=40)) for _ in range(200)]
+    words = max(40, (min_hashes // contributions) * 3 + 30)  # winnowing keeps about 1 in 3
+    fps: list[Fingerprint] = []
+    total = 0
+    t0 = time.perf_counter()
+    pending: list[Tx] = []
+    while len(fps) < contributions or total < min_hashes:
+        fp = fingerprint_text(make_text(rng, boilerplate, words), params)
+        tx = b.sign(CONTRIBUTOR, Contribute(datanet, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, 0))
+        fps.append(fp)
+        total += len(fp.fingerprint)
+        pending.append(tx)
+        if len(pending) == BLOCK_TXS // 2:
+            reviews = [b.sign(OWNER, Review(t.hash, 1)) for t in pending]
+            b.commit(pending)
+            b.commit(reviews)
+            pending = []
+            if len(fps) % 2000 == 0:
+                print(f"  {len(fps)} contributions, {total} hashes, {time.perf_counter() - t0:.0f} s",
+                      file=sys.stderr)
+    if pending:
+        reviews = [b.sign(OWNER, Review(t.hash, 1)) for t in pending]
+        b.commit(pending)
+        b.commit(reviews)
+    print(f"setup: {len(fps)} accepted contributions, {total} fingerprint hashes, "
+          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return datanet, model_tx.hash, fps
+
+
+def time_txs(chain: Chain, txs: list[Tx], warmup: int) -> tuple[list[float], list[float]]:
+    """Apply ``txs`` one after another in one block's view: (wall ms, CPU ms) of each timed one.
+
+    The first ``warmup`` are applied but not timed: they open the LevelDB tables and fill the
+    block cache the way a running node's are.
+    """
+    view = chain.db.view()
+    ctx = BlockContext(CHAIN_ID, chain.height + 1, 10**12, load_params(view), VALIDATOR.address)
+    wall, cpu = [], []
+    for i, tx in enumerate(txs):
+        ctx.tx_index = i
+        t0, c0 = time.perf_counter(), time.thread_time()
+        _, result = apply_raw_tx(view, tx.raw, ctx)
+        t1, c1 = time.perf_counter(), time.thread_time()
+        if not result.ok:
+            raise RuntimeError(f"timed transaction failed: {result}")
+        if i >= warmup:
+            wall.append((t1 - t0) * 1000)
+            cpu.append((c1 - c0) * 1000)
+    return wall, cpu
+
+
+def infer_txs(fps: list[Fingerprint], model: bytes, nonce: int, count: int, rng: random.Random) -> list[Tx]:
+    """Infers of 1,024 output hashes: 512 held by 8 random contributions, 512 fresh."""
+    txs = []
+    for i in range(count):
+        known = sorted({h for fp in rng.sample(fps, 8) for h in fp.fingerprint})
+        chosen = set(rng.sample(known, min(512, len(known))))
+        while len(chosen) < 1024:
+            chosen.add(rng.getrandbits(64))
+        body = Infer(model, b"", b"", 1_000_000, 100, 100, rng.randbytes(32), tuple(sorted(chosen)))
+        txs.append(sign_tx(USER, CHAIN_ID, nonce + i, body, 1))
+    return txs
+
+
+def contribute_txs(datanet: bytes, params: FingerprintParams, nonce: int, count: int,
+                   rng: random.Random) -> list[Tx]:
+    boilerplate = [" ".join(rng.choices(VOCAB, k=40)) for _ in range(10)]
+    txs = []
+    for i in range(count):
+        fp = fingerprint_text(make_text(rng, boilerplate, 320), params)
+        body = Contribute(datanet, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, 0)
+        txs.append(sign_tx(CONTRIBUTOR, CHAIN_ID, nonce + i, body, 1))
+    return txs
+
+
+def summary(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    return {
+        "cpu_ms_mean": round(statistics.mean(cpu), 3),
+        "cpu_ms_median": round(statistics.median(cpu), 3),
+        "wall_ms_mean": round(statistics.mean(wall), 3),
+        "wall_ms_median": round(statistics.median(wall), 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--contributions", type=int, default=10_000)
+    ap.add_argument("--min-hashes", type=int, default=1_000_000)
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--dir", help="LevelDB directory (default: a fresh temporary one)")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="attrchain-bench-") as tmp:
+        db = StateDB(args.dir or tmp)
+        chain = Chain(db)
+        chain.init_genesis(genesis())  # type: ignore[arg-type]
+        datanet, model, fps = build(chain, args.contributions, args.min_hashes, args.seed)
+        rng = random.Random(args.seed + 1)
+        view = db.view()
+        params = fingerprint_params(load_params(view).attribution)
+        n = args.warmup + args.samples
+        infers = infer_txs(fps, model, get_account(view, USER.address).nonce, n, rng)
+        contributes = contribute_txs(datanet, params, get_account(view, CONTRIBUTOR.address).nonce, n, rng)
+        results: dict[str, object] = {
+            "contributions": len(fps),
+            "fingerprint_hashes": sum(len(fp.fingerprint) for fp in fps),
+            "samples": args.samples,
+        }
+        infer_wall, infer_cpu = time_txs(chain, infers, args.warmup)
+        results["infer"] = summary(infer_wall, infer_cpu)
+        contribute_wall, contribute_cpu = time_txs(chain, contributes, args.warmup)
+        results["contribute"] = summary(contribute_wall, contribute_cpu)
+        results["load_average_1m"] = round(os.getloadavg()[0], 2)
+        db.close()
+    print(json.dumps(results))
+    # Headline: mean CPU time of the applying thread. This machine is shared, so wall time also
+    # measures the other processes; both are on the line above.
+    print(json.dumps({
+        "infer_ms": round(statistics.mean(infer_cpu), 3),
+        "contribute_ms": round(statistics.mean(contribute_cpu), 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""Contributions: contribute, review, challenge, transfer_contribution, claim_rewards.
+
+Life of a contribution (docs/attribution.md, "Contributions"):
+
+    contribute -> PENDING --review accept--> ACCEPTED (earns; bond returned)
+                          --review reject--> REJECTED (reject_burn_bps of the bond burned)
+    PENDING or ACCEPTED --successful challenge--> VOIDED (slashed, removed from every index)
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+
+from state import keys
+from state.accounts import BOND_ESCROW, REWARD_POOL, burn, get_account, move
+from state.attribution_records import (
+    ACCEPTED,
+    PENDING,
+    REJECTED,
+    VOIDED,
+    Contribution,
+    Sketch,
+    is_strictly_ascending,
+    pack_u64s,
+    unpack_u64s,
+)
+from state.crypto import sha256, to_hex
+from state.datanets import is_curator, put_datanet, require_datanet
+from state.dedupe import find_exact_duplicate, find_near_duplicate, index_contribution, unindex_contribution
+from state.errors import require
+from state.fingerprint import (
+    FingerprintError,
+    FingerprintParams,
+    fingerprint_text,
+    is_valid_minhash,
+    lsh_band_hashes,
+)
+from state.params import BPS, AttributionParams
+from state.pools import join, leave, settle
+from state.postings import add_postings, remove_postings
+from state.store import StateView
+from state.transition import BlockContext
+from state.tx import Challenge, ClaimRewards, Contribute, Review, TransferContribution, Tx
+
+
+@functools.lru_cache(maxsize=4)
+def fingerprint_params(a: AttributionParams) -> FingerprintParams:
+    """The fingerprint algorithm's parameters as genesis sets them (seeds: the algorithm's)."""
+    return FingerprintParams(
+        shingle_k=a.shingle_k,
+        winnow_window=a.winnow_window,
+        fingerprint_max=a.fingerprint_max,
+        output_fingerprint_max=a.output_fingerprint_max,
+        minhash_size=a.minhash_size,
+        lsh_bands=a.lsh_bands,
+        lsh_rows=a.lsh_rows,
+        near_duplicate_bps=a.near_duplicate_bps,
+        max_content_bytes=a.max_content_bytes,
+    )
+
+
+def get_contribution(view: StateView, contribution_id: bytes) -> Contribution | None:
+    return view.get_obj(keys.contribution_key(contribution_id), Contribution)
+
+
+def require_contribution(view: StateView, contribution_id: bytes) -> Contribution:
+    c = get_contribution(view, contribution_id)
+    require(c is not None, "unknown_contribution", f"contribution {to_hex(contribution_id)} does not exist")
+    assert c is not None
+    return c
+
+
+def put_contribution(view: StateView, contribution_id: bytes, c: Contribution) -> None:
+    view.put_obj(keys.contribution_key(contribution_id), c)
+
+
+def get_sketch(view: StateView, contribution_id: bytes) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(fingerprint, minhash) registered by a pending or accepted contribution."""
+    sketch = view.get_obj(keys.contribution_sketch_key(contribution_id), Sketch)
+    if sketch is None:
+        raise LookupError(f"contribution {to_hex(contribution_id)} has no sketch")
+    return unpack_u64s(sketch.fingerprint), unpack_u64s(sketch.minhash)
+
+
+# ---- contribute ----------------------------------------------------------------------------
+
+
+def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
+    """contribute: register one record of a datanet with its fingerprint, MinHash and bond."""
+    body: Contribute = tx.body
+    a = ctx.params.attribution
+    fp_params = fingerprint_params(a)
+    dn = require_datanet(view, body.datanet)
+    require(body.size > 0, "empty_content", "size must be positive")
+    require(body.size <= a.max_content_bytes, "content_too_large",
+            f"size {body.size} exceeds max_content_bytes {a.max_content_bytes}")
+    require(len(body.fingerprint) > 0, "empty_fingerprint", "the fingerprint has no hashes")
+    require(len(body.fingerprint) <= a.fingerprint_max, "fingerprint_too_long",
+            f"{len(body.fingerprint)} hashes exceed fingerprint_max {a.fingerprint_max}")
+    require(is_strictly_ascending(body.fingerprint), "fingerprint_not_sorted",
+            "fingerprint hashes must be strictly ascending")
+    require(len(body.minhash) == a.minhash_size, "minhash_wrong_size",
+            f"minhash has {len(body.minhash)} values, expected {a.minhash_size}")
+    require(is_valid_minhash(body.minhash, fp_params), "invalid_minhash",
+            "minhash values are not a MinHash signature (value below 2^61-1 in its own bin)")
+    require(body.bond >= dn.bond_required, "bond_too_low",
+            f"bond {body.bond} is below the datanet's bond_required {dn.bond_required}")
+    original = find_exact_duplicate(view, body.datanet, body.content_hash)
+    require(original is None, "duplicate_content",
+            f"same content hash as contribution {to_hex(original or b'')}")
+    bands = lsh_band_hashes(body.minhash, fp_params)
+    near = find_near_duplicate(view, body.datanet, body.minhash, bands, fp_params)
+    require(near is None, "near_duplicate",
+            f"near duplicate of contribution {to_hex(near or b'')} "
+            f"(estimated Jaccard >= {a.near_duplicate_bps} bps)")
+    require(get_account(view, tx.sender).balance >= body.bond, "insufficient_balance",
+            f"balance cannot pay the bond {body.bond}")
+
+    move(view, tx.sender, BOND_ESCROW, body.bond)
+    put_contribution(view, tx.hash, Contribution(
+        datanet=body.datanet,
+        owner=tx.sender,
+        content_hash=body.content_hash,
+        size=body.size,
+        bond=body.bond,
+        status=PENDING,
+        created_height=ctx.height,
+        fingerprint_len=len(body.fingerprint),
+        reward_entry=0,
+        reward_frac=0,
+        unclaimed=0,
+        claimed=0,
+    ))
+    view.put_obj(keys.contribution_sketch_key(tx.hash),
+                 Sketch(pack_u64s(body.fingerprint), pack_u64s(body.minhash)))
+    index_contribution(view, body.datanet, tx.hash, body.content_hash, bands)
+    put_datanet(view, body.datanet, replace(dn, submitted=dn.submitted + 1))
+
+
+# ---- review --------------------------------------------------------------------------------
+
+
+def process_review(view: StateView, tx: Tx, ctx: BlockContext) -> None:
+    """review: a curator accepts (bond back, starts earning) or rejects (part of the bond burned)."""
+    body: Review = tx.body
+    c = require_contribution(view, body.contribution)
+    require(is_curator(view, c.datanet, tx.sender), "not_curator",
+            "only a curator of the contribution's datanet may review it")
+    require(c.status == PENDING, "not_pending", "only a pending contribution can be reviewed")
+    require(body.accept in (0, 1), "bad_decision", "accept must be 1 (accept) or 0 (reject)")
+    if body.accept:
+        accept_contribution(view, body.contribution, c)
+    else:
+        reject_contribution(view, body.contribution, c, ctx.params.attribution)
+
+
+def accept_contribution(view: StateView, cid: bytes, c: Contribution) -> None:
+    dn = require_datanet(view, c.datanet)
+    fingerprint, _ = get_sketch(view, cid)
+    move(view, BOND_ESCROW, c.owner, c.bond)
+    dn2, c2 = join(dn, replace(c, bond=0))
+    put_datanet(view, c.datanet, dn2)
+    put_contribution(view, cid, c2)
+    add_postings(view, c.datanet, cid, fingerprint)
+
+
+def reject_contribution(view: StateView, cid: bytes, c: Contribution, a: AttributionParams) -> None:
+    burned = c.bond * a.reject_burn_bps // BPS
+    burn(view, BOND_ESCROW, burned)
+    move(view, BOND_ESCROW, c.owner, c.bond - burned)
+    forget_sketch(view, cid, c, a)
+    put_contribution(view, cid, replace(c, status=REJECTED, bond=0))
+
+
+def forget_sketch(view: StateView, cid: bytes, c: Contribution, a: AttributionParams) -> None:
+    """Free the duplicate-control entries and the stored sketch of a contribution."""
+    _, minhash = get_sketch(view, cid)
+    bands = lsh_band_hashes(minhash, fingerprint_params(a))
+    unindex_contribution(view, c.datanet, cid, c.content_hash, bands)
+    view.delete(keys.contribution_sketch_key(cid))
+
+
+# ---- challenge -----------------------------------------------------------------------------
+
+
+def is_registration_honest(view: StateView, cid: bytes, c: Contribution, content: bytes,
+                           params: FingerprintParams) -> bool:
+    """True when the revealed content reproduces the registered size, fingerprint and MinHash.
+
+    Content that cannot be fingerprinted at all (not UTF-8, no words, too large) cannot have an
+    honest registration.
+    """
+    try:
+        computed = fingerprint_text(content, params)
+    except FingerprintError:
+        return False
+    fingerprint, minhash = get_sketch(view, cid)
+    return (
+        computed.size == c.size
+        and computed.fingerprint == fingerprint
+        and computed.minhash == minhash
+    )
+
+
+def process_challenge(view: StateView, tx: Tx, ctx: BlockContext) -> None:
+    """challenge: reveal the content; a registration it disproves is voided and slashed."""
+    body: Challenge = tx.body
+    a = ctx.params.attribution
+    c = require_contribution(view, body.contribution)
+    require(c.status in (PENDING, ACCEPTED), "not_challengeable",
+            "only a pending or accepted contribution can be challenged")
+    require(sha256(body.content) == c.content_hash, "content_hash_mismatch",
+            "the revealed content does not hash to the contribution's content_hash")
+    require(not is_registration_honest(view, body.contribution, c, body.content, fingerprint_params(a)),
+            "registration_matches",
+            "the content reproduces the registered size, fingerprint and minhash: nothing to void")
+    void_contribution(view, body.contribution, c, tx.sender, a)
+
+
+def void_contribution(view: StateView, cid: bytes, c: Contribution, challenger: bytes,
+                      a: AttributionParams) -> None:
+    """Remove a disproved contribution everywhere and slash what it holds.
+
+    Pending: its escrowed bond is slashed. Accepted (bond already returned): its settled, unclaimed
+    rewards are slashed. Either way challenge_reward_bps goes to the challenger and the rest,
+    rounding included, is burned.
+    """
+    if c.status == ACCEPTED:
+        dn = require_datanet(view, c.datanet)
+        fingerprint, _ = get_sketch(view, cid)
+        dn2, settled = leave(dn, c)
+        put_datanet(view, c.datanet, dn2)
+        remove_postings(view, c.datanet, cid, fingerprint)
+        source, slashed = REWARD_POOL, settled.unclaimed
+        c = settled
+    else:
+        source, slashed = BOND_ESCROW, c.bond
+    reward = slashed * a.challenge_reward_bps // BPS
+    move(view, source, challenger, reward)
+    burn(view, source, slashed - reward)
+    forget_sketch(view, cid, c, a)
+    put_contribution(view, cid, replace(c, status=VOIDED, bond=0, unclaimed=0))
+
+
+# ---- ownership and claims ------------------------------------------------------------------
+
+
+def process_transfer_contribution(view: StateView, tx: Tx, ctx: BlockContext) -> None:
+    """transfer_contribution: the owner hands the contribution, and all it has not claimed, over."""
+    body: TransferContribution = tx.body
+    c = require_contribution(view, body.contribution)
+    require(tx.sender == c.owner, "not_owner", "only the contribution's owner may transfer it")
+    require(body.new_owner != c.owner, "same_owner", "the new owner is already the owner")
+    put_contribution(view, body.contribution, replace(c, owner=body.new_owner))
+
+
+def process_claim_rewards(view: StateView, tx: Tx, ctx: BlockContext) -> None:
+    """claim_rewards: the owner of each listed contribution is paid exactly what it is owed."""
+    body: ClaimRewards = tx.body
+    ids = body.contributions
+    require(len(ids) > 0, "empty_claim", "name at least one contribution")
+    require(len(set(ids)) == len(ids), "duplicate_contribution", "a contribution is listed twice")
+    settled: list[tuple[bytes, Contribution]] = []
+    for cid in ids:
+        c = require_contribution(view, cid)
+        require(c.owner == tx.sender, "not_owner", f"contribution {to_hex(cid)} is not the sender's")
+        if c.status == ACCEPTED:
+            c = settle(c, require_datanet(view, c.datanet))
+        settled.append((cid, c))
+    total = sum(c.unclaimed for _, c in settled)
+    require(total > 0, "nothing_to_claim", "the listed contributions have no unclaimed rewards")
+
+    for cid, c in settled:
+        put_contribution(view, cid, replace(c, unclaimed=0, claimed=c.claimed + c.unclaimed))
+    move(view, REWARD_POOL, tx.sender, total)

@@ -1,0 +1,253 @@
+"""Read-only attribution queries for the JSON-RPC: plain JSON-able dicts, byte strings as 0x hex.
+
+Every function takes a StateView or a StateDB (then it reads the committed state) and returns
+None when the object does not exist. Integers that can exceed 64 bits (accumulators) are decimal
+strings so that JavaScript clients do not lose precision.
+
+`receipts_by_recipient` pages through the LOCAL recipient index (state/receipts.py), newest first
+by default (``order="asc"`` for oldest first); pages start at 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from state import keys
+from state.attribution_records import (
+    ID_SIZE,
+    ROLE_NAMES,
+    STATUS_NAMES,
+    AgentActionRecord,
+    Inference,
+    Receipt,
+    Sketch,
+    unpack_u64s,
+)
+from state.contributions import get_contribution as _contribution
+from state.crypto import to_hex
+from state.datanets import get_datanet as _datanet
+from state.models import get_adapter as _adapter
+from state.models import get_agent as _agent
+from state.models import get_model as _model
+from state.pools import settle
+from state.store import StateDB, StateView
+
+MAX_PER_PAGE = 100
+_INDEX_TAIL = 8 + 4 + ID_SIZE  # height, tx index, inference id after the recipient
+
+
+def _view(source: StateView | StateDB) -> StateView:
+    return source.view() if isinstance(source, StateDB) else source
+
+
+def _mix(mix: tuple[tuple[bytes, int], ...]) -> list[dict[str, Any]]:
+    return [{"datanet": to_hex(d), "weight_bps": w} for d, w in mix]
+
+
+def get_datanet(source: StateView | StateDB, datanet_id: bytes) -> dict[str, Any] | None:
+    view = _view(source)
+    dn = _datanet(view, datanet_id)
+    if dn is None:
+        return None
+    curators = [to_hex(k[-20:]) for k, _ in view.iter_prefix(keys.curator_key(datanet_id, b""))]
+    return {
+        "id": to_hex(datanet_id),
+        "owner": to_hex(dn.owner),
+        "name": dn.name,
+        "metadata_uri": dn.metadata_uri,
+        "bond_required": dn.bond_required,
+        "created_height": dn.created_height,
+        "curators": curators,
+        "submitted": dn.submitted,
+        "accepted": dn.accepted,
+        "total_units": dn.total_units,
+        "reward_per_unit": str(dn.reward_per_unit),
+        "carry": str(dn.carry),
+        "rewards_in": str(dn.rewards_in),
+    }
+
+
+def get_contribution(source: StateView | StateDB, contribution_id: bytes) -> dict[str, Any] | None:
+    view = _view(source)
+    c = _contribution(view, contribution_id)
+    if c is None:
+        return None
+    return {
+        "id": to_hex(contribution_id),
+        "datanet": to_hex(c.datanet),
+        "owner": to_hex(c.owner),
+        "content_hash": to_hex(c.content_hash),
+        "size": c.size,
+        "bond": c.bond,
+        "status": STATUS_NAMES[c.status],
+        "created_height": c.created_height,
+        "fingerprint_len": c.fingerprint_len,
+        "unclaimed": _owed(view, contribution_id),
+        "claimed": str(c.claimed),
+    }
+
+
+def pending_rewards(source: StateView | StateDB, contribution_id: bytes) -> dict[str, Any] | None:
+    """What claim_rewards would pay for this contribution now, and to whom."""
+    view = _view(source)
+    c = _contribution(view, contribution_id)
+    if c is None:
+        return None
+    return {
+        "contribution": to_hex(contribution_id),
+        "owner": to_hex(c.owner),
+        "status": STATUS_NAMES[c.status],
+        "unclaimed": _owed(view, contribution_id),
+        "claimed": str(c.claimed),
+    }
+
+
+def _owed(view: StateView, contribution_id: bytes) -> int:
+    c = _contribution(view, contribution_id)
+    assert c is not None
+    dn = _datanet(view, c.datanet)
+    return settle(c, dn).unclaimed if dn is not None else c.unclaimed
+
+
+def get_model(source: StateView | StateDB, model_id: bytes) -> dict[str, Any] | None:
+    m = _model(_view(source), model_id)
+    if m is None:
+        return None
+    return {
+        "id": to_hex(model_id),
+        "owner": to_hex(m.owner),
+        "name": m.name,
+        "datanets": _mix(m.datanets),
+        "parent": to_hex(m.parent) if m.parent else None,
+        "lineage_bps": m.lineage_bps,
+        "depth": m.depth,
+        "created_height": m.created_height,
+    }
+
+
+def get_adapter(source: StateView | StateDB, adapter_id: bytes) -> dict[str, Any] | None:
+    ad = _adapter(_view(source), adapter_id)
+    if ad is None:
+        return None
+    return {
+        "id": to_hex(adapter_id),
+        "owner": to_hex(ad.owner),
+        "name": ad.name,
+        "base_model": to_hex(ad.base_model),
+        "datanets": _mix(ad.datanets),
+        "created_height": ad.created_height,
+    }
+
+
+def get_agent(source: StateView | StateDB, address: bytes, actions: int = 10) -> dict[str, Any] | None:
+    """An agent with its ``actions`` most recent recorded actions (newest first)."""
+    view = _view(source)
+    ag = _agent(view, address)
+    if ag is None:
+        return None
+    recent = []
+    for seq in range(ag.actions - 1, max(ag.actions - actions, 0) - 1, -1):
+        rec = view.get_obj(keys.agent_action_key(address, seq), AgentActionRecord)
+        if rec is not None:
+            recent.append({
+                "seq": seq,
+                "action_hash": to_hex(rec.action_hash),
+                "outcome_hash": to_hex(rec.outcome_hash),
+                "height": rec.height,
+                "tx_hash": to_hex(rec.tx_hash),
+            })
+    return {
+        "address": to_hex(address),
+        "owner": to_hex(ag.owner),
+        "name": ag.name,
+        "model": to_hex(ag.model),
+        "adapter": to_hex(ag.adapter) if ag.adapter else None,
+        "stake": ag.stake,
+        "actions": ag.actions,
+        "recent_actions": recent,
+        "created_height": ag.created_height,
+    }
+
+
+def get_inference(source: StateView | StateDB, inference_id: bytes) -> dict[str, Any] | None:
+    inf = _view(source).get_obj(keys.inference_key(inference_id), Inference)
+    if inf is None:
+        return None
+    return {
+        "id": to_hex(inference_id),
+        "payer": to_hex(inf.payer),
+        "model": to_hex(inf.model),
+        "adapter": to_hex(inf.adapter) if inf.adapter else None,
+        "agent": to_hex(inf.agent) if inf.agent else None,
+        "payment": inf.payment,
+        "input_tokens": inf.input_tokens,
+        "output_tokens": inf.output_tokens,
+        "output_hash": to_hex(inf.output_hash),
+        "output_fingerprint_len": inf.output_fingerprint_len,
+        "height": inf.height,
+        "tx_index": inf.tx_index,
+    }
+
+
+def receipt_json(inference_id: bytes, r: Receipt) -> dict[str, Any]:
+    return {
+        "inference": to_hex(inference_id),
+        "height": r.height,
+        "payment": r.payment,
+        "entries": [
+            {"recipient": to_hex(recipient), "role": ROLE_NAMES[role], "amount": amount}
+            for recipient, role, amount in r.entries
+        ],
+        "matched": [
+            {"contribution": to_hex(cid), "owner": to_hex(owner), "score": score, "amount": amount}
+            for cid, owner, score, amount in r.matched
+        ],
+    }
+
+
+def get_receipt(source: StateView | StateDB, inference_id: bytes) -> dict[str, Any] | None:
+    r = _view(source).get_obj(keys.receipt_key(inference_id), Receipt)
+    return receipt_json(inference_id, r) if r is not None else None
+
+
+def receipts_by_recipient(
+    db: StateDB, recipient: bytes, page: int = 1, per_page: int = 20, order: str = "desc"
+) -> dict[str, Any]:
+    """One page of the receipts that paid ``recipient`` (an address, contribution or datanet id).
+
+    Raises ValueError for a page below 1, a page size outside 1..MAX_PER_PAGE or an unknown order.
+    """
+    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+        raise ValueError(f"page must be >= 1 and per_page in 1..{MAX_PER_PAGE}")
+    if order not in ("desc", "asc"):
+        raise ValueError("order must be 'desc' (newest first) or 'asc' (oldest first)")
+    prefix = keys.recipient_prefix(recipient)
+    # A 20-byte address prefix could also prefix a 32-byte id's keys: keep only exact-length keys.
+    exact = len(prefix) + _INDEX_TAIL
+    start = (page - 1) * per_page
+    total = 0
+    page_ids: list[bytes] = []
+    for k in db.raw.iterator(prefix=prefix, include_value=False, reverse=(order == "desc")):
+        if len(k) != exact:
+            continue
+        if start <= total < start + per_page:
+            page_ids.append(k[-ID_SIZE:])
+        total += 1
+    view = db.view()
+    receipts = [r for r in (get_receipt(view, i) for i in page_ids) if r is not None]
+    return {
+        "recipient": to_hex(recipient),
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+        "order": order,
+        "receipts": receipts,
+    }
+
+
+def get_sketch(source: StateView | StateDB, contribution_id: bytes) -> dict[str, Any] | None:
+    """The registered fingerprint and MinHash of a pending or accepted contribution."""
+    sk = _view(source).get_obj(keys.contribution_sketch_key(contribution_id), Sketch)
+    if sk is None:
+        return None
+    return {"fingerprint": list(unpack_u64s(sk.fingerprint)), "minhash": list(unpack_u64s(sk.minhash))}

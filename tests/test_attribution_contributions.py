@@ -1,0 +1,174 @@
+"""contribute, review, transfer_contribution and claim_rewards rejections: one rule per test."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from attribution_kit import FEE, KEYS, World, crafted, make_text, rejected, world_fixture  # noqa: F401
+
+from state import keys
+from state.accounts import BOND_ESCROW, get_chain_meta
+from state.attribution_records import ACCEPTED, PENDING, REJECTED, Contribution, Datanet
+from state.crypto import to_hex
+from state.postings import read_postings
+from state.tx import ClaimRewards, CreateDatanet, Review, TransferContribution
+
+OWNER, ALICE, BOB = KEYS[0], KEYS[1], KEYS[2]
+MISSING = b"\x99" * 32
+BOND = 1001
+
+
+def _datanet(world: World, bond: int = BOND) -> bytes:
+    return world.ok(OWNER, CreateDatanet("news", "", bond)).hash
+
+
+def _contribution(world: World, cid: bytes) -> Contribution:
+    c = world.view().get_obj(keys.contribution_key(cid), Contribution)
+    assert c is not None
+    return c
+
+
+def _datanet_record(world: World, d: bytes) -> Datanet:
+    dn = world.view().get_obj(keys.datanet_key(d), Datanet)
+    assert dn is not None
+    return dn
+
+
+# ---- contribute ----------------------------------------------------------------------------
+
+
+def test_contribute_escrows_bond_and_indexes_the_contribution(world: World) -> None:
+    d = _datanet(world)
+    before = world.balance(ALICE.address)
+    text = make_text(1)
+    body = world.contribute_body(d, text, BOND)
+    cid = world.ok(ALICE, body).hash
+    c = _contribution(world, cid)
+    assert (c.status, c.owner, c.bond, c.size) == (PENDING, ALICE.address, BOND, len(text))
+    assert c.fingerprint_len == len(body.fingerprint)
+    assert world.balance(ALICE.address) == before - BOND - FEE
+    assert world.balance(BOND_ESCROW) == BOND
+    view = world.view()
+    assert view.get(keys.content_hash_key(d, body.content_hash)) is not None
+    assert view.get(keys.contribution_sketch_key(cid)) is not None
+    assert _datanet_record(world, d).submitted == 1
+    # pending contributions are not matchable yet
+    assert read_postings(view, d, body.fingerprint[0]) is None
+
+
+def test_exact_duplicate_is_rejected_naming_the_original(world: World) -> None:
+    d = _datanet(world)
+    original = world.ok(ALICE, world.contribute_body(d, make_text(1), BOND)).hash
+    result = rejected(world, BOB, world.contribute_body(d, make_text(1), BOND), "duplicate_content")
+    assert to_hex(original) in result.message
+
+
+def test_near_duplicate_is_rejected_naming_the_original(world: World) -> None:
+    d = _datanet(world)
+    text = make_text(7, words=200)
+    original = world.ok(ALICE, world.contribute_body(d, text, BOND)).hash
+    words = text.split()
+    words[100] = b"changed"
+    result = rejected(world, BOB, world.contribute_body(d, b" ".join(words), BOND), "near_duplicate")
+    assert to_hex(original) in result.message
+
+
+def test_same_content_in_another_datanet_is_fine(world: World) -> None:
+    d1, d2 = _datanet(world), _datanet(world)
+    world.ok(ALICE, world.contribute_body(d1, make_text(1), BOND))
+    world.ok(ALICE, world.contribute_body(d2, make_text(1), BOND))
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda b, a: replace(b, datanet=MISSING), "unknown_datanet"),
+        (lambda b, a: replace(b, size=0), "empty_content"),
+        (lambda b, a: replace(b, size=a.max_content_bytes + 1), "content_too_large"),
+        (lambda b, a: replace(b, fingerprint=()), "empty_fingerprint"),
+        (lambda b, a: replace(b, fingerprint=tuple(range(a.fingerprint_max + 1))), "fingerprint_too_long"),
+        (lambda b, a: replace(b, fingerprint=(5, 3)), "fingerprint_not_sorted"),
+        (lambda b, a: replace(b, fingerprint=(3, 3)), "fingerprint_not_sorted"),
+        (lambda b, a: replace(b, minhash=b.minhash[:-1]), "minhash_wrong_size"),
+        (lambda b, a: replace(b, minhash=(0,) * (a.minhash_size - 1) + (5,)), "invalid_minhash"),
+        (lambda b, a: replace(b, bond=BOND - 1), "bond_too_low"),
+        (lambda b, a: replace(b, bond=10**9), "insufficient_balance"),
+    ],
+)
+def test_contribute_rejections(world: World, change, reason) -> None:  # type: ignore[no-untyped-def]
+    d = _datanet(world)
+    body = world.contribute_body(d, make_text(3), BOND)
+    rejected(world, ALICE, change(body, world.a), reason)
+
+
+# ---- review --------------------------------------------------------------------------------
+
+
+def test_accept_returns_bond_and_makes_the_contribution_matchable(world: World) -> None:
+    d = _datanet(world)
+    body = world.contribute_body(d, make_text(1), BOND)
+    cid = world.ok(ALICE, body).hash
+    before = world.balance(ALICE.address)
+    world.ok(OWNER, Review(cid, 1))
+    c = _contribution(world, cid)
+    assert c.status == ACCEPTED and c.bond == 0
+    assert world.balance(ALICE.address) == before + BOND
+    assert world.balance(BOND_ESCROW) == 0
+    dn = _datanet_record(world, d)
+    assert (dn.accepted, dn.total_units) == (1, body.size)
+    view = world.view()
+    for h in body.fingerprint:
+        assert read_postings(view, d, h) == (1, 0, cid)
+    # still guards against duplicates once accepted
+    rejected(world, BOB, world.contribute_body(d, make_text(1), BOND), "duplicate_content")
+
+
+def test_reject_burns_part_of_the_bond_and_frees_the_content(world: World) -> None:
+    d = _datanet(world)
+    body = world.contribute_body(d, make_text(1), BOND)
+    cid = world.ok(ALICE, body).hash
+    before, burned_before = world.balance(ALICE.address), get_chain_meta(world.view()).burned
+    world.ok(OWNER, Review(cid, 0))
+    burned = BOND * world.a.reject_burn_bps // 10_000
+    assert burned == 500  # 1001 * 5000 // 10000, checked by hand
+    assert world.balance(ALICE.address) == before + BOND - burned
+    assert get_chain_meta(world.view()).burned == burned_before + burned
+    assert _contribution(world, cid).status == REJECTED
+    assert world.view().get(keys.contribution_sketch_key(cid)) is None
+    assert world.conserved()
+    world.ok(BOB, world.contribute_body(d, make_text(1), BOND))  # the content is free again
+
+
+def test_review_rejections(world: World) -> None:
+    d = _datanet(world)
+    cid = world.ok(ALICE, world.contribute_body(d, make_text(1), BOND)).hash
+    rejected(world, OWNER, Review(MISSING, 1), "unknown_contribution")
+    rejected(world, BOB, Review(cid, 1), "not_curator")
+    rejected(world, OWNER, Review(cid, 2), "bad_decision")
+    world.ok(OWNER, Review(cid, 1))
+    rejected(world, OWNER, Review(cid, 0), "not_pending")
+
+
+# ---- transfer and claim --------------------------------------------------------------------
+
+
+def test_transfer_contribution_changes_owner(world: World) -> None:
+    d = _datanet(world)
+    cid = world.ok(ALICE, world.contribute_body(d, make_text(1), BOND)).hash
+    world.ok(ALICE, TransferContribution(cid, BOB.address))
+    assert _contribution(world, cid).owner == BOB.address
+    rejected(world, ALICE, TransferContribution(cid, ALICE.address), "not_owner")
+    rejected(world, BOB, TransferContribution(cid, BOB.address), "same_owner")
+    rejected(world, BOB, TransferContribution(MISSING, ALICE.address), "unknown_contribution")
+
+
+def test_claim_rejections(world: World) -> None:
+    d = _datanet(world)
+    cid = world.ok(ALICE, crafted(world, d, 1, (1, 2), bond=BOND)).hash
+    world.ok(OWNER, Review(cid, 1))
+    rejected(world, ALICE, ClaimRewards(()), "empty_claim")
+    rejected(world, ALICE, ClaimRewards((cid, cid)), "duplicate_contribution")
+    rejected(world, ALICE, ClaimRewards((cid, MISSING)), "unknown_contribution")
+    rejected(world, BOB, ClaimRewards((cid,)), "not_owner")
+    rejected(world, ALICE, ClaimRewards((cid,)), "nothing_to_claim")
