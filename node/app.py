@@ -246,7 +246,11 @@ class Node:
             "txs": self._on_tx_batch,
         }[kind]
         async for msg in self.p2p.subscribe(self.topic[kind]):
-            if msg.sender in self.deny or (self._syncing and kind != "txs"):
+            # Consensus messages are handed to the driver even while syncing: it buffers those of
+            # later heights and replays them when it starts that height. Dropping them here lost
+            # them for good (the p2p layer drops later copies as duplicates), and validators that
+            # started consensus while a peer was still in its initial sync stalled at height 1.
+            if msg.sender in self.deny:
                 continue
             handler(msg.data)
             await trio.lowlevel.checkpoint()

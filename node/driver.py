@@ -402,7 +402,10 @@ class ConsensusDriver:
             if block.hash() != p.block_hash:
                 log.info("proposal's block does not match its hash")
                 return
-            if block.header.proposer != p.proposer:
+            # A re-proposal of the valid value (pol_round >= 0) carries the block built by the
+            # proposer of an earlier round; refusing it left nodes that missed that round unable
+            # to ever prevote for it, and the height went round after round without a decision.
+            if block.header.proposer != p.proposer and p.pol_round < 0:
                 log.info("proposal's block names another proposer")
                 return
             try:
