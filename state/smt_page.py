@@ -42,7 +42,6 @@ __all__ = [
     "page_hash",
     "records_at",
     "rehash_above",
-    "rehash_all",
     "split_depth",
     "split_index",
     "subtree_hash",
@@ -135,25 +134,6 @@ def subtree_hash(records: bytes, depth: int) -> bytes:
         else:
             node = _sha256(_INTERNAL + node + EMPTY).digest()
     return node
-
-
-def rehash_all(b: bytearray) -> None:
-    """Recompute nodes 15..1 from the slots."""
-    sha = _sha256
-    pre = _INTERNAL
-    for i in range(15, 0, -1):
-        left = i + i
-        count = b[left] + b[left + 1]
-        b[i] = count
-        at = 32 * i
-        if count >= 2:
-            b[at : at + 32] = sha(pre + b[at + at : at + at + 64]).digest()
-        elif count:
-            # Exactly one leaf below: the collapsed node is that leaf.
-            child = at + at if b[left] else at + at + 32
-            b[at : at + 32] = b[child : child + 32]
-        else:
-            b[at : at + 32] = EMPTY
 
 
 def rehash_above(b: bytearray, parents: list[int]) -> None:

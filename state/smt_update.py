@@ -157,7 +157,8 @@ def apply_changes(
                         new_count, new_hash = 1, sha(leaf_prefix + records).digest()
                 else:
                     records = merged_records(bytes(b[offset : offset + size]), items, j, end)
-                    new_count, records, new_hash = build(nibble + 1, hex_path[: nibble + 1], records)
+                    child_path = hex_path[: nibble + 1]
+                    new_count, records, new_hash = build(nibble + 1, child_path, records)
             if records is None:
                 b[KINDS - 16 + i] = PAGE if new_count else 0
                 if size:

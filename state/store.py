@@ -129,7 +129,7 @@ class StateDB:
         # ~1 us instead of a block read per level; the block cache (filled lazily) keeps the hot
         # blocks of the attribution indexes decompressed in memory.
         self.raw = plyvel.DB(self.path, create_if_missing=True, bloom_filter_bits=10,
-                             lru_cache_size=256 * 1024 * 1024)
+                             lru_cache_size=256 * 1024 * 1024, write_buffer_size=64 * 1024 * 1024)
         self.tree = SparseMerkleTree(self.raw)
 
     def close(self) -> None:

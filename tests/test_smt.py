@@ -121,7 +121,8 @@ KEY_POOL = DEEP_KEYS + GROUP_KEYS + PLAIN_KEYS
 def test_key_pool_reaches_deep_pages() -> None:
     paths = sorted(sha(k) for k in KEY_POOL)
     shared = max(
-        next((d for d in range(256) if bit(a, d) != bit(b, d)), 256) for a, b in zip(paths, paths[1:])
+        next((d for d in range(256) if bit(a, d) != bit(b, d)), 256)
+        for a, b in zip(paths, paths[1:])
     )
     assert shared >= 24  # below the depth-16 frontier and the depth-20 pages
     assert len({sha(key).hex()[:5] for key in DEEP20_KEYS}) == 1
@@ -268,7 +269,8 @@ def test_pages_split_and_collapse_across_the_bucket_size() -> None:
         state: dict[bytes, bytes] = {b"anchor-%d" % n: b"a" for n in range(40)}
         apply(db, tree, state)
         sequence = [(key, b"x") for key in GROUP_KEYS] + [(key, None) for key in GROUP_KEYS[::-1]]
-        sequence += [(key, b"y") for key in GROUP_KEYS[6:]] + [(key, None) for key in GROUP_KEYS[6:]]
+        sequence += [(key, b"y") for key in GROUP_KEYS[6:]]
+        sequence += [(key, None) for key in GROUP_KEYS[6:]]
         for key, value in sequence:
             state = applied(state, {key: value})
             assert apply(db, tree, {key: value}) == ref_root(state)
@@ -276,7 +278,8 @@ def test_pages_split_and_collapse_across_the_bucket_size() -> None:
             assert reopened.root() == ref_root(state)
             for probe in GROUP_KEYS:
                 assert reopened.get_proof(probe) == ref_proof(state, probe)
-        assert apply(db, tree, dict.fromkeys(GROUP_KEYS, b"z")) == ref_root(applied(state, dict.fromkeys(GROUP_KEYS, b"z")))
+        everything = dict.fromkeys(GROUP_KEYS, b"z")
+        assert apply(db, tree, everything) == ref_root(applied(state, everything))
 
 
 def test_a_large_random_tree_matches_the_reference() -> None:
@@ -390,7 +393,10 @@ def test_any_tampered_proof_fails() -> None:
         kinds = set()
         for key, value in cases:
             proof = tree.get_proof(key)
-            kinds.add("inclusion" if value is not None else "other leaf" if proof.leaf_path else "empty")
+            if value is not None:
+                kinds.add("inclusion")
+            else:
+                kinds.add("other leaf" if proof.leaf_path else "empty")
             assert verify_proof(root, key, value, proof)
             for bad in _tampered(proof):
                 assert not verify_proof(root, key, value, bad), bad
@@ -444,6 +450,9 @@ def test_garbage_proofs_return_false_and_never_raise(data: st.DataObject) -> Non
     assert verify_proof(root, key, value, _random_proof(data)) is False
 
 
+PROOF_FIELDS = ("sibling_bitmap", "siblings", "leaf_path", "leaf_value_hash")
+
+
 def test_malformed_arguments_return_false() -> None:
     good = Proof(bytes(32), (), b"", b"")
     assert verify_proof(EMPTY_ROOT, b"k", None, good)
@@ -454,7 +463,7 @@ def test_malformed_arguments_return_false() -> None:
         ("leaf_path", b"short"),
         ("leaf_value_hash", None),
     ):
-        fields = {f: getattr(good, f) for f in ("sibling_bitmap", "siblings", "leaf_path", "leaf_value_hash")}
+        fields = {f: getattr(good, f) for f in PROOF_FIELDS}
         fields[name] = field_value
         for f, v in fields.items():
             object.__setattr__(forged, f, v)
@@ -507,7 +516,8 @@ def test_prepared_but_uncommitted_update_changes_nothing() -> None:
         before_root = tree.root()
         before_disk = dict(db.iterator())
         proofs = {key: tree.get_proof(key) for key in KEY_POOL[:50]}
-        dropped = tree.prepare({**{key: None for key in KEY_POOL[:20]}, **{k: b"2" for k in KEY_POOL[40:80]}})
+        changes = {**dict.fromkeys(KEY_POOL[:20]), **dict.fromkeys(KEY_POOL[40:80], b"2")}
+        dropped = tree.prepare(changes)
         assert dropped.root != before_root
         assert tree.root() == before_root
         assert dict(db.iterator()) == before_disk
