@@ -219,9 +219,20 @@ def _reap(pid: int) -> None:
 
 
 # ---- RPC -----------------------------------------------------------------------------------
+_http: httpx.Client | None = None
+
+
+def _client() -> httpx.Client:
+    # one keep-alive client: httpx.post builds a client (and an SSL context) per call, ~50 ms each
+    global _http
+    if _http is None:
+        _http = httpx.Client()
+    return _http
+
+
 def rpc_call(url: str, method: str, params: Any = None, timeout: float = 2.0) -> Any:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
-    resp = httpx.post(url, json=body, timeout=timeout)
+    resp = _client().post(url, json=body, timeout=timeout)
     doc = resp.json()
     if "error" in doc:
         raise DevnetError(f"{method}: {doc['error']}")

@@ -254,6 +254,7 @@ class ConsensusDriver:
                 self.node.gossip("proposals", pack([ev.proposal.to_wire(), entry.attachment]))  # type: ignore[attr-defined]
         for eff in result.pending:
             self._effect(eff)
+        self._replay_future(self.state.height)  # what arrived during the initial block sync
         return True
 
     def _remember_block(self, raw: bytes) -> Candidate | None:
@@ -311,7 +312,10 @@ class ConsensusDriver:
         self.height_started = time.monotonic()
         self._feed(NewHeight(height, valset, now_ms()))
         self.node.metrics_height(self.chain.height)
-        # replay buffered messages of this height, keep later ones
+        self._replay_future(height)
+
+    def _replay_future(self, height: int) -> None:
+        """Feed the buffered messages of ``height`` to the machine; keep later ones."""
         keep: deque[tuple[int, Any]] = deque()
         replay = []
         for h, msg in self.future:
@@ -327,7 +331,11 @@ class ConsensusDriver:
                 self.on_proposal_message(data)
 
     def _buffer(self, height: int, msg: tuple[str, bytes]) -> None:
-        if height > self.state.height + 2:
+        # Measured from the height consensus will start at: before the driver runs (initial sync
+        # after a restart) state.height is still 0, and a vote for chain.height + 1 dropped here
+        # is lost for good (the p2p layer drops re-sent copies as duplicates): two validators
+        # restarted together then waited for each other's first votes forever.
+        if height > max(self.state.height, self.chain.height + 1) + 2:
             self.node.request_sync()  # far ahead: we are behind
             return
         if len(self.future) >= MAX_FUTURE_MESSAGES:
