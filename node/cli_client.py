@@ -181,7 +181,9 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
 def cmd_keys_show(args: argparse.Namespace) -> int:
     key = _load_key(args.file)
     info = {"address": to_hex(key.address), "public_key": to_hex(key.public_key)}
-    if args.json:
+    if args.address:
+        print(info["address"])  # for shell substitution: $(attrchain keys show k.key --address)
+    elif args.json:
         print(json.dumps(info, indent=2))
     else:
         print(f"address     {info['address']}\npublic_key  {info['public_key']}")
@@ -457,6 +459,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show = ksub.add_parser("show", help="address and public key of a key file")
     show.add_argument("file")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--address", action="store_true", help="print only the address")
     show.set_defaults(func=_guarded(cmd_keys_show))
 
     tx = sub.add_parser("tx", help="build, sign and submit a transaction")
