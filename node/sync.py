@@ -89,7 +89,8 @@ async def peer_status(request: Request, peer: str) -> PeerStatus | None:
 
 
 def apply_synced_block(chain: Chain, block_raw: bytes, commit_raw: bytes,
-                       verified: frozenset[bytes] | set[bytes] = frozenset()) -> tuple[Block, Executed]:
+                       verified: frozenset[bytes] | set[bytes] = frozenset(),
+                       durable: bool = True) -> tuple[Block, Executed]:
     """Verify one downloaded block with its commit and commit it to the chain."""
     try:
         block = decode_block(block_raw)
@@ -105,7 +106,7 @@ def apply_synced_block(chain: Chain, block_raw: bytes, commit_raw: bytes,
         executed = validate_and_execute(chain, block, len(block_raw), verified)
     except (InvalidCommit, InvalidBlock) as exc:
         raise SyncError(f"block {height} does not verify: {exc}") from exc
-    chain.commit(block, executed, seen_commit=commit, block_bytes=block_raw)
+    chain.commit(block, executed, seen_commit=commit, block_bytes=block_raw, sync=durable)
     return block, executed
 
 
@@ -142,10 +143,12 @@ async def sync_from_peers(
             if not resp[1]:
                 break
             try:
-                for item in resp[1]:
+                last = len(resp[1]) - 1
+                for i, item in enumerate(resp[1]):
                     if not (isinstance(item, list) and len(item) == 2):
                         raise SyncError("malformed block entry")
-                    on_block(*apply_synced_block(chain, item[0], item[1]))
+                    # fsync once per downloaded batch, at its last block
+                    on_block(*apply_synced_block(chain, item[0], item[1], durable=i == last))
                     applied += 1
                     await trio.lowlevel.checkpoint()
             except SyncError as exc:

@@ -174,8 +174,11 @@ class PeerDialer:
                 with trio.move_on_after(self._settings.inbound_grace - waited):
                     await changed.wait()
                 continue
-            if await self.dial(spec):
+            # connect() can return at once without yielding when a closed connection to the peer
+            # is still registered; only a live connection counts, else back off (never spin).
+            if await self.dial(spec) and is_connected(self._host, peer_id):
                 continue
+            await trio.lowlevel.checkpoint()
             with trio.move_on_after(backoff):
                 await changed.wait()
             backoff = min(backoff * 2, self._settings.backoff_max)

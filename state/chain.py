@@ -190,8 +190,12 @@ class Chain:
         return Executed(Block(header, tuple(txs), tuple(evidence), last_commit), view, result, update)
 
     def commit(self, block: Block, executed: Executed, seen_commit: Commit | None = None,
-               block_bytes: bytes | None = None) -> bytes:
-        """Write block + state + indexes + results in one atomic batch; returns the state root."""
+               block_bytes: bytes | None = None, sync: bool = True) -> bytes:
+        """Write block + state + indexes + results in one atomic batch; returns the state root.
+
+        ``sync=False`` skips the fsync (block sync does this for all but the last block of a
+        downloaded batch: the next synced write makes the earlier ones durable, and a lost tail
+        is downloaded again). The batch is atomic either way."""
         h = block.header
         if h.height != self.height + 1:
             raise ValueError(f"cannot commit height {h.height} on top of {self.height}")
@@ -212,4 +216,4 @@ class Chain:
             k = keys.tx_index_key(tx_hash)
             if k not in extra and self.db.raw.get(k) is None:
                 extra[k] = pack([h.height, i, r.code, r.reason, r.message])
-        return self.db.commit(executed.view, extra, executed.tree_update)
+        return self.db.commit(executed.view, extra, executed.tree_update, sync=sync)

@@ -1,0 +1,459 @@
+"""Benchmark: a real validator process under sustained transfers, and block sync between processes.
+
+Usage: .venv/bin/python bench/node.py [--seconds 20] [--clients 3] [--blocks 10000] [--block-txs 100]
+
+(a) single_node_tps: one validator process (its own genesis with prefunded senders); a few client
+    threads submit pre-signed transfers as JSON-RPC batches of broadcast_tx_sync for a bounded
+    time and count; the figure is committed transactions / (last commit - first submission).
+(b) sync_tx_per_s: a chain of --blocks blocks of --block-txs transfers each is built directly in a
+    node's LevelDB (Chain.build_block / commit, every block carrying a real commit signed by the
+    validator key), then a serving node process (no validator key) and a fresh node process start;
+    the fresh one block-syncs everything. The figure is synced transactions / (time between the
+    fresh node's first and last synced block, observed over RPC).
+Both are printed next to this machine's Ed25519 verify rate measured in the same run (one core).
+Target: sync_tx_per_s >= 0.5 * ed25519_verify_per_s; when it is missed, the first --profile-blocks
+blocks are applied again in-process (node.sync.apply_synced_block) plainly and under cProfile.
+Progress goes to stderr; the LAST stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+# bench/node.py would shadow the `node` package: put the repository root first instead.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[0] = str(ROOT)
+
+import httpx  # noqa: E402
+
+from consensus.bft_time import next_block_time  # noqa: E402
+from node.config import Home, NodeConfig  # noqa: E402
+from node.executor import validator_set_at  # noqa: E402
+from p2p.identity import peer_id_from_seed  # noqa: E402
+from state.block import EMPTY_COMMIT, PRECOMMIT, Commit, CommitSig, Vote, decode_block  # noqa: E402
+from state.chain import Chain  # noqa: E402
+from state.crypto import PrivateKey, sha256, to_hex, verify  # noqa: E402
+from state.genesis import Genesis, load_genesis, parse_genesis  # noqa: E402
+from state.store import StateDB  # noqa: E402
+from state.tx import Transfer, sign_tx  # noqa: E402
+
+CHAIN_ID = "attrchain-bench-node"
+GENESIS_TIME_MS = 1_700_000_000_000
+RPC_BATCH = 100
+BALANCE = 10**15
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---- Ed25519 reference --------------------------------------------------------------------
+def ed25519_verify_per_s(seconds: float = 2.0) -> float:
+    key = PrivateKey.from_int(1)
+    msg = os.urandom(160)
+    sig = key.sign(msg)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            verify(key.public_key, sig, msg)
+        n += 200
+    return n / (time.perf_counter() - start)
+
+
+# ---- homes and processes ------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_genesis(validator: PrivateKey, senders: list[PrivateKey], timeouts: dict[str, int]) -> Genesis:
+    return parse_genesis({
+        "chain_id": CHAIN_ID,
+        "genesis_time_ms": GENESIS_TIME_MS,
+        "params_preset": "devnet",
+        "params": {"timeouts": timeouts},
+        "accounts": [{"address": to_hex(k.address), "balance": BALANCE} for k in senders]
+        + [{"address": to_hex(validator.address), "balance": BALANCE}],
+        "validators": [{"operator": to_hex(validator.address), "consensus_public_key": to_hex(validator.public_key),
+                        "stake": 10**9, "moniker": "bench"}],
+    })
+
+
+def make_home(root: Path, genesis: Genesis, validator: PrivateKey | None, peers: list[str]) -> tuple[Home, int, str]:
+    """A node home; returns (home, rpc port, '<peer id>@127.0.0.1:<p2p port>')."""
+    home = Home(root)
+    home.config_dir.mkdir(parents=True, exist_ok=True)
+    home.data_dir.mkdir(parents=True, exist_ok=True)
+    genesis.save(home.genesis_file)
+    if validator is not None:
+        validator.save(home.validator_key_file)
+    cfg = NodeConfig(moniker=root.name)
+    cfg.rpc.port = free_port()
+    cfg.p2p.port = free_port()
+    cfg.p2p.persistent_peers = peers
+    home.write_config(cfg)
+    return home, cfg.rpc.port, f"{peer_id_from_seed(home.node_key().seed)}@127.0.0.1:{cfg.p2p.port}"
+
+
+class NodeProcess:
+    def __init__(self, home: Home, rpc_port: int) -> None:
+        self.home = home
+        self.url = f"http://127.0.0.1:{rpc_port}"
+        self.log = home.root / "node.log"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "node.cli", "node", "run", "--home", str(home.root)],
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(ROOT))
+        self.http = httpx.Client(timeout=30.0)
+
+    def call(self, method: str, params: Any = None) -> Any:
+        doc = self.http.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}).json()
+        if "error" in doc:
+            raise RuntimeError(f"{method}: {doc['error']}")
+        return doc["result"]
+
+    def height(self) -> int | None:
+        try:
+            return int(self.call("status")["sync_info"]["latest_block_height"])
+        except (httpx.HTTPError, RuntimeError, ValueError):
+            return None
+
+    def wait_height(self, height: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (self.height() or 0) < height:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node exited ({self.proc.returncode}); see {self.log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"node did not reach height {height} in {timeout:.0f} s; see {self.log}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---- (a) a single validator under sustained transfers -------------------------------------
+def sign_transfers(senders: list[PrivateKey], per_sender: int) -> list[list[bytes]]:
+    """Per sender, ``per_sender`` transfers with consecutive nonces."""
+    out = []
+    for s in senders:
+        to = sha256(s.public_key)[:20]
+        out.append([sign_tx(s, CHAIN_ID, n, Transfer(to, 1 + n % 97), fee=1).raw for n in range(per_sender)])
+    return out
+
+
+def client_loop(url: str, queues: list[list[bytes]], deadline: float, accepted: list[bytes],
+                rejected: list[str]) -> None:
+    """Submit round-robin over this client's senders (each in nonce order) until done or deadline."""
+    http = httpx.Client(timeout=30.0)
+    cursors = [0] * len(queues)
+    try:
+        while time.monotonic() < deadline:
+            batch: list[bytes] = []
+            for i, q in enumerate(queues):
+                # a few per sender per batch keeps each sender's nonces in order within the batch
+                take = q[cursors[i]:cursors[i] + 2]
+                cursors[i] += len(take)
+                batch += take
+                if len(batch) >= RPC_BATCH:
+                    break
+            if not batch:
+                return
+            body = [{"jsonrpc": "2.0", "id": j, "method": "broadcast_tx_sync", "params": {"tx": to_hex(raw)}}
+                    for j, raw in enumerate(batch)]
+            docs = {d["id"]: d for d in http.post(url, json=body).json()}
+            for j, raw in enumerate(batch):
+                if "error" in docs[j]:
+                    rejected.append(str(docs[j]["error"].get("data", docs[j]["error"]))[:120])
+                else:
+                    accepted.append(sha256(raw))
+    finally:
+        http.close()
+
+
+def single_node_tps(tmp: Path, seconds: float, n_clients: int, senders_per_client: int, per_sender: int) -> float:
+    validator = PrivateKey.from_int(10)
+    senders = [PrivateKey.from_int(100_000 + i) for i in range(n_clients * senders_per_client)]
+    genesis = make_genesis(validator, senders, {"commit_ms": 200})
+    home, rpc_port, _ = make_home(tmp / "single", genesis, validator, [])
+    progress(f"(a) signing {len(senders) * per_sender} transfers from {len(senders)} senders...")
+    signed = sign_transfers(senders, per_sender)
+    node = NodeProcess(home, rpc_port)
+    try:
+        node.wait_height(1, 60)
+        accepted: list[bytes] = []
+        rejected: list[str] = []
+        start = time.monotonic()
+        deadline = start + seconds
+        threads = [threading.Thread(target=client_loop, args=(
+            node.url, signed[c * senders_per_client:(c + 1) * senders_per_client], deadline, accepted, rejected))
+            for c in range(n_clients)]
+        for t in threads:
+            t.start()
+        committed: set[bytes] = set()
+        counted_to = node.height() or 0
+        last_commit_at = start
+        wait_until = deadline + 120
+        while time.monotonic() < wait_until:
+            time.sleep(0.05)
+            h = node.height() or 0
+            if h > counted_to:
+                now = time.monotonic()
+                heights = list(range(counted_to + 1, h + 1))
+                for first in range(0, len(heights), RPC_BATCH):
+                    body = [{"jsonrpc": "2.0", "id": x, "method": "block", "params": {"height": x}}
+                            for x in heights[first:first + RPC_BATCH]]
+                    for doc in node.http.post(node.url, json=body).json():
+                        for raw in doc["result"]["block"]["txs"]:
+                            committed.add(sha256(bytes.fromhex(raw[2:])))
+                counted_to = h
+                last_commit_at = now
+                elapsed = now - start
+                progress(f"(a) {elapsed:5.1f} s: height {h}, submitted {len(accepted)} accepted "
+                         f"({len(rejected)} refused), committed {len(committed)}")
+            if not any(t.is_alive() for t in threads) and committed.issuperset(accepted):
+                break
+        for t in threads:
+            t.join()
+        if rejected:
+            progress(f"(a) {len(rejected)} submissions refused, e.g. {rejected[:3]}")
+        missing = set(accepted) - committed
+        if missing:
+            progress(f"(a) WARNING: {len(missing)} accepted transactions were not committed in time")
+        done = len(set(accepted) & committed)
+        tps = done / (last_commit_at - start)
+        progress(f"(a) {done} transfers committed in {last_commit_at - start:.1f} s: {tps:.0f} tx/s")
+        return tps
+    finally:
+        node.stop()
+
+
+# ---- (b) block sync of a prebuilt chain ---------------------------------------------------
+def precommit_sig(validator: PrivateKey, height: int, block_hash: bytes, time_ms: int) -> CommitSig:
+    vote = Vote(PRECOMMIT, height, 0, block_hash, time_ms, validator.address)
+    return CommitSig(validator.address, time_ms, validator.sign(vote.sign_bytes(CHAIN_ID)))
+
+
+def build_chain(db_dir: Path, genesis: Genesis, validator: PrivateKey, senders: list[PrivateKey],
+                n_blocks: int, block_txs: int) -> int:
+    """Blocks 1..n_blocks of ``block_txs`` transfers each, each with the validator's commit."""
+    db = StateDB(db_dir)
+    chain = Chain(db)
+    chain.init_genesis(genesis)
+    nonces = [0] * len(senders)
+    recipients = [sha256(b"recipient" + i.to_bytes(4, "big"))[:20] for i in range(4096)]
+    last_commit: Commit = EMPTY_COMMIT
+    prev_time = GENESIS_TIME_MS
+    started = time.monotonic()
+    sign_s = 0.0
+    n_txs = 0
+    try:
+        for height in range(1, n_blocks + 1):
+            t0 = time.perf_counter()
+            txs = []
+            for i in range(block_txs):
+                k = (height * block_txs + i) % len(senders)
+                to = recipients[(height * 7919 + i * 104729) % len(recipients)]
+                txs.append(sign_tx(senders[k], CHAIN_ID, nonces[k], Transfer(to, 1 + i % 100), fee=1))
+                nonces[k] += 1
+            sign_s += time.perf_counter() - t0
+            view = db.view()
+            if height == 1:
+                time_ms = GENESIS_TIME_MS + 1
+            else:
+                time_ms = next_block_time(prev_time, last_commit, validator_set_at(view, height - 1))
+            ex = chain.build_block(
+                tuple(t.raw for t in txs), time_ms, validator.address, last_commit=last_commit,
+                validators_hash=validator_set_at(view, height).hash(),
+                next_validators_hash=validator_set_at(view, height + 1).hash(),
+                txs_verified={t.hash for t in txs},
+            )
+            assert ex.block is not None
+            failed = [r for r in ex.result.tx_results if not r.ok]
+            if failed:
+                raise RuntimeError(f"block {height}: {len(failed)} transfers failed, e.g. {failed[0]}")
+            block_hash = ex.block.hash()
+            commit = Commit(height, 0, block_hash, (precommit_sig(validator, height, block_hash, time_ms + 1000),))
+            chain.commit(ex.block, ex, seen_commit=commit)
+            last_commit, prev_time = commit, time_ms
+            n_txs += len(txs)
+            if height % 500 == 0 or height == n_blocks:
+                el = time.monotonic() - started
+                progress(f"(b) built {height}/{n_blocks} blocks ({n_txs} transfers) in {el:.0f} s "
+                         f"(signing {sign_s:.0f} s)")
+    finally:
+        db.close()
+    return n_txs
+
+
+def sync_tx_per_s(tmp: Path, n_blocks: int, block_txs: int, n_senders: int) -> tuple[float, dict[str, float]]:
+    validator = PrivateKey.from_int(20)
+    senders = [PrivateKey.from_int(200_000 + i) for i in range(n_senders)]
+    genesis = make_genesis(validator, senders, {})
+    # the serving node holds the chain but no validator key: it serves blocks and produces none
+    server_home, server_rpc, server_addr = make_home(tmp / "server", genesis, None, [])
+    n_txs = build_chain(server_home.db_dir, genesis, validator, senders, n_blocks, block_txs)
+    fresh_home, fresh_rpc, _ = make_home(tmp / "fresh", genesis, None, [server_addr])
+    server = NodeProcess(server_home, server_rpc)
+    fresh: NodeProcess | None = None
+    try:
+        server.wait_height(n_blocks, 120)
+        progress(f"(b) serving node up at height {n_blocks}; starting the fresh node")
+        launched = time.monotonic()
+        fresh = NodeProcess(fresh_home, fresh_rpc)
+        first_seen: float | None = None
+        first_height = 0
+        last_report = 0.0
+        deadline = launched + max(600.0, n_txs / 200)
+        while True:
+            h = fresh.height()
+            now = time.monotonic()
+            if h and first_seen is None:
+                first_seen, first_height = now, h
+            if h is not None and h >= n_blocks:
+                break
+            if fresh.proc.poll() is not None:
+                raise RuntimeError(f"fresh node exited; see {fresh.log}")
+            if now > deadline:
+                raise RuntimeError(f"sync did not finish in {deadline - launched:.0f} s; see {fresh.log}")
+            if h and now - last_report > 5:
+                last_report = now
+                rate = (h - first_height) * block_txs / max(now - first_seen, 1e-9) if first_seen else 0.0
+                progress(f"(b) fresh node at {h}/{n_blocks}: {rate:.0f} tx/s")
+            time.sleep(0.05)
+        assert first_seen is not None
+        done = time.monotonic()
+        synced = (n_blocks - first_height) * block_txs
+        rate = synced / (done - first_seen)
+        whole = n_txs / (done - launched)
+        progress(f"(b) synced {n_blocks} blocks: {rate:.0f} tx/s between first and last synced block; "
+                 f"{whole:.0f} tx/s including process start")
+        a = server.call("block", {"height": n_blocks})["block_id"]["hash"]
+        b = fresh.call("block", {"height": n_blocks})["block_id"]["hash"]
+        if a != b:
+            raise RuntimeError(f"the synced chain differs at height {n_blocks}: {a} vs {b}")
+        return rate, {"sync_tx_per_s_incl_start": whole, "sync_seconds": done - first_seen}
+    finally:
+        if fresh is not None:
+            fresh.stop()
+        server.stop()
+
+
+def profile_sync_path(tmp: Path, n_blocks: int) -> None:
+    """In-process: apply the first ``n_blocks`` of the built chain exactly as block sync does
+    (node.sync.apply_synced_block) onto a fresh store, once plainly and once under cProfile."""
+    import cProfile
+    import io
+    import pstats
+
+    from node.sync import apply_synced_block
+
+    src = Chain(StateDB(tmp / "server" / "data" / "state.db"))
+    try:
+        n = min(n_blocks, src.height)
+        items: list[tuple[bytes, bytes]] = []
+        n_txs = 0
+        for h in range(1, n + 1):
+            raw, commit = src.get_block_bytes(h), src.get_commit(h)
+            assert raw is not None and commit is not None
+            items.append((raw, commit.encode()))  # type: ignore[attr-defined]
+            n_txs += len(decode_block(raw).txs)
+    finally:
+        src.db.close()
+    genesis = load_genesis(tmp / "server" / "config" / "genesis.json")
+    for label, profiler in (("plain", None), ("profiled", cProfile.Profile())):
+        target = tmp / f"profile-{label}"
+        shutil.rmtree(target, ignore_errors=True)
+        dst = Chain(StateDB(target))
+        try:
+            dst.init_genesis(genesis)
+            start = time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
+            for block_raw, commit_raw in items:
+                apply_synced_block(dst, block_raw, commit_raw)
+            if profiler is not None:
+                profiler.disable()
+            took = time.perf_counter() - start
+        finally:
+            dst.db.close()
+        progress(f"(profile) {label}: {n} blocks, {n_txs} transfers in {took:.2f} s = {n_txs / took:.0f} tx/s in-process")
+        if profiler is not None:
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out)
+            stats.sort_stats("tottime").print_stats(18)
+            progress(out.getvalue())
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(
+                "apply_synced_block|validate_and_execute|check_header|verify_commit|execute|apply_block|"
+                "apply_tx|check_envelope|has_valid_signature|preview_root|commit|decode_block")
+            progress(out.getvalue())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20.0, help="(a) submission time")
+    ap.add_argument("--clients", type=int, default=3, help="(a) concurrent RPC clients")
+    ap.add_argument("--per-sender", type=int, default=500, help="(a) transfers signed per sender (bound)")
+    ap.add_argument("--senders-per-client", type=int, default=100)
+    ap.add_argument("--blocks", type=int, default=10_000, help="(b) blocks in the prebuilt chain")
+    ap.add_argument("--block-txs", type=int, default=100, help="(b) transfers per block")
+    ap.add_argument("--sync-senders", type=int, default=2000)
+    ap.add_argument("--skip-single", action="store_true")
+    ap.add_argument("--skip-sync", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary node homes")
+    ap.add_argument("--profile-blocks", type=int, default=300,
+                    help="when (b) misses its target, profile applying this many synced blocks "
+                         "in-process (stderr); 0: never")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-node-"))
+    result: dict[str, Any] = {}
+    try:
+        before = ed25519_verify_per_s()
+        progress(f"ed25519 verify/s (one core): {before:.0f}")
+        if not args.skip_single:
+            result["single_node_tps"] = round(single_node_tps(
+                tmp, args.seconds, args.clients, args.senders_per_client, args.per_sender))
+        if not args.skip_sync:
+            rate, extra = sync_tx_per_s(tmp, args.blocks, args.block_txs, args.sync_senders)
+            result["sync_tx_per_s"] = round(rate)
+            result.update({k: round(v, 1) for k, v in extra.items()})
+            if args.profile_blocks and rate < 0.5 * before:
+                progress(f"(b) below the target of half the verify rate ({0.5 * before:.0f} tx/s): profiling")
+                profile_sync_path(tmp, args.profile_blocks)
+        after = ed25519_verify_per_s()
+        verify_rate = (before + after) / 2
+        progress(f"ed25519 verify/s (one core): {after:.0f} after the runs; using the mean {verify_rate:.0f}")
+        result["ed25519_verify_per_s"] = round(verify_rate)
+        if "sync_tx_per_s" in result:
+            result["sync_ratio"] = round(result["sync_tx_per_s"] / verify_rate, 3)
+    finally:
+        if args.keep:
+            progress(f"node homes kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    ordered: dict[str, Any] = {k: result[k] for k in ("single_node_tps", "sync_tx_per_s", "ed25519_verify_per_s") if k in result}
+    ordered.update({k: v for k, v in result.items() if k not in ordered})
+    print(json.dumps(ordered))
+
+
+if __name__ == "__main__":
+    main()
