@@ -39,6 +39,11 @@ CHAIN_ID = "attrchain-devnet"
 FAUCET_BALANCE = 10**15
 VALIDATOR_BALANCE = 10**12
 VALIDATOR_STAKE = 10**9
+# Every gossip message costs each receiver ~2.5 ms of libp2p CPU whatever its size, and N nodes
+# sharing a machine's cores cannot afford 20 transaction batches per node per second: with 50 ms
+# (the node default) a 4-node devnet on 2 cores stopped committing at all above ~550 tx/s offered,
+# its votes stuck behind batches; with 250 ms it sustains 1,200 tx/s (docs/devnet.md, Results).
+DEVNET_TX_BATCH_MS = 250
 
 
 class DevnetError(Exception):
@@ -127,6 +132,7 @@ def create(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT,
         cfg.p2p.persistent_peers = [
             f"{o.peer_id}@127.0.0.1:{o.p2p_port}" for o in nodes if o.index != spec.index
         ]
+        cfg.p2p.tx_batch_interval_ms = DEVNET_TX_BATCH_MS
         cfg.faults.admin = True
         cfg.faults.double_sign = spec.index in double_sign
         home.write_config(cfg)

@@ -76,6 +76,13 @@ class LoadReport:
     first_submit: float
     last_submit: float
     last_commit: float
+    committed_while_submitting: int = 0  # seen committed before the last submission
+
+    @property
+    def tps_while_submitting(self) -> float:
+        """Committed transactions per second while load was being offered (no drain tail)."""
+        span = self.last_submit - self.first_submit
+        return self.committed_while_submitting / span if span > 0 else 0.0
 
     @property
     def tps(self) -> float:
@@ -297,8 +304,9 @@ class LoadGenerator:
             ours = {h: ht for h, ht in self.committed.items() if h in self.submit_time}
             lat = [self.commit_seen[h] - self.submit_time[h] for h in ours]
             last_commit = max((self.commit_seen[h] for h in ours), default=self.first_submit)
+            during = sum(1 for h in ours if self.commit_seen[h] <= self.last_submit)
             return LoadReport(self.submitted, self.accepted, Counter(self.rejected), self.unreachable, ours, lat,
-                              list(self.blocks), self.first_submit, self.last_submit, last_commit)
+                              list(self.blocks), self.first_submit, self.last_submit, last_commit, during)
 
     # ---- submitters -------------------------------------------------------------------------
     def _submit_loop(self, pos: int) -> None:

@@ -1,0 +1,278 @@
+"""Benchmark: sustained signed-transfer load against a local N-validator devnet (real processes).
+
+Usage: .venv/bin/python bench/devnet_load.py [--rate 1200] [--duration 60] [--validators 4]
+                                              [--profile-node 1] [--keep DIR]
+
+Creates a fresh devnet in a temporary folder (loopback ports), submits transfers through every
+node for ``--duration`` seconds at up to ``--rate`` tx/s (bounded by ``--max-txs`` too; it stops by
+itself), waits a bounded time for what was accepted to commit, stops the devnet and prints:
+committed tx/s, p50/p95 submit-to-commit latency, mean block interval, CPU per node (from
+/proc/<pid>/stat), the CPU other processes on this machine used meanwhile, and this machine's
+Ed25519 verify rate on both cores (two processes, measured in this run before the devnet starts).
+With ``--profile-node I`` it records node I with py-spy during the load and prints where its CPU
+went. The LAST line is one JSON object: {"tps", "p50_latency_s", "p95_latency_s",
+"ed25519_verify_per_s", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+# bench/devnet_load.py must not shadow the packages: put the repository root first.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from devnet import launcher  # noqa: E402
+from devnet.load import LoadConfig, LoadGenerator, LoadReport  # noqa: E402
+from node.config import Home  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+VERIFY_SECONDS = 3.0
+VERIFY_CODE = """
+import os, sys, time
+sys.path[0] = {root!r}
+from state.crypto import PrivateKey, verify
+key = PrivateKey.from_int(1)
+msg = os.urandom(160)
+sig = key.sign(msg)
+pub = key.public_key
+n = 0
+end = time.perf_counter() + {seconds}
+while time.perf_counter() < end:
+    for _ in range(200):
+        verify(pub, sig, msg)
+    n += 200
+print(n / {seconds})
+"""
+
+
+def ed25519_verify_rate(processes: int = 2) -> float:
+    """Verifies per second of this machine with ``processes`` processes verifying at once."""
+    root = str(Path(__file__).resolve().parent.parent)
+    code = VERIFY_CODE.format(root=root, seconds=VERIFY_SECONDS)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+             for _ in range(processes)]
+    rates = []
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        rates.append(float(out.strip()))
+    return sum(rates)
+
+
+def free_base_port(nodes: int) -> int:
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base: int = s.getsockname()[1] // 100 * 100
+        if 20_000 <= base <= 60_000 and all(_port_free(base + 10 * i + j) for i in range(nodes) for j in (6, 7)):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (everything but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        parts = [int(x) for x in fh.readline().split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    return (sum(parts[:8]) - idle) / CLOCK_TICKS
+
+
+# What a sample was doing: the first rule whose marker appears anywhere in its stack wins, so a
+# transaction's signature check counts as such whether the RPC or a gossip batch asked for it.
+# libp2p's own message signatures (PyNaCl) count as libp2p.
+ACTIVITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tx signature verify", ("verify (state/crypto.py",)),
+    ("mempool (admission, recheck)", ("Mempool.",)),
+    ("block execution + commit", ("validate_and_execute", "build_block", "Chain.commit", "apply_block",
+                                  "commit_block", "sync_from_peers")),
+    ("consensus (machine, WAL, signer)", ("ConsensusDriver.", "consensus/")),
+    ("JSON-RPC / HTTP", ("RPCApp.", "hypercorn/", "h11/", "node/rpc/")),
+    ("libp2p (gossip, yamux, noise)", ("libp2p/", "noise/", "multiaddr/", "Pubsub")),
+    ("logging", ("logging/",)),
+)
+
+
+def _activity(stack: str) -> str:
+    for name, markers in ACTIVITIES:
+        if any(m in stack for m in markers):
+            return name
+    return "other (trio scheduler, sockets, ...)"
+
+
+def summarise_profile(raw: Path, top: int = 10) -> list[str]:
+    """py-spy raw output -> the node's CPU by activity, then the functions with the largest
+    inclusive share."""
+    total = 0
+    by_activity: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        by_activity[_activity(stack)] += n
+        for f in {f.split(":")[0] for f in stack.split(";")}:
+            incl[f] += n
+    if not total:
+        return ["(no samples)"]
+    lines = [f"{100 * n / total:5.1f}%  {a}" for a, n in by_activity.most_common()]
+    skip = ("run (trio", "unrolled_run", "_run_module", "_run_code", "<module>", "main (node/cli",
+            "cmd_run", "run_node", "_handle (hypercorn", "TrioManager", "FunctionTask", "BasicHost",
+            "SwarmConn", "ASGIWrapper", "RPCApp.__call__", "RPCApp.http")
+    rows = [(f, n) for f, n in incl.most_common(300) if not f.startswith(skip)]
+    lines += ["heaviest functions (inclusive):"]
+    lines += [f"{100 * n / total:5.1f}%  {f})" for f, n in rows[:top]]
+    return lines
+
+
+def configure(layout: launcher.Layout, tx_batch_ms: int, max_block_txs: int) -> None:
+    for spec in layout.nodes:
+        home = Home(layout.dir / spec.home)
+        cfg = home.load_config()
+        if tx_batch_ms:
+            cfg.p2p.tx_batch_interval_ms = tx_batch_ms
+        cfg.consensus.max_block_txs = max_block_txs
+        home.write_config(cfg)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--validators", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=1200.0, help="target submitted tx/s (all nodes)")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of submission")
+    ap.add_argument("--max-txs", type=int, default=0, help="cap on submitted txs (default rate*duration)")
+    ap.add_argument("--senders", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=100, help="transactions per JSON-RPC batch")
+    ap.add_argument("--commit-ms", type=int, default=50, help="genesis timeouts.commit_ms")
+    ap.add_argument("--propose-ms", type=int, default=1000, help="genesis timeouts.propose_ms")
+    ap.add_argument("--tx-batch-ms", type=int, default=0,
+                    help="node config p2p.tx_batch_interval_ms (default: the devnet's, launcher.DEVNET_TX_BATCH_MS)")
+    ap.add_argument("--max-block-txs", type=int, default=5000, help="node config consensus.max_block_txs")
+    ap.add_argument("--drain", type=float, default=60.0, help="max seconds to wait for commits after submitting")
+    ap.add_argument("--profile-node", type=int, default=-1, help="py-spy record this node index during the load")
+    ap.add_argument("--keep", type=Path, default=None, help="create the devnet here and keep it (logs)")
+    args = ap.parse_args()
+    max_txs = args.max_txs or int(args.rate * args.duration)
+
+    print(f"measuring Ed25519 verify on 2 cores ({VERIFY_SECONDS:.0f} s, two processes) ...", flush=True)
+    verify_rate = ed25519_verify_rate(2)
+    print(f"ed25519 verify/s, 2 processes: {verify_rate:,.0f}", flush=True)
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="attrchain-load-"))
+    directory = work / "devnet"
+    params = {"timeouts": {"commit_ms": args.commit_ms, "propose_ms": args.propose_ms}}
+    layout = launcher.create(directory, args.validators, free_base_port(args.validators), (), params)
+    configure(layout, args.tx_batch_ms, args.max_block_txs)
+    tx_batch_ms = Home(layout.dir / layout.nodes[0].home).load_config().p2p.tx_batch_interval_ms
+    profiler: subprocess.Popen[bytes] | None = None
+    profile_lines: list[str] = []
+    try:
+        for spec in layout.nodes:
+            launcher.start_node(layout, spec)
+        launcher.wait_for_height(layout, 2, 90, progress=False)
+        pids = [launcher.read_pid(layout, s) for s in layout.nodes]
+        assert all(pids), f"a node exited: {pids}"
+        print(f"devnet of {args.validators} validators up in {directory}", flush=True)
+
+        config = LoadConfig(rate=args.rate, duration_s=args.duration, max_txs=max_txs, senders=args.senders,
+                            batch=args.batch, drain_s=args.drain)
+        gen = LoadGenerator(layout, config)
+        gen.fund()
+        print(f"load: {args.rate:.0f} tx/s for {args.duration:.0f} s (at most {max_txs} txs) through "
+              f"{len(layout.nodes)} nodes, {args.senders} senders; tx gossip every {tx_batch_ms} ms, "
+              f"commit timeout {args.commit_ms} ms", flush=True)
+        if 0 <= args.profile_node < len(pids):
+            spy = Path(sys.executable).parent / "py-spy"
+            out = work / f"node{args.profile_node}.pyspy.txt"
+            profiler = subprocess.Popen(
+                [str(spy), "record", "-p", str(pids[args.profile_node]), "-d", str(int(args.duration)),
+                 "-r", "50", "-f", "raw", "-o", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu0 = [process_cpu_s(p) for p in pids]  # type: ignore[arg-type]
+        busy0, own0, t0 = machine_busy_s(), sum(os.times()[:2]), time.monotonic()
+        gen.start()
+        progress_until = time.monotonic() + args.duration
+        while time.monotonic() < progress_until and gen.is_submitting():
+            time.sleep(5)
+            print(f"  t={time.monotonic() - t0:5.1f}s accepted {gen.accepted} committed {len(gen.committed)} "
+                  f"height {gen.tracked_height}", flush=True)
+        report: LoadReport = gen.stop()
+        wall = time.monotonic() - t0
+        cpu = [(process_cpu_s(p) - c) / wall for p, c in zip(pids, cpu0)]  # type: ignore[arg-type]
+        busy = (machine_busy_s() - busy0) / wall
+        own = (sum(os.times()[:2]) - own0) / wall
+        if profiler is not None:
+            profiler.wait(timeout=args.duration + 30)
+            profile_lines = summarise_profile(work / f"node{args.profile_node}.pyspy.txt")
+    finally:
+        if profiler is not None and profiler.poll() is None:
+            profiler.terminate()
+        for spec in layout.nodes:
+            launcher.stop_node(layout, spec, timeout=15.0)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    start_height = min((b.height for b in report.blocks), default=0)
+    sizes = [b.n_txs for b in report.blocks]
+    other = busy - sum(cpu) - own
+    print(f"submitted {report.submitted}, accepted {report.accepted}, rejected {dict(report.rejected)}, "
+          f"unreachable {report.unreachable}")
+    print(f"committed {len(report.committed)} in {report.last_commit - report.first_submit:.1f} s: "
+          f"{report.tps:.1f} tx/s; while submitting ({report.last_submit - report.first_submit:.1f} s): "
+          f"{report.committed_while_submitting} = {report.tps_while_submitting:.1f} tx/s")
+    print(f"submit-to-commit latency p50 {report.latency_percentile(0.5):.2f} s, "
+          f"p95 {report.latency_percentile(0.95):.2f} s")
+    print(f"blocks {len(sizes)} from height {start_height}, mean interval "
+          f"{report.mean_block_interval_s():.3f} s, mean {sum(sizes) / max(1, len(sizes)):.0f} txs, max {max(sizes, default=0)}")
+    print("cpu per node (cores): " + ", ".join(f"node{i} {c:.2f}" for i, c in enumerate(cpu)))
+    print(f"this load generator {own:.2f} cores; other processes on the machine {max(0.0, other):.2f} cores "
+          f"(machine busy {busy:.2f} of {os.cpu_count()})")
+    if profiler is not None:
+        print(f"py-spy profile of node{args.profile_node}, CPU by activity (share of its samples):")
+        for line in profile_lines:
+            print("  " + line)
+    print(json.dumps({
+        "tps": round(report.tps, 1),
+        "p50_latency_s": round(report.latency_percentile(0.5), 3),
+        "p95_latency_s": round(report.latency_percentile(0.95), 3),
+        "ed25519_verify_per_s": round(verify_rate),
+        "committed": len(report.committed),
+        "tps_while_submitting": round(report.tps_while_submitting, 1),
+        "target_rate": args.rate,
+        "duration_s": args.duration,
+        "tx_batch_interval_ms": tx_batch_ms,
+        "mean_block_interval_s": round(report.mean_block_interval_s(), 3),
+        "cpu_per_node": [round(c, 2) for c in cpu],
+        "other_processes_cores": round(max(0.0, other), 2),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
