@@ -120,9 +120,8 @@ class ConsensusDriver:
         self.height_started = time.monotonic()
         self.paused = False
         self.wal = ConsensusWAL(node.home.wal_file)
-        # this node's signed messages at the current height, re-sent while the height is stuck
-        # (messages lost to a partition or a restart are otherwise never seen again)
-        self.own_messages: dict[tuple[str, int, int], bytes] = {}
+        # this node's signed votes at the current height, re-sent while the height is stuck
+        # (votes lost to a partition or a restart are otherwise never seen again)
         self.own_height = 0
         self.own_votes: list[bytes] = []  # this node's signed votes of own_height
 
@@ -289,15 +288,6 @@ class ConsensusDriver:
         elif isinstance(eff, MessageRejected):
             log.debug("consensus rejected a message: %s", eff.reason)
 
-    async def _resend_when_stuck(self) -> None:
-        interval = max(1.0, 2 * self.params.timeout_propose_ms / 1000)
-        while True:
-            await trio.sleep(interval)
-            if self.paused or time.monotonic() - self.height_started < interval:
-                continue
-            for (kind, _, _), data in sorted(self.own_messages.items()):
-                self.node.gossip(kind, data)
-
     async def _timer(self, eff: ScheduleTimeout) -> None:
         await trio.sleep(eff.duration_ms / 1000)
         self.post(TimeoutElapsed(eff.height, eff.round, eff.step, now_ms()))
@@ -308,7 +298,6 @@ class ConsensusDriver:
             return
         valset = validator_set_at(self.chain.db.view(), height)
         self.candidates.clear()
-        self.own_messages.clear()
         self.height_started = time.monotonic()
         self._feed(NewHeight(height, valset, now_ms()))
         self.node.metrics_height(self.chain.height)
@@ -394,7 +383,6 @@ class ConsensusDriver:
         if sp is None:
             return
         data = pack([sp.to_wire(), cand.raw])  # type: ignore[attr-defined]
-        self.own_messages[("proposals", eff.proposal.round, 0)] = data
         self.node.gossip("proposals", data)
         self.post(ProposalReceived(sp, True, now_ms()))
 
