@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -66,25 +65,6 @@ def ed25519_verify_rate(processes: int = 2) -> float:
         out, _ = p.communicate(timeout=60)
         rates.append(float(out.strip()))
     return sum(rates)
-
-
-def free_base_port(nodes: int) -> int:
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base: int = s.getsockname()[1] // 100 * 100
-        if 20_000 <= base <= 60_000 and all(_port_free(base + 10 * i + j) for i in range(nodes) for j in (6, 7)):
-            return base
-    raise RuntimeError("no free port range found")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def process_cpu_s(pid: int) -> float:
@@ -187,7 +167,7 @@ def main() -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="attrchain-load-"))
     directory = work / "devnet"
     params = {"timeouts": {"commit_ms": args.commit_ms, "propose_ms": args.propose_ms}}
-    layout = launcher.create(directory, args.validators, free_base_port(args.validators), (), params)
+    layout = launcher.create(directory, args.validators, launcher.free_base_port(args.validators), (), params)
     configure(layout, args.tx_batch_ms, args.max_block_txs)
     tx_batch_ms = Home(layout.dir / layout.nodes[0].home).load_config().p2p.tx_batch_interval_ms
     profiler: subprocess.Popen[bytes] | None = None

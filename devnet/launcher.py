@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +45,28 @@ VALIDATOR_STAKE = 10**9
 # (the node default) a 4-node devnet on 2 cores stopped committing at all above ~550 tx/s offered,
 # its votes stuck behind batches; with 250 ms it sustains 1,200 tx/s (docs/devnet.md, Results).
 DEVNET_TX_BATCH_MS = 250
+
+
+def free_base_port(nodes: int = 8) -> int:
+    """A base port whose node ports (base+10i+6 and +7 for i < nodes) are all free right now."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base: int = s.getsockname()[1] // 100 * 100
+        if 20_000 <= base <= 60_000 and all(
+            _port_free(base + 10 * i + j) for i in range(nodes) for j in (6, 7)
+        ):
+            return base
+    raise DevnetError("no free port range found on 127.0.0.1")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class DevnetError(Exception):

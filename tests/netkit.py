@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,25 +17,7 @@ from devnet.launcher import Layout, NodeSpec
 
 
 def free_base_port() -> int:
-    """A base port whose node ports (base+10i+6/7 for i < 8) are all free right now."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1] // 100 * 100
-        if base < 20_000 or base > 60_000:
-            continue
-        if all(_port_free(base + 10 * i + j) for i in range(8) for j in (6, 7)):
-            return base
-    raise RuntimeError("no free port range found")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    return launcher.free_base_port(8)
 
 
 def rpc(spec: NodeSpec, method: str, params: Any = None, timeout: float = 5.0) -> Any:
