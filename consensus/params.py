@@ -55,18 +55,3 @@ class ConsensusParams:
             return self.timeout_precommit(round_)
         raise ValueError(f"no timeout for step {step}")
 
-
-PRESETS: dict[str, ConsensusParams] = {
-    # CometBFT's defaults.
-    "default": ConsensusParams(),
-    # Short timeouts for a local devnet on loopback.
-    "devnet": ConsensusParams(
-        timeout_propose_ms=1000,
-        timeout_propose_delta_ms=250,
-        timeout_prevote_ms=300,
-        timeout_prevote_delta_ms=150,
-        timeout_precommit_ms=300,
-        timeout_precommit_delta_ms=150,
-        timeout_commit_ms=300,
-    ),
-}

@@ -139,17 +139,15 @@ DEFAULT = Params(
     timeouts=ConsensusTimeouts(3000, 500, 1000, 500, 1000, 500, 1000),
 )
 
-DEVNET = Params(
-    fees=FeeParams(min_fee=1, max_block_txs=10_000, max_block_bytes=4 * 1024 * 1024),
-    attribution=_ATTRIBUTION,
-    staking=StakingParams(
-        max_validators=100,
+# The devnet differs from the default only in short periods and small stakes.
+DEVNET = dataclasses.replace(
+    DEFAULT,
+    staking=dataclasses.replace(
+        DEFAULT.staking,
         min_self_stake=1_000,
         unbonding_blocks=20,
-        double_sign_slash_bps=500,
         downtime_slash_bps=100,
         signed_blocks_window=100,
-        min_signed_bps=5000,
         jail_blocks=20,
         evidence_max_age_blocks=1000,
     ),
