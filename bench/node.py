@@ -38,11 +38,10 @@ sys.path[0] = str(ROOT)
 
 import httpx  # noqa: E402
 
-from consensus.bft_time import next_block_time  # noqa: E402
+from devnet.prebuilt import ChainTip, append_block  # noqa: E402
 from node.config import Home, NodeConfig  # noqa: E402
-from node.executor import validator_set_at  # noqa: E402
 from p2p.identity import peer_id_from_seed  # noqa: E402
-from state.block import EMPTY_COMMIT, PRECOMMIT, Commit, CommitSig, Vote, decode_block  # noqa: E402
+from state.block import decode_block  # noqa: E402
 from state.chain import Chain  # noqa: E402
 from state.crypto import PrivateKey, sha256, to_hex, verify  # noqa: E402
 from state.genesis import Genesis, load_genesis, parse_genesis  # noqa: E402
@@ -247,11 +246,6 @@ def single_node_tps(tmp: Path, seconds: float, n_clients: int, senders_per_clien
 
 
 # ---- (b) block sync of a prebuilt chain ---------------------------------------------------
-def precommit_sig(validator: PrivateKey, height: int, block_hash: bytes, time_ms: int) -> CommitSig:
-    vote = Vote(PRECOMMIT, height, 0, block_hash, time_ms, validator.address)
-    return CommitSig(validator.address, time_ms, validator.sign(vote.sign_bytes(CHAIN_ID)))
-
-
 def build_chain(db_dir: Path, genesis: Genesis, validator: PrivateKey, senders: list[PrivateKey],
                 n_blocks: int, block_txs: int) -> int:
     """Blocks 1..n_blocks of ``block_txs`` transfers each, each with the validator's commit."""
@@ -260,8 +254,7 @@ def build_chain(db_dir: Path, genesis: Genesis, validator: PrivateKey, senders: 
     chain.init_genesis(genesis)
     nonces = [0] * len(senders)
     recipients = [sha256(b"recipient" + i.to_bytes(4, "big"))[:20] for i in range(4096)]
-    last_commit: Commit = EMPTY_COMMIT
-    prev_time = GENESIS_TIME_MS
+    tip = ChainTip()
     started = time.monotonic()
     sign_s = 0.0
     n_txs = 0
@@ -275,25 +268,10 @@ def build_chain(db_dir: Path, genesis: Genesis, validator: PrivateKey, senders: 
                 txs.append(sign_tx(senders[k], CHAIN_ID, nonces[k], Transfer(to, 1 + i % 100), fee=1))
                 nonces[k] += 1
             sign_s += time.perf_counter() - t0
-            view = db.view()
-            if height == 1:
-                time_ms = GENESIS_TIME_MS + 1
-            else:
-                time_ms = next_block_time(prev_time, last_commit, validator_set_at(view, height - 1))
-            ex = chain.build_block(
-                tuple(t.raw for t in txs), time_ms, validator.address, last_commit=last_commit,
-                validators_hash=validator_set_at(view, height).hash(),
-                next_validators_hash=validator_set_at(view, height + 1).hash(),
-                txs_verified={t.hash for t in txs},
-            )
-            assert ex.block is not None
+            ex, tip = append_block(chain, validator, tip, tuple(t.raw for t in txs), {t.hash for t in txs})
             failed = [r for r in ex.result.tx_results if not r.ok]
             if failed:
                 raise RuntimeError(f"block {height}: {len(failed)} transfers failed, e.g. {failed[0]}")
-            block_hash = ex.block.hash()
-            commit = Commit(height, 0, block_hash, (precommit_sig(validator, height, block_hash, time_ms + 1000),))
-            chain.commit(ex.block, ex, seen_commit=commit)
-            last_commit, prev_time = commit, time_ms
             n_txs += len(txs)
             if height % 500 == 0 or height == n_blocks:
                 el = time.monotonic() - started

@@ -21,6 +21,7 @@ from state.codec import pack, unpack
 
 T = TypeVar("T")
 _MISSING = object()
+MAX_CACHED_VALUES = 200_000  # committed values (and decoded objects) kept across blocks
 
 
 class StateView:
@@ -33,10 +34,11 @@ class StateView:
         self.local_writes: dict[bytes, bytes | None] = {}  # indexes etc., not in the state root
         self._tx_writes: dict[bytes, bytes | None] | None = None
         self._tx_local: dict[bytes, bytes | None] | None = None
-        # The committed store does not change while a view lives (one block), so reads of it are
-        # cached; decoded objects are cached against the exact bytes object they came from.
-        self._read_cache: dict[bytes, bytes | None] = {}
-        self._objs: dict[bytes, tuple[bytes, Any]] = {}
+        # Reads of the committed store go through the StateDB's cache of committed values, which
+        # every commit writes through; decoded objects are cached against the exact bytes object
+        # they came from, so an object decoded in one block is reused by the next ones.
+        self._read_cache = db.committed
+        self._objs = db.decoded
 
     # ---- raw access ----------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
@@ -131,6 +133,11 @@ class StateDB:
         self.raw = plyvel.DB(self.path, create_if_missing=True, bloom_filter_bits=10,
                              lru_cache_size=256 * 1024 * 1024, write_buffer_size=64 * 1024 * 1024)
         self.tree = SparseMerkleTree(self.raw)
+        # Committed values read through views (None: absent), kept equal to LevelDB by commit's
+        # write-through; and decoded objects keyed by state key, tagged with their bytes object.
+        # Both are plain caches: emptied whenever they outgrow MAX_CACHED_VALUES.
+        self.committed: dict[bytes, bytes | None] = {}
+        self.decoded: dict[bytes, tuple[bytes, Any]] = {}
 
     def close(self) -> None:
         self.raw.close()
@@ -142,6 +149,9 @@ class StateDB:
         self.close()
 
     def view(self) -> StateView:
+        if len(self.committed) > MAX_CACHED_VALUES or len(self.decoded) > MAX_CACHED_VALUES:
+            self.committed.clear()
+            self.decoded.clear()
         return StateView(self)
 
     def root(self) -> bytes:
@@ -178,6 +188,12 @@ class StateDB:
                 for k, v in extra.items():
                     batch.put(k, v)
             update.write_to(batch)
+        # write-through, after the batch is written: the cache only ever holds committed values
+        cached = self.committed
+        cached.update(view.block_writes)
+        for written in (view.local_writes, extra or {}):
+            for k in written.keys() & cached.keys():
+                cached[k] = written[k]
         self.tree.commit(update)
         return update.root  # type: ignore[no-any-return]
 
