@@ -11,8 +11,9 @@ signature check, envelope, the attribution rule), after --warmup untimed ones of
 - infer with 1,024 output-fingerprint hashes (512 held by 8 random contributions, so they match,
   512 fresh);
 - contribute of a fresh text, including the exact and LSH near-duplicate checks.
-The headline is the mean CPU time of the applying thread (one core); wall-clock means and medians
-and the machine's load average are on the line before it.
+Timing starts once LevelDB's background compactions triggered by the bulk load have finished
+(bounded wait). The headline is the mean CPU time of the applying thread (one core); wall-clock
+means and medians and the machine's load average are on the line before it.
 
 The LAST stdout line is JSON: {"infer_ms": .., "contribute_ms": ..}.
 """
@@ -133,6 +134,30 @@ def build(chain: Chain, contributions: int, min_hashes: int, seed: int) -> tuple
     return datanet, model_tx.hash, fps
 
 
+def compaction_written_mb(db: StateDB) -> float:
+    """Total MB LevelDB's compactions have written so far (from its ``leveldb.stats``)."""
+    total = 0.0
+    for line in db.raw.get_property(b"leveldb.stats").decode().splitlines():
+        cols = line.split()
+        if len(cols) == 6 and cols[0].isdigit():
+            total += float(cols[5])
+    return total
+
+
+def wait_for_compactions(db: StateDB, quiet_s: float = 2.0, limit_s: float = 180.0) -> float:
+    """Wait (bounded) until LevelDB's background compactions after the bulk load are done: no
+    compaction output for ``quiet_s``. A node that is not being bulk-loaded is in that state;
+    measured while they run, each point read costs up to twice as much. Returns seconds waited."""
+    start = last_change = time.monotonic()
+    written = compaction_written_mb(db)
+    while time.monotonic() - last_change < quiet_s and time.monotonic() - start < limit_s:
+        time.sleep(0.25)
+        now = compaction_written_mb(db)
+        if now != written:
+            written, last_change = now, time.monotonic()
+    return time.monotonic() - start
+
+
 def time_txs(chain: Chain, txs: list[Tx], warmup: int) -> tuple[list[float], list[float]]:
     """Apply ``txs`` one after another in one block's view: (wall ms, CPU ms) of each timed one.
 
@@ -203,6 +228,8 @@ def main() -> None:
         chain = Chain(db)
         chain.init_genesis(genesis())  # type: ignore[arg-type]
         datanet, model, fps = build(chain, args.contributions, args.min_hashes, args.seed)
+        waited = wait_for_compactions(db)
+        print(f"waited {waited:.1f} s for LevelDB's compactions after the bulk load", file=sys.stderr)
         rng = random.Random(args.seed + 1)
         view = db.view()
         params = fingerprint_params(load_params(view).attribution)

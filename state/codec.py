@@ -359,6 +359,16 @@ def unpack(data: bytes, max_size: int = MAX_MESSAGE) -> Any:
     return value
 
 
+def unpack_stored(data: bytes) -> Any:
+    """Decode bytes this node itself wrote to its state (never bytes from the wire).
+
+    Plain msgpack: the canonical re-encoding check of `unpack` would double the cost of every
+    state read for nothing, since only `pack` ever wrote these bytes. The ``from_wire`` of the
+    structure still checks every field's type and range.
+    """
+    return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, object_pairs_hook=_reject_hook)
+
+
 def _check_types(value: Any, depth: int) -> None:
     if depth > 32:
         raise CodecError("nesting deeper than 32")

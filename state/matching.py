@@ -38,10 +38,8 @@ def score_contributions(
     hashes = hashes_examined(output_fingerprint, len(datanets))
     doc_freq = [0] * len(hashes)
     listed: list[tuple[int, bytes]] = []  # (hash position, holders) of unsaturated records
-    get = view.get
     for d in datanets:
-        for i, k in enumerate(keys.fp_postings_keys(d, hashes)):
-            raw = get(k)
+        for i, raw in enumerate(view.get_postings_many(keys.fp_postings_keys(d, hashes))):
             if raw is None:
                 continue
             df, saturated, holders = decode_postings(raw)

@@ -17,11 +17,39 @@ from typing import Any, TypeVar
 import plyvel
 
 from state import keys
-from state.codec import pack, unpack
+from state.codec import pack, unpack_stored
 
 T = TypeVar("T")
 _MISSING = object()
 MAX_CACHED_VALUES = 200_000  # committed values (and decoded objects) kept across blocks
+
+
+class PresenceFilter:
+    """One bit per slot over the committed keys of a family of random keys (the posting records):
+    a clear bit proves a key absent without a LevelDB read. Bits are set when a key is committed
+    (and for every stored key when the store opens) and never cleared, so a set bit only means
+    "maybe": the read then goes to LevelDB. A key's slot mixes its last 8 bytes (a fingerprint
+    hash) with the 8 bytes after the prefix (the datanet id)."""
+
+    BITS = 24  # 2 MiB of bits; about 6% set at a million posting records
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        self._at = len(prefix)
+        self.bits = bytearray(1 << (self.BITS - 3))
+
+    def slot(self, key: bytes) -> int:
+        at = self._at
+        mixed = int.from_bytes(key[-8:], "big") ^ int.from_bytes(key[at:at + 8], "big")
+        return mixed >> (64 - self.BITS)
+
+    def add(self, key: bytes) -> None:
+        i = self.slot(key)
+        self.bits[i >> 3] |= 1 << (i & 7)
+
+    def may_contain(self, key: bytes) -> bool:
+        i = self.slot(key)
+        return bool(self.bits[i >> 3] >> (i & 7) & 1)
 
 
 class StateView:
@@ -55,6 +83,27 @@ class StateView:
             v = self._read_cache[key] = self._get(key)
         return v  # type: ignore[return-value]
 
+    def get_postings_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """``get`` of many posting-record keys (the bulk read of an inference): keys the
+        presence filter proves absent from the committed store cost no LevelDB read, and the
+        committed values read are not kept in the cache (most are read once)."""
+        pending = [layer for layer in (self._tx_writes, self.block_writes) if layer]
+        cached = self._read_cache
+        get = self._get
+        present = self._db.postings_filter.may_contain
+        out: list[bytes | None] = []
+        for key in keys:
+            for layer in pending:
+                if key in layer:
+                    out.append(layer[key])
+                    break
+            else:
+                v = cached.get(key, _MISSING)
+                if v is _MISSING:
+                    v = get(key) if present(key) else None
+                out.append(v)  # type: ignore[arg-type]
+        return out
+
     def put(self, key: bytes, value: bytes) -> None:
         (self._tx_writes if self._tx_writes is not None else self.block_writes)[key] = value
 
@@ -72,7 +121,7 @@ class StateView:
         cached = self._objs.get(key)
         if cached is not None and cached[0] is raw and type(cached[1]) is cls:
             return cached[1]  # type: ignore[no-any-return]
-        obj = cls.from_wire(unpack(raw))  # type: ignore[attr-defined]
+        obj = cls.from_wire(unpack_stored(raw))  # type: ignore[attr-defined]
         self._objs[key] = (raw, obj)
         return obj  # type: ignore[no-any-return]
 
@@ -129,15 +178,22 @@ class StateDB:
         self.path = str(path)
         # Bloom filters make a read of an absent key (most output hashes of an inference) cost
         # ~1 us instead of a block read per level; the block cache (filled lazily) keeps the hot
-        # blocks of the attribution indexes decompressed in memory.
+        # blocks of the attribution indexes in memory. No compression: most of the state is
+        # hashes (fingerprints, posting records, tree pages) that do not compress, and a read
+        # that misses the block cache then costs a copy instead of a decompression. Large blocks
+        # and a moderate write buffer keep point reads cheap (docs/state_tree.md section 4).
         self.raw = plyvel.DB(self.path, create_if_missing=True, bloom_filter_bits=10,
-                             lru_cache_size=256 * 1024 * 1024, write_buffer_size=64 * 1024 * 1024)
+                             lru_cache_size=256 * 1024 * 1024, write_buffer_size=16 * 1024 * 1024,
+                             compression=None)
         self.tree = SparseMerkleTree(self.raw)
         # Committed values read through views (None: absent), kept equal to LevelDB by commit's
         # write-through; and decoded objects keyed by state key, tagged with their bytes object.
         # Both are plain caches: emptied whenever they outgrow MAX_CACHED_VALUES.
         self.committed: dict[bytes, bytes | None] = {}
         self.decoded: dict[bytes, tuple[bytes, Any]] = {}
+        self.postings_filter = PresenceFilter(keys.fp_postings_prefix(b""))
+        for key in self.raw.iterator(prefix=self.postings_filter.prefix, include_value=False):
+            self.postings_filter.add(key)
 
     def close(self) -> None:
         self.raw.close()
@@ -191,6 +247,10 @@ class StateDB:
         # write-through, after the batch is written: the cache only ever holds committed values
         cached = self.committed
         cached.update(view.block_writes)
+        postings = self.postings_filter
+        for k, v in view.block_writes.items():
+            if v is not None and k.startswith(postings.prefix):
+                postings.add(k)
         for written in (view.local_writes, extra or {}):
             for k in written.keys() & cached.keys():
                 cached[k] = written[k]

@@ -1,0 +1,71 @@
+"""StateDB's read accelerators never change what a read returns: the committed-value cache is
+written through by every commit, and the posting-record presence filter only skips reads of keys
+that were never committed (also after reopening the store)."""
+
+from __future__ import annotations
+
+import random
+
+from state import keys, store
+from state.store import StateDB
+
+DATANETS = [bytes([d]) * 32 for d in (1, 2)]
+
+
+def posting_key(rng: random.Random) -> bytes:
+    return keys.fp_postings_key(rng.choice(DATANETS), rng.getrandbits(64))
+
+
+def commit(db: StateDB, writes: dict[bytes, bytes | None]) -> None:
+    view = db.view()
+    for k, v in writes.items():
+        if v is None:
+            view.delete(k)
+        else:
+            view.put(k, v)
+    db.commit(view)
+
+
+def test_committed_cache_follows_every_commit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with StateDB(tmp_path / "db") as db:
+        k = keys.account_key(b"\x07" * 20)
+        assert db.view().get(k) is None  # an absent key is cached as absent ...
+        commit(db, {k: b"one"})
+        assert db.view().get(k) == b"one"  # ... and the commit replaces that
+        commit(db, {k: b"two"})
+        assert db.view().get(k) == b"two" == db.raw.get(k)
+        commit(db, {k: None})
+        assert db.view().get(k) is None and db.raw.get(k) is None
+
+
+def test_cache_is_emptied_when_it_outgrows_its_bound(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(store, "MAX_CACHED_VALUES", 10)
+    with StateDB(tmp_path / "db") as db:
+        commit(db, {keys.account_key(bytes([i]) * 20): b"v%d" % i for i in range(20)})
+        assert len(db.committed) == 20
+        view = db.view()
+        assert len(db.committed) == 0
+        assert view.get(keys.account_key(b"\x03" * 20)) == b"v3"
+
+
+def test_posting_reads_match_plain_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(5)
+    present = [posting_key(rng) for _ in range(3000)]
+    with StateDB(tmp_path / "db") as db:
+        for i in range(0, 2000, 500):
+            commit(db, {k: b"p" + k[-8:] for k in present[i:i + 500]})
+        commit(db, {k: None for k in present[:100]})  # deleted: the bit stays, the read says None
+        absent = [posting_key(rng) for _ in range(3000)]
+        view = db.view()
+        view.put(present[2500], b"pending")  # pending writes win over the store and the filter
+        probe = present + absent
+        rng.shuffle(probe)
+        got = view.get_postings_many(probe)
+        assert got == [view.get(k) for k in probe]
+        assert sum(v is not None for v in got) == 1900 + 1
+        skipped = sum(not db.postings_filter.may_contain(k) for k in absent)
+        assert skipped > 2500  # the filter really spares most reads of absent keys
+        assert all(db.postings_filter.may_contain(k) for k in present[:2000])
+    with StateDB(tmp_path / "db") as db:  # reopened: the filter is rebuilt from the store
+        view = db.view()
+        assert view.get_postings_many(present[100:2000]) == [b"p" + k[-8:] for k in present[100:2000]]
