@@ -18,24 +18,18 @@ anyway, and common phrases (licence headers, boilerplate) are exactly what shoul
 
 from __future__ import annotations
 
-import msgpack
-
 from state import keys
 from state.attribution_records import ID_SIZE
-from state.codec import pack
+from state.codec import pack, unpack_stored
 from state.store import StateView
 
 POSTINGS_CAP = 8
 
 
 def decode_postings(raw: bytes) -> tuple[int, int, bytes]:
-    """Decode a posting record this module wrote.
-
-    Plain msgpack rather than the strict ``codec.unpack``: these bytes come from our own state
-    (never from the wire) and an inference reads up to a thousand of them, so the canonical
-    re-encoding check would double its cost for nothing.
-    """
-    df, saturated, holders = msgpack.unpackb(raw)
+    """Decode a posting record this module wrote (``codec.unpack_stored``: own state bytes, so
+    no canonical re-encoding check; an inference reads up to a thousand of them)."""
+    df, saturated, holders = unpack_stored(raw)
     return df, saturated, holders
 
 

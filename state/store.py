@@ -180,8 +180,8 @@ class StateDB:
         # ~1 us instead of a block read per level; the block cache (filled lazily) keeps the hot
         # blocks of the attribution indexes in memory. No compression: most of the state is
         # hashes (fingerprints, posting records, tree pages) that do not compress, and a read
-        # that misses the block cache then costs a copy instead of a decompression. Large blocks
-        # and a moderate write buffer keep point reads cheap (docs/state_tree.md section 4).
+        # that misses the block cache then costs a copy instead of a decompression. A moderate
+        # write buffer keeps point reads cheap (docs/state_tree.md section 4).
         self.raw = plyvel.DB(self.path, create_if_missing=True, bloom_filter_bits=10,
                              lru_cache_size=256 * 1024 * 1024, write_buffer_size=16 * 1024 * 1024,
                              compression=None)
