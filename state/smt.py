@@ -6,10 +6,10 @@ documents the layout. Updates are two-phase so that one atomic LevelDB batch hol
 state and tree changes: ``prepare`` computes the new root and every write without touching the
 committed view, the caller writes the batch, then ``commit`` adopts it.
 
-LevelDB holds the lower pages (depth >= 16), one frontier record per non-empty 16-bit prefix
-and the root record. The upper pages (depth < 16, at most 4,369) are derived from the frontier,
+LevelDB holds the lower pages (depth >= 20), one frontier record per non-empty 20-bit prefix
+and the root record. The upper pages (depth < 20, at most 69,905) are derived from the frontier,
 so they are kept in memory and rebuilt when the tree is opened; a block then writes one small
-frontier record per touched prefix instead of rewriting four upper pages per key.
+frontier record per touched prefix instead of rewriting five upper pages per key.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Lower page levels kept in memory once read, from depth 16 down: level 1 is at most 65,536
-# pages of 1-1.5 KiB (about 100 MiB once the tree has a million keys), which leaves one
-# LevelDB read per key update at that size. 0 keeps only the upper pages (about 6 MiB at most).
+# Lower page levels kept in memory once read, from the frontier (depth 20) down. At a million
+# keys few depth-20 pages exist (a 20-bit prefix holds about one key), so level 1 costs a few
+# MiB and spares the LevelDB read of the rare update that goes below the frontier.
 DEFAULT_CACHE_LEVELS = 1
 
 # Frontier records live under this node path prefix; page node paths are hex digits only.
@@ -279,7 +279,7 @@ class SparseMerkleTree:
             while i < 16:
                 i = i + i if b[i + i] else i + i + 1
             if len(node_path) + 1 >= FRONTIER_LEVEL:
-                # From depth 12 down a lone leaf sits in its slot as a bucket of one.
+                # In frontier pages and below a lone leaf sits in its slot as a bucket of one.
                 at = records_at(b, i - 16)
                 return bytes(b[at : at + LEAF_RECORD])
             node_path += HEX_OF_SLOT_NODE[i]

@@ -140,45 +140,33 @@ def rehash_above(b: bytearray, parents: list[int]) -> None:
     """Recompute the nodes above changed slots; ``parents`` are their parents, ascending."""
     if not parents:
         return
-    sha = _sha256
-    pre = _INTERNAL
-    level = parents
-    while len(level) > 1:
-        above: list[int] = []
-        previous = -1
-        for i in level:
-            if i == previous:
-                continue
-            previous = i
-            left = i + i
-            count = b[left] + b[left + 1]
-            b[i] = count
-            at = 32 * i
-            if count >= 2:
-                b[at : at + 32] = sha(pre + b[at + at : at + at + 64]).digest()
-            elif count:
-                child = at + at if b[left] else at + at + 32
-                b[at : at + 32] = b[child : child + 32]
-            else:
-                b[at : at + 32] = EMPTY
-            if not above or above[-1] != i >> 1:
-                above.append(i >> 1)
-        level = above
-    # One changed node left per level: a straight walk to the top.
-    i = level[0]
-    while i:
-        left = i + i
-        count = b[left] + b[left + 1]
-        b[i] = count
-        at = 32 * i
-        if count >= 2:
-            b[at : at + 32] = sha(pre + b[at + at : at + at + 64]).digest()
-        elif count:
-            child = at + at if b[left] else at + at + 32
-            b[at : at + 32] = b[child : child + 32]
-        else:
-            b[at : at + 32] = EMPTY
-        i >>= 1
+    # Hashes are stored through a memoryview: its slice assignment is a plain copy, about a
+    # fifth cheaper than the bytearray's. The page is not resized while the view exists.
+    with memoryview(b) as m:
+        sha = _sha256
+        pre = _INTERNAL
+        level = parents
+        while level:
+            above: list[int] = []
+            previous = -1
+            for i in level:
+                if i == previous:
+                    continue
+                previous = i
+                left = i + i
+                count = b[left] + b[left + 1]
+                b[i] = count
+                at = 32 * i
+                if count >= 2:
+                    m[at : at + 32] = sha(pre + b[at + at : at + at + 64]).digest()
+                elif count:
+                    child = at + at if b[left] else at + at + 32
+                    m[at : at + 32] = b[child : child + 32]
+                else:
+                    m[at : at + 32] = EMPTY
+                if i > 1 and (not above or above[-1] != i >> 1):
+                    above.append(i >> 1)
+            level = above
 
 
 def encode_page(b: bytearray) -> bytes:

@@ -110,7 +110,7 @@ def _group_keys(size: int) -> list[bytes]:
 
 
 # Six keys whose paths share their first 20 bits (found once by search; checked below): more
-# than a bucket holds, so they need a page at depth 20 below the page at depth 16.
+# than a bucket holds, so their frontier slot (depth 20) needs a lower page instead of a bucket.
 DEEP20_KEYS = [b"deep20-%d" % n for n in (0, 2048698, 3050566, 5616095, 7318325, 11334818)]
 DEEP_KEYS = _shared_prefix_keys()
 GROUP_KEYS = _group_keys(6) + DEEP20_KEYS
@@ -124,7 +124,7 @@ def test_key_pool_reaches_deep_pages() -> None:
         next((d for d in range(256) if bit(a, d) != bit(b, d)), 256)
         for a, b in zip(paths, paths[1:])
     )
-    assert shared >= 24  # below the depth-16 frontier and the depth-20 pages
+    assert shared >= 24  # below the depth-20 frontier, into lower pages
     assert len({sha(key).hex()[:5] for key in DEEP20_KEYS}) == 1
     assert len({sha(key).hex()[:4] for key in GROUP_KEYS[:6]}) == 1
 
