@@ -12,6 +12,8 @@ with ``f(T)``. ``encode(obj)`` and ``decode(cls, data)`` are the only ways bytes
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Generic, Protocol, TypeVar, dataclass_transform
 
@@ -44,6 +46,8 @@ __all__ = [
 ]
 
 MAX_MESSAGE = 8 * 1024 * 1024
+_SCALARS = {int, bytes, str}  # the only non-list types a wire value may hold
+_INT_ONLY = {int}
 
 
 class CodecError(ValueError):
@@ -157,6 +161,18 @@ class Str:
         return f"str(<= {self.max} bytes)"
 
 
+def _each(checks: Iterable[Callable[[Any, str], Any]], values: Any, path: str) -> tuple[Any, ...]:
+    """``check(value, path)`` of each pair. Item paths (``path[3]``) cost more than most checks,
+    so they are built only after a failure, to name the bad item in the error."""
+    pairs = list(zip(checks, values))
+    try:
+        return tuple([check(v, path) for check, v in pairs])
+    except CodecError:
+        for i, (check, v) in enumerate(pairs):
+            check(v, f"{path}[{i}]")
+        raise
+
+
 @dataclass(frozen=True)
 class List:
     """Array of at most ``max`` items of one type; Python side is a tuple."""
@@ -169,9 +185,13 @@ class List:
             raise CodecError(f"{path}: expected a list, got {type(value).__name__}")
         if len(value) > self.max:
             raise CodecError(f"{path}: {len(value)} items exceeds the limit of {self.max}")
-        return tuple(self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value))
+        if self._are_uints(value):
+            return tuple(value)
+        return _each(itertools.repeat(self.item.check), value, path)
 
     def to_wire(self, value: Any) -> list[Any]:
+        if type(self.item) is UInt:
+            return list(value)
         to = self.item.to_wire
         return [to(v) for v in value]
 
@@ -180,9 +200,25 @@ class List:
             raise CodecError(f"{path}: expected an array, got {type(value).__name__}")
         if len(value) > self.max:
             raise CodecError(f"{path}: {len(value)} items exceeds the limit of {self.max}")
+        if self._are_uints(value):
+            return tuple(value)
         fw = self.item.from_wire
         item_path = path + "[]"  # built once: per-item paths cost more than the check itself
         return tuple([fw(v, item_path) for v in value])
+
+    def _are_uints(self, value: Any) -> bool:
+        """Whether ``value`` is all in range for a list of UInt, checked at C speed (fingerprints
+        are lists of up to a few thousand uint64). False sends it to the per-item check, which
+        also names the first bad item."""
+        item = self.item
+        return (
+            type(item) is UInt
+            and (not value or (
+                set(map(type, value)) == _INT_ONLY
+                and min(value) >= 0
+                and max(value) < item._limit  # type: ignore[attr-defined]
+            ))
+        )
 
     def describe(self) -> str:
         return f"array(<= {self.max}) of {self.item.describe()}"
@@ -197,7 +233,7 @@ class Tuple:
     def check(self, value: Any, path: str) -> tuple[Any, ...]:
         if type(value) not in (tuple, list) or len(value) != len(self.items):
             raise CodecError(f"{path}: expected a {len(self.items)}-tuple")
-        return tuple(t.check(v, f"{path}[{i}]") for i, (t, v) in enumerate(zip(self.items, value)))
+        return _each([t.check for t in self.items], value, path)
 
     def to_wire(self, value: Any) -> list[Any]:
         return [t.to_wire(v) for t, v in zip(self.items, value)]
@@ -205,7 +241,7 @@ class Tuple:
     def from_wire(self, value: Any, path: str) -> tuple[Any, ...]:
         if type(value) is not list or len(value) != len(self.items):
             raise CodecError(f"{path}: expected an array of {len(self.items)}")
-        return tuple(t.from_wire(v, f"{path}[{i}]") for i, (t, v) in enumerate(zip(self.items, value)))
+        return _each([t.from_wire for t in self.items], value, path)
 
     def describe(self) -> str:
         return "[" + ", ".join(t.describe() for t in self.items) + "]"
@@ -374,6 +410,8 @@ def _check_types(value: Any, depth: int) -> None:
         raise CodecError("nesting deeper than 32")
     t = type(value)
     if t is list:
+        if depth < 32 and set(map(type, value)) <= _SCALARS:
+            return  # a flat list (say a fingerprint), checked at C speed
         for v in value:
             _check_types(v, depth + 1)
     elif t not in (int, bytes, str):

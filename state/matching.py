@@ -17,7 +17,6 @@ fingerprint are examined. That keeps an inference's cost bounded whatever its li
 
 from __future__ import annotations
 
-from state import keys
 from state.attribution_records import ID_SIZE
 from state.postings import decode_postings
 from state.store import StateView
@@ -39,7 +38,7 @@ def score_contributions(
     doc_freq = [0] * len(hashes)
     listed: list[tuple[int, bytes]] = []  # (hash position, holders) of unsaturated records
     for d in datanets:
-        for i, raw in enumerate(view.get_postings_many(keys.fp_postings_keys(d, hashes))):
+        for i, raw in enumerate(view.get_postings(d, hashes)):
             if raw is None:
                 continue
             df, saturated, holders = decode_postings(raw)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import plyvel
@@ -51,6 +51,14 @@ class PresenceFilter:
         i = self.slot(key)
         return bool(self.bits[i >> 3] >> (i & 7) & 1)
 
+    def may_contain_hashes(self, group: bytes, hashes: Sequence[int]) -> list[int]:
+        """``may_contain`` (as 0 or 1) of the keys of many 8-byte hashes under one 32-byte
+        ``group`` (a datanet id), computed from the integers without building the keys."""
+        mix = int.from_bytes(group[:8], "big")
+        shift = 64 - self.BITS
+        bits = self.bits
+        return [bits[i >> 3] >> (i & 7) & 1 for i in [(h ^ mix) >> shift for h in hashes]]
+
 
 class StateView:
     """Reads through (tx layer -> block layer -> LevelDB); writes go to the innermost layer."""
@@ -83,25 +91,27 @@ class StateView:
             v = self._read_cache[key] = self._get(key)
         return v  # type: ignore[return-value]
 
-    def get_postings_many(self, keys: list[bytes]) -> list[bytes | None]:
-        """``get`` of many posting-record keys (the bulk read of an inference): keys the
-        presence filter proves absent from the committed store cost no LevelDB read, and the
-        committed values read are not kept in the cache (most are read once)."""
+    def get_postings(self, datanet_id: bytes, hashes: Sequence[int]) -> list[bytes | None]:
+        """``get`` of the posting records of many hashes of one datanet (the bulk read of an
+        inference): hashes the presence filter proves absent from the committed store cost no
+        LevelDB read, and the committed values read are not kept in the cache (most are read
+        once). Pending writes of this block win, as in ``get``."""
         pending = [layer for layer in (self._tx_writes, self.block_writes) if layer]
         cached = self._read_cache
         get = self._get
-        present = self._db.postings_filter.may_contain
+        maybe = self._db.postings_filter.may_contain_hashes(datanet_id, hashes)
         out: list[bytes | None] = []
-        for key in keys:
+        for key, may in zip(keys.fp_postings_keys(datanet_id, hashes), maybe):
             for layer in pending:
                 if key in layer:
                     out.append(layer[key])
                     break
             else:
-                v = cached.get(key, _MISSING)
-                if v is _MISSING:
-                    v = get(key) if present(key) else None
-                out.append(v)  # type: ignore[arg-type]
+                if may:
+                    v = cached.get(key, _MISSING)
+                    out.append(get(key) if v is _MISSING else v)  # type: ignore[arg-type]
+                else:
+                    out.append(None)
         return out
 
     def put(self, key: bytes, value: bytes) -> None:
