@@ -87,6 +87,17 @@ def fp_postings_keys(datanet_id: bytes, fp_hashes: Iterable[int]) -> list[bytes]
     return [prefix + h.to_bytes(8, "big") for h in fp_hashes]
 
 
+def split_fp_postings_key(key: bytes) -> tuple[bytes, int]:
+    """(datanet id, fingerprint hash) of a ``fp_postings_key`` (datanet ids are 32-byte hashes)."""
+    at = len(_POSTINGS)
+    if len(key) != at + 40 or not key.startswith(_POSTINGS):
+        raise ValueError(f"not a posting-record key: {key.hex()}")
+    return key[at : at + 32], int.from_bytes(key[at + 32 :], "big")
+
+
+_POSTINGS = fp_postings_prefix(b"")
+
+
 def model_key(model_id: bytes) -> bytes:
     return _s(b"mo/", model_id)
 

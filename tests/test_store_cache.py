@@ -1,10 +1,12 @@
 """StateDB's read accelerators never change what a read returns: the committed-value cache is
-written through by every commit, and the posting-record presence filter only skips reads of keys
-that were never committed (also after reopening the store)."""
+written through by every commit, and the in-memory index of posting records always equals the
+committed records (also after reopening the store)."""
 
 from __future__ import annotations
 
 import random
+
+import pytest
 
 from state import keys, store
 from state.store import StateDB
@@ -65,22 +67,38 @@ def test_posting_reads_match_plain_reads(tmp_path) -> None:  # type: ignore[no-u
     with StateDB(tmp_path / "db") as db:
         for i in range(0, 2000, 500):
             commit(db, {k: b"p" + k[-8:] for k in present[i:i + 500]})
-        commit(db, {k: None for k in present[:100]})  # deleted: the bit stays, the read says None
+        commit(db, {k: None for k in present[:100]})  # deleted: gone from the index too
+        assert len(db.postings) == 1900
         absent = [posting_key(rng) for _ in range(3000)]
-        view = db.view()
-        view.put(present[2500], b"pending")  # pending writes win over the store and the filter
         probe = present + absent
         rng.shuffle(probe)
+        view = db.view()
+        assert postings_of(view, probe) == [db.raw.get(k) for k in probe]  # no pending writes
+        view.put(present[2500], b"pending")  # pending writes win over the index
+        view.delete(present[150])
         got = postings_of(view, probe)
         assert got == [view.get(k) for k in probe]
-        assert sum(v is not None for v in got) == 1900 + 1
-        skipped = sum(not db.postings_filter.may_contain(k) for k in absent)
-        assert skipped > 2500  # the filter really spares most reads of absent keys
-        assert all(db.postings_filter.may_contain(k) for k in present[:2000])
-        for d in DATANETS:  # the bulk form of the filter agrees with the per-key one
-            hashes = [int.from_bytes(k[-8:], "big") for k in probe if k[4:36] == d]
-            bulk = db.postings_filter.may_contain_hashes(d, hashes)
-            assert bulk == [int(db.postings_filter.may_contain(k)) for k in keys.fp_postings_keys(d, hashes)]
-    with StateDB(tmp_path / "db") as db:  # reopened: the filter is rebuilt from the store
-        view = db.view()
-        assert postings_of(view, present[100:2000]) == [b"p" + k[-8:] for k in present[100:2000]]
+        assert sum(v is not None for v in got) == 1900 - 1 + 1
+        with view.transaction():  # the transaction's writes win over the block's
+            view.put(present[2500], b"in tx")
+            view.put(present[150], b"back in tx")
+            view.delete(present[200])
+            in_tx = postings_of(view, probe)
+            assert in_tx == [view.get(k) for k in probe]
+            assert in_tx[probe.index(present[2500])] == b"in tx"
+            assert in_tx[probe.index(present[150])] == b"back in tx"
+            assert in_tx[probe.index(present[200])] is None
+        db.commit(view)  # 2500 added, 200 deleted (150 deleted, then put back)
+        commit(db, {k: b"q" for k in present[1990:2010]})  # overwrites and new records
+        assert postings_of(db.view(), present) == [db.raw.get(k) for k in present]
+    with StateDB(tmp_path / "db") as db:  # reopened: the index is rebuilt from the store
+        assert len(db.postings) == 1900 + 1 - 1 + 10
+        assert postings_of(db.view(), probe) == [db.raw.get(k) for k in probe]
+
+
+def test_posting_keys_split_back_into_datanet_and_hash() -> None:
+    k = keys.fp_postings_key(DATANETS[1], 2**64 - 3)
+    assert keys.split_fp_postings_key(k) == (DATANETS[1], 2**64 - 3)
+    for bad in (k[:-1], k + b"\x00", keys.account_key(b"\x01" * 20)):
+        with pytest.raises(ValueError, match="not a posting-record key"):
+            keys.split_fp_postings_key(bad)
