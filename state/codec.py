@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Generic, Protocol, TypeVar, dataclass_transform
@@ -359,10 +360,19 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
+# One msgpack Packer per thread: building one per call (what packb does) costs more than packing
+# a small structure. A Packer empties its buffer after every pack, also after a failed one.
+_packers = threading.local()
+
+
 def pack(obj: Any) -> bytes:
     """Encode a wire value (nested lists of int/bytes/str) as msgpack."""
     try:
-        return msgpack.packb(obj, default=_default, **_packer_opts)  # type: ignore[no-any-return]
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(default=_default, **_packer_opts)
+    try:
+        return packer.pack(obj)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"cannot encode: {exc}") from exc
 

@@ -27,7 +27,10 @@ def u64(n: int) -> bytes:
 
 
 def account_key(address: bytes) -> bytes:
-    return _s(b"a/", address)
+    return _ACCOUNTS + address  # read and written several times per transaction
+
+
+_ACCOUNTS = _s(b"a/")
 
 
 def params_key() -> bytes:
