@@ -198,6 +198,36 @@ def apply_changes(
             lower[node_path] = b
         return (2, None, new_hash)
 
+    def lone_leaf_page(nibble: int, node_path: bytes, j: int) -> Slot | None:
+        """Shortcut for the commonest frontier page of a sparse tree: one change that leaves it
+        with at most one leaf (a key alone in its prefix added, changed or deleted). The page is
+        built directly: every node above the leaf's slot has count 1 and the leaf's hash. None
+        when the change does not fit (update_page then does the general work)."""
+        hex_path, path, record = items[j]
+        base = upper_page(node_path)
+        if base is None:
+            if record is None:
+                return None
+        elif base[1] != 1 or base[RECORDS : RECORDS + 32] != path:
+            return None  # more than one leaf, or another key's leaf: no longer alone
+        prefix = hex_path[:FRONTIER_LEVEL]
+        if record is None:
+            upper[node_path] = None
+            frontier[prefix] = b""
+            return EMPTY_SLOT
+        b = new_page()
+        i = slot_node[hex_path[nibble]]
+        b[KINDS - 16 + i] = 1
+        b += record
+        leaf_hash = sha(leaf_prefix + record).digest()
+        while i:
+            b[i] = 1
+            b[i << 5 : (i << 5) + 32] = leaf_hash
+            i >>= 1
+        upper[node_path] = b
+        frontier[prefix] = b"\x01" + record
+        return (1, None, leaf_hash)
+
     def update_upper(nibble: int, node_path: bytes, lo: int, hi: int) -> tuple[int, bytes]:
         """(count, hash) of the upper page at ``node_path`` after ``items[lo:hi]``."""
         base = upper_page(node_path)
@@ -215,7 +245,10 @@ def apply_changes(
                 count, subtree = update_upper(nibble + 1, hex_path[: nibble + 1], j, end)
             else:
                 child_path = hex_path[: nibble + 1]
-                count, _, subtree = update_page(nibble + 1, child_path, EMPTY, j, end, True)
+                lone = lone_leaf_page(nibble + 1, child_path, j) if end - j == 1 else None
+                if lone is None:
+                    lone = update_page(nibble + 1, child_path, EMPTY, j, end, True)
+                count, _, subtree = lone
             b[i] = count
             b[i << 5 : (i << 5) + 32] = subtree
             parents.append(i >> 1)

@@ -508,6 +508,20 @@ def test_reopening_keeps_the_root_and_keeps_working(
             db.close()
 
 
+@settings(max_examples=25, deadline=None)
+@given(blocks)
+def test_pages_in_memory_are_the_pages_rebuilt_from_storage(
+    history: list[dict[bytes, bytes | None]],
+) -> None:
+    """After every block the upper pages an update produced (including the shortcut for a key
+    alone in its prefix) are byte for byte those a reopened tree rebuilds from the frontier."""
+    with leveldb() as (db, _):
+        tree = SparseMerkleTree(db)
+        for changes in history:
+            apply(db, tree, changes)
+            assert SparseMerkleTree(db)._upper == tree._upper
+
+
 def test_prepared_but_uncommitted_update_changes_nothing() -> None:
     with leveldb() as (db, _):
         tree = SparseMerkleTree(db)
