@@ -60,6 +60,9 @@ class TxResult:
         return [self.code, self.reason, self.message]
 
 
+_SUCCEEDED = TxResult(OK)  # frozen: one shared instance for every successful transaction
+
+
 @dataclass
 class BlockResult:
     tx_results: list[TxResult]
@@ -125,7 +128,7 @@ def apply_tx(view: StateView, tx: Tx, ctx: BlockContext) -> TxResult:
     except TxRejected as exc:
         return TxResult(FAILED, exc.reason, exc.message)
     ctx.fees += tx.unsigned.fee
-    return TxResult(OK)
+    return _SUCCEEDED
 
 
 def apply_raw_tx(view: StateView, raw: bytes, ctx: BlockContext) -> tuple[bytes, TxResult]:
