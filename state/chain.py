@@ -27,7 +27,7 @@ from state.codec import pack, unpack
 from state.genesis import Genesis, init_chain
 from state.params import Params
 from state.store import StateDB, StateView
-from state.transition import BlockContext, BlockResult, apply_block, load_params
+from state.transition import BlockContext, BlockResult, apply_block, load_handlers, load_params
 
 ZERO_HASH = b"\x00" * 32
 
@@ -60,6 +60,7 @@ class Chain:
 
     def __init__(self, db: StateDB) -> None:
         self.db = db
+        load_handlers()  # import every transaction module now, not inside the first block
 
     # ---- reads ---------------------------------------------------------------------------
     @property

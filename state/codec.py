@@ -48,6 +48,7 @@ __all__ = [
 
 MAX_MESSAGE = 8 * 1024 * 1024
 _SCALARS = {int, bytes, str}  # the only non-list types a wire value may hold
+_WIRE_TYPES = _SCALARS | {list}
 _INT_ONLY = {int}
 
 
@@ -420,11 +421,15 @@ def _check_types(value: Any, depth: int) -> None:
         raise CodecError("nesting deeper than 32")
     t = type(value)
     if t is list:
-        if depth < 32 and set(map(type, value)) <= _SCALARS:
-            return  # a flat list (say a fingerprint), checked at C speed
-        for v in value:
+        types = set(map(type, value))  # at C speed: a fingerprint is thousands of ints
+        if depth < 32 and types <= _WIRE_TYPES:
+            for v in value:
+                if type(v) is list:
+                    _check_types(v, depth + 1)
+            return
+        for v in value:  # something to refuse: find the first offender, depth first
             _check_types(v, depth + 1)
-    elif t not in (int, bytes, str):
+    elif t not in _SCALARS:
         raise CodecError(f"type {t.__name__} is not allowed in canonical encoding")
 
 

@@ -88,11 +88,16 @@ def _handlers() -> dict[type[Any], Handler]:
 _HANDLERS: dict[type[Any], Handler] | None = None
 
 
-def get_handler(body_type: type[Any]) -> Handler | None:
+def load_handlers() -> dict[type[Any], Handler]:
+    """The handler of every transaction kind (imports the attribution and staking rules once)."""
     global _HANDLERS
     if _HANDLERS is None:
         _HANDLERS = _handlers()
-    return _HANDLERS.get(body_type)
+    return _HANDLERS
+
+
+def get_handler(body_type: type[Any]) -> Handler | None:
+    return load_handlers().get(body_type)
 
 
 def check_envelope(view: StateView, tx: Tx, ctx: BlockContext) -> Account:
