@@ -99,6 +99,22 @@ def measure(
             shutil.rmtree(db_dir, ignore_errors=True)
 
 
+def sha256_per_s(seconds: float = 0.5) -> float:
+    """This machine's rate of the tree's primitive, sha256 of a 65-byte internal node (the same-run
+    ceiling: a key update's cost in sha256s holds when the machine's speed drifts)."""
+    import hashlib
+
+    data = bytes(65)
+    sha = hashlib.sha256
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(1000):
+            sha(data).digest()
+        count += 1000
+    return count / (time.perf_counter() - start)
+
+
 def measure_tree_us_per_key(n_keys: int, block: int = 1000, path: str = "") -> float:
     """Wall-clock microseconds per key update at ``n_keys`` keys, in blocks of ``block``."""
     return measure(n_keys, block, path)["wall"]
@@ -111,7 +127,11 @@ def main() -> None:
     result: dict[str, float] = {}
     sizes = [("100k", 100_000)] if args.quick else [("100k", 100_000), ("1m", 1_000_000)]
     for label, n_keys in sizes:
+        rate = sha256_per_s()
         figures = measure(n_keys, rounds=50 if args.quick else 200)
+        rate = (rate + sha256_per_s()) / 2
+        print(f"sha256 of 65 bytes: {rate:.0f}/s around the run: a key update costs "
+              f"{figures['wall'] * rate / 1e6:.0f} of them")
         print(
             f"{label} keys, blocks of 1000: {figures['wall']:.1f} us wall, "
             f"{figures['cpu']:.1f} us CPU (this thread), "
@@ -120,6 +140,8 @@ def main() -> None:
         result[f"tree_us_per_key_{label}"] = round(figures["wall"], 2)
         result[f"tree_cpu_us_per_key_{label}"] = round(figures["cpu"], 2)
         result[f"tree_process_cpu_us_per_key_{label}"] = round(figures["process_cpu"], 2)
+        result[f"sha256_per_s_{label}"] = round(rate)
+        result[f"tree_key_update_in_sha256_{label}"] = round(figures["wall"] * rate / 1e6, 1)
     load = os.getloadavg()[0]
     print(f"load average during the run: {load:.1f} on {os.cpu_count()} cores")
     result["load_average"] = round(load, 2)
