@@ -5,7 +5,9 @@ node's chain and index."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +15,7 @@ import httpx
 from devnet import launcher
 from devnet.launcher import Layout, NodeSpec
 from devnet.load import LoadConfig, LoadGenerator, LoadReport
-from netkit import assert_same_chain, height_of, try_rpc, wait_until
+from netkit import assert_same_chain, height_of, running_devnet, try_rpc, wait_until
 from state.chain import Chain
 from state.crypto import to_hex
 from state.store import StateDB
@@ -117,3 +119,17 @@ def stop_load(gen: LoadGenerator) -> LoadReport:
     report = gen.stop()
     assert report.committed, "the load committed nothing"
     return report
+
+
+@contextmanager
+def devnet_under_load(tmp_path: Path, ready_height: int) -> Iterator[tuple[Layout, LoadGenerator]]:
+    """Four validators with FAST timeouts, at ``ready_height`` or above, under the LIGHT load.
+    When the scenario ends the load stops and, if the scenario passed, ``final_checks`` runs."""
+    with running_devnet(tmp_path, 4, params=FAST) as layout:
+        wait_for_heights(layout, layout.nodes, ready_height, 60)
+        gen = start_load(layout)
+        try:
+            yield layout, gen
+        finally:
+            report = stop_load(gen)
+        final_checks(layout, report.committed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devnet import faults, launcher
-from e2e_kit import FAST, final_checks, heights, start_load, stop_load, wait_committed_more, wait_for_heights
+from e2e_kit import devnet_under_load, heights, wait_committed_more, wait_for_heights
 from netkit import rpc, running_devnet
 from node.config import Home
 
@@ -19,27 +19,21 @@ OBSERVE_S = 6.0  # how long the partitioned network is watched for commits
 
 
 def test_two_two_partition_halts_without_fork_and_heals(tmp_path: Path) -> None:
-    with running_devnet(tmp_path, 4, params=FAST) as layout:
-        wait_for_heights(layout, layout.nodes, 3, 60)
-        gen = start_load(layout)
-        try:
-            wait_committed_more(gen, 20, 30)
-            faults.partition(layout, [[0, 1], [2, 3]])
-            # a height whose precommits were already in flight may still complete: allow one
-            ceiling = max(h or 0 for h in heights(layout)) + 1
-            seen: list[list[int | None]] = []
-            deadline = time.monotonic() + OBSERVE_S
-            while time.monotonic() < deadline:  # watching for a forbidden commit, not waiting for one
-                seen.append(heights(layout))
-                assert all((h or 0) <= ceiling for h in seen[-1]), f"committed during a 2/2 partition: {seen}"
-                time.sleep(0.25)
-            halted = max(h or 0 for h in heights(layout))
-            faults.heal(layout)
-            wait_for_heights(layout, layout.nodes, halted + 3, 30)
-            wait_committed_more(gen, 10, 30)
-        finally:
-            report = stop_load(gen)
-        final_checks(layout, report.committed)
+    with devnet_under_load(tmp_path, 3) as (layout, gen):
+        wait_committed_more(gen, 20, 30)
+        faults.partition(layout, [[0, 1], [2, 3]])
+        # a height whose precommits were already in flight may still complete: allow one
+        ceiling = max(h or 0 for h in heights(layout)) + 1
+        seen: list[list[int | None]] = []
+        deadline = time.monotonic() + OBSERVE_S
+        while time.monotonic() < deadline:  # watching for a forbidden commit, not waiting for one
+            seen.append(heights(layout))
+            assert all((h or 0) <= ceiling for h in seen[-1]), f"committed during a 2/2 partition: {seen}"
+            time.sleep(0.25)
+        halted = max(h or 0 for h in heights(layout))
+        faults.heal(layout)
+        wait_for_heights(layout, layout.nodes, halted + 3, 30)
+        wait_committed_more(gen, 10, 30)
 
 
 def test_deny_list_is_refused_without_fault_admin(tmp_path: Path) -> None:
