@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from state.accounts import get_account  # noqa: E402
 from state.chain import Chain  # noqa: E402
-from state.contributions import fingerprint_params  # noqa: E402
+from state.attribution.contributions import fingerprint_params  # noqa: E402
 from state.crypto import PrivateKey, to_hex  # noqa: E402
-from state.fingerprint import Fingerprint, FingerprintParams, fingerprint_text  # noqa: E402
+from state.attribution.fingerprint import Fingerprint, FingerprintParams, fingerprint_text  # noqa: E402
 from state.genesis import parse_genesis  # noqa: E402
 from state.store import StateDB  # noqa: E402
 from state.transition import BlockContext, apply_raw_tx, load_params  # noqa: E402

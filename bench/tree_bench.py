@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import plyvel  # noqa: E402
 
 from state.keys import account_key  # noqa: E402
-from state.smt import SparseMerkleTree  # noqa: E402
+from state.tree.smt import SparseMerkleTree  # noqa: E402
 
 BUILD_BLOCK = 20_000
 VALUE_BYTES = 80

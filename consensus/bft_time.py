@@ -14,7 +14,7 @@ Rules (integers only):
 
 from __future__ import annotations
 
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from state.block import Commit
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from consensus.params import STEP_PRECOMMIT, STEP_PREVOTE, STEP_PROPOSE
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from state.block import Commit, DuplicateVoteEvidence, Proposal, SignedProposal, SignedVote, Vote
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from state.block import DuplicateVoteEvidence, SignedVote
 from state.crypto import verify as ed25519_verify
 

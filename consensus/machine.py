@@ -48,7 +48,7 @@ from consensus.round_state import (
     proposer_of,
     reset_height,
 )
-from consensus.validators import has_one_third_plus
+from state.staking.validator_set import has_one_third_plus
 from consensus.votes import NIL, InvalidVote, VoteSet
 from state.block import PRECOMMIT, PREVOTE, Proposal, Vote
 

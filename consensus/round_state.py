@@ -11,7 +11,7 @@ from typing import Callable
 
 from consensus.events import STEP_NONE, STEP_PROPOSE, Decide
 from consensus.params import ConsensusParams
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from consensus.votes import VoteSet
 from state.block import Commit, SignedProposal
 from state.crypto import verify as ed25519_verify

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 from consensus.params import ConsensusParams
 from consensus.sim_byzantine import BadProposer, DoubleSigner, Equivocator, SplitBrain
 from consensus.sim_node import MemoryStorage, Message, NodeStorage, SimNode
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from state.block import PRECOMMIT, PREVOTE, DuplicateVoteEvidence
 from state.crypto import PrivateKey
 from state.crypto import verify as ed25519_verify

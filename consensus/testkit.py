@@ -5,7 +5,7 @@ Not used by consensus itself; node/ tests may use it too.
 
 from __future__ import annotations
 
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from state.block import PRECOMMIT, PREVOTE, Proposal, SignedProposal, SignedVote, Vote
 from state.crypto import PrivateKey, sha256
 

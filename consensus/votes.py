@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from consensus.evidence import make_duplicate_vote_evidence
-from consensus.validators import ValidatorSet, has_two_thirds
+from state.staking.validator_set import ValidatorSet, has_two_thirds
 from state.block import PRECOMMIT, PREVOTE, Commit, CommitSig, DuplicateVoteEvidence, SignedVote
 from state.crypto import verify as ed25519_verify
 

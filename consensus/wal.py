@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from consensus.events import Event, NewHeight, ProposalReceived, ProposeBlockReady, TimeoutElapsed, VoteReceived
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from state.block import SignedProposal, SignedVote
 from state.codec import CodecError, pack, unpack
 

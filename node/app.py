@@ -105,8 +105,8 @@ class Node:
         self.chain = Chain(self.db)
         self.chain.init_genesis(self.genesis)
         # every validator must normalise text with the same Unicode database (docs/attribution.md)
-        from state.contributions import fingerprint_params
-        from state.fingerprint import require_pinned_unicode, warm_caches
+        from state.attribution.contributions import fingerprint_params
+        from state.attribution.fingerprint import require_pinned_unicode, warm_caches
 
         fp_params = fingerprint_params(self.chain.params().attribution)
         require_pinned_unicode(fp_params)

@@ -3,7 +3,7 @@
 - node/cli_node.py:   node run | node init          (the node process)
 - node/cli_client.py: keys | tx KIND | query METHOD (JSON-RPC client)
 - devnet/cli.py:      devnet up | status | down     (local multi-process network)
-- fingerprint FILE    (state/fingerprint.py)
+- fingerprint FILE    (state/attribution/fingerprint.py)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ SUBCOMMAND_MODULES = ("node.cli_node", "node.cli_client", "devnet.cli")
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
-    from state.fingerprint import FingerprintError, fingerprint_file_report
+    from state.attribution.fingerprint import FingerprintError, fingerprint_file_report
 
     try:
         report = fingerprint_file_report(args.file)

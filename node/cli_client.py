@@ -297,7 +297,7 @@ def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
 
 def _fingerprint_params(client: RPCClient) -> Any:
     """The chain's fingerprint parameters, from its genesis params."""
-    from state.contributions import fingerprint_params
+    from state.attribution.contributions import fingerprint_params
     from state.params import AttributionParams
 
     section = client.call("genesis")["genesis"]["consensus_params"]["attribution"]
@@ -316,7 +316,7 @@ def _read(path: str) -> bytes:
 
 def build_body(kind: str, args: argparse.Namespace, key: PrivateKey, client: RPCClient | None) -> Any:
     """The body structure of ``kind`` from parsed options (and files, for content-derived fields)."""
-    from state.fingerprint import FingerprintError, fingerprint_output, fingerprint_text
+    from state.attribution.fingerprint import FingerprintError, fingerprint_output, fingerprint_text
 
     cls = TX_KINDS[KIND_BY_NAME[kind]][1]
     values = {name: getattr(args, name) for name, _ in cls.WIRE_FIELDS if name not in DERIVED.get(kind, ())}

@@ -8,7 +8,7 @@ transition then runs on a fresh view and its root and results must match the hea
 from __future__ import annotations
 
 from consensus.bft_time import InvalidBlockTime, is_valid_block_time
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from consensus.votes import InvalidCommit, verify_commit
 from state import keys
 from state.block import BLOCK_VERSION, EMPTY_COMMIT, MAX_BLOCK_BYTES, Block, evidence_list_hash, list_hash

@@ -155,7 +155,7 @@ def load_genesis(path: str | Path) -> Genesis:
 
 def init_chain(view: StateView, genesis: Genesis) -> None:
     """Write genesis params, balances, supply and validators into an empty state."""
-    from state import staking
+    from state.staking import handlers as staking
 
     if view.get(keys.params_key()) is not None:
         raise GenesisError("state is not empty: genesis was already applied")

@@ -4,7 +4,7 @@ Every function takes a StateView or a StateDB (then it reads the committed state
 None when the object does not exist. Integers that can exceed 64 bits (accumulators) are decimal
 strings so that JavaScript clients do not lose precision.
 
-`receipts_by_recipient` pages through the LOCAL recipient index (state/receipts.py), newest first
+`receipts_by_recipient` pages through the LOCAL recipient index (state/attribution/receipts.py), newest first
 by default (``order="asc"`` for oldest first); pages start at 1.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from state import keys
-from state.attribution_records import (
+from state.attribution.records import (
     ID_SIZE,
     ROLE_NAMES,
     STATUS_NAMES,
@@ -23,13 +23,13 @@ from state.attribution_records import (
     Sketch,
     unpack_u64s,
 )
-from state.contributions import get_contribution as _contribution
+from state.attribution.contributions import get_contribution as _contribution
 from state.crypto import to_hex
-from state.datanets import get_datanet as _datanet
-from state.models import get_adapter as _adapter
-from state.models import get_agent as _agent
-from state.models import get_model as _model
-from state.pools import settle
+from state.attribution.datanets import get_datanet as _datanet
+from state.attribution.models import get_adapter as _adapter
+from state.attribution.models import get_agent as _agent
+from state.attribution.models import get_model as _model
+from state.attribution.pools import settle
 from state.store import StateDB, StateView
 
 MAX_PER_PAGE = 100

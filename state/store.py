@@ -27,7 +27,7 @@ MAX_CACHED_VALUES = 200_000  # committed values (and decoded objects) kept acros
 
 
 class PostingIndex:
-    """Every committed posting record (``state.postings``), in memory: datanet id -> {fingerprint
+    """Every committed posting record (``state.attribution.postings``), in memory: datanet id -> {fingerprint
     hash -> stored record}. An inference reads one record per output hash, which from LevelDB
     costs 3-7 us each (memtable and level lookups); from here a dict lookup. Loaded when the
     store opens and written through by every commit, so it always equals the committed records.
@@ -179,7 +179,7 @@ class StateDB:
     """One LevelDB holding state, the state tree, blocks and indexes."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        from state.smt import SparseMerkleTree
+        from state.tree.smt import SparseMerkleTree
 
         os.makedirs(path, exist_ok=True)
         self.path = str(path)

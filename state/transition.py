@@ -77,7 +77,8 @@ Handler = Callable[[StateView, Tx, BlockContext], None]
 
 
 def _handlers() -> dict[type[Any], Handler]:
-    from state import attribution, staking
+    from state.attribution import handlers as attribution
+    from state.staking import handlers as staking
 
     table: dict[type[Any], Handler] = {Transfer: lambda v, tx, ctx: process_transfer(v, tx, tx.body)}
     table.update(attribution.HANDLERS)
@@ -157,7 +158,7 @@ def apply_block(
     ``evidence`` (DuplicateVoteEvidence) and ``last_commit`` (who signed the previous block) feed
     slashing and liveness in begin_block.
     """
-    from state import staking
+    from state.staking import handlers as staking
 
     staking.begin_block(view, ctx, evidence, last_commit)
     results: list[TxResult] = []

@@ -10,9 +10,9 @@ import pytest
 from conftest import commit_txs
 
 from state.accounts import get_account, supply_check
-from state.contributions import fingerprint_params
+from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256
-from state.fingerprint import Fingerprint, fingerprint_output, fingerprint_text
+from state.attribution.fingerprint import Fingerprint, fingerprint_output, fingerprint_text
 from state.transition import BlockContext, TxResult, apply_tx, load_params
 from state.tx import Contribute, Tx, sign_tx
 

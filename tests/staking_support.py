@@ -12,7 +12,7 @@ from state.block import EMPTY_COMMIT, PRECOMMIT, Commit, CommitSig, DuplicateVot
 from state.chain import Chain, Executed
 from state.crypto import PrivateKey, to_hex
 from state.genesis import Genesis, parse_genesis
-from state.staking_records import (
+from state.staking.records import (
     Delegation,
     decode_record,
     delegations_of,
@@ -115,7 +115,7 @@ def balance(chain: Chain, address: bytes) -> int:
 
 def set_powers(chain: Chain, height: int) -> dict[bytes, int]:
     """{consensus address: power} of the stored set of ``height``."""
-    from state.validator_updates import load_validator_set
+    from state.staking.validator_updates import load_validator_set
 
     vset = load_validator_set(chain.db.view(), height)
     assert vset is not None, f"no set stored for {height}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from state.chain import Chain
 from state.codec import unpack
 from state.keys import STATE, block_key, tx_index_key
-from state.smt import SparseMerkleTree
+from state.tree.smt import SparseMerkleTree
 from state.store import StateDB
 
 HERE = Path(__file__).resolve().parent

@@ -8,9 +8,9 @@ from attribution_kit import KEYS, World, make_text, rejected, world_fixture  # n
 
 from state import keys, queries
 from state.accounts import BOND_ESCROW, REWARD_POOL, get_chain_meta
-from state.attribution_records import VOIDED, Contribution, Datanet
+from state.attribution.records import VOIDED, Contribution, Datanet
 from state.crypto import sha256
-from state.postings import read_postings
+from state.attribution.postings import read_postings
 from state.tx import Challenge, ClaimRewards, CreateDatanet, Infer, RegisterModel, Review
 
 OWNER, CHEAT, CHALLENGER, USER = KEYS[0], KEYS[1], KEYS[2], KEYS[3]

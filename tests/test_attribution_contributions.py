@@ -9,9 +9,9 @@ from attribution_kit import FEE, KEYS, World, crafted, make_text, rejected, worl
 
 from state import keys
 from state.accounts import BOND_ESCROW, get_chain_meta
-from state.attribution_records import ACCEPTED, PENDING, REJECTED, Contribution, Datanet
+from state.attribution.records import ACCEPTED, PENDING, REJECTED, Contribution, Datanet
 from state.crypto import to_hex
-from state.postings import read_postings
+from state.attribution.postings import read_postings
 from state.tx import ClaimRewards, CreateDatanet, Review, TransferContribution
 
 OWNER, ALICE, BOB = KEYS[0], KEYS[1], KEYS[2]

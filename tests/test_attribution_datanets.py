@@ -5,7 +5,7 @@ from __future__ import annotations
 from attribution_kit import KEYS, World, rejected, world_fixture  # noqa: F401
 
 from state import keys, queries
-from state.attribution_records import Datanet
+from state.attribution.records import Datanet
 from state.tx import AddCurator, CreateDatanet, RemoveCurator
 
 OWNER, CURATOR, OTHER = KEYS[0], KEYS[1], KEYS[2]

@@ -14,8 +14,8 @@ from attribution_kit import KEYS, World, crafted, rejected, world_fixture  # noq
 from state import queries
 from state.accounts import FEE_COLLECTOR, REWARD_POOL
 from state.crypto import to_hex
-from state.matching import MATCH_READ_BUDGET, hashes_examined
-from state.postings import POSTINGS_CAP
+from state.attribution.matching import MATCH_READ_BUDGET, hashes_examined
+from state.attribution.postings import POSTINGS_CAP
 from state.tx import (
     ClaimRewards,
     CreateDatanet,

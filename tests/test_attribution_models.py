@@ -6,7 +6,7 @@ from attribution_kit import KEYS, World, rejected, world_fixture  # noqa: F401
 
 from state import keys, queries
 from state.accounts import AGENT_STAKE_POOL
-from state.attribution_records import AgentActionRecord, Model
+from state.attribution.records import AgentActionRecord, Model
 from state.tx import (
     AgentAction,
     CreateDatanet,

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 from state import keys, queries
 from state.accounts import REWARD_POOL
-from state.attribution_records import ACCEPTED, Contribution, Datanet
+from state.attribution.records import ACCEPTED, Contribution, Datanet
 from state.chain import Chain
 from state.codec import unpack
-from state.pools import PRECISION
+from state.attribution.pools import PRECISION
 from state.store import StateDB
 from state.tx import (
     Challenge,

@@ -35,7 +35,7 @@ from consensus.evidence import verify_duplicate_vote_evidence
 from consensus.machine import InvalidEvent, MachineConfig, MachineState, current_commit, initial_state, proposer_of, step
 from consensus.params import ConsensusParams
 from consensus.testkit import CHAIN_ID, block_hash, keys_by_address, precommit, prevote, signed_proposal, validator_set
-from consensus.validators import has_two_thirds
+from state.staking.validator_set import has_two_thirds
 from consensus.votes import verify_commit
 from state.block import PRECOMMIT, PREVOTE, Proposal, SignedProposal, Vote
 

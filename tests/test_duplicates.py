@@ -1,5 +1,5 @@
 """Near-duplicate control on a synthetic corpus: an in-memory LSH band index built with
-state/fingerprint.py must never reject a distinct document and must catch lightly edited copies.
+state/attribution/fingerprint.py must never reject a distinct document and must catch lightly edited copies.
 
 The corpus is generated here from a fixed seed: a vocabulary of 3000 synthetic words drawn with a
 Zipf (1/rank) law, as natural text is, so common words and short phrases recur across documents.
@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
-from state.fingerprint import (
+from state.attribution.fingerprint import (
     DEFAULT_FINGERPRINT_PARAMS,
     Fingerprint,
     FingerprintParams,

@@ -21,9 +21,9 @@ from devnet.launcher import Layout, NodeSpec
 from e2e_kit import FAST, final_checks, wait_for, wait_for_heights
 from netkit import height_of, running_devnet
 from state.accounts import FEE_COLLECTOR, REWARD_POOL
-from state.contributions import fingerprint_params
+from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256, to_hex
-from state.fingerprint import fingerprint_output, fingerprint_text
+from state.attribution.fingerprint import fingerprint_output, fingerprint_text
 from state.genesis import load_genesis
 from state.tx import (
     ClaimRewards,

@@ -16,7 +16,7 @@ from node.config import Home
 from state import keys
 from state.codec import decode
 from state.crypto import from_hex, to_hex
-from state.staking_records import Validator
+from state.staking.records import Validator
 
 pytestmark = pytest.mark.multinode
 

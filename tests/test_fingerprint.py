@@ -1,4 +1,4 @@
-"""Fingerprints (state/fingerprint.py) against an independent, deliberately naive reference
+"""Fingerprints (state/attribution/fingerprint.py) against an independent, deliberately naive reference
 implementation of docs/attribution.md, the doc's own test vectors, and the properties the state
 transition relies on."""
 
@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from state.codec import CodecError, decode
-from state.fingerprint import (
+from state.attribution.fingerprint import (
     DEFAULT_FINGERPRINT_PARAMS,
     MERSENNE_61,
     FingerprintError,
@@ -512,7 +512,7 @@ def test_results_do_not_depend_on_the_process(tmp_path: Path) -> None:
     path = tmp_path / "doc.txt"
     path.write_text(VECTOR_TEXTS["wide-and-marks"] + " " + VECTOR_TEXTS["paragraph"], encoding="utf-8")
     code = (
-        "import json, sys; from state.fingerprint import fingerprint_file_report as r; "
+        "import json, sys; from state.attribution.fingerprint import fingerprint_file_report as r; "
         "print(json.dumps(r(sys.argv[1])))"
     )
     env = dict(os.environ, PYTHONHASHSEED="4242", PYTHONPATH=str(ROOT))

@@ -1,7 +1,7 @@
 """CometBFT's proposer-priority algorithm: hand-computed cases and long-run fairness.
 
 Keys are sorted by address, so ``k[0] < k[1] < k[2]`` and ties go to the lower index. Every
-expected priority below is worked out by hand from the rules in consensus/validators.py.
+expected priority below is worked out by hand from the rules in state/staking/validator_set.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from consensus.testkit import keys_by_address, validator_set
-from consensus.validators import (
+from state.staking.validator_set import (
     InvalidValidatorUpdate,
     Validator,
     ValidatorSet,

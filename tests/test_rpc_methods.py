@@ -18,10 +18,10 @@ from node.rpc.standalone import StandaloneContext, serving
 from state import keys
 from state.accounts import Account
 from state.codec import CodecError, decode, pack
-from state.contributions import fingerprint_params
+from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256, to_hex
-from state.fingerprint import fingerprint_output, fingerprint_text
-from state.smt_proof import Proof, verify_proof
+from state.attribution.fingerprint import fingerprint_output, fingerprint_text
+from state.tree.proof import Proof, verify_proof
 from state.tx import (
     AgentAction,
     Contribute,

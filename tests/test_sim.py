@@ -18,7 +18,7 @@ import consensus.machine as machine
 from consensus.sim import Partition, Scenario, Sim, random_scenario, sim_key
 from consensus.sim_check import check_run, reported_double_signers
 from consensus.sim_node import Message
-from consensus.validators import ValidatorSet
+from state.staking.validator_set import ValidatorSet
 from consensus.votes import NIL
 from state.block import PRECOMMIT
 

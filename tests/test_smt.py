@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from state.codec import CodecError, decode, encode
 from state.keys import tree_node_key, tree_root_key
-from state.smt import EMPTY_ROOT, Proof, SparseMerkleTree, StaleUpdateError, verify_proof
-from state.smt_page import TreeCorruptionError, decode_page
+from state.tree.smt import EMPTY_ROOT, Proof, SparseMerkleTree, StaleUpdateError, verify_proof
+from state.tree.page import TreeCorruptionError, decode_page
 
 # ---- the reference: the definition, executed naively --------------------------------------
 

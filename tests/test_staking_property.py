@@ -18,7 +18,7 @@ from staking_support import (
     open_chain,
     set_powers,
 )
-from state import staking
+from state.staking import handlers as staking
 from state.accounts import get_account
 from state.crypto import PrivateKey, from_hex
 from state.tx import CreateValidator, Delegate, Transfer, Undelegate, Unjail, sign_tx

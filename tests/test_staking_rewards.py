@@ -24,7 +24,7 @@ from staking_support import (
 from state.accounts import FEE_COLLECTOR
 from state.chain import Chain
 from state.crypto import PrivateKey
-from state.rewards import split_by_weight
+from state.staking.rewards import split_by_weight
 from state.tx import Delegate, Transfer, sign_tx
 
 DAN = PrivateKey.from_int(21)  # delegates to V1

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from consensus.validators import ValidatorSet, ValidatorUpdate
+from state.staking.validator_set import ValidatorSet, ValidatorUpdate
 from staking_support import (
     CHAIN_ID,
     V0,
@@ -19,14 +19,14 @@ from staking_support import (
     open_chain,
     set_powers,
 )
-from state import staking
+from state.staking import handlers as staking
 from state.accounts import STAKING_POOL
 from state.chain import Chain
 from state.crypto import PrivateKey, to_hex
 from state.genesis import GenesisError, init_chain, parse_genesis
 from state.store import StateDB
 from state.tx import CreateValidator, Delegate, Undelegate, sign_tx
-from state.validator_updates import load_validator_set
+from state.staking.validator_updates import load_validator_set
 
 ALICE = PrivateKey.from_int(11)
 CAROL = PrivateKey.from_int(13)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from consensus.validators import ValidatorUpdate
+from state.staking.validator_set import ValidatorUpdate
 from staking_support import (
     CHAIN_ID,
     V0,
@@ -23,7 +23,8 @@ from staking_support import (
     open_chain,
     set_powers,
 )
-from state import keys, staking
+from state import keys
+from state.staking import handlers as staking
 from state.accounts import STAKING_POOL, UNBONDING_POOL, get_chain_meta
 from state.block import PRECOMMIT, DuplicateVoteEvidence, SignedVote, Vote
 from state.chain import Chain

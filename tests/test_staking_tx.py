@@ -17,13 +17,13 @@ from staking_support import (
     open_chain,
     set_powers,
 )
-from state import staking
+from state.staking import handlers as staking
 from state.accounts import STAKING_POOL, UNBONDING_POOL
 from state.chain import Chain
 from state.crypto import PrivateKey, address_of
 from state.tx import CreateValidator, Delegate, Transfer, Undelegate, Unjail, sign_tx
 from staking_support import CHAIN_ID
-from consensus.validators import ValidatorUpdate
+from state.staking.validator_set import ValidatorUpdate
 
 ALICE = PrivateKey.from_int(1)
 BOB = PrivateKey.from_int(2)

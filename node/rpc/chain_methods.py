@@ -67,9 +67,9 @@ def genesis(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
 
 def validators(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
     try:
-        from state.staking import validator_set_at
+        from state.staking.handlers import validator_set_at
     except ImportError:
-        raise NotAvailable("validator sets (state.staking.validator_set_at)") from None
+        raise NotAvailable("validator sets (state.staking.handlers.validator_set_at)") from None
     latest = env.latest_height()
     height = p["height"] if p["height"] is not None else max(latest, 1)
     # sets are stored up to two heights ahead (changes take effect at H+2)

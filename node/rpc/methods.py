@@ -143,7 +143,7 @@ _TABLE: tuple[Method, ...] = (
             Param("prove", Bool(), "include the proof", default=False),
             Param("height", Height(low=0), "must be the latest height if given (state is not versioned)")),
            "`{key, value (0x hex or null), exists, height, state_root, proof}`; `proof` is the canonical "
-           "msgpack of the `Proof` structure (state/smt_proof.py) as 0x hex; check it with "
+           "msgpack of the `Proof` structure (state/tree/proof.py) as 0x hex; check it with "
            "`verify_proof(state_root, key, value, proof)` after checking `state_root` against the header "
            "of block `height` (at height 0: the genesis state root)", c.abci_query),
     # ---- attribution domain ----------------------------------------------------------------

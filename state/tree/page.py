@@ -1,6 +1,6 @@
 """Storage pages of the state tree: 4 binary levels (16 slots) per page.
 
-Pages are a storage layout only: every hash follows the binary rule of ``state.smt_proof``.
+Pages are a storage layout only: every hash follows the binary rule of ``state.tree.proof``.
 A slot is the subtree 4 levels below the page's node and holds one of:
 - nothing;
 - a *bucket*: its 1 to BUCKET leaves, stored inline as 64-byte records (path || value hash)
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 
-from state.smt_proof import EMPTY
+from state.tree.proof import EMPTY
 
 __all__ = [
     "BUCKET",

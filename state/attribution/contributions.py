@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from state import keys
 from state.accounts import BOND_ESCROW, REWARD_POOL, burn, get_account, move
-from state.attribution_records import (
+from state.attribution.records import (
     ACCEPTED,
     PENDING,
     REJECTED,
@@ -26,10 +26,10 @@ from state.attribution_records import (
     unpack_u64s,
 )
 from state.crypto import sha256, to_hex
-from state.datanets import is_curator, put_datanet, require_datanet
-from state.dedupe import find_exact_duplicate, find_near_duplicate, index_contribution, unindex_contribution
+from state.attribution.datanets import is_curator, put_datanet, require_datanet
+from state.attribution.dedupe import find_exact_duplicate, find_near_duplicate, index_contribution, unindex_contribution
 from state.errors import require
-from state.fingerprint import (
+from state.attribution.fingerprint import (
     FingerprintError,
     FingerprintParams,
     fingerprint_text,
@@ -37,8 +37,8 @@ from state.fingerprint import (
     lsh_band_hashes,
 )
 from state.params import BPS, AttributionParams
-from state.pools import join, leave, settle
-from state.postings import add_postings, remove_postings
+from state.attribution.pools import join, leave, settle
+from state.attribution.postings import add_postings, remove_postings
 from state.store import StateView
 from state.transition import BlockContext
 from state.tx import Challenge, ClaimRewards, Contribute, Review, TransferContribution, Tx

@@ -3,7 +3,7 @@
 Order of the rule (docs/attribution.md, "Scoring and fee split"):
   1. checks (payment, output fingerprint, model, adapter, agent, balance);
   2. the lineage chain and the relevant datanets; scoring of matched contributions;
-  3. the pure split (state.split) into validators, owners, matched contributions and datanets;
+  3. the pure split (state.attribution.split) into validators, owners, matched contributions and datanets;
   4. payments, pool deposits, matched credits; the inference record and its receipt.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from state import keys
 from state.accounts import FEE_COLLECTOR, REWARD_POOL, get_account, move
-from state.attribution_records import (
+from state.attribution.records import (
     ROLE_ADAPTER_OWNER,
     ROLE_AGENT_OWNER,
     ROLE_DATANET_OWNER,
@@ -28,14 +28,14 @@ from state.attribution_records import (
     Receipt,
     is_strictly_ascending,
 )
-from state.contributions import get_contribution, put_contribution
-from state.datanets import put_datanet, require_datanet
+from state.attribution.contributions import get_contribution, put_contribution
+from state.attribution.datanets import put_datanet, require_datanet
 from state.errors import require
-from state.matching import score_contributions, top_matches
-from state.models import get_agent, lineage, require_adapter_for, require_model
-from state.pools import deposit, has_units
-from state.receipts import Entry, Match, write_receipt
-from state.split import split_data, split_fee, split_lineage, split_pro_rata
+from state.attribution.matching import score_contributions, top_matches
+from state.attribution.models import get_agent, lineage, require_adapter_for, require_model
+from state.attribution.pools import deposit, has_units
+from state.attribution.receipts import Entry, Match, write_receipt
+from state.attribution.split import split_data, split_fee, split_lineage, split_pro_rata
 from state.store import StateView
 from state.transition import BlockContext
 from state.tx import Infer, Tx

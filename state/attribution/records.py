@@ -1,8 +1,8 @@
 """State records of the attribution domain: the canonical structures stored under state keys.
 
 Every value written by the attribution handlers is one of these structures (or, for the two hot
-indexes, the small fixed-shape arrays documented next to their helpers in `state/postings.py` and
-`state/dedupe.py`). Lists of ids and of 64-bit hashes are stored as concatenated fixed-width bytes
+indexes, the small fixed-shape arrays documented next to their helpers in `state/attribution/postings.py` and
+`state/attribution/dedupe.py`). Lists of ids and of 64-bit hashes are stored as concatenated fixed-width bytes
 (32 bytes per id, 8 bytes big-endian per hash): one msgpack `bin` is canonical and decodes in O(1)
 Python calls, which is what keeps an inference with 1,024 output hashes within a few milliseconds.
 """

@@ -17,8 +17,8 @@ fingerprint are examined. That keeps an inference's cost bounded whatever its li
 
 from __future__ import annotations
 
-from state.attribution_records import ID_SIZE
-from state.postings import decode_postings
+from state.attribution.records import ID_SIZE
+from state.attribution.postings import decode_postings
 from state.store import StateView
 
 MATCH_READ_BUDGET = 8192

@@ -25,9 +25,9 @@ from state.crypto import to_hex
 from state.errors import require
 from state.genesis import GenesisError
 from state.params import StakingParams
-from state.rewards import distribute_fees
-from state.slashing import process_evidence, process_liveness
-from state.staking_records import (
+from state.staking.rewards import distribute_fees
+from state.staking.slashing import process_evidence, process_liveness
+from state.staking.records import (
     Delegation,
     UnbondingEntry,
     Validator,
@@ -49,7 +49,7 @@ from state.staking_records import (
 )
 from state.store import StateView
 from state.tx import CreateValidator, Delegate, Tx, Undelegate, Unjail
-from state.validator_updates import init_validator_sets, load_validator_set, update_validator_set
+from state.staking.validator_updates import init_validator_sets, load_validator_set, update_validator_set
 
 if TYPE_CHECKING:  # state.transition imports this module lazily
     from state.transition import BlockContext

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from state import keys
-from state.attribution_records import Curator, Datanet
+from state.attribution.records import Curator, Datanet
 from state.crypto import to_hex
 from state.errors import require
 from state.store import StateView

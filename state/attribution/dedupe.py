@@ -18,9 +18,9 @@ Jaccard similarity reaches ``near_duplicate_bps`` is named as the original.
 from __future__ import annotations
 
 from state import keys
-from state.attribution_records import Sketch, join_ids, split_ids, unpack_u64s
+from state.attribution.records import Sketch, join_ids, split_ids, unpack_u64s
 from state.codec import pack, unpack
-from state.fingerprint import FingerprintParams, is_near_duplicate
+from state.attribution.fingerprint import FingerprintParams, is_near_duplicate
 from state.store import StateView
 
 LSH_BUCKET_CAP = 16

@@ -17,9 +17,9 @@ token lands in a balance: conservation holds at every block.
 from __future__ import annotations
 
 from state.accounts import FEE_COLLECTOR, get_account, move
-from state.staking_records import delegations_of, get_validator
+from state.staking.records import delegations_of, get_validator
 from state.store import StateView
-from state.validator_updates import Member, members_at
+from state.staking.validator_updates import Member, members_at
 
 
 def split_by_weight(amount: int, weights: list[int], remainder_to: int) -> list[int]:

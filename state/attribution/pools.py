@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from state.attribution_records import ACCEPTED, Contribution, Datanet
+from state.attribution.records import ACCEPTED, Contribution, Datanet
 
 PRECISION = 10**18
 

@@ -15,7 +15,7 @@ Rules (integers only):
 - The set's ``hash()`` commits to (address, public key, power) in set order, not to priorities,
   so a header's validators hash does not change as priorities rotate.
 
-This module imports only ``state.codec``, ``state.crypto`` and ``state.block``: ``state/`` imports it.
+This module imports only ``state.codec``, ``state.crypto`` and ``state.block``; consensus/ imports it from here.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from state.block import Commit, DuplicateVoteEvidence
 from state.crypto import to_hex, verify
 from state.errors import InvalidBlock
 from state.params import BPS, StakingParams
-from state.staking_records import (
+from state.staking.records import (
     EvidenceRecord,
     SigningInfo,
     Validator,
@@ -31,7 +31,7 @@ from state.staking_records import (
     unbondings_of_validator,
 )
 from state.store import StateView
-from state.validator_updates import Member, members_at
+from state.staking.validator_updates import Member, members_at
 
 log = logging.getLogger(__name__)
 

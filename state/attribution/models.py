@@ -11,9 +11,9 @@ from dataclasses import replace
 
 from state import keys
 from state.accounts import AGENT_STAKE_POOL, get_account, move
-from state.attribution_records import Adapter, Agent, AgentActionRecord, Model
+from state.attribution.records import Adapter, Agent, AgentActionRecord, Model
 from state.crypto import to_hex
-from state.datanets import get_datanet
+from state.attribution.datanets import get_datanet
 from state.errors import require
 from state.params import BPS
 from state.store import StateView

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 
-from state.smt_page import (
+from state.tree.page import (
     BUCKET,
     KINDS,
     LEAF_RECORD,
@@ -36,7 +36,7 @@ from state.smt_page import (
     rehash_above,
     subtree_hash,
 )
-from state.smt_proof import EMPTY
+from state.tree.proof import EMPTY
 
 __all__ = [
     "Change",

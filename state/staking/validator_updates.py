@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple
 
-from consensus.validators import ValidatorSet, ValidatorUpdate
+from state.staking.validator_set import ValidatorSet, ValidatorUpdate
 from state import keys
 from state.block import MAX_VALIDATORS_WIRE
 from state.crypto import address_of, to_hex
 from state.params import StakingParams
-from state.staking_records import (
+from state.staking.records import (
     Validator,
     is_eligible,
     iter_validators,

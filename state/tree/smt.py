@@ -1,7 +1,7 @@
 """The authenticated state tree: a collapsed binary sparse Merkle tree stored in LevelDB.
 
-Hashing rules and proofs live in ``state.smt_proof`` (pure), storage pages in
-``state.smt_page``, the per-block update pass in ``state.smt_update``; ``docs/state_tree.md``
+Hashing rules and proofs live in ``state.tree.proof`` (pure), storage pages in
+``state.tree.page``, the per-block update pass in ``state.tree.update``; ``docs/state_tree.md``
 documents the layout. Updates are two-phase so that one atomic LevelDB batch holds a block's
 state and tree changes: ``prepare`` computes the new root and every write without touching the
 committed view, the caller writes the batch, then ``commit`` adopts it.
@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from state.keys import tree_node_key, tree_root_key
-from state.smt_page import (
+from state.tree.page import (
     KINDS,
     LEAF_RECORD,
     PAGE,
@@ -35,8 +35,8 @@ from state.smt_page import (
     split_index,
     subtree_hash,
 )
-from state.smt_proof import EMPTY, EMPTY_ROOT, PATH_BITS, Proof, verify_proof
-from state.smt_update import (
+from state.tree.proof import EMPTY, EMPTY_ROOT, PATH_BITS, Proof, verify_proof
+from state.tree.update import (
     FRONTIER_LEVEL,
     HEX_OF_SLOT_NODE,
     Change,

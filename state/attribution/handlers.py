@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from state.contributions import (
+from state.attribution.contributions import (
     process_challenge,
     process_claim_rewards,
     process_contribute,
     process_review,
     process_transfer_contribution,
 )
-from state.datanets import process_add_curator, process_create_datanet, process_remove_curator
-from state.inference import process_infer
-from state.models import (
+from state.attribution.datanets import process_add_curator, process_create_datanet, process_remove_curator
+from state.attribution.inference import process_infer
+from state.attribution.models import (
     process_agent_action,
     process_register_adapter,
     process_register_agent,

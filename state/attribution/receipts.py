@@ -15,7 +15,7 @@ under their own address as well as under each contribution.
 from __future__ import annotations
 
 from state import keys
-from state.attribution_records import Receipt
+from state.attribution.records import Receipt
 from state.store import StateView
 from state.transition import BlockContext
 

@@ -19,7 +19,7 @@ anyway, and common phrases (licence headers, boilerplate) are exactly what shoul
 from __future__ import annotations
 
 from state import keys
-from state.attribution_records import ID_SIZE
+from state.attribution.records import ID_SIZE
 from state.codec import pack, unpack_stored
 from state.store import StateView
 
