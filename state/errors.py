@@ -15,6 +15,10 @@ class TxRejected(Exception):
         self.message = message or reason
 
 
+class GenesisError(ValueError):
+    """A genesis document that is malformed or inconsistent."""
+
+
 class InvalidBlock(Exception):
     """A block that no honest validator may accept (bad header, commit, limits or evidence)."""
 

@@ -23,14 +23,11 @@ from state import keys
 from state.accounts import Account, ChainMeta, get_account, set_account
 from state.codec import pack
 from state.crypto import from_hex, sha256, to_hex
+from state.errors import GenesisError
 from state.params import PRESETS, Params, to_dict, with_overrides
 from state.store import StateView
 
 MAX_CHAIN_ID = 64
-
-
-class GenesisError(ValueError):
-    """A genesis document that is malformed or inconsistent."""
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ valid whatever its transactions do (the proposer's mempool keeps failing ones ou
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from state import keys
 from state.accounts import FEE_COLLECTOR, Account, credit, get_account, process_transfer, set_account
 from state.codec import CodecError, pack, unpack
+from state.context import BlockContext
 from state.crypto import sha256
 from state.errors import TxRejected, require
 from state.params import Params
@@ -28,22 +29,6 @@ from state.tx import Transfer, Tx, decode_tx
 
 OK = 0
 FAILED = 1
-
-
-@dataclass
-class BlockContext:
-    """What a transaction may know about the block it is in. No wall clock: time is BFT time."""
-
-    chain_id: str
-    height: int
-    time_ms: int
-    params: Params
-    proposer: bytes = b""  # consensus address of the block's proposer (header.proposer)
-    # hashes of transactions whose signatures this node already verified for this chain id
-    verified: set[bytes] | frozenset[bytes] = frozenset()
-    tx_index: int = 0  # position of the transaction in progress within the block
-    fees: int = 0  # fees charged so far in this block, credited to FEE_COLLECTOR after the txs
-    events: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from state.params import BPS, AttributionParams
 from state.attribution.pools import join, leave, settle
 from state.attribution.postings import add_postings, remove_postings
 from state.store import StateView
-from state.transition import BlockContext
+from state.context import BlockContext
 from state.tx import Challenge, ClaimRewards, Contribute, Review, TransferContribution, Tx
 
 

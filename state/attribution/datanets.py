@@ -13,7 +13,7 @@ from state.attribution.records import Curator, Datanet
 from state.crypto import to_hex
 from state.errors import require
 from state.store import StateView
-from state.transition import BlockContext
+from state.context import BlockContext
 from state.tx import AddCurator, CreateDatanet, RemoveCurator, Tx
 
 

@@ -37,7 +37,7 @@ from state.attribution.pools import deposit, has_units
 from state.attribution.receipts import Entry, Match, write_receipt
 from state.attribution.split import split_data, split_fee, split_lineage, split_pro_rata
 from state.store import StateView
-from state.transition import BlockContext
+from state.context import BlockContext
 from state.tx import Infer, Tx
 
 

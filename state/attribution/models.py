@@ -17,7 +17,7 @@ from state.attribution.datanets import get_datanet
 from state.errors import require
 from state.params import BPS
 from state.store import StateView
-from state.transition import BlockContext
+from state.context import BlockContext
 from state.tx import AgentAction, RegisterAdapter, RegisterAgent, RegisterModel, Tx
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from state import keys
 from state.attribution.records import Receipt
 from state.store import StateView
-from state.transition import BlockContext
+from state.context import BlockContext
 
 Entry = tuple[bytes, int, int]
 Match = tuple[bytes, bytes, int, int]

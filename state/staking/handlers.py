@@ -22,8 +22,7 @@ from state import keys
 from state.accounts import STAKING_POOL, UNBONDING_POOL, Account, get_account, move, set_account
 from state.block import Commit, DuplicateVoteEvidence
 from state.crypto import to_hex
-from state.errors import require
-from state.genesis import GenesisError
+from state.errors import GenesisError, require
 from state.params import StakingParams
 from state.staking.rewards import distribute_fees
 from state.staking.slashing import process_evidence, process_liveness
@@ -52,7 +51,7 @@ from state.tx import CreateValidator, Delegate, Tx, Undelegate, Unjail
 from state.staking.validator_updates import init_validator_sets, load_validator_set, update_validator_set
 
 if TYPE_CHECKING:  # state.transition imports this module lazily
-    from state.transition import BlockContext
+    from state.context import BlockContext
 
 
 # ---- transactions --------------------------------------------------------------------------
