@@ -10,6 +10,8 @@ validator returns to the same locks.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from collections import deque
@@ -302,6 +304,11 @@ class ConsensusDriver:
             if plan is not None:
                 self.node.halt(upgrade_message(plan, self.chain.upgrades))
                 return
+        params = consensus_params(self.node)  # governance may have changed the timeouts
+        if params != self.params:
+            log.info("consensus timeouts changed by governance from height %d", height)
+            self.params = params
+            self.state.config = dataclasses.replace(self.state.config, params=params)
         valset = validator_set_at(self.chain.db.view(), height)
         self.candidates.clear()
         self.height_started = time.monotonic()
