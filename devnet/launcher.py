@@ -201,14 +201,15 @@ def _is_our_node(pid: int, layout: Layout, spec: NodeSpec) -> bool:
     return home in cmdline
 
 
-def start_node(layout: Layout, spec: NodeSpec) -> int:
+def start_node(layout: Layout, spec: NodeSpec, extra_args: tuple[str, ...] = ()) -> int:
+    """Start the node's process (``extra_args`` go to `node run`, e.g. --upgrade-name NAME)."""
     existing = read_pid(layout, spec)
     if existing is not None:
         return existing
     home = (layout.dir / spec.home).resolve()
     logf = open(home / "node.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home)],
+        [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home), *extra_args],
         stdout=logf,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
