@@ -179,22 +179,42 @@ def proposal_key(proposal_id: int) -> bytes:
     return _s(b"gov/p/", u64(proposal_id))
 
 
+def proposals_prefix() -> bytes:
+    """Every proposal, by id."""
+    return _s(b"gov/p/")
+
+
 def proposal_deposit_key(proposal_id: int, depositor: bytes) -> bytes:
+    """With depositor b"": the prefix of one proposal's deposits."""
     return _s(b"gov/d/", u64(proposal_id), depositor)
 
 
+def proposal_deposits_prefix() -> bytes:
+    """Every escrowed deposit of every proposal."""
+    return _s(b"gov/d/")
+
+
 def proposal_vote_key(proposal_id: int, voter: bytes) -> bytes:
+    """With voter b"": the prefix of one proposal's votes."""
     return _s(b"gov/v/", u64(proposal_id), voter)
 
 
 def deposit_queue_key(end_height: int, proposal_id: int) -> bytes:
     """Proposals in their deposit period, by the height it ends at."""
-    return _s(b"gov/qd/", u64(end_height), u64(proposal_id))
+    return deposit_queue_prefix(end_height) + u64(proposal_id)
+
+
+def deposit_queue_prefix(end_height: int) -> bytes:
+    return _s(b"gov/qd/", u64(end_height))
 
 
 def voting_queue_key(end_height: int, proposal_id: int) -> bytes:
     """Proposals in their voting period, by the height it ends at (tallied in its end_block)."""
-    return _s(b"gov/qv/", u64(end_height), u64(proposal_id))
+    return voting_queue_prefix(end_height) + u64(proposal_id)
+
+
+def voting_queue_prefix(end_height: int) -> bytes:
+    return _s(b"gov/qv/", u64(end_height))
 
 
 def upgrade_plan_key() -> bytes:

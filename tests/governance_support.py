@@ -80,7 +80,7 @@ def assert_governance_invariants(view: StateView) -> None:
     proposals still in their deposit or voting period."""
     assert_staking_invariants(view)
     escrowed = 0
-    for key, raw in view.iter_prefix(keys.proposal_deposit_key(0, b"")[:-8]):
+    for key, raw in view.iter_prefix(keys.proposal_deposits_prefix()):
         proposal_id = int.from_bytes(key[-28:-20], "big")
         p = R.get_proposal(view, proposal_id)
         assert p is not None and p.status in (R.DEPOSIT_PERIOD, R.VOTING_PERIOD), f"stray deposit of {proposal_id}"

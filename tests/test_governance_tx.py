@@ -405,3 +405,16 @@ def test_text_proposal_changes_nothing_but_its_record(chain: Chain) -> None:
     pass_proposal(chain, submit(R.TEXT, R.TextContent(), 10_000))
     assert load_params(chain.db.view()) == before
     assert chain.db.view().get(keys.upgrade_plan_key()) is None
+
+
+def test_governance_changes_its_own_params(chain: Chain) -> None:
+    """A passed change of the governance section governs the proposals that come after it."""
+    pass_proposal(chain, param_change(("governance.voting_period_blocks", 6), ("governance.min_deposit", 20_000)))
+    g = load_params(chain.db.view()).governance
+    assert (g.voting_period_blocks, g.min_deposit) == (6, 20_000)
+    ok(chain, sign(chain, CAT, submit(R.TEXT, R.TextContent(), 10_000)))  # no longer enough to start voting
+    p = proposal(chain, 2)
+    assert p.status == R.DEPOSIT_PERIOD
+    ok(chain, sign(chain, DAN, deposit(2, 10_000)))
+    p = proposal(chain, 2)
+    assert (p.status, p.voting_end_height - p.voting_start_height) == (R.VOTING_PERIOD, 6)

@@ -196,9 +196,9 @@ def fund_community_pool(view: StateView, ctx: "BlockContext", fee_carry: int) ->
 
 def end_block(view: StateView, ctx: "BlockContext") -> None:
     """Expire deposit periods ending now, then tally voting periods ending now (by id)."""
-    for proposal_id in R.queued_at(view, keys.deposit_queue_key, ctx.height):
+    for proposal_id in R.queued(view, keys.deposit_queue_prefix(ctx.height)):
         expire(view, ctx, proposal_id)
-    for proposal_id in R.queued_at(view, keys.voting_queue_key, ctx.height):
+    for proposal_id in R.queued(view, keys.voting_queue_prefix(ctx.height)):
         finish(view, ctx, proposal_id)
 
 

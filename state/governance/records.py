@@ -205,7 +205,7 @@ def set_proposal(view: StateView, p: Proposal) -> None:
 
 def iter_proposals(view: StateView) -> Iterator[Proposal]:
     """Every stored proposal, by id."""
-    for _, raw in view.iter_prefix(keys.proposal_key(0)[:-8]):
+    for _, raw in view.iter_prefix(keys.proposals_prefix()):
         yield _decode(Proposal, raw)
 
 
@@ -246,10 +246,9 @@ def queue_add(view: StateView, key: bytes) -> None:
     view.put_obj(key, QueueEntry())
 
 
-def queued_at(view: StateView, queue_key: Any, height: int) -> list[int]:
-    """Proposal ids in one queue (``keys.deposit_queue_key`` or ``keys.voting_queue_key``) ending at
-    ``height``, by id."""
-    prefix = queue_key(height, 0)[:-8]
+def queued(view: StateView, prefix: bytes) -> list[int]:
+    """Proposal ids under one queue prefix (``keys.deposit_queue_prefix(h)`` or
+    ``keys.voting_queue_prefix(h)``), by id."""
     return [int.from_bytes(k[-8:], "big") for k, _ in view.iter_prefix(prefix)]
 
 
