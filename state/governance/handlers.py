@@ -237,6 +237,8 @@ def finish(view: StateView, ctx: "BlockContext", proposal_id: int) -> None:
                 execute(view, ctx, p)
         except TxRejected as exc:
             status, result = R.FAILED, f"{decision.reason}; execution failed: {exc.reason}: {exc.message}"
+        except ValueError as exc:  # a content this software cannot decode: fail it, never halt the chain
+            status, result = R.FAILED, f"{decision.reason}; execution failed: {exc}"
     fate = R.DEPOSITS_BURNED if decision.burn_deposits else R.DEPOSITS_REFUNDED
     set_proposal(view, dataclasses.replace(p, status=status, final_tally=t, deposit_fate=fate, result=result))
 
