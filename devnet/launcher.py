@@ -307,7 +307,7 @@ def wait_for_height(layout: Layout, height: int, timeout: float, progress: bool 
 
 
 def up(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT, wait_height: int = 2,
-       timeout: float = 60.0, double_sign: tuple[int, ...] = ()) -> Layout:
+       timeout: float = 60.0, double_sign: tuple[int, ...] = (), extra_args: tuple[str, ...] = ()) -> Layout:
     if (directory / "devnet.json").exists():
         layout = Layout.load(directory)
         print(f"resuming the devnet in {directory} ({len(layout.nodes)} validators)", file=sys.stderr)
@@ -315,7 +315,7 @@ def up(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT, wai
         print(f"creating a {validators}-validator devnet in {directory}", file=sys.stderr)
         layout = create(directory, validators, base_port, double_sign)
     for spec in layout.nodes:
-        pid = start_node(layout, spec)
+        pid = start_node(layout, spec, extra_args)
         print(f"started {spec.name} (pid {pid}), rpc {spec.rpc}", file=sys.stderr, flush=True)
     current = max((node_status(layout, n)["height"] or 0 for n in layout.nodes), default=0)
     wait_for_height(layout, max(wait_height, current + 1), timeout)
