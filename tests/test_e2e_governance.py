@@ -144,7 +144,8 @@ def test_param_change_and_software_upgrade_on_four_validators(tmp_path: Path) ->
         wait_for(layout, all_stopped, 90, f"every node to stop at height {upgrade_height}")
         assert codes == {s.name: 3 for s in layout.nodes}
         for s in layout.nodes:
-            assert f'UPGRADE "v2" NEEDED at height {upgrade_height}' in node_log(layout, s)
+            log = node_log(layout, s)  # the node's stdout and stderr
+            assert 'CRITICAL' in log and f'stopped: UPGRADE "v2" NEEDED at height {upgrade_height}' in log
             assert height_on_disk(layout, s) == upgrade_height - 1
         for s in layout.nodes:
             launcher.start_node(layout, s, ("--upgrade-name", "v2"))
