@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p_up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the first blocks")
     p_up.add_argument("--double-sign", type=int, action="append", default=[], metavar="INDEX",
                       help="fault injection: make validator INDEX double-sign (new devnets only)")
+    p_up.add_argument("--upgrade-name", dest="upgrade_names", action="append", default=[], metavar="NAME",
+                      help="start every node with --upgrade-name NAME (after a governance upgrade stopped them)")
     p_up.set_defaults(func=cmd_up)
     p_st = dsub.add_parser("status", help="each node's pid, RPC URL, height and peers")
     p_st.add_argument("--dir", type=Path, default=DEFAULT_DIR)
@@ -35,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_up(args: argparse.Namespace) -> int:
     try:
         layout = up(args.dir, args.validators, args.base_port, timeout=args.timeout,
-                    double_sign=tuple(args.double_sign))
+                    double_sign=tuple(args.double_sign),
+                    extra_args=tuple(a for name in args.upgrade_names for a in ("--upgrade-name", name)))
     except DevnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -201,14 +201,15 @@ def _is_our_node(pid: int, layout: Layout, spec: NodeSpec) -> bool:
     return home in cmdline
 
 
-def start_node(layout: Layout, spec: NodeSpec) -> int:
+def start_node(layout: Layout, spec: NodeSpec, extra_args: tuple[str, ...] = ()) -> int:
+    """Start the node's process (``extra_args`` go to `node run`, e.g. --upgrade-name NAME)."""
     existing = read_pid(layout, spec)
     if existing is not None:
         return existing
     home = (layout.dir / spec.home).resolve()
     logf = open(home / "node.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home)],
+        [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home), *extra_args],
         stdout=logf,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -306,7 +307,7 @@ def wait_for_height(layout: Layout, height: int, timeout: float, progress: bool 
 
 
 def up(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT, wait_height: int = 2,
-       timeout: float = 60.0, double_sign: tuple[int, ...] = ()) -> Layout:
+       timeout: float = 60.0, double_sign: tuple[int, ...] = (), extra_args: tuple[str, ...] = ()) -> Layout:
     if (directory / "devnet.json").exists():
         layout = Layout.load(directory)
         print(f"resuming the devnet in {directory} ({len(layout.nodes)} validators)", file=sys.stderr)
@@ -314,7 +315,7 @@ def up(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT, wai
         print(f"creating a {validators}-validator devnet in {directory}", file=sys.stderr)
         layout = create(directory, validators, base_port, double_sign)
     for spec in layout.nodes:
-        pid = start_node(layout, spec)
+        pid = start_node(layout, spec, extra_args)
         print(f"started {spec.name} (pid {pid}), rpc {spec.rpc}", file=sys.stderr, flush=True)
     current = max((node_status(layout, n)["height"] or 0 for n in layout.nodes), default=0)
     wait_for_height(layout, max(wait_height, current + 1), timeout)

@@ -35,6 +35,7 @@ from state.chain import Chain, Executed
 from state.codec import CodecError, decode, pack, unpack
 from state.crypto import PrivateKey, to_hex
 from state.genesis import Genesis, load_genesis
+from state.governance.upgrade import UpgradeNeeded
 from state.store import StateDB
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,12 @@ def gossip_validators(topic: dict[str, str]) -> dict[str, Any]:
     }
 
 
+class NodeHalted(Exception):
+    """The node stopped on purpose (a software upgrade it does not provide): the one message."""
+
+
 class Node:
-    def __init__(self, home: Home, config: NodeConfig) -> None:
+    def __init__(self, home: Home, config: NodeConfig, upgrade_names: tuple[str, ...] = ()) -> None:
         self.home = home
         self.config = config
         self.genesis: Genesis = load_genesis(home.genesis_file)
@@ -104,6 +109,10 @@ class Node:
         self.db = StateDB(home.db_dir)
         self.chain = Chain(self.db)
         self.chain.init_genesis(self.genesis)
+        # software upgrades this node provides: its version and every --upgrade-name (docs/governance.md)
+        self.chain.upgrades = frozenset({VERSION, *upgrade_names})
+        self.halted: str | None = None
+        self._nursery: trio.Nursery | None = None
         # every validator must normalise text with the same Unicode database (docs/attribution.md)
         from state.attribution.contributions import fingerprint_params
         from state.attribution.fingerprint import require_pinned_unicode, warm_caches
@@ -185,6 +194,14 @@ class Node:
 
     def is_syncing(self) -> bool:
         return self._syncing
+
+    def halt(self, message: str) -> None:
+        """Stop the whole node on purpose, with one message (a software upgrade is needed)."""
+        if self.halted is None:
+            log.critical("%s", message)
+            self.halted = message
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     def set_deny_list(self, peers: list[str]) -> list[str]:
         """Devnet only (config [faults] admin): drop every message from these peers."""
@@ -313,6 +330,9 @@ class Node:
             try:
                 applied = await sync_from_peers(self.chain, lambda: peers, self._request,
                                                 self._after_commit, lag_threshold=lag)
+            except UpgradeNeeded as exc:
+                self.halt(str(exc))
+                return
             finally:
                 self._syncing = False
                 self.driver.paused = False
@@ -327,6 +347,7 @@ class Node:
 
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await nursery.start(self.p2p.run)
                 log.info("p2p listening on %s as %s", self.p2p.listen_addrs(), self.p2p.peer_id)
                 for kind in self.topic:
@@ -336,6 +357,8 @@ class Node:
                 await nursery.start(serve_rpc, self, self.config.rpc)
                 log.info("rpc listening on http://%s:%d", self.config.rpc.host, self.config.rpc.port)
                 await self._initial_sync()
+                if self.halted is not None:
+                    return
                 await nursery.start(self.driver.run)
                 nursery.start_soon(self._sync_loop)
                 task_status.started()
@@ -361,18 +384,26 @@ class Node:
         try:
             applied = await sync_from_peers(self.chain, lambda: peers, self._request,
                                             self._after_commit, lag_threshold=1)
+        except UpgradeNeeded as exc:
+            self.halt(str(exc))
+            return
         finally:
             self._syncing = False
         if applied:
             log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
 
 
-async def run_node(home: Home, config: NodeConfig) -> None:
-    """Run until SIGTERM/SIGINT, then shut down cleanly."""
-    node = Node(home, config)
+async def run_node(home: Home, config: NodeConfig, upgrade_names: tuple[str, ...] = ()) -> None:
+    """Run until SIGTERM/SIGINT, then shut down cleanly; NodeHalted if the node stopped itself."""
+    node = Node(home, config, upgrade_names)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(node.run)
+
+            async def run_then_stop() -> None:
+                await node.run()
+                nursery.cancel_scope.cancel()  # the node halted itself
+
+            nursery.start_soon(run_then_stop)
 
             async def stop_on_signal() -> None:
                 async for signum in signals:
@@ -381,6 +412,8 @@ async def run_node(home: Home, config: NodeConfig) -> None:
                     return
 
             nursery.start_soon(stop_on_signal)
+    if node.halted is not None:
+        raise NodeHalted(node.halted)
 
 
 def default_home() -> Path:

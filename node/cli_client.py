@@ -9,7 +9,7 @@
 fields (`--to`, `--amount`, ...); content-derived fields are computed from files
 (`tx contribute --file`, `tx challenge --file`, `tx infer --output-file`). The chain id comes from
 `status`, the nonce from `account` (counting the node's queued transactions), the minimum fee
-from `genesis`, unless given.
+from `params` (the one in force), unless given. Governance kinds: node/cli_governance.py.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from node import cli_governance
 from node.rpc.methods import METHODS
 from state.codec import Bytes, List, Str, Tuple, UInt
 from state.crypto import KeyFileError, PrivateKey, from_hex, sha256, to_hex
@@ -39,7 +40,7 @@ CREATES = {"create_datanet": "datanet", "contribute": "contribution", "register_
            "register_adapter": "adapter", "infer": "inference"}
 # Optional fields and their defaults; every other field is a required option.
 DEFAULTS: dict[str, Any] = {"metadata_uri": "", "moniker": "", "lineage_bps": 0, "bond_required": 0,
-                            "input_tokens": 0, "output_tokens": 0, "stake": 0}
+                            "input_tokens": 0, "output_tokens": 0, "stake": 0, "summary": ""}
 # Fields filled from files or flags instead of their own option.
 DERIVED = {
     "contribute": ("content_hash", "size", "fingerprint", "minhash"),
@@ -48,6 +49,7 @@ DERIVED = {
     "infer": ("output_hash", "output_fingerprint"),
     "create_validator": ("consensus_public_key",),
     "register_agent": ("owner",),
+    **cli_governance.DERIVED,
 }
 KIND_HELP = {
     "transfer": "send tokens", "create_datanet": "create a datanet you own and curate",
@@ -62,6 +64,7 @@ KIND_HELP = {
     "claim_rewards": "claim the rewards of your contributions",
     "create_validator": "become a validator with a self-stake", "delegate": "delegate stake to a validator",
     "undelegate": "start unbonding delegated stake", "unjail": "unjail your validator",
+    **cli_governance.HELP,
 }
 QUERY_METHODS = sorted(n for n, m in METHODS.items()
                        if not m.ws_only and not n.startswith(("broadcast_", "unsafe_")))
@@ -293,14 +296,16 @@ def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
     elif kind == "register_agent":
         p.add_argument("--owner", type=_hex_parser((20,), "owner"),
                        help="receives the agent-owner share (default: the sender)")
+    elif kind in cli_governance.KINDS:
+        cli_governance.add_options(p, kind)
 
 
 def _fingerprint_params(client: RPCClient) -> Any:
-    """The chain's fingerprint parameters, from its genesis params."""
+    """The chain's fingerprint parameters, from the params in force (governance can change some)."""
     from state.attribution.contributions import fingerprint_params
     from state.params import AttributionParams
 
-    section = client.call("genesis")["genesis"]["consensus_params"]["attribution"]
+    section = client.call("params")["params"]["attribution"]
     try:
         return fingerprint_params(AttributionParams(**section))
     except (TypeError, ValueError) as exc:
@@ -343,9 +348,13 @@ def build_body(kind: str, args: argparse.Namespace, key: PrivateKey, client: RPC
                                               else args.consensus_public_key)
         elif kind == "register_agent":
             values["owner"] = args.owner if args.owner is not None else key.address
+        elif kind in cli_governance.KINDS:
+            values.update(cli_governance.derived_fields(kind, args))
         return cls(**values)
     except FingerprintError as exc:
         raise CLIError(f"cannot fingerprint: {exc}") from None
+    except cli_governance.GovernanceArgError as exc:
+        raise CLIError(str(exc)) from None
     except ValueError as exc:  # CodecError: a value out of its wire range
         raise CLIError(f"invalid {kind} transaction: {exc}") from None
 
@@ -366,7 +375,8 @@ def cmd_tx(args: argparse.Namespace) -> int:
             nonce = acct.get("next_nonce", acct["nonce"])
         fee = args.fee
         if fee is None:
-            fee = client.call("genesis")["genesis"]["consensus_params"]["fees"]["min_fee"]  # type: ignore[union-attr]
+            # the minimum in force now (governance may have changed the genesis one)
+            fee = client.call("params")["params"]["fees"]["min_fee"]  # type: ignore[union-attr]
         tx = sign_tx(key, chain_id, nonce, body, fee)
         out: dict[str, Any] = {"hash": to_hex(tx.hash), "kind": kind, "sender": to_hex(key.address), "nonce": nonce,
                                "fee": fee}
@@ -383,6 +393,8 @@ def cmd_tx(args: argparse.Namespace) -> int:
                 params["timeout"] = args.timeout
             res = client.call("broadcast_tx_commit", params)
             out.update(res)
+            if kind == "submit_proposal" and res.get("committed") and res["result"]["code"] == 0:
+                out["proposal_id"] = cli_governance.find_proposal_id(client, tx.hash, key.address)
         else:
             out.update(client.call("broadcast_tx_sync", {"tx": to_hex(tx.raw)}))
         emit(out, args.json)

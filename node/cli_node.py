@@ -13,6 +13,7 @@ from node.config import DEFAULT_HOME, ConfigError, Home, init_dev_home
 from state.genesis import GenesisError
 
 log = logging.getLogger("attrchain.node")
+EXIT_HALTED = 3  # stopped on purpose at a software upgrade this node does not provide
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--dev", action="store_true", help="initialise a single-validator dev chain if needed")
     run.add_argument("--rpc-port", type=int, help="JSON-RPC port (default 26657)")
     run.add_argument("--p2p-port", type=int, help="libp2p port (default 26656)")
+    run.add_argument("--upgrade-name", dest="upgrade_names", action="append", default=[], metavar="NAME",
+                     help="this software provides the governance upgrade NAME (repeatable; docs/governance.md)")
     run.set_defaults(func=cmd_run)
     init = nsub.add_parser("init", help="initialise a single-validator dev chain in a home folder")
     init.add_argument("--home", type=Path, default=DEFAULT_HOME)
@@ -47,7 +50,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from node.app import run_node
+    from node.app import NodeHalted, run_node
 
     home = Home(args.home)
     if not home.is_initialised():
@@ -70,7 +73,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if home.dev_key_file.exists():
         log.info("dev key (prefunded account): %s", home.dev_key_file)
     try:
-        trio.run(run_node, home, config)
+        trio.run(run_node, home, config, tuple(args.upgrade_names))
+    except NodeHalted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return EXIT_HALTED
     except (GenesisError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

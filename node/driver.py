@@ -10,6 +10,8 @@ validator returns to the same locks.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from collections import deque
@@ -39,6 +41,7 @@ from consensus.params import ConsensusParams
 from consensus.replay import replay_wal
 from consensus.wal import ConsensusWAL, WALCorrupt, WALEntry
 from node.executor import validate_and_execute, validator_set_at
+from state.governance.upgrade import pending_upgrade_at, upgrade_message
 from state import keys
 from state.block import (
     EMPTY_COMMIT,
@@ -296,6 +299,16 @@ class ConsensusDriver:
         height = self.chain.height + 1
         if height <= self.state.height:
             return
+        if self.chain.upgrades is not None:  # a software upgrade this node lacks: stop before the block
+            plan = pending_upgrade_at(self.chain.db.view(), height, self.chain.upgrades)
+            if plan is not None:
+                self.node.halt(upgrade_message(plan, self.chain.upgrades))
+                return
+        params = consensus_params(self.node)  # governance may have changed the timeouts
+        if params != self.params:
+            log.info("consensus timeouts changed by governance from height %d", height)
+            self.params = params
+            self.state.config = dataclasses.replace(self.state.config, params=params)
         valset = validator_set_at(self.chain.db.view(), height)
         self.candidates.clear()
         self.height_started = time.monotonic()

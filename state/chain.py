@@ -60,6 +60,8 @@ class Chain:
 
     def __init__(self, db: StateDB) -> None:
         self.db = db
+        # software-upgrade names this node provides (state/governance/upgrade.py); None: no check
+        self.upgrades: frozenset[str] | None = None
         load_handlers()  # import every transaction module now, not inside the first block
 
     # ---- reads ---------------------------------------------------------------------------
@@ -150,6 +152,7 @@ class Chain:
             params=load_params(view),
             proposer=h.proposer,
             verified=txs_verified,
+            upgrades=self.upgrades,
         )
         result = apply_block(view, block.txs, ctx, block.evidence, block.last_commit)
         return Executed(block, view, result, self.db.preview_root(view))
@@ -170,7 +173,8 @@ class Chain:
         prev = self.get_header(height - 1)
         view = self.db.view()
         chain_id = self.chain_id
-        ctx = BlockContext(chain_id, height, time_ms, load_params(view), proposer, txs_verified)
+        ctx = BlockContext(chain_id, height, time_ms, load_params(view), proposer, txs_verified,
+                           upgrades=self.upgrades)
         result = apply_block(view, txs, ctx, evidence, last_commit)
         update = self.db.preview_root(view)
         header = Header(

@@ -23,3 +23,5 @@ class BlockContext:
     tx_index: int = 0  # position of the transaction in progress within the block
     fees: int = 0  # fees charged so far in this block, credited to FEE_COLLECTOR after the txs
     events: list[Any] = field(default_factory=list)
+    # software-upgrade names this node provides (state/governance/upgrade.py); None: no check
+    upgrades: frozenset[str] | None = None

@@ -112,6 +112,10 @@ def example_bodies() -> list[Any]:
         T.Delegate(OTHER.address, 500),
         T.Undelegate(OTHER.address, 200),
         T.Unjail(),
+        T.SubmitProposal(2, "raise matched_bps", "pay matched spans more", pack([[["attribution.matched_bps", 7000]]]),
+                         10_000),
+        T.ProposalDeposit(1, 2_500),
+        T.ProposalVote(1, 1),
     ]
 
 
@@ -196,6 +200,22 @@ def render() -> str:
         w("```")
         out.extend(annotate(tx.raw))
         w("```")
+    w("")
+    w("### Proposal contents")
+    w("")
+    w("`SubmitProposal.content` is the canonical msgpack of the content structure of its `kind`")
+    w("(`state/governance/records.py`, rules in `governance.md`). Vote options: 1 yes, 2 abstain,")
+    w("3 no, 4 no_with_veto.")
+    from state.governance import records as GR
+
+    for kind, cls in sorted(GR.CONTENT_TYPES.items()):
+        w("")
+        w(f"`{cls.__name__}` (kind {kind}, `{GR.KIND_NAMES[kind]}`):")
+        w("")
+        if cls.WIRE_FIELDS:
+            out.extend(field_table(cls))
+        else:
+            w("an empty array (`90`).")
     w("")
     w("## Blocks and consensus messages")
     for cls in (B.Header, B.Block, B.Commit, B.CommitSig, B.Vote, B.SignedVote, B.Proposal,

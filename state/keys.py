@@ -168,6 +168,65 @@ def unbonding_by_validator_prefix(validator: bytes) -> bytes:
     return _s(b"uv/", validator)
 
 
+# governance (docs/governance.md): proposals by sequential id, their deposits and votes, the
+# end-height queues end_block reads, and the software-upgrade plan
+def gov_meta_key() -> bytes:
+    """Governance counters (the next proposal id)."""
+    return _s(b"gov/m/")
+
+
+def proposal_key(proposal_id: int) -> bytes:
+    return _s(b"gov/p/", u64(proposal_id))
+
+
+def proposals_prefix() -> bytes:
+    """Every proposal, by id."""
+    return _s(b"gov/p/")
+
+
+def proposal_deposit_key(proposal_id: int, depositor: bytes) -> bytes:
+    """With depositor b"": the prefix of one proposal's deposits."""
+    return _s(b"gov/d/", u64(proposal_id), depositor)
+
+
+def proposal_deposits_prefix() -> bytes:
+    """Every escrowed deposit of every proposal."""
+    return _s(b"gov/d/")
+
+
+def proposal_vote_key(proposal_id: int, voter: bytes) -> bytes:
+    """With voter b"": the prefix of one proposal's votes."""
+    return _s(b"gov/v/", u64(proposal_id), voter)
+
+
+def deposit_queue_key(end_height: int, proposal_id: int) -> bytes:
+    """Proposals in their deposit period, by the height it ends at."""
+    return deposit_queue_prefix(end_height) + u64(proposal_id)
+
+
+def deposit_queue_prefix(end_height: int) -> bytes:
+    return _s(b"gov/qd/", u64(end_height))
+
+
+def voting_queue_key(end_height: int, proposal_id: int) -> bytes:
+    """Proposals in their voting period, by the height it ends at (tallied in its end_block)."""
+    return voting_queue_prefix(end_height) + u64(proposal_id)
+
+
+def voting_queue_prefix(end_height: int) -> bytes:
+    return _s(b"gov/qv/", u64(end_height))
+
+
+def upgrade_plan_key() -> bytes:
+    """The scheduled software upgrade (at most one)."""
+    return _s(b"gov/up/")
+
+
+def upgrade_done_key(name: str) -> bytes:
+    """A software upgrade that took place: name -> height."""
+    return _s(b"gov/ud/", name.encode())
+
+
 # ---- local (not in the state root) -------------------------------------------------------
 TREE = b"t"
 BLOCK = b"b"

@@ -72,11 +72,35 @@ class ConsensusTimeouts:
 
 
 @canonical
+class GovernanceParams:
+    """Proposals, deposits, votes and the community pool (docs/governance.md)."""
+
+    min_deposit: int = f(U64)  # total deposit that moves a proposal into its voting period
+    min_initial_deposit_bps: int = f(U16)  # of min_deposit, paid by the proposer at submission
+    deposit_period_blocks: int = f(U32)
+    voting_period_blocks: int = f(U32)
+    quorum_bps: int = f(U16)  # of bonded stake that must vote
+    threshold_bps: int = f(U16)  # yes must exceed this share of non-abstain votes
+    veto_bps: int = f(U16)  # no_with_veto above this share of all votes rejects and burns
+    community_pool_bps: int = f(U16)  # of every block's fee pool, to the community pool
+
+    def validate(self, path: str) -> None:
+        from state.codec import CodecError
+
+        for name in ("min_initial_deposit_bps", "quorum_bps", "threshold_bps", "veto_bps", "community_pool_bps"):
+            if getattr(self, name) > BPS:
+                raise CodecError(f"{path}.{name} exceeds {BPS}")
+        if self.deposit_period_blocks == 0 or self.voting_period_blocks == 0:
+            raise CodecError(f"{path}: deposit_period_blocks and voting_period_blocks must be > 0")
+
+
+@canonical
 class Params:
     fees: FeeParams = f(Nested(FeeParams))
     attribution: AttributionParams = f(Nested(AttributionParams))
     staking: StakingParams = f(Nested(StakingParams))
     timeouts: ConsensusTimeouts = f(Nested(ConsensusTimeouts))
+    governance: GovernanceParams = f(Nested(GovernanceParams))
 
     def validate(self, path: str) -> None:
         from state.codec import CodecError
@@ -137,6 +161,16 @@ DEFAULT = Params(
         evidence_max_age_blocks=100_000,
     ),
     timeouts=ConsensusTimeouts(3000, 500, 1000, 500, 1000, 500, 1000),
+    governance=GovernanceParams(
+        min_deposit=10_000_000,
+        min_initial_deposit_bps=2500,
+        deposit_period_blocks=100_800,
+        voting_period_blocks=100_800,
+        quorum_bps=3340,
+        threshold_bps=5000,
+        veto_bps=3340,
+        community_pool_bps=200,
+    ),
 )
 
 # The devnet differs from the default only in short periods and small stakes.
@@ -152,6 +186,9 @@ DEVNET = dataclasses.replace(
         evidence_max_age_blocks=1000,
     ),
     timeouts=ConsensusTimeouts(1000, 300, 400, 200, 400, 200, 300),
+    governance=dataclasses.replace(
+        DEFAULT.governance, min_deposit=10_000, deposit_period_blocks=50, voting_period_blocks=20,
+    ),
 )
 
 PRESETS: dict[str, Params] = {"default": DEFAULT, "devnet": DEVNET}

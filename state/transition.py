@@ -1,8 +1,10 @@
 """The state transition: `apply_tx` and `apply_block`, pure functions over a StateView.
 
 apply_block(view, block_txs, ctx):
-    begin_block (staking: evidence, liveness)  ->  apply_tx for each transaction  ->
-    end_block (staking: fee and reward distribution, unbonding, validator-set changes)
+    begin_block (governance: a scheduled upgrade; staking: evidence, liveness)  ->
+    apply_tx for each transaction  ->  the community pool's share of the new fees  ->
+    end_block (staking: fee and reward distribution, unbonding, validator-set changes;
+    then governance: expired deposit periods, tallies and passed proposals)
 
 apply_tx(view, tx, ctx):
     check the envelope (signature for this chain id, nonce, fee)  ->  charge the fee, bump the
@@ -63,11 +65,13 @@ Handler = Callable[[StateView, Tx, BlockContext], None]
 
 def _handlers() -> dict[type[Any], Handler]:
     from state.attribution import handlers as attribution
+    from state.governance import handlers as governance
     from state.staking import handlers as staking
 
     table: dict[type[Any], Handler] = {Transfer: lambda v, tx, ctx: process_transfer(v, tx, tx.body)}
     table.update(attribution.HANDLERS)
     table.update(staking.HANDLERS)
+    table.update(governance.HANDLERS)
     return table
 
 
@@ -143,9 +147,12 @@ def apply_block(
     ``evidence`` (DuplicateVoteEvidence) and ``last_commit`` (who signed the previous block) feed
     slashing and liveness in begin_block.
     """
+    from state.governance import handlers as governance
     from state.staking import handlers as staking
 
+    governance.begin_block(view, ctx)
     staking.begin_block(view, ctx, evidence, last_commit)
+    fee_carry = get_account(view, FEE_COLLECTOR).balance
     results: list[TxResult] = []
     hashes: list[bytes] = []
     for i, raw in enumerate(txs):
@@ -154,7 +161,9 @@ def apply_block(
         hashes.append(h)
         results.append(r)
     credit(view, FEE_COLLECTOR, ctx.fees)
+    governance.fund_community_pool(view, ctx, fee_carry)
     updates = staking.end_block(view, ctx)
+    governance.end_block(view, ctx)
     return BlockResult(results, hashes, updates)
 
 

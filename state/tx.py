@@ -175,6 +175,33 @@ class Unjail:
     pass
 
 
+MAX_PROPOSAL_CONTENT = 16 * 1024  # canonical bytes of the kind's content (docs/governance.md)
+
+
+@canonical
+class SubmitProposal:
+    """``content`` is the canonical encoding of the content structure of ``kind``
+    (state/governance/records.py); ``deposit`` is the proposer's initial deposit."""
+
+    kind: int = f(U8)
+    title: str = f(Str(140))
+    summary: str = f(Str(4096))
+    content: bytes = f(Bytes(MAX_PROPOSAL_CONTENT))
+    deposit: int = f(U64)
+
+
+@canonical
+class ProposalDeposit:
+    proposal: int = f(U64)
+    amount: int = f(U64)
+
+
+@canonical
+class ProposalVote:
+    proposal: int = f(U64)
+    option: int = f(U8)  # 1 yes, 2 abstain, 3 no, 4 no_with_veto (Cosmos x/gov numbering)
+
+
 # kind number -> (name, body class). Numbers are consensus-critical and never reused.
 TX_KINDS: dict[int, tuple[str, type[Any]]] = {
     1: ("transfer", Transfer),
@@ -195,6 +222,9 @@ TX_KINDS: dict[int, tuple[str, type[Any]]] = {
     31: ("delegate", Delegate),
     32: ("undelegate", Undelegate),
     33: ("unjail", Unjail),
+    40: ("submit_proposal", SubmitProposal),
+    41: ("deposit", ProposalDeposit),
+    42: ("vote", ProposalVote),
 }
 KIND_BY_NAME: dict[str, int] = {name: kind for kind, (name, _) in TX_KINDS.items()}
 KIND_BY_CLASS: dict[type[Any], int] = {cls: kind for kind, (_, cls) in TX_KINDS.items()}

@@ -98,6 +98,10 @@ KIND_ARGS: dict[str, list[str]] = {
     "delegate": ["--validator", A20, "--amount", "11"],
     "undelegate": ["--validator", A20, "--amount", "12"],
     "unjail": [],
+    "submit_proposal": ["--type", "param_change", "--change", "attribution.matched_bps=7000", "--title", "t",
+                        "--deposit", "100"],
+    "deposit": ["--proposal", "3", "--amount", "13"],
+    "vote": ["--proposal", "3", "--option", "no_with_veto"],
 }
 
 

@@ -54,6 +54,9 @@ BODIES = {
     T.Delegate: st.builds(T.Delegate, a20, u64),
     T.Undelegate: st.builds(T.Undelegate, a20, u64),
     T.Unjail: st.just(T.Unjail()),
+    T.SubmitProposal: st.builds(T.SubmitProposal, st.integers(0, 255), name, name, st.binary(max_size=64), u64),
+    T.ProposalDeposit: st.builds(T.ProposalDeposit, u64, u64),
+    T.ProposalVote: st.builds(T.ProposalVote, u64, st.integers(0, 255)),
 }
 
 

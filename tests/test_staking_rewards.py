@@ -36,7 +36,9 @@ WATCHED = (V0.address, V1.address, DAN.address)
 def chain(tmp_path) -> Iterator[Chain]:  # type: ignore[no-untyped-def]
     """V0 (1000 power) and V1 (2000 + DAN's 1000 = 3000 power from height 3)."""
     balances = {DAN.address: 2_000_000, EVE.address: 1_000_000}
-    c = open_chain(tmp_path / "db", make_genesis(balances, [(V0, 1_000_000), (V1, 2_000_000)]))
+    # the community pool's share is governance's (tests/test_governance_*.py): here every fee is paid out
+    no_pool = {"governance": {"community_pool_bps": 0}}
+    c = open_chain(tmp_path / "db", make_genesis(balances, [(V0, 1_000_000), (V1, 2_000_000)], no_pool))
     next_block(c, [sign_tx(DAN, CHAIN_ID, 0, Delegate(V1.address, 1_000_000), 1)])  # height 1
     next_block(c)  # height 2
     assert set_powers(c, 3) == {V0.address: 1000, V1.address: 3000}

@@ -124,12 +124,17 @@ attrchain tx register_model --name m --datanet 0x..:6000 --datanet 0x..:4000 --k
 attrchain tx infer --model 0x.. --payment 1000 --output-file answer.txt --key me.json --wait
 attrchain query account address=0x..             # or by position: attrchain query block 5
 attrchain query attribution inference=0x.. --json
+attrchain tx submit_proposal --type param_change --change attribution.matched_bps=7000 --title t --deposit 10000 --key me.json --wait
+attrchain tx vote --proposal 1 --option yes --key me.json
+attrchain query tally proposal=1
 ```
 
 `tx KIND` exists for every transaction kind; its options are the kind's fields (docs/encoding.md),
 except the fields computed from files: `contribute --file` (content hash, size, fingerprint and
 MinHash, with the chain's genesis parameters), `challenge --file`, `infer --output-file` (output
-hash and fingerprint). The chain id comes from `status`, the nonce from `account` (`next_nonce`),
+hash and fingerprint), and the governance ones (`submit_proposal --type` with `--change`,
+`--recipient`/`--amount` or `--name`/`--height`, which build the content; `vote --option`; see
+docs/governance.md). The chain id comes from `status`, the nonce from `account` (`next_nonce`),
 the fee defaults to the genesis minimum; `--chain-id`, `--nonce`, `--fee` override them and
 `--dry-run` prints the signed transaction without submitting it. `--wait` uses
 `broadcast_tx_commit`; otherwise `broadcast_tx_sync`. Exit codes: 0 done, 1 refused / failed in

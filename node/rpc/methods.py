@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from node.rpc import chain_methods as c
 from node.rpc import domain_methods as d
+from node.rpc import governance_methods as g
 from node.rpc import tx_methods as t
 from node.rpc import unsafe_methods as u
 from node.rpc.params import (
@@ -25,6 +26,7 @@ from node.rpc.params import (
     Param,
     PerPage,
     Schema,
+    Str,
 )
 from state.tx import MAX_TX_BYTES
 
@@ -203,6 +205,40 @@ _TABLE: tuple[Method, ...] = (
            (Param("peers", u.PeerIds(), "peer ids to cut off (as in `net_info`)", required=True),),
            "the deny list now in force, sorted; -32601 unless the node's config sets `[faults] admin = true`",
            u.unsafe_set_peer_deny_list),
+    # ---- governance (docs/governance.md) ---------------------------------------------------
+    Method("proposals", "governance", "Governance proposals by id, oldest first.",
+           (Param("status", Enum(("deposit_period", "voting_period", "passed", "rejected", "failed")),
+                  "only proposals with this status"),
+            Param("proposer", ADDRESS, "only proposals submitted by this address"),
+            page(), per_page()),
+           "`{height, total, page, per_page, proposals: [proposal]}`; a proposal: `{id, kind, title, summary, "
+           "content, proposer, tx_hash, status, submit_height, deposit_end_height, voting_start_height, "
+           "voting_end_height, total_deposit, deposits (held|refunded|burned), final_tally, result}`",
+           g.proposals),
+    Method("proposal", "governance", "One proposal with its escrowed deposits.",
+           (Param("id", Int(1), "proposal id", required=True),),
+           "a proposal (see `proposals`) plus `deposit_count` and `escrowed_deposits: [{depositor, amount}]` "
+           "(the first 100); `content` by kind: param_change `{changes: [{path, value}]}`, "
+           "community_pool_spend `{recipient, amount}`, software_upgrade `{name, height, info}`, else `{}`",
+           g.proposal),
+    Method("votes", "governance", "The votes cast on a proposal, by voter address.",
+           (Param("proposal", Int(1), "proposal id", required=True), page(), per_page()),
+           "`{proposal, total, page, per_page, votes: [{voter, option, height}]}`", g.votes),
+    Method("tally", "governance",
+           "A proposal's tally: the stored final one once it ended, else the live one from the current state.",
+           (Param("proposal", Int(1), "proposal id", required=True),),
+           "`{height, proposal, status, final, tally {yes, abstain, no, no_with_veto, voted, bonded} or null, "
+           "result}`", g.tally),
+    Method("params", "governance", "The params in force for the next block (genesis params as changed by "
+           "governance), by section.", (),
+           "`{height, params: {fees, attribution, staking, timeouts, governance}}`", g.params),
+    Method("community_pool", "governance", "The community pool and the deposits held in escrow.", (),
+           "`{height, address, balance, escrow_address, escrowed_deposits, circulating_supply}`",
+           g.community_pool),
+    Method("upgrade_plan", "governance", "The scheduled software upgrade, and whether a named one took place.",
+           (Param("name", Str(64), "also report the height at which the upgrade of this name took place"),),
+           "`{height, plan: {name, height, info, proposal} or null, applied?: {name, height or null}}`",
+           g.upgrade_plan),
 )
 
 METHODS: dict[str, Method] = {m.name: m for m in _TABLE}
@@ -214,4 +250,5 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("domain", "Attribution domain"),
     ("ws", "WebSocket subscriptions"),
     ("unsafe", "Devnet fault injection (unsafe)"),
+    ("governance", "Governance"),
 )

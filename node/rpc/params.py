@@ -136,6 +136,24 @@ class Enum(ParamType):
 
 
 @dataclass(frozen=True)
+class Str(ParamType):
+    """A JSON string of at most ``max`` characters."""
+
+    max: int = 256
+
+    @property
+    def doc(self) -> str:  # type: ignore[override]
+        return f"string, at most {self.max} characters"
+
+    def parse(self, value: Any, name: str) -> str:
+        if type(value) is not str:
+            raise InvalidParams(f"{name}: expected a string, got {_type_name(value)}")
+        if len(value) > self.max:
+            raise InvalidParams(f"{name}: longer than {self.max} characters")
+        return value
+
+
+@dataclass(frozen=True)
 class PerPage(ParamType):
     """A page size; over the server's cap is a -32005 limit error, not a silent clamp."""
 

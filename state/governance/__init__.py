@@ -1,0 +1,1 @@
+"""Governance (docs/governance.md): stake-weighted proposals, deposits, votes, the community pool."""
