@@ -26,9 +26,11 @@ from node.events import EventBus
 from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
-from node.sync import handle_sync_request, peer_status, sync_from_peers
+from node.sync import BlockSyncer, SyncSettings, handle_sync_request
 from p2p import topics
 from p2p.identity import PeerSpec
+from p2p.inbox import InboxSettings
+from p2p.scoring import Offence, ScoreSettings
 from p2p.service import P2PService
 from state.block import Block, Commit, DuplicateVoteEvidence, SignedProposal, SignedVote
 from state.chain import Chain, Executed
@@ -40,7 +42,6 @@ from state.store import StateDB
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-SYNC_POLL_S = 2.0
 MAX_TX_BATCH = 4000
 
 
@@ -138,12 +139,17 @@ class Node:
             validators=gossip_validators(self.topic),
             request_handlers={self.sync_protocol: self._serve_sync},
             listen_host=config.p2p.host,
+            inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
+            scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
         )
         from node.driver import ConsensusDriver
 
         self.driver = ConsensusDriver(self)
-        self._sync_wanted = trio.Event()
-        self._syncing = False
+        self.syncer = BlockSyncer(
+            self.chain, self._reachable_peers, self._request, self._after_commit, self.report_peer,
+            SyncSettings(request_timeout_s=config.p2p.sync_request_timeout_s, poll_s=config.p2p.sync_poll_s),
+        )
+        self._initial_syncing = False
         # devnet fault injection: peers whose messages are dropped (a network partition)
         self.deny: frozenset[str] = frozenset()
         self._outbox_send, self._outbox = trio.open_memory_channel[tuple[str, bytes]](10_000)
@@ -162,8 +168,11 @@ class Node:
 
     def net_info(self) -> dict[str, Any]:
         peers = self.p2p.connected_peers() if self.p2p.is_running else []
+        report = self.p2p.peer_report()
+        scored = {p["id"]: p for p in report["peers"]}  # type: ignore[union-attr]
         return {"listening": self.p2p.is_running, "n_peers": len(peers),
-                "peers": [{"id": p} for p in sorted(peers)]}
+                "peers": [scored.get(p, {"id": p}) for p in sorted(peers)],
+                "banned": report["banned"]}
 
     def consensus_info(self) -> dict[str, Any]:
         return self.driver.info()
@@ -184,7 +193,11 @@ class Node:
                 "pub_key": to_hex(self.validator_key.public_key), "voting_power": power}
 
     def is_syncing(self) -> bool:
-        return self._syncing
+        return self._initial_syncing or self.syncer.syncing
+
+    def report_peer(self, peer_id: str, offence: Offence, detail: str = "") -> None:
+        """Score a peer down for a message or answer an honest peer never sends (p2p/scoring.py)."""
+        self.p2p.report_peer(peer_id, offence, detail)
 
     def set_deny_list(self, peers: list[str]) -> list[str]:
         """Devnet only (config [faults] admin): drop every message from these peers."""
@@ -197,7 +210,7 @@ class Node:
 
     def _reachable_peers(self) -> list[str]:
         peers = self.p2p.connected_peers() if self.p2p.is_running else []
-        return [p for p in peers if p not in self.deny]
+        return [p for p in peers if p not in self.deny and not self.p2p.is_banned(p)]
 
     # ---- driver callbacks ------------------------------------------------------------
     def gossip(self, kind: str, data: bytes) -> None:
@@ -207,7 +220,7 @@ class Node:
             log.warning("gossip outbox full; dropping a %s message", kind)
 
     def request_sync(self) -> None:
-        self._sync_wanted.set()
+        self.syncer.wake()
 
     def metrics_height(self, height: int) -> None:
         self.metrics.set_height(height)
@@ -236,7 +249,8 @@ class Node:
         return handle_sync_request(self.chain, payload)
 
     async def _request(self, peer: str, payload: bytes) -> bytes:
-        return await self.p2p.request(peer, self.sync_protocol, payload, timeout=20.0)
+        return await self.p2p.request(peer, self.sync_protocol, payload,
+                                      timeout=self.syncer.settings.request_timeout_s)
 
     async def _read_topic(self, kind: str) -> None:
         handler = {
@@ -291,36 +305,6 @@ class Node:
             if batch:
                 self.gossip("txs", pack(batch))
 
-    async def _sync_loop(self) -> None:
-        """Poll peers' heights; only when one is ahead, pause consensus and download blocks."""
-        while True:
-            with trio.move_on_after(SYNC_POLL_S):
-                await self._sync_wanted.wait()
-            self._sync_wanted = trio.Event()
-            peers = self._reachable_peers()
-            self.metrics.set_peers(len(peers))
-            if not peers:
-                continue
-            # one height behind is normal while the last precommits arrive; behind for long is not
-            stuck = time.monotonic() - self.driver.height_started > 4 * SYNC_POLL_S
-            lag = 0 if stuck else 1
-            statuses = [s for s in [await peer_status(self._request, p) for p in sorted(peers)] if s]
-            if not any(s.height > self.chain.height + lag for s in statuses):
-                continue
-            before = self.chain.height
-            self._syncing = True
-            self.driver.paused = True
-            try:
-                applied = await sync_from_peers(self.chain, lambda: peers, self._request,
-                                                self._after_commit, lag_threshold=lag)
-            finally:
-                self._syncing = False
-                self.driver.paused = False
-            if applied:
-                log.info("block sync applied %d blocks: %d -> %d", applied, before, self.chain.height)
-            if self.chain.height >= self.driver.height:
-                self.driver.restart_after_sync()
-
     # ---- lifecycle -------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         from node.rpc import serve_rpc
@@ -337,7 +321,7 @@ class Node:
                 log.info("rpc listening on http://%s:%d", self.config.rpc.host, self.config.rpc.port)
                 await self._initial_sync()
                 await nursery.start(self.driver.run)
-                nursery.start_soon(self._sync_loop)
+                nursery.start_soon(self.syncer.run, self.driver)
                 task_status.started()
         finally:
             height = self.chain.height
@@ -357,12 +341,11 @@ class Node:
         if not peers:
             log.info("no peer reachable yet; starting consensus from height %d", self.chain.height + 1)
             return
-        self._syncing = True
+        self._initial_syncing = True
         try:
-            applied = await sync_from_peers(self.chain, lambda: peers, self._request,
-                                            self._after_commit, lag_threshold=1)
+            applied = await self.syncer.catch_up(1)
         finally:
-            self._syncing = False
+            self._initial_syncing = False
         if applied:
             log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
 

@@ -45,6 +45,10 @@ class RPCConfig:
     max_page: int = 100
     commit_timeout_s: int = 30
     max_subscriptions_per_client: int = 8
+    # connections served at once (HTTP and WebSocket); more are answered 503 and closed
+    max_open_connections: int = 900
+    # a connection that sends nothing for this long, mid-request or idle, is closed
+    read_timeout_s: int = 10
 
 
 @dataclass
@@ -56,6 +60,16 @@ class P2PConfig:
     gossip_degree: int = 3
     tx_batch_interval_ms: int = 50
     max_tx_batch_bytes: int = 256 * 1024
+    # peer accountability (p2p/scoring.py, docs/security.md)
+    ban_threshold: int = 100
+    ban_s: int = 300
+    # each gossip topic's inbox: messages, bytes, and bytes from one originating peer
+    inbox_messages: int = 1024
+    inbox_bytes: int = 32 * 1024 * 1024
+    inbox_peer_bytes: int = 8 * 1024 * 1024
+    # block sync: one request's timeout, and how often peers' heights are polled
+    sync_request_timeout_s: int = 10
+    sync_poll_s: int = 2
 
 
 @dataclass

@@ -21,6 +21,8 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V1
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
+from p2p.scoring import Offence
+
 logger = logging.getLogger(__name__)
 
 Validator = Callable[[bytes], bool]
@@ -74,25 +76,43 @@ def build_pubsub(host: IHost, settings: GossipSettings) -> tuple[Pubsub, GossipS
 
 
 def make_safe_validator(
-    topic: str, validator: Validator | None, max_message_bytes: int, self_id: ID
+    topic: str,
+    validator: Validator | None,
+    max_message_bytes: int,
+    self_id: ID,
+    is_banned: Callable[[str], bool] = lambda peer_id: False,
+    report: Callable[[str, Offence, str], None] = lambda peer_id, offence, detail: None,
 ) -> Callable[[ID, rpc_pb2.Message], bool]:
     """A libp2p topic validator that never raises: a raising validator kills py-libp2p's Pubsub.
 
     Our own publishes (forwarded by ourselves) skip the node's validator: the node built them,
-    and validating them again would double the CPU cost of every publish.
+    and validating them again would double the CPU cost of every publish. Messages that a banned
+    peer originated or forwards are rejected before any check (they are not forwarded either). An
+    oversized or malformed message is reported against its originator: an honest peer's topic
+    validator would not have let it through, so the originator built it.
     """
 
     def safe_validator(forwarder: ID, message: rpc_pb2.Message) -> bool:
         if forwarder == self_id:
             return True
+        try:
+            origin = ID(message.from_id).to_base58()
+        except (ValueError, TypeError):
+            return False
+        if is_banned(origin) or is_banned(forwarder.to_base58()):
+            return False
         data = message.data
         if len(data) >= max_message_bytes:
-            logger.info("rejecting %d-byte message on %s: over the size cap", len(data), topic)
+            logger.debug("rejecting %d-byte message on %s: over the size cap", len(data), topic)
+            report(origin, Offence.OVERSIZED, f"{len(data)} bytes on {topic}")
             return False
         if validator is None:
             return True
         try:
-            return bool(validator(data))
+            if validator(data):
+                return True
+            report(origin, Offence.MALFORMED, f"rejected by the {topic} validator")
+            return False
         except Exception as error:
             # One line, no traceback: a peer able to make the validator raise must not be able
             # to flood the log.

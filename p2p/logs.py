@@ -13,8 +13,9 @@ import logging
 FORWARD_TO = "p2p.libp2p"
 
 # Expected events that py-libp2p logs as errors: a dial to a peer that is down (our redial loop
-# retries every second, so these would flood the log). Forwarded at DEBUG.
-EXPECTED_FAILURES = ("Failed to open TCP stream",)
+# retries every second, so these would flood the log), and a stream a peer refuses (py-libp2p logs
+# 7 lines for it; the caller gets ProtocolNotSupported and logs one line itself). Forwarded at DEBUG.
+EXPECTED_FAILURES = ("Failed to open TCP stream", "Failed to open stream to peer")
 
 
 class _Forward(logging.Handler):

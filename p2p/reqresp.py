@@ -158,8 +158,15 @@ async def send_request(
 class RequestServer:
     """Serves inbound request streams of one protocol with one handler, within ``limits``."""
 
-    def __init__(self, protocol: str, handler: RequestHandler, limits: ReqRespLimits) -> None:
+    def __init__(
+        self,
+        protocol: str,
+        handler: RequestHandler,
+        limits: ReqRespLimits,
+        is_banned: Callable[[str], bool] = lambda peer_id: False,
+    ) -> None:
         self.protocol = protocol
+        self._is_banned = is_banned
         self._handler = handler
         self._limits = limits
         self._slots = trio.Semaphore(limits.max_concurrent_inbound)
@@ -169,6 +176,10 @@ class RequestServer:
     async def handle_stream(self, stream: INetStream) -> None:
         """libp2p stream handler: never raises (a raise here would tear down the connection)."""
         peer_id = stream.muxed_conn.peer_id.to_base58()
+        if self._is_banned(peer_id):
+            self.refused += 1
+            await self._answer_error(stream, Status.REJECTED, "banned")
+            return
         try:
             self._slots.acquire_nowait()
         except trio.WouldBlock:
