@@ -371,8 +371,10 @@ class BlockSyncer:
                                         self.settings.retry_max_s)
         entry.retry_at = self._clock() + retry
         if failure.offence is not None:
+            # scored: p2p/scoring.py logs the one WARNING if this bans the peer
             self._report(peer, failure.offence, failure.detail)
-        if entry.warned != failure.detail:
+            log.info("block sync: peer %s: %s; asking it again in %.0f s", peer, failure.detail, retry)
+        elif entry.warned != failure.detail:
             entry.warned = failure.detail
             log.warning("block sync: peer %s: %s; asking it again in %.0f s", peer, failure.detail, retry)
         else:

@@ -251,6 +251,11 @@ class P2PService:
             return
         self._nursery.start_soon(self._disconnect_one, self._host, pid)
 
+    def _on_bad_pubsub_stream(self, pid: ID, why: str) -> None:
+        """A peer's pubsub stream carried bytes that do not parse: score it, reconnect it."""
+        self.report_peer(pid.to_base58(), Offence.MALFORMED, f"pubsub stream: {why}")
+        self._disconnect_soon(pid.to_base58())
+
     def _on_connected(self, pid: ID) -> None:
         """Connection notifee hook: a banned peer that connects (it dialled us) is dropped."""
         if self.scores.is_banned(pid.to_base58()):
@@ -429,6 +434,7 @@ class P2PService:
         disable_auto_connector(host)
         self._host = host
         pubsub, router = build_pubsub(host, self._gossip)
+        pubsub.on_bad_stream = self._on_bad_pubsub_stream  # type: ignore[attr-defined]
         for topic in self._topics:
             validator = make_safe_validator(
                 topic,
