@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from node.config import DEFAULT_HOME, ConfigError, Home, init_dev_home
+from node.integrity import StartupError
 from state.genesis import GenesisError
 
 log = logging.getLogger("attrchain.node")
@@ -71,6 +72,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("dev key (prefunded account): %s", home.dev_key_file)
     try:
         trio.run(run_node, home, config)
+    except StartupError as exc:
+        log.error("refusing to start: %s", exc)
+        return 1
     except (GenesisError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
