@@ -23,6 +23,7 @@ import trio
 
 from node.config import Home, NodeConfig
 from node.events import EventBus
+from node.integrity import open_state_db
 from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
@@ -37,7 +38,6 @@ from state.chain import Chain, Executed
 from state.codec import CodecError, decode, pack, unpack
 from state.crypto import PrivateKey, to_hex
 from state.genesis import Genesis, load_genesis
-from state.store import StateDB
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Node:
         self.node_key: PrivateKey = home.node_key()
         self.validator_key: PrivateKey | None = home.validator_key()
         home.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = StateDB(home.db_dir)
+        self.db = open_state_db(home.db_dir)  # StartupError when damaged or locked (node/integrity.py)
         self.chain = Chain(self.db)
         self.chain.init_genesis(self.genesis)
         # every validator must normalise text with the same Unicode database (docs/attribution.md)
@@ -266,10 +266,10 @@ class Node:
             # started consensus while a peer was still in its initial sync stalled at height 1.
             if msg.sender in self.deny:
                 continue
-            handler(msg.data)
+            handler(msg.data, msg.sender)
             await trio.lowlevel.checkpoint()
 
-    def _on_tx_batch(self, data: bytes) -> None:
+    def _on_tx_batch(self, data: bytes, sender: str = "") -> None:
         try:
             batch = unpack(data)
         except CodecError:

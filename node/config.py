@@ -84,6 +84,13 @@ class ConsensusConfig:
     # Blocks are produced at least every commit timeout even when empty, like CometBFT.
     create_empty_blocks: bool = True
     max_block_txs: int = 5_000
+    # peer-fed consensus buffers (docs/security.md): messages for heights not started yet, in all
+    # and per originating peer; authenticated peer events waiting for the machine; received blocks
+    # of the height in progress
+    future_buffer_bytes: int = 16 * 1024 * 1024
+    future_buffer_peer_bytes: int = 4 * 1024 * 1024
+    peer_queue_events: int = 4_096
+    candidate_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass
