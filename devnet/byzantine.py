@@ -9,7 +9,8 @@ block-sync protocol, then for ``--duration`` seconds (bounded) runs one attack:
     future-flood            near-cap (~850 KB) proposals and votes for the next two heights
     bad-signature-votes     prevotes/precommits for the height in progress in the name of real
                             validators, with random signatures, as fast as gossip takes them
-    evidence-now            double-sign evidence for the height in progress, signed with the key
+    evidence-now            double-sign evidence for the height about to start (sent as soon as a precommit
+                            quorum decides the one before), signed with the key
                             of validator ``--validator-key`` (a validator with < 1/3 of the power
                             accusing itself, which crashed every honest proposer before issue 12)
     stalling-sync           answers `status` with height + 10^6, never answers `blocks`
@@ -110,6 +111,9 @@ class Byzantine:
             dial=DialSettings(inbound_grace=0.0),
         )
         self.height = 0  # the highest height heard in votes
+        self.precommits: dict[int, set[bytes]] = {}
+        self.committed = 0
+        self.decided = trio.Event()  # set (and replaced) whenever a height gets a precommit quorum
         self.recorded: list[tuple[str, bytes]] = []
         self.recorded_bytes = 0
         self.sent = 0
@@ -122,9 +126,19 @@ class Byzantine:
         async for msg in self.service.subscribe(self.topic[kind]):
             if kind == "votes":
                 try:
-                    self.height = max(self.height, decode(SignedVote, msg.data).vote.height)
+                    vote = decode(SignedVote, msg.data).vote
                 except CodecError:
-                    pass
+                    continue
+                self.height = max(self.height, vote.height)
+                if vote.type == PRECOMMIT and vote.block_hash:
+                    seen = self.precommits.setdefault(vote.height, set())
+                    seen.add(vote.validator)
+                    if len(seen) == len(self.validators) * 2 // 3 + 1:
+                        self.committed = vote.height  # a quorum of precommits: that height is decided
+                        self.decided.set()
+                        self.decided = trio.Event()
+                        for old in [h for h in self.precommits if h < vote.height - 2]:
+                            del self.precommits[old]
             if record and kind in ("votes", "proposals") and len(self.recorded) < RECORD_MAX:
                 self.recorded.append((kind, msg.data))
                 self.recorded_bytes += len(msg.data)
@@ -215,9 +229,22 @@ class Byzantine:
         await self.paced(one)
 
     async def evidence_now(self) -> None:
-        async def one() -> None:
-            await self.publish("evidence", self.evidence(self.height))
-        await self.paced(one)
+        # Evidence for the height about to start, unique each time: an unfixed node accepts it
+        # in the commit wait of the height before (it allowed offences up to its height + 1), and
+        # its proposer then built a block carrying evidence of the block's own height and died.
+        # Sent in bursts the moment a precommit quorum shows a height decided, and steadily.
+        async def burst() -> None:
+            while True:
+                await self.decided.wait()
+                for _ in range(5):
+                    await self.publish("evidence", self.evidence(self.committed + 1))
+
+        async def steady() -> None:
+            await self.publish("evidence", self.evidence(max(self.height, self.committed + 1)))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(burst)
+            nursery.start_soon(self.paced, steady)
 
     async def stalling_sync(self) -> None:
         self.sync_mode = "stalling"

@@ -25,7 +25,7 @@ import pytest
 
 from devnet import launcher
 from devnet.launcher import Layout, NodeSpec
-from e2e_kit import FAST, describe, wait_for_heights
+from e2e_kit import describe, wait_for_heights
 from netkit import height_of, rpc, rpc_batch, running_devnet, try_rpc, wait_until
 
 pytestmark = pytest.mark.multinode
@@ -38,11 +38,15 @@ MAX_GAP_MS = 5_000
 # fails for the unbounded ones this harness found (795 MB after 300 bogus proposals).
 RSS_BOUND_MB = 400
 EVIDENCE_ACCUSED = 3  # the validator whose key the attacker holds in the evidence scenario
+# A 1 s commit wait (the devnet preset's is longer, FAST's 50 ms): evidence for the next height
+# accepted during it reached the next proposer's block and crashed it before issue 12, and at
+# 50 ms the attacker rarely hit the window. ~1.1 s per block keeps the 5 s gap bound meaningful.
+PARAMS = {"timeouts": {"commit_ms": 1000, "propose_ms": 1000}}
 
 
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
-    with running_devnet(tmp_path_factory.mktemp("byz"), 4, params=FAST) as layout:
+    with running_devnet(tmp_path_factory.mktemp("byz"), 4, params=PARAMS) as layout:
         wait_for_heights(layout, layout.nodes, 2, 60)
         yield layout
 
@@ -148,7 +152,7 @@ def test_oversized_and_future_height_floods(devnet: Layout) -> None:
 
 def test_votes_with_bad_signatures(devnet: Layout) -> None:
     result = run_scenario(devnet, "bad-signature-votes", ["--rate", "50"])
-    assert result["done"]["sent"] > 500
+    assert result["done"]["sent"] > 200
 
 
 def test_stalling_sync_peer_claiming_a_million_blocks_more(devnet: Layout) -> None:
@@ -175,7 +179,7 @@ def test_replayed_old_messages(devnet: Layout) -> None:
 def test_evidence_for_the_height_in_progress(devnet: Layout) -> None:
     """Last: the accused validator may be slashed and leave the set; the other three go on."""
     honest = [i for i in range(4) if i != EVIDENCE_ACCUSED]
-    result = run_scenario(devnet, "evidence-now", ["--rate", "5", "--validator-key", str(EVIDENCE_ACCUSED)],
+    result = run_scenario(devnet, "evidence-now", ["--rate", "20", "--validator-key", str(EVIDENCE_ACCUSED)],
                           honest=honest)
-    assert result["done"]["sent"] > 5
+    assert result["done"]["sent"] > 20
     assert rpc(devnet.nodes[0], "health") == {}
