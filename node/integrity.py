@@ -49,8 +49,9 @@ def open_state_db(path: str | os.PathLike[str]) -> StateDB:
 
 
 def wal_damaged(path: Path, exc: Exception) -> StartupError:
+    detail = str(exc).replace(f"{path}: ", "")
     return StartupError(
-        f"{path}: the consensus WAL is damaged ({exc}); move it aside (mv {path} {path}.bad) and "
+        f"{path}: the consensus WAL is damaged ({detail}); move it aside (mv {path} {path}.bad) and "
         f"restart: the signer guard keeps the validator from double-signing ({DOCS})")
 
 
