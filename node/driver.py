@@ -33,7 +33,7 @@ from consensus.events import (
     TimeoutElapsed,
     VoteReceived,
 )
-from consensus.machine import MachineConfig, current_commit, initial_state, proposer_of, step
+from consensus.machine import MAX_PROPOSALS_PER_ROUND, MachineConfig, current_commit, initial_state, proposer_of, step
 from consensus.params import ConsensusParams
 from consensus.replay import ReplayResult
 from consensus.wal import ConsensusWAL, WALCorrupt, WALEntry
@@ -207,6 +207,7 @@ class ConsensusDriver:
         self.paused = False
         self.last_commit = None
         self._start_height()
+        self._replay_future(self.state.height)  # kept while paused, when the height did not change
 
     # ---- network input: authenticate first, then decode bodies / execute / store ---------
     def on_proposal_message(self, data: bytes, sender: str = "") -> None:
@@ -525,8 +526,8 @@ class ConsensusDriver:
         round_proposals = self.state.proposals.get(p.round, {})
         if p.block_hash in round_proposals:
             return  # a gossip duplicate
-        if len(round_proposals) >= 2:
-            return  # the machine keeps two per round; an equivocating proposer gains nothing more
+        if len(round_proposals) >= MAX_PROPOSALS_PER_ROUND:
+            return  # an equivocating proposer gains nothing from more
         cand = self.candidates.get(p.block_hash)
         if cand is None:
             if self._held_bytes() + len(raw) > self.candidate_bytes:
