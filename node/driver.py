@@ -554,7 +554,7 @@ class ConsensusDriver:
                 cand = Candidate(block, raw, executed, True)
             except InvalidBlock as exc:
                 log.warning("invalid block proposed at height %d: %s", p.height, exc)
-                self._report(sender, Offence.BOGUS_PROPOSAL, f"invalid block: {exc}")
+                self._report(sender, Offence.INVALID_BLOCK, f"proposed block at height {p.height}: {exc}")
                 cand = Candidate(block, raw, None, False)
             self.candidates[p.block_hash] = cand
         self.inbox.post_peer(ProposalReceived(sp, cand.valid, now_ms()))
