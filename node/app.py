@@ -27,15 +27,16 @@ from node.integrity import open_state_db
 from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
+from node.gossip_auth import GossipAuthenticator
 from node.sync import BlockSyncer, SyncSettings, handle_sync_request
 from p2p import topics
 from p2p.identity import PeerSpec
 from p2p.inbox import InboxSettings
 from p2p.scoring import Offence, ScoreSettings
 from p2p.service import P2PService
-from state.block import Block, Commit, DuplicateVoteEvidence, SignedProposal, SignedVote
+from state.block import Block, Commit
 from state.chain import Chain, Executed
-from state.codec import CodecError, decode, pack, unpack
+from state.codec import CodecError, pack, unpack
 from state.crypto import PrivateKey, to_hex
 from state.genesis import Genesis, load_genesis
 
@@ -53,45 +54,6 @@ def parse_peer(text: str) -> PeerSpec:
         return PeerSpec(peer_id, f"/ip4/{host}/tcp/{int(port)}/p2p/{peer_id}")
     except ValueError as exc:
         raise ValueError(f"persistent peer {text!r} is not '<peer id>@<host>:<port>'") from exc
-
-
-def _decodes_as(cls: Any) -> Any:
-    def check(data: bytes) -> bool:
-        try:
-            decode(cls, data)
-        except CodecError:
-            return False
-        return True
-
-    return check
-
-
-def _is_proposal_message(data: bytes) -> bool:
-    try:
-        wire = unpack(data)
-        SignedProposal.from_wire(wire[0])  # type: ignore[attr-defined]
-        return len(wire) == 2 and type(wire[1]) is bytes
-    except (CodecError, TypeError, IndexError, KeyError):
-        return False
-
-
-def _is_tx_batch(data: bytes) -> bool:
-    try:
-        batch = unpack(data)
-    except CodecError:
-        return False
-    return isinstance(batch, list) and all(type(x) is bytes for x in batch)
-
-
-def gossip_validators(topic: dict[str, str]) -> dict[str, Any]:
-    """Cheap structural checks so malformed messages are not forwarded (the p2p layer never lets
-    a validator raise); signatures and consensus rules are checked by the node."""
-    return {
-        topic["txs"]: _is_tx_batch,
-        topic["proposals"]: _is_proposal_message,
-        topic["votes"]: _decodes_as(SignedVote),
-        topic["evidence"]: _decodes_as(DuplicateVoteEvidence),
-    }
 
 
 class Node:
@@ -136,7 +98,7 @@ class Node:
             config.p2p.port,
             peers,
             list(self.topic.values()),
-            validators=gossip_validators(self.topic),
+            validators=GossipAuthenticator(self.chain).validators(self.topic),
             request_handlers={self.sync_protocol: self._serve_sync},
             listen_host=config.p2p.host,
             inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),

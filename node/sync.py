@@ -374,7 +374,8 @@ class BlockSyncer:
             # scored: p2p/scoring.py logs the one WARNING if this bans the peer
             self._report(peer, failure.offence, failure.detail)
             log.info("block sync: peer %s: %s; asking it again in %.0f s", peer, failure.detail, retry)
-        elif entry.warned != failure.detail:
+        elif not entry.warned:
+            # once per peer until it answers well again, whatever the next failures say
             entry.warned = failure.detail
             log.warning("block sync: peer %s: %s; asking it again in %.0f s", peer, failure.detail, retry)
         else:

@@ -28,8 +28,9 @@ from p2p.scoring import Offence
 
 logger = logging.getLogger(__name__)
 
-Validator = Callable[[bytes], bool]
-"""Cheap, synchronous check of a payload (decode + signature). True accepts the message."""
+Validator = Callable[[bytes], "bool | Offence"]
+"""Cheap, synchronous check of a payload (decode + signature): ``True`` accepts the message,
+``False`` drops it quietly (stale, not wrong), an ``Offence`` drops it and scores its originator."""
 
 # The mesh protocols every default js-libp2p and go-libp2p peer speaks. py-libp2p's newer
 # experimental ids (1.3, 1.4, 2.0) are left out on purpose: they add extension messages we do not
@@ -136,7 +137,8 @@ def make_safe_validator(
     and validating them again would double the CPU cost of every publish. Messages that a banned
     peer originated or forwards are rejected before any check (they are not forwarded either). An
     oversized or malformed message is reported against its originator: an honest peer's topic
-    validator would not have let it through, so the originator built it.
+    validator would not have let it through, so the originator built it. A validator's verdict
+    that is an ``Offence`` is reported against the originator the same way.
     """
 
     def safe_validator(forwarder: ID, message: rpc_pb2.Message) -> bool:
@@ -156,9 +158,11 @@ def make_safe_validator(
         if validator is None:
             return True
         try:
-            if validator(data):
+            verdict = validator(data)
+            if verdict is True:
                 return True
-            report(origin, Offence.MALFORMED, f"rejected by the {topic} validator")
+            if isinstance(verdict, Offence):
+                report(origin, verdict, f"gossip on {topic}")
             return False
         except Exception as error:
             # One line, no traceback: a peer able to make the validator raise must not be able
