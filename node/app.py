@@ -30,11 +30,12 @@ from node.privval import PrivValidator
 from node.gossip_auth import GossipAuthenticator
 from node.sync import BlockSyncer, SyncSettings, handle_sync_request
 from p2p import topics
+from p2p.errors import P2PError
 from p2p.identity import PeerSpec
 from p2p.inbox import InboxSettings
 from p2p.scoring import Offence, ScoreSettings
 from p2p.service import P2PService
-from state.block import Block, Commit
+from state.block import MAX_BLOCK_BYTES, Block, Commit
 from state.chain import Chain, Executed
 from state.codec import CodecError, pack, unpack
 from state.crypto import PrivateKey, to_hex
@@ -92,6 +93,7 @@ class Node:
             "evidence": topics.evidence_topic(chain_id),
         }
         self.sync_protocol = topics.sync_protocol(chain_id)
+        self.block_protocol = topics.proposal_block_protocol(chain_id)
         peers = [parse_peer(p) for p in config.p2p.persistent_peers]
         self.p2p = P2PService(
             self.node_key.seed,
@@ -99,7 +101,8 @@ class Node:
             peers,
             list(self.topic.values()),
             validators=GossipAuthenticator(self.chain).validators(self.topic),
-            request_handlers={self.sync_protocol: self._serve_sync},
+            request_handlers={self.sync_protocol: self._serve_sync,
+                              self.block_protocol: self._serve_proposal_block},
             listen_host=config.p2p.host,
             inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
             scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
@@ -209,6 +212,36 @@ class Node:
         if requester in self.deny:  # partitioned (devnet fault)
             return pack(["error", "partitioned"])
         return handle_sync_request(self.chain, payload)
+
+    async def _serve_proposal_block(self, requester: str, payload: bytes) -> bytes:
+        """``["proposal_block", block_hash]`` -> ``["proposal_block", block]`` or ``["error", reason]``."""
+        try:
+            req = unpack(payload)
+            if not (isinstance(req, list) and len(req) == 2 and req[0] == "proposal_block" and type(req[1]) is bytes):
+                raise CodecError("expected ['proposal_block', block hash]")
+        except CodecError as exc:
+            self.report_peer(requester, Offence.MALFORMED, f"proposal block request: {exc}")
+            return pack(["error", "malformed request"])
+        if requester in self.deny:
+            return pack(["error", "partitioned"])
+        raw = self.driver.serve_proposal_block(req[1])
+        return pack(["proposal_block", raw]) if raw is not None else pack(["error", "unknown block"])
+
+    async def fetch_proposal_block(self, peer: str, block_hash: bytes) -> bytes | None:
+        """The body of a proposed block from ``peer``; None when it does not have it or fails."""
+        try:
+            answer = unpack(await self.p2p.request(peer, self.block_protocol, pack(["proposal_block", block_hash]),
+                                                   timeout=5.0, max_response_bytes=MAX_BLOCK_BYTES + 64))
+        except (P2PError, CodecError) as exc:
+            log.debug("proposal block from %s: %s", peer[-8:], exc)
+            return None
+        if isinstance(answer, list) and len(answer) == 2 and answer[0] == "proposal_block" and type(answer[1]) is bytes:
+            return answer[1]
+        return None
+
+    def consensus_peers(self) -> list[str]:
+        """Connected peers to ask for a proposal's block, in a fixed order."""
+        return sorted(self._reachable_peers())
 
     async def _request(self, peer: str, payload: bytes) -> bytes:
         return await self.p2p.request(peer, self.sync_protocol, payload,

@@ -91,6 +91,8 @@ class ConsensusConfig:
     future_buffer_peer_bytes: int = 4 * 1024 * 1024
     peer_queue_events: int = 4_096
     candidate_bytes: int = 32 * 1024 * 1024
+    # a proposal whose block is larger is gossiped without it; peers fetch the body by hash
+    proposal_inline_bytes: int = 512 * 1024
 
 
 @dataclass

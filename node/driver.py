@@ -78,6 +78,13 @@ FUTURE_HEIGHTS = 2
 REBROADCAST_S = 2.0
 MAX_REBROADCAST = 16
 MAX_PROPOSAL_GOSSIP_BYTES = 880_000  # py-libp2p drops pubsub messages of 1 MiB or more
+# A proposal whose block is larger than [consensus] proposal_inline_bytes is gossiped without its
+# body (``[signed proposal, b""]``); peers fetch the body by hash from the sender by
+# request/response (docs/p2p.md "Proposal blocks"). At most this many fetches run at once, each
+# tries at most FETCH_PEERS peers, each for at most FETCH_TIMEOUT_S.
+MAX_FETCHES = 4
+FETCH_PEERS = 3
+FETCH_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -157,6 +164,7 @@ class ConsensusDriver:
             raise wal_damaged(node.home.wal_file, exc) from exc
         check_signed_height(self.chain, node.signer.last_height, node.home.signer_state_file, node.home.db_dir)
         self._valsets: dict[int, ValidatorSet | None] = {}  # stored sets of future heights, per height
+        self._fetching: set[bytes] = set()  # proposal blocks being fetched by request/response
         # this node's signed votes at the current height, re-sent while the height is stuck
         # (votes lost to a partition or a restart are otherwise never seen again)
         self.own_height = 0
@@ -393,7 +401,7 @@ class ConsensusDriver:
             if isinstance(ev, VoteReceived):
                 self._gossip_own_vote(ev.vote.encode())  # type: ignore[attr-defined]
             elif isinstance(ev, ProposalReceived) and entry.attachment:
-                self.node.gossip("proposals", pack([ev.proposal.to_wire(), entry.attachment]))  # type: ignore[attr-defined]
+                self.node.gossip("proposals", self._proposal_message(ev.proposal, entry.attachment))
         for eff in result.pending:
             self._effect(eff)
         self._replay_future(self.state.height)  # what arrived during the initial block sync
@@ -513,9 +521,48 @@ class ConsensusDriver:
         sp = self.node.signer.sign_proposal(eff.proposal)
         if sp is None:
             return
-        data = pack([sp.to_wire(), cand.raw])  # type: ignore[attr-defined]
-        self.node.gossip("proposals", data)
+        self.node.gossip("proposals", self._proposal_message(sp, cand.raw))
         self.post(ProposalReceived(sp, True, now_ms()))
+
+    def _proposal_message(self, sp: SignedProposal, raw: bytes) -> bytes:
+        """The gossip message of a proposal: with its block, or without it when the block is large."""
+        inline = raw if len(raw) <= self.node.config.consensus.proposal_inline_bytes else b""
+        return pack([sp.to_wire(), inline])  # type: ignore[attr-defined]
+
+    def serve_proposal_block(self, block_hash: bytes) -> bytes | None:
+        """The body of a block proposed at the height in progress (or already committed), by hash."""
+        cand = self.candidates.get(block_hash)
+        if cand is not None:
+            return cand.raw
+        raw_height = self.chain.db.raw.get(keys.block_hash_key(block_hash))
+        return self.chain.get_block_bytes(int.from_bytes(raw_height, "big")) if raw_height else None
+
+    async def _fetch_block(self, sp: SignedProposal, sender: str) -> None:
+        """Fetch the body of an authenticated proposal gossiped without it, then handle it."""
+        p = sp.proposal
+        peers = [sender] if sender else []
+        peers += [q for q in self.node.consensus_peers() if q != sender]
+        try:
+            for peer in peers[:FETCH_PEERS]:
+                if self.state.height != p.height or p.block_hash in self.candidates:
+                    break
+                with trio.move_on_after(FETCH_TIMEOUT_S):
+                    raw = await self.node.fetch_proposal_block(peer, p.block_hash)
+                    if raw is None:
+                        continue
+                    try:
+                        matches = decode_block(raw).hash() == p.block_hash
+                    except CodecError:
+                        matches = False
+                    if not matches:
+                        self._report(peer, Offence.BAD_SYNC_ANSWER, "a proposal block that does not match its hash")
+                        continue
+                    if self.state.height == p.height and not self.paused:
+                        self._handle_proposal(sp, raw, sender)
+                    return
+            log.info("could not fetch the block of the proposal for height %d round %d", p.height, p.round)
+        finally:
+            self._fetching.discard(p.block_hash)
 
     def _held_bytes(self) -> int:
         return sum(len(c.raw) for c in self.candidates.values())
@@ -529,6 +576,12 @@ class ConsensusDriver:
         if len(round_proposals) >= MAX_PROPOSALS_PER_ROUND:
             return  # an equivocating proposer gains nothing from more
         cand = self.candidates.get(p.block_hash)
+        if cand is None and not raw:
+            # gossiped without its body (a large block): fetch it by request/response, bounded
+            if p.block_hash not in self._fetching and len(self._fetching) < MAX_FETCHES and self.nursery is not None:
+                self._fetching.add(p.block_hash)
+                self.nursery.start_soon(self._fetch_block, sp, sender)
+            return
         if cand is None:
             if self._held_bytes() + len(raw) > self.candidate_bytes:
                 log.warning("not holding another %d-byte block at height %d: %d bytes of candidates held",
