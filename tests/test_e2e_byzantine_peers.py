@@ -26,12 +26,12 @@ import pytest
 from devnet import launcher
 from devnet.launcher import Layout, NodeSpec
 from e2e_kit import describe, wait_for_heights
-from netkit import height_of, rpc, rpc_batch, running_devnet, try_rpc, wait_until
+from netkit import height_of, node_log, rpc, rpc_batch, running_devnet, try_rpc, wait_until
 
 pytestmark = pytest.mark.multinode
 
 REPO = Path(__file__).resolve().parent.parent
-ATTACK_S = 8.0
+ATTACK_S = 6.0
 MAX_GAP_MS = 5_000
 # A 4-validator devnet node idles at ~110-130 MB RSS on this machine; 400 MB leaves room for the
 # bounded buffers (inboxes: 32 MiB per topic, 8 MiB per peer; future messages, candidates) and
@@ -47,8 +47,21 @@ PARAMS = {"timeouts": {"commit_ms": 1000, "propose_ms": 1000}}
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     with running_devnet(tmp_path_factory.mktemp("byz"), 4, params=PARAMS) as layout:
-        wait_for_heights(layout, layout.nodes, 2, 60)
+        try:
+            wait_for_heights(layout, layout.nodes, 2, 60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{dead_logs(layout)}") from None
         yield layout
+
+
+def dead_logs(layout: Layout) -> str:
+    """The last lines of the log of every node that is not running (for failure messages)."""
+    tails = []
+    for spec in layout.nodes:
+        if launcher.read_pid(layout, spec) is None:
+            lines = node_log(layout, spec).splitlines()[-15:]
+            tails.append(f"--- {spec.name} (exited):\n" + "\n".join(lines))
+    return "\n".join(tails)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -120,7 +133,7 @@ def run_scenario(layout: Layout, attack: str, extra: list[str] = (), honest: lis
         attacker.stop()
     for spec in specs:
         pid = pids[spec.name]
-        assert launcher.is_alive(pid), f"{spec.name} exited during {attack}: {describe(layout)}"
+        assert launcher.is_alive(pid), f"{spec.name} exited during {attack}: {describe(layout)}\n{dead_logs(layout)}"
         rss = peak_rss_mb(pid)
         assert rss < RSS_BOUND_MB, f"{spec.name} peaked at {rss:.0f} MB RSS during {attack}"
     reference = specs[0]

@@ -225,3 +225,43 @@ async def test_a_peer_of_another_chain_is_not_synced_from(new_chain, autojump_cl
     syncer = BlockSyncer(other, lambda: ["honest"], peers.request, lambda b, ex: None, peers.report)
     assert await syncer.catch_up(0) == 0
     assert [k for _, k in peers.asked] == ["status"]
+
+
+# ---- topic validators: authenticate before delivering or forwarding ----------------------------
+def _vote(key, height: int, chain_id: str, bad: bool = False) -> bytes:  # type: ignore[no-untyped-def]
+    from state.block import PREVOTE, SignedVote, Vote
+
+    vote = Vote(PREVOTE, height, 0, b"\x11" * 32, 0, key.address)
+    sig = key.sign(vote.sign_bytes(chain_id))
+    return SignedVote(vote, bytes(64) if bad else sig).encode()  # type: ignore[attr-defined,no-any-return]
+
+
+def _proposal(key, height: int, chain_id: str, bad: bool = False) -> bytes:  # type: ignore[no-untyped-def]
+    from state.block import Proposal, SignedProposal
+
+    p = Proposal(height, 0, -1, b"\x22" * 32, 0, key.address)
+    sig = key.sign(p.sign_bytes(chain_id))
+    return pack([SignedProposal(p, bytes(64) if bad else sig).to_wire(), b"block bytes"])  # type: ignore[attr-defined]
+
+
+def test_topic_validators_authenticate_votes_and_proposals(new_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+    from node.gossip_auth import GossipAuthenticator
+    from state.crypto import PrivateKey
+    from tests.conftest import VALIDATOR_KEY
+
+    src, _ = build_source(new_chain, chain_id)  # height N_BLOCKS, one validator
+    auth = GossipAuthenticator(src)
+    stranger = PrivateKey.from_int(4242)
+    now = src.height + 1
+    for check, make in ((auth.vote, _vote), (auth.proposal, _proposal)):
+        assert check(make(VALIDATOR_KEY, now, chain_id)) is True
+        assert check(make(stranger, now + 1, chain_id)) is Offence.NOT_A_VALIDATOR  # set stored 2 ahead
+        assert check(make(stranger, now, chain_id)) is Offence.NOT_A_VALIDATOR
+        assert check(make(VALIDATOR_KEY, now, chain_id, bad=True)) is Offence.BAD_SIGNATURE
+        assert check(make(VALIDATOR_KEY, now, "another-chain")) is Offence.BAD_SIGNATURE
+        assert check(make(stranger, src.height - 1, chain_id)) is False  # old: dropped, not scored
+        assert check(make(stranger, now + 3, chain_id)) is True  # set unknown: the driver buffers it
+        assert check(b"\xc1 not msgpack") is Offence.MALFORMED
+    assert auth.tx_batch(pack([b"tx", b"tx2"])) is True
+    assert auth.tx_batch(pack([b"tx", 5])) is Offence.MALFORMED
+    assert auth.evidence(b"\x90") is Offence.MALFORMED
