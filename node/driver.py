@@ -33,7 +33,7 @@ from consensus.events import (
     TimeoutElapsed,
     VoteReceived,
 )
-from consensus.machine import MAX_PROPOSALS_PER_ROUND, MachineConfig, current_commit, initial_state, proposer_of, step
+from consensus.machine import MAX_PROPOSALS_PER_ROUND, MachineConfig, current_commit, initial_state, step
 from consensus.params import ConsensusParams
 from consensus.replay import ReplayResult
 from consensus.wal import ConsensusWAL, WALCorrupt, WALEntry
@@ -165,6 +165,7 @@ class ConsensusDriver:
         check_signed_height(self.chain, node.signer.last_height, node.home.signer_state_file, node.home.db_dir)
         self._valsets: dict[int, ValidatorSet | None] = {}  # stored sets of future heights, per height
         self._fetching: set[bytes] = set()  # proposal blocks being fetched by request/response
+        self._proposers: dict[tuple[int, int], bytes] = {}  # (height, round) -> proposer address
         # this node's signed votes at the current height, re-sent while the height is stuck
         # (votes lost to a partition or a restart are otherwise never seen again)
         self.own_height = 0
@@ -264,6 +265,16 @@ class ConsensusDriver:
                 return None  # not stored yet: such a message is buffered unauthenticated (bounded)
         return self._valsets[height]
 
+    def _proposer_of(self, height: int, round_: int, valset: ValidatorSet) -> bytes:
+        """proposer(height, round) from that height's set, remembered for the height in progress
+        and the buffered ones (rounds are bounded by the lookahead before this is asked)."""
+        key = (height, round_)
+        found = self._proposers.get(key)
+        if found is None:
+            found = (valset.get_proposer() if round_ == 0 else valset.proposer_after(round_)).address
+            self._proposers[key] = found
+        return found
+
     def _defer(self, height: int, msg: RawMessage) -> None:
         if not self.future.add(height, msg):
             log.debug("future-height buffer: dropped a %s for height %d from %s", msg.kind, height, msg.sender[-8:])
@@ -336,9 +347,7 @@ class ConsensusDriver:
         if val is None:
             self._report(msg.sender, Offence.NOT_A_VALIDATOR, f"proposal signed by {p.proposer.hex()[:12]} at height {p.height}")
             return
-        expected = (proposer_of(self.state, p.round) if place == "current"
-                    else (valset.get_proposer() if p.round == 0 else valset.proposer_after(p.round)).address)
-        if p.proposer != expected:
+        if p.proposer != self._proposer_of(p.height, p.round, valset):
             self._report(msg.sender, Offence.BOGUS_PROPOSAL,
                          f"proposal for height {p.height} round {p.round} from a validator that is not its proposer")
             return
@@ -450,6 +459,7 @@ class ConsensusDriver:
         valset = validator_set_at(self.chain.db.view(), height)
         self.candidates.clear()
         self._valsets = {h: vs for h, vs in self._valsets.items() if h > height}
+        self._proposers = {k: a for k, a in self._proposers.items() if k[0] >= height}
         self.inbox.peer.clear()  # authenticated for heights now over
         self.height_started = time.monotonic()
         self._feed(NewHeight(height, valset, now_ms()))

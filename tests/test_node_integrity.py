@@ -1,6 +1,7 @@
 """Integrity at start (issue 12, acceptance 4): a node whose stores are damaged or disagree refuses
 to start with ONE ERROR line naming the file and the way out, and no traceback. Real `node run`
-processes on a real home: kill -9, then a damaged cs.wal, a truncated LevelDB log, a held lock."""
+processes on a real home: kill -9, then a damaged cs.wal, a truncated LevelDB log, a held lock, a
+damaged LevelDB."""
 
 from __future__ import annotations
 
@@ -92,3 +93,8 @@ def test_blocks_lost_after_kill9_refuse_to_start_instead_of_rolling_back(tmp_pat
         line = refused(node)
         assert "stored height" in line and "below the height" in line and str(db) in line, line
         assert "resync" in line, line
+        # a LevelDB that does not open at all (its CURRENT pointer damaged)
+        (db / "CURRENT").write_text("garbage")
+        node.start()
+        line = refused(node)
+        assert f"{db}: the LevelDB store is damaged" in line and "move" in line, line
