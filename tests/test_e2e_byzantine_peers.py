@@ -118,7 +118,8 @@ def block_times(spec: NodeSpec, low: int, high: int) -> list[int]:
     return [b["block"]["header"]["time_ms"] for b in blocks]
 
 
-def run_scenario(layout: Layout, attack: str, extra: list[str] = (), honest: list[int] = (0, 1, 2, 3)) -> dict[str, Any]:
+def run_scenario(layout: Layout, attack: str, extra: tuple[str, ...] | list[str] = (),
+                 honest: tuple[int, ...] | list[int] = (0, 1, 2, 3)) -> dict[str, Any]:
     specs = [layout.nodes[i] for i in honest]
     pids = {s.name: launcher.read_pid(layout, s) for s in specs}
     assert all(pids.values()), f"a node is down before {attack}: {describe(layout)}"
@@ -153,19 +154,31 @@ def banned_by(spec: NodeSpec, peer_id: str) -> dict[str, Any] | None:
     return next((b for b in info.get("banned", []) if b["id"] == peer_id), None)
 
 
+def assert_banned_everywhere(layout: Layout, peer: str, reason: str, nodes: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+    """Every honest node banned the attacker, and says why in `net_info`."""
+    specs = [layout.nodes[i] for i in nodes]
+    wait_until(lambda: all(banned_by(s, peer) for s in specs), 10, f"every node to ban {peer}")
+    for spec in specs:
+        record = banned_by(spec, peer)
+        assert record is not None and reason in record["ban_reason"], (spec.name, record)
+
+
 def test_proposals_from_a_non_validator(devnet: Layout) -> None:
     result = run_scenario(devnet, "nonvalidator-proposals", ["--rate", "20"])
     assert result["done"]["sent"] > 10
+    assert_banned_everywhere(devnet, result["peer_id"], "consensus message from a non-validator")
 
 
 def test_oversized_and_future_height_floods(devnet: Layout) -> None:
     result = run_scenario(devnet, "future-flood", ["--rate", "10"])
     assert result["done"]["sent"] > 50
+    assert_banned_everywhere(devnet, result["peer_id"], "")  # non-validator proposals or bad signatures
 
 
 def test_votes_with_bad_signatures(devnet: Layout) -> None:
     result = run_scenario(devnet, "bad-signature-votes", ["--rate", "50"])
     assert result["done"]["sent"] > 200
+    assert_banned_everywhere(devnet, result["peer_id"], "bad signature")
 
 
 def test_stalling_sync_peer_claiming_a_million_blocks_more(devnet: Layout) -> None:
@@ -178,10 +191,7 @@ def test_stalling_sync_peer_claiming_a_million_blocks_more(devnet: Layout) -> No
 def test_lying_sync_peer_is_banned(devnet: Layout) -> None:
     result = run_scenario(devnet, "lying-sync")
     assert result["done"]["sync_answers"] > 0
-    peer = result["peer_id"]
-    wait_until(lambda: all(banned_by(s, peer) for s in devnet.nodes), 5, f"every node to ban the liar {peer}")
-    record = banned_by(devnet.nodes[0], peer)
-    assert record is not None and "lied about its height" in record["ban_reason"]
+    assert_banned_everywhere(devnet, result["peer_id"], "lied about its height")
 
 
 def test_replayed_old_messages(devnet: Layout) -> None:

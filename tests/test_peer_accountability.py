@@ -135,7 +135,8 @@ class Peers:
         if peer == "mute":
             raise ProtocolNotSupported("peer mute does not serve /sync")
         if kind == "status":
-            return pack(["status", self.src.height + 10**6, self.src.genesis_hash])
+            claim = self.src.height if self.liar_mode == "modest" else self.src.height + 10**6
+            return pack(["status", claim, self.src.genesis_hash])
         if self.liar_mode == "lying":
             return pack(["blocks", []])
         self.in_stall = True
@@ -185,6 +186,23 @@ async def test_a_stalling_liar_never_pauses_consensus_and_an_honest_peer_is_used
     asked = len(peers.asked)
     await syncer.catch_up(0, consensus)
     assert all(p != "liar" for p, _ in peers.asked[asked:])
+
+
+@pytest.mark.trio
+async def test_a_peer_that_stalls_first_is_timed_out_and_another_used_in_the_same_round(
+    new_chain, autojump_clock  # type: ignore[no-untyped-def]
+) -> None:
+    src, _ = build_source(new_chain, "attrchain-test")
+    dst = new_chain({k.address: 10**12 for k in SENDERS})
+    peers = Peers(src, "modest")  # claims the true height, then never answers `blocks`
+    syncer = BlockSyncer(dst, lambda: ["a-liar", "honest"], peers.request, lambda b, ex: None, peers.report,
+                         SyncSettings(request_timeout_s=5))
+    started = trio.current_time()
+    assert await syncer.catch_up(0) == N_BLOCKS
+    assert trio.current_time() - started <= 5.5
+    assert [p for p, k in peers.asked if k == "blocks"] == ["a-liar", "honest"]
+    assert peers.reports == [("a-liar", Offence.STALLED_REQUEST)]
+    assert_same_chain(src, dst)
 
 
 @pytest.mark.trio
