@@ -245,11 +245,13 @@ class ConsensusDriver:
 
     def _placement(self, height: int) -> str:
         """Where a message of ``height`` goes: "old", "current", "future" or "far"."""
+        # the height in progress first: in the commit wait the chain already holds it, and its late
+        # precommits still make the next block's commit certificate fuller
+        if height == self.state.height and not self.paused and self.state.validators is not None:
+            return "current"
         base = max(self.state.height, self.chain.height + 1)
         if height < base:
             return "old"
-        if height == self.state.height and not self.paused and self.state.validators is not None:
-            return "current"
         if height <= base + FUTURE_HEIGHTS:
             return "future"
         return "far"
