@@ -235,6 +235,9 @@ class Node:
         except (P2PError, CodecError) as exc:
             log.debug("proposal block from %s: %s", peer[-8:], exc)
             return None
+        except Exception as exc:  # noqa: BLE001 - a failed fetch costs a round, never the node
+            log.info("proposal block from %s failed: %r", peer[-8:], exc)
+            return None
         if isinstance(answer, list) and len(answer) == 2 and answer[0] == "proposal_block" and type(answer[1]) is bytes:
             return answer[1]
         return None
