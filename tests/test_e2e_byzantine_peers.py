@@ -154,31 +154,35 @@ def banned_by(spec: NodeSpec, peer_id: str) -> dict[str, Any] | None:
     return next((b for b in info.get("banned", []) if b["id"] == peer_id), None)
 
 
-def assert_banned_everywhere(layout: Layout, peer: str, reason: str, nodes: tuple[int, ...] = (0, 1, 2, 3)) -> None:
-    """Every honest node banned the attacker, and says why in `net_info`."""
-    specs = [layout.nodes[i] for i in nodes]
-    wait_until(lambda: all(banned_by(s, peer) for s in specs), 10, f"every node to ban {peer}")
-    for spec in specs:
-        record = banned_by(spec, peer)
-        assert record is not None and reason in record["ban_reason"], (spec.name, record)
+def assert_banned_by_its_peers(layout: Layout, peer: str, reason: str) -> None:
+    """The honest nodes the attacker published to banned it and say why in `net_info`.
+
+    Its gossip reaches only the nodes in its own mesh (at least GossipSub's D_low = 2): honest
+    nodes authenticate before forwarding, so the others never see it and have nothing to ban."""
+    def banning() -> list[dict[str, Any]]:
+        return [b for s in layout.nodes if (b := banned_by(s, peer)) is not None]
+
+    wait_until(lambda: len(banning()) >= 2, 10, f"at least two nodes to ban {peer}")
+    for record in banning():
+        assert reason in record["ban_reason"], record
 
 
 def test_proposals_from_a_non_validator(devnet: Layout) -> None:
     result = run_scenario(devnet, "nonvalidator-proposals", ["--rate", "20"])
     assert result["done"]["sent"] > 10
-    assert_banned_everywhere(devnet, result["peer_id"], "consensus message from a non-validator")
+    assert_banned_by_its_peers(devnet, result["peer_id"], "consensus message from a non-validator")
 
 
 def test_oversized_and_future_height_floods(devnet: Layout) -> None:
     result = run_scenario(devnet, "future-flood", ["--rate", "10"])
     assert result["done"]["sent"] > 50
-    assert_banned_everywhere(devnet, result["peer_id"], "")  # non-validator proposals or bad signatures
+    assert_banned_by_its_peers(devnet, result["peer_id"], "")  # non-validator proposals or bad signatures
 
 
 def test_votes_with_bad_signatures(devnet: Layout) -> None:
     result = run_scenario(devnet, "bad-signature-votes", ["--rate", "50"])
     assert result["done"]["sent"] > 200
-    assert_banned_everywhere(devnet, result["peer_id"], "bad signature")
+    assert_banned_by_its_peers(devnet, result["peer_id"], "bad signature")
 
 
 def test_stalling_sync_peer_claiming_a_million_blocks_more(devnet: Layout) -> None:
@@ -191,7 +195,7 @@ def test_stalling_sync_peer_claiming_a_million_blocks_more(devnet: Layout) -> No
 def test_lying_sync_peer_is_banned(devnet: Layout) -> None:
     result = run_scenario(devnet, "lying-sync")
     assert result["done"]["sync_answers"] > 0
-    assert_banned_everywhere(devnet, result["peer_id"], "lied about its height")
+    assert_banned_by_its_peers(devnet, result["peer_id"], "lied about its height")
 
 
 def test_replayed_old_messages(devnet: Layout) -> None:
