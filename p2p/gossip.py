@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
+from google.protobuf.message import DecodeError
 from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
@@ -67,7 +68,8 @@ class GuardedPubsub(Pubsub):
     so its pubsub streams start afresh).
     """
 
-    on_bad_stream: Callable[[ID, str], None] = staticmethod(lambda peer_id, why: None)  # type: ignore[assignment]
+    # (peer, why, the peer's bytes did not parse): the service scores only the last case
+    on_bad_stream: Callable[[ID, str, bool], None] = staticmethod(lambda peer_id, why, malformed: None)  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -97,7 +99,7 @@ class GuardedPubsub(Pubsub):
             except Exception as reset_error:  # noqa: BLE001 - the stream may already be gone
                 logger.debug("reset after a bad pubsub stream failed: %r", reset_error)
             self._handle_dead_peer(peer_id)
-            self.on_bad_stream(peer_id, why)
+            self.on_bad_stream(peer_id, why, isinstance(error, DecodeError))
 
 
 def build_pubsub(host: IHost, settings: GossipSettings) -> tuple[Pubsub, GossipSub]:

@@ -251,9 +251,11 @@ class P2PService:
             return
         self._nursery.start_soon(self._disconnect_one, self._host, pid)
 
-    def _on_bad_pubsub_stream(self, pid: ID, why: str) -> None:
-        """A peer's pubsub stream carried bytes that do not parse: score it, reconnect it."""
-        self.report_peer(pid.to_base58(), Offence.MALFORMED, f"pubsub stream: {why}")
+    def _on_bad_pubsub_stream(self, pid: ID, why: str, malformed: bool) -> None:
+        """A peer's pubsub stream failed: reconnect it (fresh streams); score it only when its
+        bytes did not parse (a connection that breaks is not an offence)."""
+        if malformed:
+            self.report_peer(pid.to_base58(), Offence.MALFORMED, f"pubsub stream: {why}")
         self._disconnect_soon(pid.to_base58())
 
     def _on_connected(self, pid: ID) -> None:
