@@ -35,6 +35,7 @@ from consensus.events import (
 )
 from consensus.machine import MAX_PROPOSALS_PER_ROUND, MachineConfig, current_commit, initial_state, step
 from consensus.params import ConsensusParams
+from consensus.votes import MAX_VALUES_PER_VALIDATOR
 from consensus.replay import ReplayResult
 from consensus.wal import ConsensusWAL, WALCorrupt, WALEntry
 from node.consensus_inbox import DriverInbox, FutureBuffer, RawMessage
@@ -46,7 +47,6 @@ from state import keys
 from state.block import (
     EMPTY_COMMIT,
     MAX_BLOCK_BYTES,
-    PREVOTE,
     Block,
     Commit,
     DuplicateVoteEvidence,
@@ -166,6 +166,10 @@ class ConsensusDriver:
         self._valsets: dict[int, ValidatorSet | None] = {}  # stored sets of future heights, per height
         self._fetching: set[bytes] = set()  # proposal blocks being fetched by request/response
         self._proposers: dict[tuple[int, int], bytes] = {}  # (height, round) -> proposer address
+        # of the height in progress: block hashes voted per (round, type, validator), and blocks
+        # taken for decoding/execution per round (both bounded like the machine's own sets)
+        self._vote_hashes: dict[tuple[int, int, bytes], tuple[bytes, ...]] = {}
+        self._round_blocks: dict[int, set[bytes]] = {}
         # this node's signed votes at the current height, re-sent while the height is stuck
         # (votes lost to a partition or a restart are otherwise never seen again)
         self.own_height = 0
@@ -306,14 +310,19 @@ class ConsensusDriver:
             self._report(msg.sender, Offence.NOT_A_VALIDATOR, f"vote signed by {v.validator.hex()[:12]} at height {v.height}")
             return
         if place == "current":
-            sets = self.state.prevotes if v.type == PREVOTE else self.state.precommits
-            vs = sets.get(v.round)
-            if vs is not None and vs.has_vote(sv):
-                return  # a gossip duplicate: no signature check, no WAL record
+            # Per (round, type, validator) the machine counts at most MAX_VALUES_PER_VALIDATOR block
+            # hashes (enough to prove a double sign); the same hash again (a duplicate, or the same
+            # choice re-signed with another time) counts for nothing. Both are dropped here, before
+            # the signature check, so an equivocating validator cannot fill the queue or the WAL.
+            slot = (v.round, v.type, v.validator)
+            seen = self._vote_hashes.get(slot, ())
+            if v.block_hash in seen or len(seen) >= MAX_VALUES_PER_VALIDATOR:
+                return
         if not self.verify(val.public_key, sv.signature, v.sign_bytes(self.chain.chain_id)):
             self._report(msg.sender, Offence.BAD_SIGNATURE, f"vote of {v.validator.hex()[:12]} at height {v.height}")
             return
         if place == "current":
+            self._vote_hashes[slot] = (*seen, v.block_hash)
             self.inbox.post_peer(VoteReceived(sv, now_ms()))
         else:
             self._defer(v.height, msg)
@@ -460,6 +469,8 @@ class ConsensusDriver:
             return
         valset = validator_set_at(self.chain.db.view(), height)
         self.candidates.clear()
+        self._vote_hashes.clear()
+        self._round_blocks.clear()
         self._valsets = {h: vs for h, vs in self._valsets.items() if h > height}
         self._proposers = {k: a for k, a in self._proposers.items() if k[0] >= height}
         self.inbox.peer.clear()  # authenticated for heights now over
@@ -588,6 +599,13 @@ class ConsensusDriver:
         if len(round_proposals) >= MAX_PROPOSALS_PER_ROUND:
             return  # an equivocating proposer gains nothing from more
         cand = self.candidates.get(p.block_hash)
+        if cand is None:
+            # blocks decoded and executed per round: the machine keeps MAX_PROPOSALS_PER_ROUND, so
+            # a proposer sending more blocks for its round (queued, not yet fed) costs nothing more
+            executed_here = self._round_blocks.setdefault(p.round, set())
+            if p.block_hash not in executed_here and len(executed_here) >= MAX_PROPOSALS_PER_ROUND:
+                return
+            executed_here.add(p.block_hash)
         if cand is None and not raw:
             # gossiped without its body (a large block): fetch it by request/response, bounded
             if p.block_hash not in self._fetching and len(self._fetching) < MAX_FETCHES and self.nursery is not None:

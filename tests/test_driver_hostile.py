@@ -156,3 +156,27 @@ async def test_a_flood_of_badly_signed_votes_neither_stalls_the_node_nor_grows_i
             await trio.lowlevel.checkpoint()  # as the gossip reader does between messages
         await wait_for(lambda: chain.height >= start + 3, 40, "three blocks after the vote flood")
         assert largest_wal < 64_000, f"the WAL grew to {largest_wal} bytes with unauthenticated votes"
+
+
+async def test_an_equivocating_validator_cannot_fill_the_queue_or_the_wal(tmp_path: Path) -> None:
+    """A validator (with little power) signs 2,000 different prevotes for one round of the height in
+    progress, every signature valid. The machine counts at most three values per validator and
+    round; the rest are dropped before their signature is even checked: the WAL stays small, the
+    double sign becomes evidence, and the node keeps committing."""
+    home = dev_home(tmp_path)
+    hostile = add_minor_validator(home)
+    chain_id = load_genesis(home.genesis_file).chain_id
+    async with running_node(home) as node:
+        chain, driver = node.chain, node.driver
+        await wait_for(lambda: chain.height >= 2 and driver.height == chain.height + 1
+                       and driver.state.step == STEP_PROPOSE, 30, "the propose step of height 3 or later")
+        height = driver.height
+        wal_before = home.wal_file.stat().st_size
+        for i in range(2_000):
+            v = Vote(PREVOTE, height, 0, hashlib.sha256(i.to_bytes(4, "big")).digest(), 1_000, hostile.address)
+            driver.on_vote_message(SignedVote(v, hostile.sign(v.sign_bytes(chain_id))).encode(), "hostile-peer")  # type: ignore[attr-defined]
+        queued = len(driver.inbox.peer)
+        grown = home.wal_file.stat().st_size - wal_before if driver.height == height else 0
+        await wait_for(lambda: chain.height >= height + 2, 30, "two more blocks")
+    assert queued <= 3, f"{queued} votes of one validator for one round queued for the machine"
+    assert grown < 20_000, f"the WAL grew by {grown} bytes"
