@@ -688,7 +688,9 @@ class ConsensusDriver:
             self._report(sender, Offence.INVALID_EVIDENCE, reason)
             return
         if admission is Admission.REFUSED:
-            log.info("not keeping evidence for height %d: %s", height, reason)
+            # nothing wrong with the sender (too old, not yet includable, pool full); one attacker can
+            # send dozens a second, so not at INFO
+            log.debug("not keeping evidence for height %d: %s", height, reason)
             return
         if admission is Admission.KNOWN:
             return
