@@ -9,6 +9,7 @@ the node's logging configuration decide. With ``LIBP2P_DEBUG`` set, libp2p's own
 from __future__ import annotations
 
 import logging
+import os
 
 FORWARD_TO = "p2p.libp2p"
 
@@ -39,7 +40,11 @@ class _Forward(logging.Handler):
 
 
 def route_libp2p_logs() -> None:
-    """Idempotent: attach the forwarding handler when libp2p has no handler of its own."""
+    """Idempotent: make the forwarding handler libp2p's only handler, unless ``LIBP2P_DEBUG``
+    asks for libp2p's own logging. Handlers someone else attached to the ``libp2p`` logger (a
+    test runner's capture did) would otherwise see its records raw, errors above included."""
+    if os.environ.get("LIBP2P_DEBUG"):
+        return
     libp2p_logger = logging.getLogger("libp2p")
-    if not libp2p_logger.handlers:
-        libp2p_logger.addHandler(_Forward())
+    if [type(h) for h in libp2p_logger.handlers] != [_Forward]:
+        libp2p_logger.handlers = [_Forward()]

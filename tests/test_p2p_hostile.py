@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import trio
 from libp2p.custom_types import TProtocol
@@ -66,3 +68,18 @@ async def test_a_banned_peer_is_cut_off_and_listed_with_its_reason() -> None:
         assert banned[0]["offences"] == {"LIED_HEIGHT": 1}
         assert service.stats()["banned_peers"] == 1
         assert TOPICS["txs"] in service.topics
+
+
+async def test_a_refused_protocol_is_one_exception_not_seven_error_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """py-libp2p logs a 7-line ERROR for every stream a peer refuses; a node asking a peer that
+    does not speak block sync saw it every 2 s (issue 16). It is forwarded at DEBUG now: the
+    caller gets ProtocolNotSupported and logs one line itself (node/sync.py, once per peer)."""
+    from p2p import ProtocolNotSupported
+
+    async with local_and_remote([]) as (service, _):
+        with caplog.at_level(logging.INFO):
+            for _ in range(3):
+                with pytest.raises(ProtocolNotSupported):
+                    await service.request(peer_id_for(0), "/attrchain/p2ptest/not-spoken/1", b"x", timeout=5)
+        loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert not loud, [r.getMessage()[:200] for r in loud]
