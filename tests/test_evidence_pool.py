@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.evidence_pool import MAX_EVIDENCE_PER_BLOCK, Admission, EvidencePool
-from staking_support import CHAIN_ID, V0, V1, double_sign, make_genesis, next_block, open_chain
+from staking_support import V0, V1, double_sign, make_genesis, next_block, open_chain
 from state.crypto import PrivateKey
 
 OUTSIDER = PrivateKey.from_int(556)

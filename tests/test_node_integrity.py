@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from consensus.wal import read_records
-from netkit import wait_until
 from test_node_single import DevNode, dev_node
 
 pytestmark = pytest.mark.multinode
