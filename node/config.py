@@ -148,7 +148,18 @@ def parse_config(text: str) -> NodeConfig:
         if sub is None or k == "moniker":
             raise ConfigError(f"unknown section [{k}]")
         setattr(cfg, k, _section(type(getattr(cfg, k)), v, k))
+    for section, key in MUST_BE_POSITIVE:
+        if getattr(getattr(cfg, section), key) < 1:
+            raise ConfigError(f"[{section}] {key} must be at least 1")
     return cfg
+
+
+# limits where 0 would not mean "unlimited" but "refuse everything" (docs/security.md)
+MUST_BE_POSITIVE = (
+    ("rpc", "max_open_connections"), ("rpc", "read_timeout_s"),
+    ("p2p", "ban_threshold"), ("p2p", "inbox_messages"), ("p2p", "inbox_bytes"), ("p2p", "inbox_peer_bytes"),
+    ("p2p", "sync_request_timeout_s"), ("p2p", "sync_poll_s"),
+)
 
 
 @dataclass

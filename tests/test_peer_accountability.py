@@ -283,3 +283,13 @@ def test_topic_validators_authenticate_votes_and_proposals(new_chain, chain_id) 
     assert auth.tx_batch(pack([b"tx", b"tx2"])) is True
     assert auth.tx_batch(pack([b"tx", 5])) is Offence.MALFORMED
     assert auth.evidence(b"\x90") is Offence.MALFORMED
+
+
+@pytest.mark.parametrize("section,key", [("rpc", "max_open_connections"), ("rpc", "read_timeout_s"),
+                                         ("p2p", "inbox_bytes"), ("p2p", "sync_request_timeout_s")])
+def test_a_limit_of_zero_is_a_clear_config_error(section: str, key: str) -> None:
+    from node.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=rf"^\[{section}\] {key} must be at least 1$"):
+        parse_config(f"[{section}]\n{key} = 0\n")
+    assert getattr(getattr(parse_config(f"[{section}]\n{key} = 3\n"), section), key) == 3
