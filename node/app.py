@@ -23,25 +23,28 @@ import trio
 
 from node.config import Home, NodeConfig
 from node.events import EventBus
+from node.integrity import open_state_db
 from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
-from node.sync import handle_sync_request, peer_status, sync_from_peers
+from node.gossip_auth import GossipAuthenticator
+from node.sync import BlockSyncer, SyncSettings, handle_sync_request
 from p2p import topics
+from p2p.errors import P2PError
 from p2p.identity import PeerSpec
+from p2p.inbox import InboxSettings
+from p2p.scoring import Offence, ScoreSettings
 from p2p.service import P2PService
-from state.block import Block, Commit, DuplicateVoteEvidence, SignedProposal, SignedVote
+from state.block import MAX_BLOCK_BYTES, Block, Commit
 from state.chain import Chain, Executed
-from state.codec import CodecError, decode, pack, unpack
+from state.codec import CodecError, pack, unpack
 from state.crypto import PrivateKey, to_hex
 from state.genesis import Genesis, load_genesis
 from state.governance.upgrade import UpgradeNeeded
-from state.store import StateDB
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-SYNC_POLL_S = 2.0
 MAX_TX_BATCH = 4000
 
 
@@ -53,45 +56,6 @@ def parse_peer(text: str) -> PeerSpec:
         return PeerSpec(peer_id, f"/ip4/{host}/tcp/{int(port)}/p2p/{peer_id}")
     except ValueError as exc:
         raise ValueError(f"persistent peer {text!r} is not '<peer id>@<host>:<port>'") from exc
-
-
-def _decodes_as(cls: Any) -> Any:
-    def check(data: bytes) -> bool:
-        try:
-            decode(cls, data)
-        except CodecError:
-            return False
-        return True
-
-    return check
-
-
-def _is_proposal_message(data: bytes) -> bool:
-    try:
-        wire = unpack(data)
-        SignedProposal.from_wire(wire[0])  # type: ignore[attr-defined]
-        return len(wire) == 2 and type(wire[1]) is bytes
-    except (CodecError, TypeError, IndexError, KeyError):
-        return False
-
-
-def _is_tx_batch(data: bytes) -> bool:
-    try:
-        batch = unpack(data)
-    except CodecError:
-        return False
-    return isinstance(batch, list) and all(type(x) is bytes for x in batch)
-
-
-def gossip_validators(topic: dict[str, str]) -> dict[str, Any]:
-    """Cheap structural checks so malformed messages are not forwarded (the p2p layer never lets
-    a validator raise); signatures and consensus rules are checked by the node."""
-    return {
-        topic["txs"]: _is_tx_batch,
-        topic["proposals"]: _is_proposal_message,
-        topic["votes"]: _decodes_as(SignedVote),
-        topic["evidence"]: _decodes_as(DuplicateVoteEvidence),
-    }
 
 
 class NodeHalted(Exception):
@@ -106,7 +70,7 @@ class Node:
         self.node_key: PrivateKey = home.node_key()
         self.validator_key: PrivateKey | None = home.validator_key()
         home.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = StateDB(home.db_dir)
+        self.db = open_state_db(home.db_dir)  # StartupError when damaged or locked (node/integrity.py)
         self.chain = Chain(self.db)
         self.chain.init_genesis(self.genesis)
         # software upgrades this node provides: its version and every --upgrade-name (docs/governance.md)
@@ -138,21 +102,28 @@ class Node:
             "evidence": topics.evidence_topic(chain_id),
         }
         self.sync_protocol = topics.sync_protocol(chain_id)
+        self.block_protocol = topics.proposal_block_protocol(chain_id)
         peers = [parse_peer(p) for p in config.p2p.persistent_peers]
         self.p2p = P2PService(
             self.node_key.seed,
             config.p2p.port,
             peers,
             list(self.topic.values()),
-            validators=gossip_validators(self.topic),
-            request_handlers={self.sync_protocol: self._serve_sync},
+            validators=GossipAuthenticator(self.chain).validators(self.topic),
+            request_handlers={self.sync_protocol: self._serve_sync,
+                              self.block_protocol: self._serve_proposal_block},
             listen_host=config.p2p.host,
+            inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
+            scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
         )
         from node.driver import ConsensusDriver
 
         self.driver = ConsensusDriver(self)
-        self._sync_wanted = trio.Event()
-        self._syncing = False
+        self.syncer = BlockSyncer(
+            self.chain, self._reachable_peers, self._request, self._after_commit, self.report_peer,
+            SyncSettings(request_timeout_s=config.p2p.sync_request_timeout_s, poll_s=config.p2p.sync_poll_s),
+        )
+        self._initial_syncing = False
         # devnet fault injection: peers whose messages are dropped (a network partition)
         self.deny: frozenset[str] = frozenset()
         self._outbox_send, self._outbox = trio.open_memory_channel[tuple[str, bytes]](10_000)
@@ -171,8 +142,11 @@ class Node:
 
     def net_info(self) -> dict[str, Any]:
         peers = self.p2p.connected_peers() if self.p2p.is_running else []
+        report = self.p2p.peer_report()
+        scored = {p["id"]: p for p in report["peers"]}  # type: ignore[union-attr]
         return {"listening": self.p2p.is_running, "n_peers": len(peers),
-                "peers": [{"id": p} for p in sorted(peers)]}
+                "peers": [scored.get(p, {"id": p}) for p in sorted(peers)],
+                "banned": report["banned"]}
 
     def consensus_info(self) -> dict[str, Any]:
         return self.driver.info()
@@ -193,7 +167,11 @@ class Node:
                 "pub_key": to_hex(self.validator_key.public_key), "voting_power": power}
 
     def is_syncing(self) -> bool:
-        return self._syncing
+        return self._initial_syncing or self.syncer.syncing
+
+    def report_peer(self, peer_id: str, offence: Offence, detail: str = "") -> None:
+        """Score a peer down for a message or answer an honest peer never sends (p2p/scoring.py)."""
+        self.p2p.report_peer(peer_id, offence, detail)
 
     def halt(self, message: str) -> None:
         """Stop the whole node on purpose, with one message (a software upgrade is needed)."""
@@ -214,7 +192,7 @@ class Node:
 
     def _reachable_peers(self) -> list[str]:
         peers = self.p2p.connected_peers() if self.p2p.is_running else []
-        return [p for p in peers if p not in self.deny]
+        return [p for p in peers if p not in self.deny and not self.p2p.is_banned(p)]
 
     # ---- driver callbacks ------------------------------------------------------------
     def gossip(self, kind: str, data: bytes) -> None:
@@ -224,7 +202,7 @@ class Node:
             log.warning("gossip outbox full; dropping a %s message", kind)
 
     def request_sync(self) -> None:
-        self._sync_wanted.set()
+        self.syncer.wake()
 
     def metrics_height(self, height: int) -> None:
         self.metrics.set_height(height)
@@ -252,8 +230,42 @@ class Node:
             return pack(["error", "partitioned"])
         return handle_sync_request(self.chain, payload)
 
+    async def _serve_proposal_block(self, requester: str, payload: bytes) -> bytes:
+        """``["proposal_block", block_hash]`` -> ``["proposal_block", block]`` or ``["error", reason]``."""
+        try:
+            req = unpack(payload)
+            if not (isinstance(req, list) and len(req) == 2 and req[0] == "proposal_block" and type(req[1]) is bytes):
+                raise CodecError("expected ['proposal_block', block hash]")
+        except CodecError as exc:
+            self.report_peer(requester, Offence.MALFORMED, f"proposal block request: {exc}")
+            return pack(["error", "malformed request"])
+        if requester in self.deny:
+            return pack(["error", "partitioned"])
+        raw = self.driver.serve_proposal_block(req[1])
+        return pack(["proposal_block", raw]) if raw is not None else pack(["error", "unknown block"])
+
+    async def fetch_proposal_block(self, peer: str, block_hash: bytes) -> bytes | None:
+        """The body of a proposed block from ``peer``; None when it does not have it or fails."""
+        try:
+            answer = unpack(await self.p2p.request(peer, self.block_protocol, pack(["proposal_block", block_hash]),
+                                                   timeout=5.0, max_response_bytes=MAX_BLOCK_BYTES + 64))
+        except (P2PError, CodecError) as exc:
+            log.debug("proposal block from %s: %s", peer[-8:], exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a failed fetch costs a round, never the node
+            log.info("proposal block from %s failed: %r", peer[-8:], exc)
+            return None
+        if isinstance(answer, list) and len(answer) == 2 and answer[0] == "proposal_block" and type(answer[1]) is bytes:
+            return answer[1]
+        return None
+
+    def consensus_peers(self) -> list[str]:
+        """Connected peers to ask for a proposal's block, in a fixed order."""
+        return sorted(self._reachable_peers())
+
     async def _request(self, peer: str, payload: bytes) -> bytes:
-        return await self.p2p.request(peer, self.sync_protocol, payload, timeout=20.0)
+        return await self.p2p.request(peer, self.sync_protocol, payload,
+                                      timeout=self.syncer.settings.request_timeout_s)
 
     async def _read_topic(self, kind: str) -> None:
         handler = {
@@ -269,10 +281,10 @@ class Node:
             # started consensus while a peer was still in its initial sync stalled at height 1.
             if msg.sender in self.deny:
                 continue
-            handler(msg.data)
+            handler(msg.data, msg.sender)
             await trio.lowlevel.checkpoint()
 
-    def _on_tx_batch(self, data: bytes) -> None:
+    def _on_tx_batch(self, data: bytes, sender: str = "") -> None:
         try:
             batch = unpack(data)
         except CodecError:
@@ -308,38 +320,12 @@ class Node:
             if batch:
                 self.gossip("txs", pack(batch))
 
-    async def _sync_loop(self) -> None:
-        """Poll peers' heights; only when one is ahead, pause consensus and download blocks."""
-        while True:
-            with trio.move_on_after(SYNC_POLL_S):
-                await self._sync_wanted.wait()
-            self._sync_wanted = trio.Event()
-            peers = self._reachable_peers()
-            self.metrics.set_peers(len(peers))
-            if not peers:
-                continue
-            # one height behind is normal while the last precommits arrive; behind for long is not
-            stuck = time.monotonic() - self.driver.height_started > 4 * SYNC_POLL_S
-            lag = 0 if stuck else 1
-            statuses = [s for s in [await peer_status(self._request, p) for p in sorted(peers)] if s]
-            if not any(s.height > self.chain.height + lag for s in statuses):
-                continue
-            before = self.chain.height
-            self._syncing = True
-            self.driver.paused = True
-            try:
-                applied = await sync_from_peers(self.chain, lambda: peers, self._request,
-                                                self._after_commit, lag_threshold=lag)
-            except UpgradeNeeded as exc:
-                self.halt(str(exc))
-                return
-            finally:
-                self._syncing = False
-                self.driver.paused = False
-            if applied:
-                log.info("block sync applied %d blocks: %d -> %d", applied, before, self.chain.height)
-            if self.chain.height >= self.driver.height:
-                self.driver.restart_after_sync()
+    async def _run_syncer(self) -> None:
+        """Block sync for the node's lifetime; a synced block at an upgrade this node lacks halts it."""
+        try:
+            await self.syncer.run(self.driver)
+        except UpgradeNeeded as exc:
+            self.halt(str(exc))
 
     # ---- lifecycle -------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -360,7 +346,7 @@ class Node:
                 if self.halted is not None:
                     return
                 await nursery.start(self.driver.run)
-                nursery.start_soon(self._sync_loop)
+                nursery.start_soon(self._run_syncer)
                 task_status.started()
         finally:
             height = self.chain.height
@@ -380,15 +366,14 @@ class Node:
         if not peers:
             log.info("no peer reachable yet; starting consensus from height %d", self.chain.height + 1)
             return
-        self._syncing = True
+        self._initial_syncing = True
         try:
-            applied = await sync_from_peers(self.chain, lambda: peers, self._request,
-                                            self._after_commit, lag_threshold=1)
+            applied = await self.syncer.catch_up(1)
         except UpgradeNeeded as exc:
             self.halt(str(exc))
             return
         finally:
-            self._syncing = False
+            self._initial_syncing = False
         if applied:
             log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from node.config import DEFAULT_HOME, ConfigError, Home, init_dev_home
+from node.integrity import StartupError
 from state.genesis import GenesisError
 
 log = logging.getLogger("attrchain.node")
@@ -77,6 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except NodeHalted as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return EXIT_HALTED
+    except StartupError as exc:
+        log.error("refusing to start: %s", exc)
+        return 1
     except (GenesisError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -45,6 +45,10 @@ class RPCConfig:
     max_page: int = 100
     commit_timeout_s: int = 30
     max_subscriptions_per_client: int = 8
+    # connections served at once (HTTP and WebSocket); more are answered 503 and closed
+    max_open_connections: int = 900
+    # a connection that sends nothing for this long, mid-request or idle, is closed
+    read_timeout_s: int = 10
 
 
 @dataclass
@@ -56,6 +60,16 @@ class P2PConfig:
     gossip_degree: int = 3
     tx_batch_interval_ms: int = 50
     max_tx_batch_bytes: int = 256 * 1024
+    # peer accountability (p2p/scoring.py, docs/security.md)
+    ban_threshold: int = 100
+    ban_s: int = 300
+    # each gossip topic's inbox: messages, bytes, and bytes from one originating peer
+    inbox_messages: int = 1024
+    inbox_bytes: int = 32 * 1024 * 1024
+    inbox_peer_bytes: int = 8 * 1024 * 1024
+    # block sync: one request's timeout, and how often peers' heights are polled
+    sync_request_timeout_s: int = 10
+    sync_poll_s: int = 2
 
 
 @dataclass
@@ -70,6 +84,15 @@ class ConsensusConfig:
     # Blocks are produced at least every commit timeout even when empty, like CometBFT.
     create_empty_blocks: bool = True
     max_block_txs: int = 5_000
+    # peer-fed consensus buffers (docs/security.md): messages for heights not started yet, in all
+    # and per originating peer; authenticated peer events waiting for the machine; received blocks
+    # of the height in progress
+    future_buffer_bytes: int = 16 * 1024 * 1024
+    future_buffer_peer_bytes: int = 4 * 1024 * 1024
+    peer_queue_events: int = 4_096
+    candidate_bytes: int = 32 * 1024 * 1024
+    # a proposal whose block is larger is gossiped without it; peers fetch the body by hash
+    proposal_inline_bytes: int = 512 * 1024
 
 
 @dataclass
@@ -125,7 +148,18 @@ def parse_config(text: str) -> NodeConfig:
         if sub is None or k == "moniker":
             raise ConfigError(f"unknown section [{k}]")
         setattr(cfg, k, _section(type(getattr(cfg, k)), v, k))
+    for section, key in MUST_BE_POSITIVE:
+        if getattr(getattr(cfg, section), key) < 1:
+            raise ConfigError(f"[{section}] {key} must be at least 1")
     return cfg
+
+
+# limits where 0 would not mean "unlimited" but "refuse everything" (docs/security.md)
+MUST_BE_POSITIVE = (
+    ("rpc", "max_open_connections"), ("rpc", "read_timeout_s"),
+    ("p2p", "ban_threshold"), ("p2p", "inbox_messages"), ("p2p", "inbox_bytes"), ("p2p", "inbox_peer_bytes"),
+    ("p2p", "sync_request_timeout_s"), ("p2p", "sync_poll_s"),
+)
 
 
 @dataclass

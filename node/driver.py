@@ -11,10 +11,8 @@ validator returns to the same locks.
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,16 +33,21 @@ from consensus.events import (
     TimeoutElapsed,
     VoteReceived,
 )
-from consensus.evidence import InvalidEvidence, verify_duplicate_vote_evidence
-from consensus.machine import MachineConfig, current_commit, initial_state, step
+from consensus.machine import MAX_PROPOSALS_PER_ROUND, MachineConfig, current_commit, initial_state, step
 from consensus.params import ConsensusParams
-from consensus.replay import replay_wal
+from consensus.votes import MAX_VALUES_PER_VALIDATOR
+from consensus.replay import ReplayResult
 from consensus.wal import ConsensusWAL, WALCorrupt, WALEntry
+from node.consensus_inbox import DriverInbox, FutureBuffer, RawMessage
+from node.evidence_pool import Admission, EvidencePool
 from node.executor import validate_and_execute, validator_set_at
+from node.integrity import check_signed_height, replay_height_in_progress, wal_damaged
+from p2p.scoring import Offence
 from state.governance.upgrade import pending_upgrade_at, upgrade_message
 from state import keys
 from state.block import (
     EMPTY_COMMIT,
+    MAX_BLOCK_BYTES,
     Block,
     Commit,
     DuplicateVoteEvidence,
@@ -56,14 +59,18 @@ from state.block import (
 from state.chain import Executed
 from state.codec import CodecError, decode, pack, unpack
 from state.crypto import sha256
+from state.crypto import verify as ed25519_verify
 from state.errors import InvalidBlock
+from state.staking.validator_set import ValidatorSet
 
 if TYPE_CHECKING:
     from node.app import Node
 
 log = logging.getLogger(__name__)
 
-MAX_FUTURE_MESSAGES = 10_000
+# How far ahead of the height consensus is at (or will start at) messages are kept; beyond it the
+# node is behind and asks block sync instead.
+FUTURE_HEIGHTS = 2
 # Gossip is fire-and-forget and Tendermint waits for messages, not time, in some steps (2/3 of
 # prevotes before the prevote timeout even starts): a message lost to a partition or a full queue
 # would stall the height forever. So a height that takes this long re-sends this node's own votes
@@ -72,6 +79,13 @@ MAX_FUTURE_MESSAGES = 10_000
 REBROADCAST_S = 2.0
 MAX_REBROADCAST = 16
 MAX_PROPOSAL_GOSSIP_BYTES = 880_000  # py-libp2p drops pubsub messages of 1 MiB or more
+# A proposal whose block is larger than [consensus] proposal_inline_bytes is gossiped without its
+# body (``[signed proposal, b""]``); peers fetch the body by hash from the sender by
+# request/response (docs/p2p.md "Proposal blocks"). At most this many fetches run at once, each
+# tries at most FETCH_PEERS peers, each for at most FETCH_TIMEOUT_S.
+MAX_FETCHES = 4
+FETCH_PEERS = 3
+FETCH_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -106,6 +120,26 @@ def consensus_params(node: "Node") -> ConsensusParams:
     )
 
 
+class VerifiedCache:
+    """Ed25519 verification with a bounded memory of successes: the driver verifies a peer's
+    message before queueing it, and the machine (and WAL replay) verifies it again for free."""
+
+    def __init__(self, capacity: int = 16_384) -> None:
+        self.capacity = capacity
+        self._ok: dict[bytes, None] = {}
+
+    def __call__(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
+        key = sha256(public_key + signature + message)
+        if key in self._ok:
+            return True
+        if not ed25519_verify(public_key, signature, message):
+            return False
+        if len(self._ok) >= self.capacity:
+            del self._ok[next(iter(self._ok))]
+        self._ok[key] = None
+        return True
+
+
 class ConsensusDriver:
     def __init__(self, node: "Node") -> None:
         self.node = node
@@ -113,95 +147,229 @@ class ConsensusDriver:
         self.key = node.validator_key
         self.address = self.key.address if self.key else b""
         self.params = consensus_params(node)
-        self.state = initial_state(MachineConfig(self.chain.chain_id, self.address, self.params))
-        self.inbox_send, self.inbox = trio.open_memory_channel[Any](4096)
+        self.verify = VerifiedCache()
+        self.state = initial_state(MachineConfig(self.chain.chain_id, self.address, self.params, self.verify))
+        cfg = node.config.consensus
+        self.inbox = DriverInbox(cfg.peer_queue_events)
+        self.future = FutureBuffer(cfg.future_buffer_bytes, cfg.future_buffer_peer_bytes)
+        self.candidate_bytes = cfg.candidate_bytes
         self.candidates: dict[bytes, Candidate] = {}
-        self.future: deque[tuple[int, Any]] = deque()
-        self.evidence_pool: dict[bytes, DuplicateVoteEvidence] = {}
+        self.evidence = EvidencePool(self.chain)
         self.last_commit: Commit | None = None
         self.nursery: trio.Nursery | None = None
         self.height_started = time.monotonic()
         self.paused = False
-        self.wal = ConsensusWAL(node.home.wal_file)
+        try:
+            self.wal = ConsensusWAL(node.home.wal_file)
+        except WALCorrupt as exc:
+            raise wal_damaged(node.home.wal_file, exc) from exc
+        check_signed_height(self.chain, node.signer.last_height, node.home.signer_state_file, node.home.db_dir)
+        self._valsets: dict[int, ValidatorSet | None] = {}  # stored sets of future heights, per height
+        self._fetching: set[bytes] = set()  # proposal blocks being fetched by request/response
+        self._proposers: dict[tuple[int, int], bytes] = {}  # (height, round) -> proposer address
+        # of the height in progress: block hashes voted per (round, type, validator), and blocks
+        # taken for decoding/execution per round (both bounded like the machine's own sets)
+        self._vote_hashes: dict[tuple[int, int, bytes], tuple[bytes, ...]] = {}
+        self._round_blocks: dict[int, set[bytes]] = {}
         # this node's signed votes at the current height, re-sent while the height is stuck
         # (votes lost to a partition or a restart are otherwise never seen again)
         self.own_height = 0
         self.own_votes: list[bytes] = []  # this node's signed votes of own_height
+        self.recovery = self._plan_recovery()
 
     # ---- public -------------------------------------------------------------------------
     @property
     def height(self) -> int:
         return self.state.height
 
+    @property
+    def evidence_pool(self) -> dict[bytes, DuplicateVoteEvidence]:
+        return self.evidence.pool
+
     def info(self) -> dict[str, Any]:
         return {"height": self.state.height, "round": self.state.round, "step": self.state.step}
 
     def post(self, event: Any) -> None:
-        """Queue an event for the machine task; drops (with a warning) only if the inbox is full."""
-        try:
-            self.inbox_send.send_nowait(event)
-        except trio.WouldBlock:
-            log.warning("consensus inbox full; dropping %s", type(event).__name__)
+        """Queue one of this node's own events (timeouts, own messages, built blocks): never dropped."""
+        self.inbox.post_internal(event)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            if not self._recover_from_wal():
+            # (the initial block sync may have moved the chain past the logged height meanwhile)
+            if self.recovery is not None and self.recovery.state.height == self.chain.height + 1:
+                self._resume(self.recovery)
+            else:
                 self._start_height()
+            self.recovery = None
             nursery.start_soon(self._rebroadcast_loop)
             task_status.started()
-            async for event in self.inbox:
-                if isinstance(event, _CommitWaitOver):
-                    if event.height == self.state.height and not self.paused:
+            while True:
+                source, item = await self.inbox.next()
+                if source == "replay":
+                    self._on_raw(item)
+                elif isinstance(item, _CommitWaitOver):
+                    if item.height == self.state.height and not self.paused:
                         self._finish_height()
-                    continue
-                if self.paused:
-                    continue
-                self._feed(event)
+                elif not self.paused:
+                    self._feed(item)
+                # one item per turn: peer readers, timers and RPC run between any two
+                await trio.lowlevel.checkpoint()
 
     def restart_after_sync(self) -> None:
         """Called after block sync moved the chain forward: start the next height afresh."""
         self.paused = False
         self.last_commit = None
         self._start_height()
+        self._replay_future(self.state.height)  # kept while paused, when the height did not change
 
-    # ---- network input ------------------------------------------------------------------
-    def on_proposal_message(self, data: bytes) -> None:
+    # ---- network input: authenticate first, then decode bodies / execute / store ---------
+    def on_proposal_message(self, data: bytes, sender: str = "") -> None:
+        self._on_raw(RawMessage("proposal", data, sender))
+
+    def on_vote_message(self, data: bytes, sender: str = "") -> None:
+        self._on_raw(RawMessage("vote", data, sender))
+
+    def on_evidence_message(self, data: bytes, sender: str = "") -> None:
         try:
-            wire = unpack(data)
+            ev = decode(DuplicateVoteEvidence, data)
+        except CodecError as exc:
+            self._report(sender, Offence.MALFORMED, f"evidence: {exc}")
+            return
+        self._add_evidence(ev, gossip=False, sender=sender)
+
+    def _on_raw(self, msg: RawMessage) -> None:
+        if msg.kind == "vote":
+            self._on_vote(msg)
+        else:
+            self._on_proposal(msg)
+
+    def _report(self, sender: str, offence: Offence, detail: str) -> None:
+        if sender:
+            self.node.report_peer(sender, offence, detail)
+
+    def _placement(self, height: int) -> str:
+        """Where a message of ``height`` goes: "old", "current", "future" or "far"."""
+        # the height in progress first: in the commit wait the chain already holds it, and its late
+        # precommits still make the next block's commit certificate fuller
+        if height == self.state.height and not self.paused and self.state.validators is not None:
+            return "current"
+        base = max(self.state.height, self.chain.height + 1)
+        if height < base:
+            return "old"
+        if height <= base + FUTURE_HEIGHTS:
+            return "future"
+        return "far"
+
+    def _validators_of(self, height: int) -> ValidatorSet | None:
+        """The validator set of ``height`` if known (the running height's, or a stored one)."""
+        if height == self.state.height and self.state.validators is not None:
+            return self.state.validators
+        if height not in self._valsets:
+            try:
+                self._valsets[height] = validator_set_at(self.chain.db.view(), height)
+            except InvalidBlock:
+                return None  # not stored yet: such a message is buffered unauthenticated (bounded)
+        return self._valsets[height]
+
+    def _proposer_of(self, height: int, round_: int, valset: ValidatorSet) -> bytes:
+        """proposer(height, round) from that height's set, remembered for the height in progress
+        and the buffered ones (rounds are bounded by the lookahead before this is asked)."""
+        key = (height, round_)
+        found = self._proposers.get(key)
+        if found is None:
+            found = (valset.get_proposer() if round_ == 0 else valset.proposer_after(round_)).address
+            self._proposers[key] = found
+        return found
+
+    def _defer(self, height: int, msg: RawMessage) -> None:
+        if not self.future.add(height, msg):
+            log.debug("future-height buffer: dropped a %s for height %d from %s", msg.kind, height, msg.sender[-8:])
+
+    def _on_vote(self, msg: RawMessage) -> None:
+        try:
+            sv = decode(SignedVote, msg.data)
+        except CodecError as exc:
+            self._report(msg.sender, Offence.MALFORMED, f"vote: {exc}")
+            return
+        v = sv.vote
+        place = self._placement(v.height)
+        if place == "old":
+            return
+        if place == "far":
+            self.node.request_sync()  # far ahead: we are behind
+            return
+        round_base = self.state.round if place == "current" else 0
+        if v.round > round_base + self.params.max_round_lookahead:
+            return
+        valset = self._validators_of(v.height)
+        if valset is None:
+            self._defer(v.height, msg)
+            return
+        val = valset.get_by_address(v.validator)
+        if val is None:
+            self._report(msg.sender, Offence.NOT_A_VALIDATOR, f"vote signed by {v.validator.hex()[:12]} at height {v.height}")
+            return
+        if place == "current":
+            # Per (round, type, validator) the machine counts at most MAX_VALUES_PER_VALIDATOR block
+            # hashes (enough to prove a double sign); the same hash again (a duplicate, or the same
+            # choice re-signed with another time) counts for nothing. Both are dropped here, before
+            # the signature check, so an equivocating validator cannot fill the queue or the WAL.
+            slot = (v.round, v.type, v.validator)
+            seen = self._vote_hashes.get(slot, ())
+            if v.block_hash in seen or len(seen) >= MAX_VALUES_PER_VALIDATOR:
+                return
+        if not self.verify(val.public_key, sv.signature, v.sign_bytes(self.chain.chain_id)):
+            self._report(msg.sender, Offence.BAD_SIGNATURE, f"vote of {v.validator.hex()[:12]} at height {v.height}")
+            return
+        if place == "current":
+            self._vote_hashes[slot] = (*seen, v.block_hash)
+            self.inbox.post_peer(VoteReceived(sv, now_ms()))
+        else:
+            self._defer(v.height, msg)
+
+    def _on_proposal(self, msg: RawMessage) -> None:
+        try:
+            wire = unpack(msg.data)
             if not (isinstance(wire, list) and len(wire) == 2 and type(wire[1]) is bytes):
                 raise CodecError("expected [signed proposal, block]")
             sp = SignedProposal.from_wire(wire[0])  # type: ignore[attr-defined]
         except CodecError as exc:
-            log.debug("dropping malformed proposal: %s", exc)
+            self._report(msg.sender, Offence.MALFORMED, f"proposal: {exc}")
             return
-        h = sp.proposal.height
-        if h > self.state.height:
-            self._buffer(h, ("proposal", data))
+        p = sp.proposal
+        raw: bytes = wire[1]
+        if len(raw) > MAX_BLOCK_BYTES:
+            self._report(msg.sender, Offence.OVERSIZED, f"proposal block of {len(raw)} bytes")
             return
-        if h < self.state.height:
+        place = self._placement(p.height)
+        if place == "old":
             return
-        self._handle_proposal(sp, wire[1])
-
-    def on_vote_message(self, data: bytes) -> None:
-        try:
-            sv = decode(SignedVote, data)
-        except CodecError as exc:
-            log.debug("dropping malformed vote: %s", exc)
+        if place == "far":
+            self.node.request_sync()
             return
-        h = sv.vote.height
-        if h > self.state.height:
-            self._buffer(h, ("vote", data))
-        elif h == self.state.height:
-            self.post(VoteReceived(sv, now_ms()))
-
-    def on_evidence_message(self, data: bytes) -> None:
-        try:
-            ev = decode(DuplicateVoteEvidence, data)
-        except CodecError as exc:
-            log.debug("dropping malformed evidence: %s", exc)
+        round_base = self.state.round if place == "current" else 0
+        if p.round > round_base + self.params.max_round_lookahead or not -1 <= p.pol_round < p.round:
             return
-        self._add_evidence(ev, gossip=False)
+        valset = self._validators_of(p.height)
+        if valset is None:
+            self._defer(p.height, msg)
+            return
+        val = valset.get_by_address(p.proposer)
+        if val is None:
+            self._report(msg.sender, Offence.NOT_A_VALIDATOR, f"proposal signed by {p.proposer.hex()[:12]} at height {p.height}")
+            return
+        if p.proposer != self._proposer_of(p.height, p.round, valset):
+            self._report(msg.sender, Offence.BOGUS_PROPOSAL,
+                         f"proposal for height {p.height} round {p.round} from a validator that is not its proposer")
+            return
+        if not self.verify(val.public_key, sp.signature, p.sign_bytes(self.chain.chain_id)):
+            self._report(msg.sender, Offence.BAD_SIGNATURE, f"proposal for height {p.height} round {p.round}")
+            return
+        if place == "current":
+            self._handle_proposal(sp, raw, msg.sender)
+        else:
+            self._defer(p.height, msg)
 
     # ---- machine --------------------------------------------------------------------------
     def _feed(self, event: Any) -> None:
@@ -231,35 +399,36 @@ class ConsensusDriver:
         for eff in effects:
             self._effect(eff)
 
-    def _recover_from_wal(self) -> bool:
-        """Resume the height in progress from the WAL; False when there is nothing to resume."""
-        replay = self.wal.recovered
-        if replay.height != self.chain.height + 1 or not replay.entries:
-            return False
-        for entry in replay.entries:
+    def _plan_recovery(self) -> ReplayResult | None:
+        """Replay the WAL of the height in progress (at construction: a log that cannot be
+        replayed stops the node before it starts, see node/integrity.py); None when the log holds
+        no height to resume (empty, or a height the chain has already committed)."""
+        result = replay_height_in_progress(self.wal, self.chain, self.state.config, self.node.home.db_dir)
+        if result is None:
+            return None
+        for entry in self.wal.recovered.entries:
             if entry.attachment:
                 self._remember_block(entry.attachment)
-        try:
-            result = replay_wal(self.state.config, replay.entries)
-        except (WALCorrupt, ValueError) as exc:
-            log.error("cannot replay the consensus WAL (%s); starting the height afresh", exc)
-            return False
+        return result
+
+    def _resume(self, result: ReplayResult) -> None:
+        """Continue the height in progress from its replayed WAL: the same locks, the same votes."""
         self.state = result.state
         log.info("resumed height %d round %d from the WAL (%d entries)", self.state.height,
-                 self.state.round, len(replay.entries))
+                 self.state.round, len(self.wal.recovered.entries))
         self.height_started = time.monotonic()
         for entry in result.own_messages:
             ev = entry.event
             if isinstance(ev, VoteReceived):
                 self._gossip_own_vote(ev.vote.encode())  # type: ignore[attr-defined]
             elif isinstance(ev, ProposalReceived) and entry.attachment:
-                self.node.gossip("proposals", pack([ev.proposal.to_wire(), entry.attachment]))  # type: ignore[attr-defined]
+                self.node.gossip("proposals", self._proposal_message(ev.proposal, entry.attachment))
         for eff in result.pending:
             self._effect(eff)
         self._replay_future(self.state.height)  # what arrived during the initial block sync
-        return True
 
     def _remember_block(self, raw: bytes) -> Candidate | None:
+        """A block body from this node's own WAL (it was authenticated before it was logged)."""
         try:
             block = decode_block(raw)
         except CodecError:
@@ -311,38 +480,19 @@ class ConsensusDriver:
             self.state.config = dataclasses.replace(self.state.config, params=params)
         valset = validator_set_at(self.chain.db.view(), height)
         self.candidates.clear()
+        self._vote_hashes.clear()
+        self._round_blocks.clear()
+        self._valsets = {h: vs for h, vs in self._valsets.items() if h > height}
+        self._proposers = {k: a for k, a in self._proposers.items() if k[0] >= height}
+        self.inbox.peer.clear()  # authenticated for heights now over
         self.height_started = time.monotonic()
         self._feed(NewHeight(height, valset, now_ms()))
         self.node.metrics_height(self.chain.height)
         self._replay_future(height)
 
     def _replay_future(self, height: int) -> None:
-        """Feed the buffered messages of ``height`` to the machine; keep later ones."""
-        keep: deque[tuple[int, Any]] = deque()
-        replay = []
-        for h, msg in self.future:
-            if h == height:
-                replay.append(msg)
-            elif h > height:
-                keep.append((h, msg))
-        self.future = keep
-        for kind, data in replay:
-            if kind == "vote":
-                self.on_vote_message(data)
-            else:
-                self.on_proposal_message(data)
-
-    def _buffer(self, height: int, msg: tuple[str, bytes]) -> None:
-        # Measured from the height consensus will start at: before the driver runs (initial sync
-        # after a restart) state.height is still 0, and a vote for chain.height + 1 dropped here
-        # is lost for good (the p2p layer drops re-sent copies as duplicates): two validators
-        # restarted together then waited for each other's first votes forever.
-        if height > max(self.state.height, self.chain.height + 1) + 2:
-            self.node.request_sync()  # far ahead: we are behind
-            return
-        if len(self.future) >= MAX_FUTURE_MESSAGES:
-            self.future.popleft()
-        self.future.append((height, msg))
+        """Hand the buffered messages of ``height`` back to authentication, one per loop turn."""
+        self.inbox.post_replay(self.future.take(height))
 
     # ---- proposals and blocks ----------------------------------------------------------
     def _last_commit_for(self, height: int) -> Commit:
@@ -356,6 +506,8 @@ class ConsensusDriver:
         return commit
 
     def _build_proposal_block(self, eff: RequestBlock) -> None:
+        """Build this node's block; a block that would not validate is never proposed, and a
+        failure here costs this round's proposal (the propose timeout moves on), never the node."""
         height = eff.height
         view = self.chain.db.view()
         last_commit = self._last_commit_for(height)
@@ -366,21 +518,29 @@ class ConsensusDriver:
             time_ms = next_block_time(prev.time_ms, last_commit, validator_set_at(view, height - 1))
         limit = min(self.node.config.consensus.max_block_txs, self.chain.params().fees.max_block_txs)
         txs = tuple(self.node.mempool.pending(limit, max_bytes=MAX_PROPOSAL_GOSSIP_BYTES - 64_000))
-        evidence = tuple(sorted(
-            (ev for ev in self.evidence_pool.values()
-             if view.get(keys.evidence_seen_key(ev.hash())) is None),
-            key=lambda ev: ev.hash(),
-        ))[:16]
-        executed = self.chain.build_block(
+        evidence = self.evidence.for_block(view, height)
+        build = lambda ev: self.chain.build_block(  # noqa: E731
             txs,
             time_ms,
             self.address,
             last_commit=last_commit,
             validators_hash=validator_set_at(view, height).hash(),
             next_validators_hash=validator_set_at(view, height + 1).hash(),
-            evidence=evidence,
+            evidence=ev,
             txs_verified=self.node.mempool.verified_hashes(),
         )
+        try:
+            executed = build(evidence)
+        except InvalidBlock as exc:
+            if not evidence:
+                log.error("cannot build a block for height %d: %s; not proposing this round", height, exc)
+                return
+            log.error("block for height %d with evidence failed (%s); proposing it without", height, exc)
+            try:
+                executed = build(())
+            except InvalidBlock as exc2:
+                log.error("cannot build a block for height %d: %s; not proposing this round", height, exc2)
+                return
         assert executed.block is not None
         raw = executed.block.encode()  # type: ignore[attr-defined]
         block_hash = executed.block.hash()
@@ -395,36 +555,103 @@ class ConsensusDriver:
         sp = self.node.signer.sign_proposal(eff.proposal)
         if sp is None:
             return
-        data = pack([sp.to_wire(), cand.raw])  # type: ignore[attr-defined]
-        self.node.gossip("proposals", data)
+        self.node.gossip("proposals", self._proposal_message(sp, cand.raw))
         self.post(ProposalReceived(sp, True, now_ms()))
 
-    def _handle_proposal(self, sp: SignedProposal, raw: bytes) -> None:
+    def _proposal_message(self, sp: SignedProposal, raw: bytes) -> bytes:
+        """The gossip message of a proposal: with its block, or without it when the block is large."""
+        inline = raw if len(raw) <= self.node.config.consensus.proposal_inline_bytes else b""
+        return pack([sp.to_wire(), inline])  # type: ignore[attr-defined]
+
+    def serve_proposal_block(self, block_hash: bytes) -> bytes | None:
+        """The body of a block proposed at the height in progress (or already committed), by hash."""
+        cand = self.candidates.get(block_hash)
+        if cand is not None:
+            return cand.raw
+        raw_height = self.chain.db.raw.get(keys.block_hash_key(block_hash))
+        return self.chain.get_block_bytes(int.from_bytes(raw_height, "big")) if raw_height else None
+
+    async def _fetch_block(self, sp: SignedProposal, sender: str) -> None:
+        """Fetch the body of an authenticated proposal gossiped without it, then handle it."""
         p = sp.proposal
+        peers = [sender] if sender else []
+        peers += [q for q in self.node.consensus_peers() if q != sender]
+        try:
+            for peer in peers[:FETCH_PEERS]:
+                if self.state.height != p.height or p.block_hash in self.candidates:
+                    break
+                with trio.move_on_after(FETCH_TIMEOUT_S):
+                    raw = await self.node.fetch_proposal_block(peer, p.block_hash)
+                    if raw is None:
+                        continue
+                    try:
+                        matches = decode_block(raw).hash() == p.block_hash
+                    except CodecError:
+                        matches = False
+                    if not matches:
+                        self._report(peer, Offence.BAD_SYNC_ANSWER, "a proposal block that does not match its hash")
+                        continue
+                    if self.state.height == p.height and not self.paused:
+                        self._handle_proposal(sp, raw, sender)
+                    return
+            log.info("could not fetch the block of the proposal for height %d round %d", p.height, p.round)
+        finally:
+            self._fetching.discard(p.block_hash)
+
+    def _held_bytes(self) -> int:
+        return sum(len(c.raw) for c in self.candidates.values())
+
+    def _handle_proposal(self, sp: SignedProposal, raw: bytes, sender: str = "") -> None:
+        """An authenticated proposal of the current height: decode and execute its block once."""
+        p = sp.proposal
+        round_proposals = self.state.proposals.get(p.round, {})
+        if p.block_hash in round_proposals:
+            return  # a gossip duplicate
+        if len(round_proposals) >= MAX_PROPOSALS_PER_ROUND:
+            return  # an equivocating proposer gains nothing from more
         cand = self.candidates.get(p.block_hash)
         if cand is None:
+            # blocks decoded and executed per round: the machine keeps MAX_PROPOSALS_PER_ROUND, so
+            # a proposer sending more blocks for its round (queued, not yet fed) costs nothing more
+            executed_here = self._round_blocks.setdefault(p.round, set())
+            if p.block_hash not in executed_here and len(executed_here) >= MAX_PROPOSALS_PER_ROUND:
+                return
+            executed_here.add(p.block_hash)
+        if cand is None and not raw:
+            # gossiped without its body (a large block): fetch it by request/response, bounded
+            if p.block_hash not in self._fetching and len(self._fetching) < MAX_FETCHES and self.nursery is not None:
+                self._fetching.add(p.block_hash)
+                self.nursery.start_soon(self._fetch_block, sp, sender)
+            return
+        if cand is None:
+            if self._held_bytes() + len(raw) > self.candidate_bytes:
+                log.warning("not holding another %d-byte block at height %d: %d bytes of candidates held",
+                            len(raw), p.height, self._held_bytes())
+                return
             try:
                 block = decode_block(raw)
             except CodecError as exc:
-                log.info("proposal with an undecodable block: %s", exc)
+                self._report(sender, Offence.BOGUS_PROPOSAL, f"undecodable block: {exc}")
                 return
             if block.hash() != p.block_hash:
-                log.info("proposal's block does not match its hash")
+                self._report(sender, Offence.BOGUS_PROPOSAL, "the block does not match the signed hash")
                 return
             # A re-proposal of the valid value (pol_round >= 0) carries the block built by the
             # proposer of an earlier round; refusing it left nodes that missed that round unable
             # to ever prevote for it, and the height went round after round without a decision.
             if block.header.proposer != p.proposer and p.pol_round < 0:
-                log.info("proposal's block names another proposer")
+                self._report(sender, Offence.BOGUS_PROPOSAL, "the block names another proposer")
                 return
             try:
-                executed = validate_and_execute(self.chain, block, len(raw), self.node.mempool.verified_hashes())
+                executed = validate_and_execute(self.chain, block, len(raw), self.node.mempool.verified_hashes(),
+                                                proposer_round=p.pol_round if p.pol_round >= 0 else p.round)
                 cand = Candidate(block, raw, executed, True)
             except InvalidBlock as exc:
                 log.warning("invalid block proposed at height %d: %s", p.height, exc)
+                self._report(sender, Offence.INVALID_BLOCK, f"proposed block at height {p.height}: {exc}")
                 cand = Candidate(block, raw, None, False)
             self.candidates[p.block_hash] = cand
-        self.post(ProposalReceived(sp, cand.valid, now_ms()))
+        self.inbox.post_peer(ProposalReceived(sp, cand.valid, now_ms()))
 
     # ---- votes --------------------------------------------------------------------------
     def _sign_vote(self, vote: Vote) -> None:
@@ -464,23 +691,22 @@ class ConsensusDriver:
         self.node.gossip("votes", sv.encode())  # type: ignore[attr-defined]
 
     # ---- evidence -----------------------------------------------------------------------
-    def _add_evidence(self, ev: DuplicateVoteEvidence, gossip: bool) -> None:
-        h = ev.hash()
-        if h in self.evidence_pool:
-            return
-        view = self.chain.db.view()
-        if view.get(keys.evidence_seen_key(h)) is not None:
-            return
+    def _add_evidence(self, ev: DuplicateVoteEvidence, gossip: bool, sender: str = "") -> None:
+        admission, reason = self.evidence.add(ev)
         height = ev.vote_a.vote.height
-        if height > self.chain.height + 1:
+        if admission is Admission.INVALID:
+            log.info("dropping invalid evidence: %s", reason)
+            self._report(sender, Offence.INVALID_EVIDENCE, reason)
             return
-        try:
-            verify_duplicate_vote_evidence(self.chain.chain_id, validator_set_at(view, height), ev)
-        except (InvalidEvidence, InvalidBlock) as exc:
-            log.info("dropping invalid evidence: %s", exc)
+        if admission is Admission.REFUSED:
+            # nothing wrong with the sender (too old, not yet includable, pool full); one attacker can
+            # send dozens a second, so not at INFO
+            log.debug("not keeping evidence for height %d: %s", height, reason)
             return
-        log.warning("double-sign evidence against %s at height %d", ev.vote_a.vote.validator.hex(), height)
-        self.evidence_pool[h] = ev
+        if admission is Admission.KNOWN:
+            return
+        log.warning("double-sign evidence against %s at height %d%s", ev.vote_a.vote.validator.hex(), height,
+                    " (pending until that height is committed)" if admission is Admission.PENDING else "")
         if gossip:
             self.node.gossip("evidence", ev.encode())  # type: ignore[attr-defined]
 
@@ -495,9 +721,8 @@ class ConsensusDriver:
         started = time.monotonic()
         self.node.commit_block(cand.block, cand.executed, eff.commit, cand.raw)
         self.node.metrics_block(time.monotonic() - started, len(cand.block.txs), eff.round)
-        for h in list(self.evidence_pool):
-            if self.chain.db.raw.get(keys.evidence_seen_key(h)) is not None:
-                del self.evidence_pool[h]
+        for ev in self.evidence.after_commit():
+            self.node.gossip("evidence", ev.encode())  # type: ignore[attr-defined]
         assert self.nursery is not None
         self.nursery.start_soon(self._commit_wait, eff.height)
 

@@ -17,6 +17,10 @@ from state.codec import CodecError, unpack
 from state.errors import InvalidBlock
 from state.store import StateView
 
+# Proposer checks walk the priority rounds one by one; a round number beyond this (only a hostile
+# message names one: the machine rejects rounds past its lookahead) is checked for membership only.
+MAX_PROPOSER_ROUNDS = 1_000
+
 
 def validator_set_at(view: StateView, height: int) -> ValidatorSet:
     """The validator set that signs block ``height`` (stored by staking at least one height ahead)."""
@@ -29,8 +33,22 @@ def validator_set_at(view: StateView, height: int) -> ValidatorSet:
         raise InvalidBlock(f"stored validator set for height {height} is corrupt: {exc}") from exc
 
 
-def check_header(chain: Chain, block: Block, block_size: int) -> None:
-    """Every header rule that does not need execution. Raises InvalidBlock."""
+def proposers_up_to(valset: ValidatorSet, last_round: int) -> set[bytes]:
+    """The addresses that propose in rounds 0..last_round of the height ``valset`` belongs to."""
+    found = {valset.get_proposer().address}
+    for r in range(1, min(last_round, MAX_PROPOSER_ROUNDS) + 1):
+        found.add(valset.proposer_after(r).address)
+    return found
+
+
+def check_header(chain: Chain, block: Block, block_size: int, proposer_round: int | None = None) -> None:
+    """Every header rule that does not need execution. Raises InvalidBlock.
+
+    ``header.proposer`` must be a member of the height's validator set; with ``proposer_round``
+    (the round of the proposal carrying the block, or of the commit deciding it) it must be the
+    proposer of one of the rounds 0..proposer_round (a block re-proposed with a proof of lock was
+    built by the proposer of an earlier round).
+    """
     h = block.header
     height = chain.height + 1
     if block_size > MAX_BLOCK_BYTES:
@@ -51,8 +69,13 @@ def check_header(chain: Chain, block: Block, block_size: int) -> None:
         raise InvalidBlock("evidence_hash does not match the evidence")
     if h.last_commit_hash != block.last_commit.hash():
         raise InvalidBlock("last_commit_hash does not match the last commit")
-    if h.validators_hash != validator_set_at(view, height).hash():
+    valset = validator_set_at(view, height)
+    if h.validators_hash != valset.hash():
         raise InvalidBlock("validators_hash is not the hash of this height's validator set")
+    if not valset.has_address(h.proposer):
+        raise InvalidBlock("the block's proposer is not in this height's validator set")
+    if proposer_round is not None and h.proposer not in proposers_up_to(valset, proposer_round):
+        raise InvalidBlock(f"the block's proposer proposes in none of the rounds 0..{proposer_round}")
     if h.next_validators_hash != validator_set_at(view, height + 1).hash():
         raise InvalidBlock("next_validators_hash is not the hash of the next height's validator set")
     prev = chain.get_header(height - 1)
@@ -79,9 +102,10 @@ def check_header(chain: Chain, block: Block, block_size: int) -> None:
 
 
 def validate_and_execute(chain: Chain, block: Block, block_size: int,
-                         verified: frozenset[bytes] | set[bytes] = frozenset()) -> Executed:
+                         verified: frozenset[bytes] | set[bytes] = frozenset(),
+                         proposer_round: int | None = None) -> Executed:
     """Check the header, execute the block on a fresh view, and compare root and results."""
-    check_header(chain, block, block_size)
+    check_header(chain, block, block_size, proposer_round)
     executed = chain.execute(block, verified)
     if executed.state_root != block.header.state_root:
         raise InvalidBlock("state_root differs from the result of executing the block")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from consensus.signer import DoubleSignRefused, FileGuardStore, Signer
+from consensus.signer import DoubleSignRefused, FileGuardStore, Signer, SignerStateError
+from node.integrity import DOCS, StartupError
 from state.block import Proposal, SignedProposal, SignedVote, Vote
 from state.crypto import PrivateKey
 
@@ -19,8 +20,18 @@ log = logging.getLogger(__name__)
 class PrivValidator:
     def __init__(self, key: PrivateKey | None, state_file: Path, chain_id: str) -> None:
         self.chain_id = chain_id
-        self._store = FileGuardStore(state_file) if key is not None else None
-        self._signer = Signer(key, self._store) if key is not None and self._store is not None else None
+        try:
+            self._store = FileGuardStore(state_file) if key is not None else None
+            self._signer = Signer(key, self._store) if key is not None and self._store is not None else None
+        except SignerStateError as exc:
+            raise StartupError(f"{exc}; never delete or edit this file to get past it: stop the other "
+                               f"process, or restore the file from the node that signed with this key ({DOCS})") from exc
+
+    @property
+    def last_height(self) -> int:
+        """The height of the last message this validator signed (0: none, or not a validator)."""
+        last = self._signer.last if self._signer is not None else None
+        return last.height if last is not None else 0
 
     @property
     def address(self) -> bytes:

@@ -6,9 +6,11 @@ Requests and responses are canonical msgpack arrays (docs/p2p.md):
     anything else                      -> ["error", message]
 A response holds at most MAX_BLOCKS_PER_RESPONSE blocks and stops early at MAX_RESPONSE_BYTES.
 
-The syncing side verifies every block before applying it: the commit proves the block (more than
-2/3 of the power of that height's validator set signed its hash), then the header rules and the
-execution result are checked exactly as for a proposal (node/executor.py).
+The syncing side (``BlockSyncer``) verifies every block before applying it: the commit proves the
+block (more than 2/3 of the power of that height's validator set signed its hash), then the header
+rules and the execution result are checked exactly as for a proposal (node/executor.py). A
+status height is only a claim: how peers are chosen, timed out, scored and retried is in
+``BlockSyncer`` and docs/security.md.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import trio
 
 from consensus.votes import InvalidCommit, verify_commit
 from node.executor import validate_and_execute, validator_set_at
-from p2p.errors import P2PError
+from p2p.errors import P2PError, PeerBanned, ProtocolNotSupported, RemoteError, RequestTimeout
+from p2p.scoring import Offence
 from state.block import Block, Commit, decode_block
 from state.chain import Chain, Executed
 from state.codec import CodecError, decode, pack, unpack
@@ -37,7 +41,6 @@ log = logging.getLogger(__name__)
 
 MAX_BLOCKS_PER_RESPONSE = 200
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
-REQUEST_TIMEOUT_S = 20.0
 PIPELINE_BATCHES = 2  # downloaded batches held ahead of the one being applied
 MAX_VERIFY_WORKERS = 4
 
@@ -73,26 +76,6 @@ def handle_sync_request(chain: Chain, payload: bytes) -> bytes:
             items.append([raw, commit_raw])
         return pack(["blocks", items])
     return pack(["error", "unknown request"])
-
-
-@dataclass
-class PeerStatus:
-    peer: str
-    height: int
-
-
-Request = Callable[[str, bytes], Awaitable[bytes]]
-
-
-async def peer_status(request: Request, peer: str) -> PeerStatus | None:
-    try:
-        resp = unpack(await request(peer, pack(["status"])))
-    except (P2PError, CodecError) as exc:
-        log.debug("status from %s failed: %s", peer, exc)
-        return None
-    if not (isinstance(resp, list) and len(resp) == 3 and resp[0] == "status" and type(resp[1]) is int):
-        return None
-    return PeerStatus(peer, resp[1])
 
 
 def apply_synced_block(chain: Chain, block_raw: bytes, commit_raw: bytes,
@@ -177,37 +160,317 @@ def verified_tx_hashes(chain_id: str, block_raws: list[bytes]) -> set[bytes]:
     return verified
 
 
-async def fetch_blocks(request: Request, peer: str, start: int, count: int) -> list[list[bytes]] | None:
-    """One ``blocks`` request; None (logged) when the peer fails or answers malformed."""
-    try:
-        resp = unpack(await request(peer, pack(["blocks", start, count])))
-    except (P2PError, CodecError) as exc:
-        log.warning("block sync from %s failed: %s", peer[-8:], exc)
-        return None
-    if not (isinstance(resp, list) and len(resp) == 2 and resp[0] == "blocks" and isinstance(resp[1], list)
-            and all(isinstance(item, list) and len(item) == 2 and all(type(b) is bytes for b in item)
-                    for item in resp[1])):
-        log.warning("block sync: %s sent a malformed response", peer[-8:])
-        return None
-    return resp[1]
+# ---- the syncing side ----------------------------------------------------------------------
+
+Request = Callable[[str, bytes], Awaitable[bytes]]
+Report = Callable[[str, Offence, str], None]
+Batch = tuple[int, list[list[bytes]], list["Future[set[bytes]]"]]
 
 
-Batch = tuple[list[list[bytes]], list["Future[set[bytes]]"]]
+def _ignore_report(peer: str, offence: Offence, detail: str) -> None:
+    """Default ``report`` for callers without peer scoring (tests, tools)."""
 
 
-async def download(request: Request, peer: str, start: int, target: int, count: int,
-                   verifier: SignatureVerifier | None, out: trio.MemorySendChannel[Batch]) -> None:
-    """Fetch blocks start..target in requests of ``count``, handing each batch (with its pending
-    signature checks) to ``out``; the channel's capacity bounds how far it runs ahead."""
-    async with out:
-        height = start
-        while height <= target:
-            items = await fetch_blocks(request, peer, height, count)
-            if not items:
-                return
-            futures = verifier.submit([item[0] for item in items]) if verifier else []
-            await out.send((items, futures))
-            height += len(items)
+@dataclass(frozen=True)
+class SyncSettings:
+    """Timeouts and retry policy of block sync (config keys ``p2p.sync_*``, docs/security.md)."""
+
+    request_timeout_s: float = 10.0
+    poll_s: float = 2.0
+    batch: int = 100
+    retry_initial_s: float = 2.0
+    retry_max_s: float = 120.0
+    # a peer that does not serve the sync protocol at all (a light client, another chain's node)
+    unsupported_retry_s: float = 300.0
+
+
+@dataclass
+class SyncPeer:
+    """What block sync knows of one peer."""
+
+    claimed: int = 0  # the height its last status answer claimed (unauthenticated)
+    backed: int = 0  # the highest height it served us that verified
+    strikes: int = 0  # failures since its last good answer
+    retry_at: float = 0.0  # not asked again before this (monotonic clock)
+    warned: str = ""  # the last warning logged about it (logged once, not on every retry)
+
+
+class ConsensusHooks(Protocol):
+    """What block sync needs of the consensus driver."""
+
+    paused: bool
+    height_started: float
+
+    @property
+    def height(self) -> int: ...
+
+    def restart_after_sync(self) -> None: ...
+
+
+class _Failure(Exception):
+    """Why one peer's download stopped; ``offence`` is what it is scored for (None: nothing)."""
+
+    def __init__(self, offence: Offence | None, detail: str, retry_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.offence = offence
+        self.detail = detail
+        self.retry_s = retry_s
+
+
+class BlockSyncer:
+    """Keeps the chain caught up with peers without letting any peer stall consensus.
+
+    - Downloads run while consensus runs; the driver is paused only while a downloaded batch that
+      already arrived is verified and applied (synchronous work, bounded by the batch size), then
+      consensus restarts at the new height. A peer that stalls therefore never pauses consensus:
+      its request times out after ``request_timeout_s`` and the next peer is tried.
+    - A peer's status height is only a claim. Peers are tried in this order: fewest recent
+      failures, then peers whose earlier claims were backed by blocks that verified, then the
+      lowest claim above our height (a liar's huge claim is tried last, not first).
+    - A peer that serves nothing of a height it claimed is scored for lying (one lie bans it), a
+      stalled request for stalling, a block that does not verify for a bad answer; every failed
+      peer is retried only after an exponential backoff, and a peer that does not speak the sync
+      protocol is warned about once and asked again only after ``unsupported_retry_s``.
+    """
+
+    def __init__(
+        self,
+        chain: Chain,
+        peers: Callable[[], list[str]],
+        request: Request,
+        on_block: Callable[[Block, Executed], None],
+        report: Report = _ignore_report,
+        settings: SyncSettings = SyncSettings(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.chain = chain
+        self._peers = peers
+        self._request = request
+        self._on_block = on_block
+        self._report = report
+        self.settings = settings
+        self._clock = clock
+        self.book: dict[str, SyncPeer] = {}
+        self.syncing = False
+        self._wanted = trio.Event()
+        self._verifier: SignatureVerifier | None = None
+        self._last_log = 0.0
+
+    def wake(self) -> None:
+        """Check peers now instead of at the next poll (the driver heard of a later height)."""
+        self._wanted.set()
+
+    # ---- the loop ---------------------------------------------------------------------------
+    async def run(self, consensus: ConsensusHooks) -> None:
+        """Poll peers every ``poll_s`` (or when woken) and catch up whenever one is ahead."""
+        while True:
+            with trio.move_on_after(self.settings.poll_s):
+                await self._wanted.wait()
+            self._wanted = trio.Event()
+            # one height behind is normal while the last precommits arrive; behind for long is not
+            stuck = self._clock() - consensus.height_started > 4 * self.settings.poll_s
+            before = self.chain.height
+            applied = await self.catch_up(0 if stuck else 1, consensus)
+            if applied:
+                log.info("block sync applied %d blocks: %d -> %d", applied, before, self.chain.height)
+            if consensus.paused:
+                # the driver paused itself for a block it decided but does not hold
+                consensus.paused = False
+            if self.chain.height >= consensus.height:
+                consensus.restart_after_sync()
+
+    async def catch_up(self, lag: int, consensus: ConsensusHooks | None = None) -> int:
+        """Sync until no usable peer claims more than ``lag`` heights above ours; blocks applied."""
+        applied = 0
+        try:
+            while True:
+                claims = await self._statuses()
+                ahead = [p for p, h in claims.items() if h > self.chain.height + lag]
+                if not ahead:
+                    return applied
+                round_applied = 0
+                for peer in self._order(ahead):
+                    entry = self.book[peer]
+                    if entry.claimed <= self.chain.height + lag or self._clock() < entry.retry_at:
+                        continue
+                    round_applied += await self._sync_from(peer, entry, consensus)
+                applied += round_applied
+                if not round_applied:
+                    return applied
+        finally:
+            self.syncing = False
+            if self._verifier is not None:
+                self._verifier.close()
+                self._verifier = None
+
+    def _order(self, peers: list[str]) -> list[str]:
+        def key(peer: str) -> tuple[int, int, int, str]:
+            e = self.book[peer]
+            return (e.strikes, 0 if e.backed else 1, e.claimed, peer)
+
+        return sorted(peers, key=key)
+
+    # ---- status -----------------------------------------------------------------------------
+    async def _statuses(self) -> dict[str, int]:
+        """Ask every peer not backing off for its height, concurrently; peer -> claimed height."""
+        now = self._clock()
+        peers = [p for p in sorted(set(self._peers())) if now >= self.book.setdefault(p, SyncPeer()).retry_at]
+        claims: dict[str, int] = {}
+
+        async def ask(peer: str) -> None:
+            try:
+                claims[peer] = await self._status(peer)
+            except _Failure as failure:
+                self._failed(peer, failure)
+
+        async with trio.open_nursery() as nursery:
+            for peer in peers:
+                nursery.start_soon(ask, peer)
+        for peer, height in claims.items():
+            self.book[peer].claimed = height
+        return claims
+
+    async def _status(self, peer: str) -> int:
+        resp = await self._call(peer, pack(["status"]), "status")
+        if not (isinstance(resp, list) and len(resp) == 3 and resp[0] == "status"
+                and type(resp[1]) is int and resp[1] >= 0 and type(resp[2]) is bytes):
+            raise _Failure(Offence.MALFORMED, "malformed status answer")
+        if resp[2] != (self.chain.genesis_hash or b""):
+            raise _Failure(None, f"peer is on another chain (genesis {resp[2].hex()[:12]})",
+                           retry_s=self.settings.unsupported_retry_s)
+        return int(resp[1])
+
+    async def _call(self, peer: str, payload: bytes, what: str) -> Any:
+        """One request within ``request_timeout_s``; the decoded answer, or ``_Failure``."""
+        timeout = self.settings.request_timeout_s
+        try:
+            with trio.fail_after(timeout):
+                raw = await self._request(peer, payload)
+        except (trio.TooSlowError, RequestTimeout):
+            raise _Failure(Offence.STALLED_REQUEST, f"no answer to {what} within {timeout:g} s") from None
+        except ProtocolNotSupported:
+            raise _Failure(None, "does not serve block sync", retry_s=self.settings.unsupported_retry_s) from None
+        except PeerBanned:
+            raise _Failure(None, "banned") from None
+        except RemoteError as exc:
+            raise _Failure(None, f"refused {what}: {exc.reason[:100]}") from None
+        except P2PError as exc:
+            raise _Failure(None, f"{what} failed: {exc}") from None
+        try:
+            resp = unpack(raw)
+        except CodecError as exc:
+            raise _Failure(Offence.MALFORMED, f"undecodable {what} answer: {exc}") from None
+        if isinstance(resp, list) and len(resp) == 2 and resp[0] == "error":
+            raise _Failure(None, f"refused {what}: {str(resp[1])[:100]}")
+        return resp
+
+    def _failed(self, peer: str, failure: _Failure) -> None:
+        entry = self.book.setdefault(peer, SyncPeer())
+        entry.strikes += 1
+        retry = failure.retry_s or min(self.settings.retry_initial_s * 2 ** (entry.strikes - 1),
+                                        self.settings.retry_max_s)
+        entry.retry_at = self._clock() + retry
+        if failure.offence is not None:
+            # scored: p2p/scoring.py logs the one WARNING if this bans the peer
+            self._report(peer, failure.offence, failure.detail)
+            log.info("block sync: peer %s: %s; asking it again in %.0f s", peer, failure.detail, retry)
+        elif not entry.warned:
+            # once per peer until it answers well again, whatever the next failures say
+            entry.warned = failure.detail
+            log.warning("block sync: peer %s: %s; asking it again in %.0f s", peer, failure.detail, retry)
+        else:
+            log.debug("block sync: peer %s: %s; retry in %.0f s", peer, failure.detail, retry)
+
+    # ---- download and apply -----------------------------------------------------------------
+    async def _sync_from(self, peer: str, entry: SyncPeer, consensus: ConsensusHooks | None) -> int:
+        target = entry.claimed
+        log.info("block sync: at height %d, peer %s claims %d", self.chain.height, peer, target)
+        if self._verifier is None and target - self.chain.height > self.settings.batch:
+            self._verifier = SignatureVerifier(self.chain.chain_id)
+        self.syncing = True
+        applied = 0
+        failure: list[_Failure] = []
+        async with trio.open_nursery() as nursery:
+            send, receive = trio.open_memory_channel[Batch](PIPELINE_BATCHES - 1)
+            nursery.start_soon(self._download, peer, target, send, failure)
+            async with receive:
+                async for start, items, futures in receive:
+                    verified = await SignatureVerifier.result(futures)
+                    count, error = await self._apply(start, items, verified, consensus)
+                    applied += count
+                    if error is not None:
+                        failure.append(_Failure(Offence.BAD_SYNC_ANSWER, str(error)))
+                        nursery.cancel_scope.cancel()
+                        break
+                    entry.backed = max(entry.backed, self.chain.height)
+                    if self._clock() - self._last_log > 2:
+                        self._last_log = self._clock()
+                        log.info("block sync: height %d of %d", self.chain.height, target)
+        self.syncing = False
+        if failure:
+            self._failed(peer, failure[0])
+        else:
+            entry.strikes = 0
+            entry.warned = ""
+        return applied
+
+    async def _download(self, peer: str, target: int, out: trio.MemorySendChannel[Batch],
+                        failure: list[_Failure]) -> None:
+        """Fetch blocks up to ``target`` in batches; the channel's capacity bounds the run-ahead."""
+        async with out:
+            height = self.chain.height + 1
+            while height <= target:
+                count = min(self.settings.batch, target - height + 1)
+                try:
+                    resp = await self._call(peer, pack(["blocks", height, count]), f"blocks {height}..")
+                except _Failure as exc:
+                    failure.append(exc)
+                    return
+                if not (isinstance(resp, list) and len(resp) == 2 and resp[0] == "blocks"
+                        and isinstance(resp[1], list) and len(resp[1]) <= count
+                        and all(isinstance(item, list) and len(item) == 2
+                                and all(type(b) is bytes for b in item) for item in resp[1])):
+                    failure.append(_Failure(Offence.MALFORMED, "malformed blocks answer"))
+                    return
+                items: list[list[bytes]] = resp[1]
+                if not items:
+                    failure.append(_Failure(Offence.LIED_HEIGHT,
+                                            f"claimed height {target} but served nothing from {height}"))
+                    return
+                futures = self._verifier.submit([item[0] for item in items]) if self._verifier else []
+                await out.send((height, items, futures))
+                height += len(items)
+
+    async def _apply(self, start: int, items: list[list[bytes]], verified: set[bytes],
+                     consensus: ConsensusHooks | None) -> tuple[int, SyncError | None]:
+        """Apply one downloaded batch with consensus paused; heights consensus committed in the
+        meantime are skipped. Restarts consensus at the new height when it moved past it.
+        Returns the blocks applied and, if a block did not verify, why (the blocks before it stay)."""
+        skip = max(0, self.chain.height + 1 - start)
+        todo = items[skip:]
+        if not todo:
+            return 0, None
+        if consensus is not None:
+            consensus.paused = True
+        applied = 0
+        try:
+            last = len(todo) - 1
+            for i, (block_raw, commit_raw) in enumerate(todo):
+                # fsync once per downloaded batch, at its last block
+                try:
+                    block, executed = apply_synced_block(self.chain, block_raw, commit_raw, verified,
+                                                         durable=i == last)
+                except SyncError as exc:
+                    return applied, exc
+                self._on_block(block, executed)
+                applied += 1
+                await trio.lowlevel.checkpoint()
+        finally:
+            if consensus is not None:
+                consensus.paused = False
+                if applied and self.chain.height >= consensus.height:
+                    consensus.restart_after_sync()
+        return applied, None
 
 
 async def sync_from_peers(
@@ -217,52 +480,11 @@ async def sync_from_peers(
     on_block: Callable[[Block, Executed], None],
     batch: int = 100,
     lag_threshold: int = 0,
+    report: Report = _ignore_report,
+    request_timeout_s: float = SyncSettings.request_timeout_s,
 ) -> int:
-    """Download and apply blocks until no peer is more than ``lag_threshold`` ahead.
-
-    Pipelined: a download task fetches batches ahead (at most PIPELINE_BATCHES) and, when the
-    node is more than one batch behind, has their transaction signatures verified by worker
-    processes (`SignatureVerifier`) while this task applies the batch before. Each batch is
-    fsynced once, at its last block. Returns the number of blocks applied. Logs progress ~2 s.
-    """
-    applied = 0
-    last_log = time.monotonic()
-    verifier: SignatureVerifier | None = None
-    try:
-        while True:
-            statuses = [s for s in [await peer_status(request, p) for p in sorted(peers())] if s]
-            best = max(statuses, key=lambda s: (s.height, s.peer), default=None)
-            if best is None or best.height <= chain.height + lag_threshold:
-                return applied
-            target = best.height
-            log.info("block sync: at height %d, peer %s is at %d", chain.height, best.peer[-8:], target)
-            if verifier is None and target - chain.height > batch:
-                verifier = SignatureVerifier(chain.chain_id)
-            rejected = False
-            async with trio.open_nursery() as nursery:
-                send, receive = trio.open_memory_channel[Batch](PIPELINE_BATCHES - 1)
-                nursery.start_soon(download, request, best.peer, chain.height + 1, target, batch, verifier, send)
-                async with receive:
-                    async for items, futures in receive:
-                        verified = await SignatureVerifier.result(futures)
-                        try:
-                            last = len(items) - 1
-                            for i, (block_raw, commit_raw) in enumerate(items):
-                                # fsync once per downloaded batch, at its last block
-                                on_block(*apply_synced_block(chain, block_raw, commit_raw, verified,
-                                                             durable=i == last))
-                                applied += 1
-                                await trio.lowlevel.checkpoint()
-                        except SyncError as exc:
-                            log.warning("block sync: rejecting peer %s: %s", best.peer[-8:], exc)
-                            rejected = True
-                            nursery.cancel_scope.cancel()
-                            break
-                        if time.monotonic() - last_log > 2:
-                            last_log = time.monotonic()
-                            log.info("block sync: height %d of %d", chain.height, target)
-            if rejected or chain.height < target:
-                return applied
-    finally:
-        if verifier is not None:
-            verifier.close()
+    """Download and apply blocks until no peer is more than ``lag_threshold`` ahead (one
+    ``BlockSyncer.catch_up`` with consensus not running); returns the number of blocks applied."""
+    syncer = BlockSyncer(chain, peers, request, on_block, report,
+                         SyncSettings(request_timeout_s=request_timeout_s, batch=batch))
+    return await syncer.catch_up(lag_threshold)

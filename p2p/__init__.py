@@ -8,6 +8,7 @@ from p2p.errors import (
     MessageTooLarge,
     NotRunning,
     P2PError,
+    PeerBanned,
     PeerUnknown,
     ProtocolNotSupported,
     RemoteError,
@@ -20,13 +21,21 @@ from p2p.errors import (
 )
 from p2p.gossip import GossipSettings
 from p2p.identity import PeerSpec, loopback_addr, peer_id_from_seed
+from p2p.inbox import Inbox, InboxSettings, Received
 from p2p.peers import DialSettings
 from p2p.reqresp import ReqRespLimits, RequestHandler, Status
-from p2p.service import P2PService, Received
+from p2p.scoring import Offence, PeerScores, ScoreSettings
+from p2p.service import P2PService
 
 __all__ = [
     "DialSettings",
     "GossipSettings",
+    "Inbox",
+    "InboxSettings",
+    "Offence",
+    "PeerBanned",
+    "PeerScores",
+    "ScoreSettings",
     "MessageTooLarge",
     "NotRunning",
     "P2PError",

@@ -23,6 +23,10 @@ class PeerUnknown(P2PError):
     """The peer is neither connected nor in the service's address book."""
 
 
+class PeerBanned(P2PError):
+    """The peer is banned for misbehaving (p2p/scoring.py); nothing is sent to it until the ban ends."""
+
+
 class RequestTooLarge(P2PError):
     """A request payload exceeds the request size cap; it was not sent."""
 

@@ -11,20 +11,27 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from libp2p.abc import IHost
+import trio
+from google.protobuf.message import DecodeError
+from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
+from p2p.scoring import Offence
+
 logger = logging.getLogger(__name__)
 
-Validator = Callable[[bytes], bool]
-"""Cheap, synchronous check of a payload (decode + signature). True accepts the message."""
+Validator = Callable[[bytes], "bool | Offence"]
+"""Cheap, synchronous check of a payload (decode + signature): ``True`` accepts the message,
+``False`` drops it quietly (stale, not wrong), an ``Offence`` drops it and scores its originator."""
 
 # The mesh protocols every default js-libp2p and go-libp2p peer speaks. py-libp2p's newer
 # experimental ids (1.3, 1.4, 2.0) are left out on purpose: they add extension messages we do not
@@ -50,6 +57,51 @@ class GossipSettings:
     backpressure_timeout: float = 2.0
 
 
+class GuardedPubsub(Pubsub):
+    """py-libp2p's Pubsub, except that a peer's undecodable RPC cannot kill the node.
+
+    py-libp2p 0.8.1 catches only stream errors around its RPC reader; a frame that does not parse
+    as protobuf (``DecodeError``) escaped the stream handler and took down the whole swarm, i.e.
+    the node process: one malformed frame from any connected peer was a remote kill (found by
+    devnet/byzantine.py). Here any failure of one peer's stream resets that stream, forgets the
+    peer in pubsub and tells ``on_bad_stream`` (the service scores the peer and reconnects it,
+    so its pubsub streams start afresh).
+    """
+
+    # (peer, why, the peer's bytes did not parse): the service scores only the last case
+    on_bad_stream: Callable[[ID, str, bool], None] = staticmethod(lambda peer_id, why, malformed: None)  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._write_locks: weakref.WeakKeyDictionary[INetStream, trio.Lock] = weakref.WeakKeyDictionary()
+
+    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+        """One writer per stream at a time. py-libp2p writes to a peer's stream from its send
+        queue, from the flush of pending messages and from the resend of recent messages to a
+        new peer, without a lock; Yamux splits a large frame and yields between the pieces, so
+        two writers interleaved their bytes and the receiver got frames that do not parse (seen
+        with ~700 KB messages: it killed the receiving node before ``stream_handler`` below)."""
+        lock = self._write_locks.get(stream)
+        if lock is None:
+            lock = self._write_locks[stream] = trio.Lock()
+        async with lock:
+            return bool(await super().write_msg(stream, rpc_msg))
+
+    async def stream_handler(self, stream: INetStream) -> None:
+        peer_id = stream.muxed_conn.peer_id
+        try:
+            await super().stream_handler(stream)
+        except Exception as error:  # noqa: BLE001 - anything a peer's bytes can raise
+            why = f"{type(error).__name__}: {str(error)[:120]}"
+            logger.info("pubsub stream from %s failed (%s); resetting it", peer_id, why)
+            try:
+                await stream.reset()
+            except Exception as reset_error:  # noqa: BLE001 - the stream may already be gone
+                logger.debug("reset after a bad pubsub stream failed: %r", reset_error)
+            self._handle_dead_peer(peer_id)
+            self.on_bad_stream(peer_id, why, isinstance(error, DecodeError))
+
+
 def build_pubsub(host: IHost, settings: GossipSettings) -> tuple[Pubsub, GossipSub]:
     """A signed-message Pubsub with a GossipSub router configured per ``settings``."""
     router = GossipSub(
@@ -64,7 +116,7 @@ def build_pubsub(host: IHost, settings: GossipSettings) -> tuple[Pubsub, GossipS
         spam_protection_enabled=False,
         eclipse_protection_enabled=False,
     )
-    pubsub = Pubsub(host, router, strict_signing=True, seen_ttl=settings.seen_ttl)
+    pubsub = GuardedPubsub(host, router, strict_signing=True, seen_ttl=settings.seen_ttl)
     # py-libp2p seeds the sequence number with int(time.time()) and adds one per publish, so a
     # node restarted within (messages sent / 1 s) seconds reuses seqnos that peers still hold as
     # seen (message id = sender + seqno) and silently drops its new messages. Nanoseconds, as
@@ -74,25 +126,46 @@ def build_pubsub(host: IHost, settings: GossipSettings) -> tuple[Pubsub, GossipS
 
 
 def make_safe_validator(
-    topic: str, validator: Validator | None, max_message_bytes: int, self_id: ID
+    topic: str,
+    validator: Validator | None,
+    max_message_bytes: int,
+    self_id: ID,
+    is_banned: Callable[[str], bool] = lambda peer_id: False,
+    report: Callable[[str, Offence, str], None] = lambda peer_id, offence, detail: None,
 ) -> Callable[[ID, rpc_pb2.Message], bool]:
     """A libp2p topic validator that never raises: a raising validator kills py-libp2p's Pubsub.
 
     Our own publishes (forwarded by ourselves) skip the node's validator: the node built them,
-    and validating them again would double the CPU cost of every publish.
+    and validating them again would double the CPU cost of every publish. Messages that a banned
+    peer originated or forwards are rejected before any check (they are not forwarded either). An
+    oversized or malformed message is reported against its originator: an honest peer's topic
+    validator would not have let it through, so the originator built it. A validator's verdict
+    that is an ``Offence`` is reported against the originator the same way.
     """
 
     def safe_validator(forwarder: ID, message: rpc_pb2.Message) -> bool:
         if forwarder == self_id:
             return True
+        try:
+            origin = ID(message.from_id).to_base58()
+        except (ValueError, TypeError):
+            return False
+        if is_banned(origin) or is_banned(forwarder.to_base58()):
+            return False
         data = message.data
         if len(data) >= max_message_bytes:
-            logger.info("rejecting %d-byte message on %s: over the size cap", len(data), topic)
+            logger.debug("rejecting %d-byte message on %s: over the size cap", len(data), topic)
+            report(origin, Offence.OVERSIZED, f"{len(data)} bytes on {topic}")
             return False
         if validator is None:
             return True
         try:
-            return bool(validator(data))
+            verdict = validator(data)
+            if verdict is True:
+                return True
+            if isinstance(verdict, Offence):
+                report(origin, verdict, f"gossip on {topic}")
+            return False
         except Exception as error:
             # One line, no traceback: a peer able to make the validator raise must not be able
             # to flood the log.

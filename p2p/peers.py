@@ -10,6 +10,7 @@ failed dial) and its address is re-added (addresses given to ``connect`` expire 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -66,10 +67,12 @@ def is_connected(host: IHost, peer_id: ID) -> bool:
 
 
 class ConnectionEvents(INotifee):
-    """Wakes the redial loop of a peer whenever one of its connections opens or closes."""
+    """Wakes the redial loop of a peer whenever one of its connections opens or closes, and
+    tells ``on_connected`` of every new connection (the service drops banned peers there)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_connected: Callable[[ID], None] = lambda peer_id: None) -> None:
         self._changed: dict[ID, trio.Event] = {}
+        self._on_connected = on_connected
 
     def event_for(self, peer_id: ID) -> trio.Event:
         event = self._changed.get(peer_id)
@@ -86,6 +89,7 @@ class ConnectionEvents(INotifee):
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         self._fire(conn)
+        self._on_connected(conn.muxed_conn.peer_id)
         await trio.lowlevel.checkpoint()
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
@@ -108,10 +112,18 @@ class ConnectionEvents(INotifee):
 class PeerDialer:
     """Keeps a connection to every static peer for as long as ``run`` runs."""
 
-    def __init__(self, host: IHost, peers: list[PeerSpec], settings: DialSettings) -> None:
+    def __init__(
+        self,
+        host: IHost,
+        peers: list[PeerSpec],
+        settings: DialSettings,
+        is_banned: Callable[[str], bool] = lambda peer_id: False,
+        on_connected: Callable[[ID], None] = lambda peer_id: None,
+    ) -> None:
         self._host = host
         self._settings = settings
-        self._events = ConnectionEvents()
+        self._is_banned = is_banned
+        self._events = ConnectionEvents(on_connected)
         self.address_book: dict[str, PeerSpec] = {}
         self_id = host.get_id().to_base58()
         for spec in peers:
@@ -167,6 +179,11 @@ class PeerDialer:
                 with trio.move_on_after(self._settings.recheck_interval):
                     await changed.wait()
                 disconnected_since = trio.current_time()
+                continue
+            if self._is_banned(spec.peer_id):
+                # not dialled while banned; re-checked when the ban may have ended
+                with trio.move_on_after(self._settings.recheck_interval):
+                    await changed.wait()
                 continue
             waited = trio.current_time() - disconnected_since
             if not we_dial and waited < self._settings.inbound_grace:

@@ -65,6 +65,9 @@ class ReqRespLimits:
     handler_timeout: float = 20.0
     write_timeout: float = 30.0
     max_concurrent_inbound: int = 32
+    # one peer may hold this many of those slots, so a peer that opens requests and never reads
+    # the answers (each held up to write_timeout) cannot make the responder busy for everyone
+    max_concurrent_per_peer: int = 4
 
 
 async def _reset_quietly(stream: INetStream | None) -> None:
@@ -158,23 +161,41 @@ async def send_request(
 class RequestServer:
     """Serves inbound request streams of one protocol with one handler, within ``limits``."""
 
-    def __init__(self, protocol: str, handler: RequestHandler, limits: ReqRespLimits) -> None:
+    def __init__(
+        self,
+        protocol: str,
+        handler: RequestHandler,
+        limits: ReqRespLimits,
+        is_banned: Callable[[str], bool] = lambda peer_id: False,
+    ) -> None:
         self.protocol = protocol
+        self._is_banned = is_banned
         self._handler = handler
         self._limits = limits
         self._slots = trio.Semaphore(limits.max_concurrent_inbound)
+        self._per_peer: dict[str, int] = {}
         self.served = 0
         self.refused = 0
 
     async def handle_stream(self, stream: INetStream) -> None:
         """libp2p stream handler: never raises (a raise here would tear down the connection)."""
         peer_id = stream.muxed_conn.peer_id.to_base58()
+        if self._is_banned(peer_id):
+            self.refused += 1
+            await self._answer_error(stream, Status.REJECTED, "banned")
+            return
+        held = self._per_peer.get(peer_id, 0)
+        if held >= self._limits.max_concurrent_per_peer:
+            self.refused += 1
+            await self._answer_error(stream, Status.BUSY, "too many concurrent requests from you")
+            return
         try:
             self._slots.acquire_nowait()
         except trio.WouldBlock:
             self.refused += 1
             await self._answer_error(stream, Status.BUSY, "too many concurrent requests")
             return
+        self._per_peer[peer_id] = held + 1
         try:
             await self._serve(stream, peer_id)
         except BaseLibp2pError as error:
@@ -182,6 +203,11 @@ class RequestServer:
             await _reset_quietly(stream)
         finally:
             self._slots.release()
+            left = self._per_peer[peer_id] - 1
+            if left:
+                self._per_peer[peer_id] = left
+            else:
+                del self._per_peer[peer_id]
 
     async def _serve(self, stream: INetStream, peer_id: str) -> None:
         limits = self._limits

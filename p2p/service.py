@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
-
 import multiaddr
 import trio
 from libp2p import new_host
@@ -30,6 +28,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from p2p.errors import (
     MessageTooLarge,
     NotRunning,
+    PeerBanned,
     PeerUnknown,
     RequestTimeout,
     TransportError,
@@ -44,9 +43,11 @@ from p2p.gossip import (
     make_safe_validator,
 )
 from p2p.identity import PeerSpec, key_pair_from_seed
+from p2p.inbox import Inbox, InboxSettings, Received
 from p2p.logs import route_libp2p_logs
 from p2p.peers import DialSettings, PeerDialer, disable_auto_connector, is_connected
 from p2p.reqresp import ReqRespLimits, RequestHandler, RequestServer, send_request
+from p2p.scoring import Offence, PeerScores, ScoreSettings
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +65,7 @@ def is_cancellation(error: BaseException) -> bool:
     return isinstance(error, trio.Cancelled)
 
 
-class Received(NamedTuple):
-    """One gossip message handed to the node: the originating peer id and the payload."""
-
-    sender: str
-    data: bytes
+__all__ = ["P2PService", "Received", "is_cancellation"]
 
 
 class P2PService:
@@ -86,6 +83,8 @@ class P2PService:
         max_message_bytes: int = 900_000,
         inbox_size: int = 1024,
         inbox_sizes: Mapping[str, int] | None = None,
+        inbox: InboxSettings | None = None,
+        scoring: ScoreSettings = ScoreSettings(),
         dedup_capacity: int = 65_536,
         gossip: GossipSettings = GossipSettings(),
         limits: ReqRespLimits = ReqRespLimits(),
@@ -105,8 +104,9 @@ class P2PService:
         self._peers = list(peers)
         self._topics = list(dict.fromkeys(topics))
         self._validators = dict(validators or {})
+        self.scores = PeerScores(scoring)
         self._servers = {
-            protocol: RequestServer(protocol, handler, limits)
+            protocol: RequestServer(protocol, handler, limits, is_banned=self.scores.is_banned)
             for protocol, handler in (request_handlers or {}).items()
         }
         self.max_message_bytes = max_message_bytes
@@ -117,12 +117,14 @@ class P2PService:
         self._dedup = ContentDedup(dedup_capacity)
         self._denied: frozenset[bytes] = frozenset()
         sizes = inbox_sizes or {}
-        self._inbox_send: dict[str, trio.MemorySendChannel[Received]] = {}
-        self._inbox_receive: dict[str, trio.MemoryReceiveChannel[Received]] = {}
-        for topic in self._topics:
-            send, receive = trio.open_memory_channel[Received](sizes.get(topic, inbox_size))
-            self._inbox_send[topic] = send
-            self._inbox_receive[topic] = receive
+        base = inbox or InboxSettings(max_messages=inbox_size)
+        self._inboxes: dict[str, Inbox] = {
+            topic: Inbox(
+                InboxSettings(sizes.get(topic, base.max_messages), base.max_bytes, base.max_peer_bytes)
+            )
+            for topic in self._topics
+        }
+        self._nursery: trio.Nursery | None = None
         self._publish_lock = trio.Lock()
         self._stalled_peers: set[ID] = set()
         self._host: IHost | None = None
@@ -134,7 +136,9 @@ class P2PService:
         self._stopping = False
         self._failed = False
         self._counters: dict[str, dict[str, int]] = {
-            topic: {"published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0}
+            topic: {
+                "published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0
+            }
             for topic in self._topics
         }
 
@@ -201,7 +205,7 @@ class P2PService:
 
     def stats(self) -> dict[str, int]:
         """Totals for metrics: gossip published/delivered/duplicates/drops, dials, requests."""
-        out = {"published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0}
+        out = {"published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0}
         for counters in self._counters.values():
             for name, value in counters.items():
                 out[name] += value
@@ -211,23 +215,70 @@ class P2PService:
             out["dial_failures"] = self._dialer.dial_failures
         out["requests_served"] = sum(s.served for s in self._servers.values())
         out["requests_refused"] = sum(s.refused for s in self._servers.values())
+        out["banned_peers"] = len(self.scores.banned())
         return out
+
+    # ----- peer accountability -----
+
+    def report_peer(self, peer_id: str, offence: Offence, detail: str = "") -> None:
+        """Score ``peer_id`` down for ``offence``; at the threshold it is banned and disconnected.
+
+        Never raises and never waits: callable from any handler. Reports about ourselves or an
+        empty id (a message of unknown origin) are ignored.
+        """
+        if not peer_id or peer_id == self.peer_id:
+            return
+        if self.scores.report(peer_id, offence, detail):
+            self._disconnect_soon(peer_id)
+
+    def is_banned(self, peer_id: str) -> bool:
+        return self.scores.is_banned(peer_id)
+
+    def peer_report(self) -> dict[str, object]:
+        """For ``net_info``: each connected peer with its score, and the peers banned now."""
+        connected = self.connected_peers()
+        return {
+            "peers": [{"id": p, **self.scores.describe(p)} for p in connected],
+            "banned": [{"id": p, **self.scores.describe(p)} for p in self.scores.banned()],
+        }
+
+    def _disconnect_soon(self, peer_id: str) -> None:
+        if self._nursery is None or self._host is None:
+            return
+        try:
+            pid = ID.from_base58(peer_id)
+        except (ValueError, BaseLibp2pError):
+            return
+        self._nursery.start_soon(self._disconnect_one, self._host, pid)
+
+    def _on_bad_pubsub_stream(self, pid: ID, why: str, malformed: bool) -> None:
+        """A peer's pubsub stream failed: reconnect it (fresh streams); score it only when its
+        bytes did not parse (a connection that breaks is not an offence)."""
+        if malformed:
+            self.report_peer(pid.to_base58(), Offence.MALFORMED, f"pubsub stream: {why}")
+        self._disconnect_soon(pid.to_base58())
+
+    def _on_connected(self, pid: ID) -> None:
+        """Connection notifee hook: a banned peer that connects (it dialled us) is dropped."""
+        if self.scores.is_banned(pid.to_base58()):
+            self._disconnect_soon(pid.to_base58())
 
     # ----- gossip -----
 
-    def subscribe(self, topic: str) -> trio.MemoryReceiveChannel[Received]:
-        """The receive side of ``topic``'s inbox: ``Received(sender, data)``, each payload once.
+    def subscribe(self, topic: str) -> Inbox:
+        """``topic``'s inbox (``async for`` gives ``Received(sender, data)``), each payload once.
 
-        Messages this node published are not delivered back. The channel closes when ``run``
-        ends. There is one inbox per topic so a flood on one topic never crowds out another.
+        Messages this node published are not delivered back. The inbox closes when ``run``
+        ends. There is one inbox per topic so a flood on one topic never crowds out another, and
+        each is bounded in messages, bytes and bytes per originating peer (``InboxSettings``).
         """
-        if topic not in self._inbox_receive:
+        if topic not in self._inboxes:
             raise UnknownTopic(f"topic {topic!r} is not one of {self._topics}")
-        return self._inbox_receive[topic]
+        return self._inboxes[topic]
 
     async def publish(self, topic: str, data: bytes) -> None:
         """Gossip ``data`` on ``topic``; waits while peer queues are congested (back-pressure)."""
-        if topic not in self._inbox_send:
+        if topic not in self._inboxes:
             raise UnknownTopic(f"topic {topic!r} is not one of {self._topics}")
         if len(data) >= self.max_message_bytes:
             raise MessageTooLarge(
@@ -298,20 +349,24 @@ class P2PService:
         if message.from_id == self._peer_id.to_bytes() or message.from_id in self._denied:
             return
         counters = self._counters[topic]
+        sender = ID(message.from_id).to_base58()
+        if self.scores.is_banned(sender):
+            counters["banned_drops"] += 1
+            return
         key = content_key(topic, message.data)
         if key in self._dedup:
             counters["duplicates"] += 1
             return
-        try:
-            self._inbox_send[topic].send_nowait(
-                Received(ID(message.from_id).to_base58(), message.data)
-            )
-        except trio.WouldBlock:
+        refusal = self._inboxes[topic].offer(Received(sender, message.data))
+        if refusal is not None:
             # Not marked as seen: a later copy (gossip retransmit) may still get in.
             counters["inbox_drops"] += 1
             drops = counters["inbox_drops"]
             if drops == 1 or drops % DROP_LOG_EVERY == 0:
-                logger.warning("inbox for %s full: %d messages dropped so far", topic, drops)
+                logger.warning(
+                    "inbox for %s: %s (last from %s): %d messages dropped so far",
+                    topic, refusal.value, sender, drops,
+                )
             return
         self._dedup.add(key)
         counters["delivered"] += 1
@@ -338,6 +393,8 @@ class P2PService:
             pid = ID.from_base58(peer_id)
         except (ValueError, BaseLibp2pError) as error:
             raise PeerUnknown(f"not a peer id: {peer_id!r}") from error
+        if self.scores.is_banned(peer_id):
+            raise PeerBanned(f"peer {peer_id} is banned for {self.scores.ban_remaining(peer_id):.0f} s more")
         deadline = trio.current_time() + timeout
         if not is_connected(host, pid):
             spec = self._dialer.address_book.get(peer_id) if self._dialer else None
@@ -379,14 +436,22 @@ class P2PService:
         disable_auto_connector(host)
         self._host = host
         pubsub, router = build_pubsub(host, self._gossip)
+        pubsub.on_bad_stream = self._on_bad_pubsub_stream  # type: ignore[attr-defined]
         for topic in self._topics:
             validator = make_safe_validator(
-                topic, self._validators.get(topic), self.max_message_bytes, self._peer_id
+                topic,
+                self._validators.get(topic),
+                self.max_message_bytes,
+                self._peer_id,
+                is_banned=self.scores.is_banned,
+                report=self.report_peer,
             )
             pubsub.set_topic_validator(topic, validator, is_async_validator=False)
         for protocol, server in self._servers.items():
             host.set_stream_handler(TProtocol(protocol), server.handle_stream)
-        dialer = PeerDialer(host, self._peers, self._dial)
+        dialer = PeerDialer(
+            host, self._peers, self._dial, is_banned=self.scores.is_banned, on_connected=self._on_connected
+        )
         self._dialer = dialer
         try:
             async with host.run(listen_addrs=[self._listen]):
@@ -398,6 +463,7 @@ class P2PService:
                         self._router = router
                         try:
                             async with trio.open_nursery() as nursery:
+                                self._nursery = nursery
                                 for topic, subscription in subscriptions.items():
                                     nursery.start_soon(self._drain, topic, subscription)
                                 nursery.start_soon(dialer.run)
@@ -411,6 +477,7 @@ class P2PService:
                             self._failed = not is_cancellation(error)
                             raise
                         finally:
+                            self._nursery = None
                             self._running = False
                             self._stopping = True
                             await self._disconnect_all(host)
@@ -423,8 +490,8 @@ class P2PService:
             logger.warning("libp2p error during shutdown ignored: %r", group.exceptions)
         finally:
             self._running = False
-            for send in self._inbox_send.values():
-                send.close()
+            for inbox in self._inboxes.values():
+                inbox.close()
             logger.info("p2p %s stopped", self.peer_id)
 
     async def _disconnect_all(self, host: IHost) -> None:

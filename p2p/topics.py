@@ -51,3 +51,10 @@ def sync_protocol(chain_id: str) -> str:
     if not chain_id or "/" in chain_id:
         raise ValueError(f"chain id must be non-empty and contain no '/': {chain_id!r}")
     return f"/{TOPIC_PREFIX}/{chain_id}/sync/{TOPIC_VERSION}"
+
+
+def proposal_block_protocol(chain_id: str) -> str:
+    """Request/response protocol id for fetching a proposed block's body by hash (docs/p2p.md)."""
+    if not chain_id or "/" in chain_id:
+        raise ValueError(f"chain id must be non-empty and contain no '/': {chain_id!r}")
+    return f"/{TOPIC_PREFIX}/{chain_id}/proposal-block/{TOPIC_VERSION}"

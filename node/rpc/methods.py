@@ -77,8 +77,10 @@ _TABLE: tuple[Method, ...] = (
         "`consensus` {height, round, step}",
         c.status,
     ),
-    Method("net_info", "node", "P2P listening state and connected peers.", (),
-           "`{listening, n_peers, peers: [{id, ...}]}`", c.net_info),
+    Method("net_info", "node", "P2P listening state, connected peers with their scores, and banned peers "
+           "(docs/security.md).", (),
+           "`{listening, n_peers, peers: [{id, score, offences: {NAME: count}, banned}], "
+           "banned: [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}]}`", c.net_info),
     Method("genesis", "node", "The genesis document this chain started from.", (),
            "`genesis` {chain_id, genesis_time_ms, params_preset, params, accounts, validators, genesis_hash, "
            "consensus_params (every genesis parameter by section)}", c.genesis),

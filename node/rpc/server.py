@@ -4,6 +4,15 @@ Routes: POST / (JSON-RPC, batches allowed), GET /<method>?name=value (CometBFT-s
 each value read as JSON when it parses, else as a string), GET /websocket (JSON-RPC over
 WebSocket with subscriptions), GET /metrics (Prometheus). Bodies over ``max_body_bytes`` get
 HTTP 413 before they are read.
+
+Connection limits (docs/security.md): at most ``rpc.max_open_connections`` connections are served
+at once; one more is answered ``503`` and closed at once. ``rpc.read_timeout_s`` bounds a
+half-sent request: its headers must be complete that long after the connection opened (or after
+the previous response: hypercorn's keep-alive timeout, a total deadline, so dripping one byte at a
+time does not extend it), and its body may not pause longer than that (408, connection closed).
+Waiting for a response (``broadcast_tx_commit``) and WebSocket subscriptions are not cut by it.
+hypercorn (0.17/0.18) has no connection cap, so the cap wraps hypercorn's per-connection
+``TCPServer``: the wrapper is installed once and acts only for a config carrying a ``ConnectionCap``.
 """
 
 from __future__ import annotations
@@ -14,8 +23,10 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
 import trio
+import hypercorn.trio.run as hypercorn_run
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from hypercorn.trio.tcp_server import TCPServer
 
 from node.config import RPCConfig
 from node.context import NodeContext
@@ -32,9 +43,8 @@ ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-KEEP_ALIVE_S = 75  # idle keep-alive connections are closed after this long
 KEEP_ALIVE_REQUESTS = 1_000_000  # hypercorn's default (1,000) would drop busy clients' connections
-READ_TIMEOUT_S = 30  # a request (headers or body) must arrive within this; slow senders are cut off
+REFUSE_TIMEOUT_S = 1.0
 BACKLOG = 1024
 MAX_QUERY = 8192
 
@@ -91,7 +101,12 @@ class RPCApp:
         chunks: list[bytes] = []
         size = 0
         while True:
-            msg = await receive()
+            with trio.move_on_after(self.env.config.read_timeout_s) as waited:
+                msg = await receive()
+            if waited.cancelled_caught:
+                await _respond(send, 408, b'{"error":"request body stalled"}',
+                               JSON_HEADERS + [(b"connection", b"close")])
+                return
             if msg["type"] == "http.disconnect":
                 return
             chunk = msg.get("body", b"")
@@ -156,14 +171,76 @@ async def _respond(send: ASGISend, status: int, body: bytes, headers: list[tuple
     await send({"type": "http.response.body", "body": body})
 
 
+class ConnectionCap:
+    """How many RPC connections are open, against ``rpc.max_open_connections``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.refused = 0
+
+    def try_acquire(self) -> bool:
+        if self.open >= self.limit:
+            self.refused += 1
+            return False
+        self.open += 1
+        return True
+
+    def release(self) -> None:
+        self.open -= 1
+
+
+class CappedHypercornConfig(HypercornConfig):
+    connection_cap: ConnectionCap | None = None
+
+
+def _refusal_bytes() -> bytes:
+    body = b'{"error":"too many open connections, retry later"}'
+    head = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n")
+    return head + body
+
+
+class CappedTCPServer(TCPServer):
+    """hypercorn's per-connection server, refusing connections over the config's cap."""
+
+    async def run(self) -> None:
+        cap = getattr(self.config, "connection_cap", None)
+        if cap is None:
+            await super().run()
+            return
+        if not cap.try_acquire():
+            with trio.move_on_after(REFUSE_TIMEOUT_S):
+                try:
+                    await self.stream.send_all(_refusal_bytes())
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+            if cap.refused == 1 or cap.refused % 1000 == 0:
+                log.warning("rpc: %d connection(s) refused: %d open, the cap (rpc.max_open_connections)",
+                            cap.refused, cap.open)
+            return
+        try:
+            await super().run()
+        finally:
+            cap.release()
+
+
+# hypercorn looks the class up in this module when a connection arrives (see the module docstring)
+hypercorn_run.TCPServer = CappedTCPServer  # type: ignore[misc]
+
+
 def hypercorn_config(host: str, port: int, config: RPCConfig) -> HypercornConfig:
-    hc = HypercornConfig()
+    hc = CappedHypercornConfig()
+    hc.connection_cap = ConnectionCap(config.max_open_connections)
     hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
-    hc.keep_alive_timeout = KEEP_ALIVE_S
+    # the deadline for a request's headers, counted from the connection's start or last response
+    hc.keep_alive_timeout = config.read_timeout_s
     hc.keep_alive_max_requests = KEEP_ALIVE_REQUESTS
-    hc.read_timeout = READ_TIMEOUT_S
+    hc.read_timeout = None  # a per-read timeout would also cut requests waiting for their answer
     hc.backlog = BACKLOG
     hc.graceful_timeout = 1.0
     hc.websocket_max_message_size = config.max_body_bytes

@@ -1,0 +1,212 @@
+"""A real malicious peer process (devnet/byzantine.py) against a 4-validator devnet (issue 12, A5).
+
+One devnet for the module; each scenario starts a fresh malicious process (a new peer id, so bans
+from an earlier scenario do not shield the next), lets it attack for ATTACK_S seconds, and checks:
+- the honest validators kept committing: no gap over MAX_GAP_MS between consecutive commits (block
+  times, which are BFT times from the validators' own clocks) from the attack's start to its end;
+- every honest node's peak RSS (VmHWM, /proc/<pid>/status) stayed under RSS_BOUND_MB;
+- no honest node exited.
+For the sync attacks the liar is also scored down and banned, visibly in `net_info`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devnet import launcher
+from devnet.launcher import Layout, NodeSpec
+from e2e_kit import describe, wait_for_heights
+from netkit import height_of, node_log, rpc, rpc_batch, running_devnet, try_rpc, wait_until
+
+pytestmark = pytest.mark.multinode
+
+REPO = Path(__file__).resolve().parent.parent
+ATTACK_S = 6.0
+MAX_GAP_MS = 5_000
+# A 4-validator devnet node idles at ~110-130 MB RSS on this machine; 400 MB leaves room for the
+# bounded buffers (inboxes: 32 MiB per topic, 8 MiB per peer; future messages, candidates) and
+# fails for the unbounded ones this harness found (795 MB after 300 bogus proposals).
+RSS_BOUND_MB = 400
+EVIDENCE_ACCUSED = 3  # the validator whose key the attacker holds in the evidence scenario
+# A 1 s commit wait (the devnet preset's is longer, FAST's 50 ms): evidence for the next height
+# accepted during it reached the next proposer's block and crashed it before issue 12, and at
+# 50 ms the attacker rarely hit the window. ~1.1 s per block keeps the 5 s gap bound meaningful.
+PARAMS = {"timeouts": {"commit_ms": 1000, "propose_ms": 1000}}
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
+    with running_devnet(tmp_path_factory.mktemp("byz"), 4, params=PARAMS) as layout:
+        try:
+            wait_for_heights(layout, layout.nodes, 2, 60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{dead_logs(layout)}") from None
+        yield layout
+
+
+def dead_logs(layout: Layout) -> str:
+    """The last lines of the log of every node that is not running (for failure messages)."""
+    tails = []
+    for spec in layout.nodes:
+        if launcher.read_pid(layout, spec) is None:
+            lines = node_log(layout, spec).splitlines()[-15:]
+            tails.append(f"--- {spec.name} (exited):\n" + "\n".join(lines))
+    return "\n".join(tails)
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for pid {pid}")
+
+
+class Attacker:
+    """The malicious process and the JSON events it printed."""
+
+    def __init__(self, layout: Layout, attack: str, extra: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "devnet.byzantine", "--dir", str(layout.dir), "--attack", attack,
+             "--duration", str(ATTACK_S), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        self.events: list[dict[str, Any]] = []
+        self._buffer = b""
+
+    def wait_event(self, ev: str, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events:
+                if event["ev"] == ev:
+                    return event
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None and not select.select([self.proc.stdout], [], [], 0)[0]:
+                err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.poll() is not None else ""
+                raise AssertionError(f"attacker: no {ev!r} event within {timeout} s; events {self.events}; {err}")
+            if select.select([self.proc.stdout], [], [], min(left, 0.5))[0]:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                self._buffer += chunk
+                *lines, self._buffer = self._buffer.split(b"\n")
+                self.events += [json.loads(line) for line in lines if line.strip()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def block_times(spec: NodeSpec, low: int, high: int) -> list[int]:
+    if high < low:
+        return []
+    blocks = rpc_batch(spec, "block", [{"height": h} for h in range(low, high + 1)])
+    return [b["block"]["header"]["time_ms"] for b in blocks]
+
+
+def run_scenario(layout: Layout, attack: str, extra: tuple[str, ...] | list[str] = (),
+                 honest: tuple[int, ...] | list[int] = (0, 1, 2, 3)) -> dict[str, Any]:
+    specs = [layout.nodes[i] for i in honest]
+    pids = {s.name: launcher.read_pid(layout, s) for s in specs}
+    assert all(pids.values()), f"a node is down before {attack}: {describe(layout)}"
+    attacker = Attacker(layout, attack, list(extra))
+    try:
+        ready = attacker.wait_event("ready", 40)
+        t0 = int(time.time() * 1000)
+        h0 = min(height_of(s) or 0 for s in specs)
+        done = attacker.wait_event("done", ATTACK_S + 30)
+        t1 = int(time.time() * 1000)
+    finally:
+        attacker.stop()
+    for spec in specs:
+        pid = pids[spec.name]
+        assert launcher.is_alive(pid), f"{spec.name} exited during {attack}: {describe(layout)}\n{dead_logs(layout)}"
+        rss = peak_rss_mb(pid)
+        assert rss < RSS_BOUND_MB, f"{spec.name} peaked at {rss:.0f} MB RSS during {attack}"
+    reference = specs[0]
+    h1 = height_of(reference) or 0
+    times = sorted([t0, t1, *block_times(reference, h0 + 1, h1)])
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) <= MAX_GAP_MS, (
+        f"{attack}: a gap of {max(gaps)} ms between commits (heights {h0}..{h1}): {describe(layout)}")
+    assert h1 - h0 >= 3, f"{attack}: only {h1 - h0} blocks committed in {ATTACK_S} s"
+    # every honest node is still on the same chain and caught up
+    wait_for_heights(layout, specs, h1, 30)
+    return {"ready": ready, "done": done, "peer_id": ready["peer_id"], "blocks": h1 - h0}
+
+
+def banned_by(spec: NodeSpec, peer_id: str) -> dict[str, Any] | None:
+    info = try_rpc(spec, "net_info") or {}
+    return next((b for b in info.get("banned", []) if b["id"] == peer_id), None)
+
+
+def assert_banned_by_its_peers(layout: Layout, peer: str, reason: str) -> None:
+    """The honest nodes the attacker published to banned it and say why in `net_info`.
+
+    Its gossip reaches only the nodes in its own mesh (at least GossipSub's D_low = 2): honest
+    nodes authenticate before forwarding, so the others never see it and have nothing to ban."""
+    def banning() -> list[dict[str, Any]]:
+        return [b for s in layout.nodes if (b := banned_by(s, peer)) is not None]
+
+    wait_until(lambda: len(banning()) >= 2, 10, f"at least two nodes to ban {peer}")
+    for record in banning():
+        assert reason in record["ban_reason"], record
+
+
+def test_proposals_from_a_non_validator(devnet: Layout) -> None:
+    result = run_scenario(devnet, "nonvalidator-proposals", ["--rate", "20"])
+    assert result["done"]["sent"] > 10
+    assert_banned_by_its_peers(devnet, result["peer_id"], "consensus message from a non-validator")
+
+
+def test_oversized_and_future_height_floods(devnet: Layout) -> None:
+    result = run_scenario(devnet, "future-flood", ["--rate", "10"])
+    assert result["done"]["sent"] > 50
+    assert_banned_by_its_peers(devnet, result["peer_id"], "")  # non-validator proposals or bad signatures
+
+
+def test_votes_with_bad_signatures(devnet: Layout) -> None:
+    result = run_scenario(devnet, "bad-signature-votes", ["--rate", "50"])
+    assert result["done"]["sent"] > 200
+    assert_banned_by_its_peers(devnet, result["peer_id"], "bad signature")
+
+
+def test_stalling_sync_peer_claiming_a_million_blocks_more(devnet: Layout) -> None:
+    """The lying/stalling sync peer of issue 12 item 4: before, consensus sat paused while it
+    stalled (95 -> 14 blocks in 30 s); now downloads never pause consensus and it is banned."""
+    result = run_scenario(devnet, "stalling-sync")
+    assert result["done"]["sync_answers"] > 0, "no node asked the liar anything"
+
+
+def test_lying_sync_peer_is_banned(devnet: Layout) -> None:
+    result = run_scenario(devnet, "lying-sync")
+    assert result["done"]["sync_answers"] > 0
+    assert_banned_by_its_peers(devnet, result["peer_id"], "lied about its height")
+
+
+def test_replayed_old_messages(devnet: Layout) -> None:
+    result = run_scenario(devnet, "replay", ["--rate", "200"])
+    assert result["done"]["recorded"] > 0 and result["done"]["sent"] > 0
+
+
+def test_evidence_for_the_height_in_progress(devnet: Layout) -> None:
+    """Last: the accused validator may be slashed and leave the set; the other three go on."""
+    honest = [i for i in range(4) if i != EVIDENCE_ACCUSED]
+    result = run_scenario(devnet, "evidence-now", ["--rate", "20", "--validator-key", str(EVIDENCE_ACCUSED)],
+                          honest=honest)
+    assert result["done"]["sent"] > 20
+    assert rpc(devnet.nodes[0], "health") == {}
