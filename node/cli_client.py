@@ -22,25 +22,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+import sdk
 from node import cli_governance
 from node.rpc.methods import METHODS
 from state.codec import Bytes, List, Str, Tuple, UInt
-from state.crypto import KeyFileError, PrivateKey, from_hex, sha256, to_hex
-from state.tx import KIND_BY_NAME, TX_KINDS, sign_tx
+from state.crypto import KeyFileError, PrivateKey, from_hex, to_hex
+from state.tx import TX_KINDS
 
-DEFAULT_RPC = os.environ.get("ATTRCHAIN_RPC", "http://127.0.0.1:26657")
+DEFAULT_RPC = sdk.DEFAULT_RPC
 EXIT_FAILED = 1  # rejected, failed in its block, not committed in time, RPC error
 EXIT_USAGE = 2  # bad input
 EXIT_UNREACHABLE = 3  # no node at the RPC URL
 
-# Kinds whose transaction hash is the id of what they create.
-CREATES = {"create_datanet": "datanet", "contribute": "contribution", "register_model": "model",
-           "register_adapter": "adapter", "infer": "inference"}
-# Optional fields and their defaults; every other field is a required option.
-DEFAULTS: dict[str, Any] = {"metadata_uri": "", "moniker": "", "lineage_bps": 0, "bond_required": 0,
-                            "input_tokens": 0, "output_tokens": 0, "stake": 0, "summary": ""}
+CREATES = sdk.CREATES  # kinds whose transaction hash is the id of what they create
+DEFAULTS = sdk.DEFAULTS  # optional fields and their defaults; every other field is a required option
 # Fields filled from files or flags instead of their own option.
 DERIVED = {
     "contribute": ("content",),
@@ -84,33 +79,18 @@ class RPCCallError(CLIError):
         self.error = error
 
 
-class RPCClient:
-    """A small synchronous JSON-RPC 2.0 client over one keep-alive HTTP connection."""
-
-    def __init__(self, url: str, timeout: float = 15.0) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=timeout)
-        self._id = 0
-
-    def close(self) -> None:
-        self.http.close()
+class RPCClient(sdk.Client):
+    """The SDK client, its errors turned into CLIError with the command's exit codes."""
 
     def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
-        self._id += 1
-        req = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params if params is not None else {}}
         try:
-            r = self.http.post("/", json=req, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
-        except httpx.TransportError as exc:
-            raise CLIError(f"cannot reach the node at {self.url}: {exc}", EXIT_UNREACHABLE) from exc
-        try:
-            body = r.json()
-        except ValueError:
-            raise CLIError(f"the node answered HTTP {r.status_code} without JSON", EXIT_FAILED) from None
-        if not isinstance(body, dict):
-            raise CLIError("unexpected answer from the node", EXIT_FAILED)
-        if "error" in body:
-            raise RPCCallError(body["error"])
-        return body.get("result")
+            return super().call(method, params, timeout)
+        except sdk.Unreachable as exc:
+            raise CLIError(str(exc), EXIT_UNREACHABLE) from None
+        except sdk.RPCError as exc:
+            raise RPCCallError(exc.error) from None
+        except sdk.SDKError as exc:
+            raise CLIError(str(exc), EXIT_FAILED) from None
 
 
 # ---- output -------------------------------------------------------------------------------------
@@ -296,18 +276,6 @@ def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
         cli_governance.add_options(p, kind)
 
 
-def _fingerprint_params(client: RPCClient) -> Any:
-    """The chain's fingerprint parameters, from the params in force (governance can change some)."""
-    from state.attribution.contributions import fingerprint_params
-    from state.params import AttributionParams
-
-    section = client.call("params")["params"]["attribution"]
-    try:
-        return fingerprint_params(AttributionParams(**section))
-    except (TypeError, ValueError) as exc:
-        raise CLIError(f"the node's attribution params are not understood by this client: {exc}", EXIT_FAILED) from None
-
-
 def _read(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -316,42 +284,41 @@ def _read(path: str) -> bytes:
 
 
 def build_body(kind: str, args: argparse.Namespace, key: PrivateKey, client: RPCClient | None) -> Any:
-    """The body structure of ``kind`` from parsed options (and files, for content-derived fields)."""
-    from state.attribution.fingerprint import FingerprintError, fingerprint_output, fingerprint_text
-
-    cls = TX_KINDS[KIND_BY_NAME[kind]][1]
+    """The body structure of ``kind`` from parsed options (and files, for content-derived fields):
+    sdk.make_body does the work, with the chain's fingerprint params when content is involved."""
+    cls = TX_KINDS[sdk.txbuild.KIND_BY_NAME[kind]][1]
     values = {name: getattr(args, name) for name, _ in cls.WIRE_FIELDS if name not in DERIVED.get(kind, ())}
-    try:
-        if kind == "contribute":
-            assert client is not None
-            content = _read(args.file)
-            fingerprint_text(content, _fingerprint_params(client))  # refuse locally what the chain would refuse
-            values["content"] = content
-        elif kind == "review":
-            values["accept"] = args.accept
-        elif kind == "infer":
-            if args.output_file:
-                assert client is not None
-                data = _read(args.output_file)
-                values.update(output_hash=sha256(data), output_fingerprint=fingerprint_output(data, _fingerprint_params(client)))
-            elif args.output_hash is not None:
-                values.update(output_hash=args.output_hash, output_fingerprint=tuple(sorted(set(args.output_fingerprint))))
-            else:
-                raise CLIError("give --output-file (or --output-hash)")
-        elif kind == "create_validator":
-            values["consensus_public_key"] = (_load_key(args.consensus_key).public_key if args.consensus_key
-                                              else args.consensus_public_key)
-        elif kind == "register_agent":
-            values["owner"] = args.owner if args.owner is not None else key.address
-        elif kind in cli_governance.KINDS:
+    if kind == "contribute":
+        values["text"] = _read(args.file)
+    elif kind == "review":
+        values["accept"] = args.accept
+    elif kind == "infer":
+        if args.output_file:
+            values["output"] = _read(args.output_file)
+        elif args.output_hash is not None:
+            values.update(output_hash=args.output_hash, output_fingerprint=tuple(sorted(set(args.output_fingerprint))))
+        else:
+            raise CLIError("give --output-file (or --output-hash)")
+    elif kind == "create_validator":
+        values["consensus_public_key"] = (_load_key(args.consensus_key).public_key if args.consensus_key
+                                          else args.consensus_public_key)
+    elif kind == "register_agent":
+        values["owner"] = args.owner if args.owner is not None else key.address
+    elif kind in cli_governance.KINDS:
+        try:
             values.update(cli_governance.derived_fields(kind, args))
-        return cls(**values)
+        except cli_governance.GovernanceArgError as exc:
+            raise CLIError(str(exc)) from None
+        except ValueError as exc:  # CodecError: a value out of its wire range
+            raise CLIError(f"invalid {kind} transaction: {exc}") from None
+    from state.attribution.fingerprint import FingerprintError
+
+    try:
+        return sdk.make_body(kind, client.fingerprint_params if client is not None else None, **values)
     except FingerprintError as exc:
         raise CLIError(f"cannot fingerprint: {exc}") from None
-    except cli_governance.GovernanceArgError as exc:
+    except sdk.TxBuildError as exc:
         raise CLIError(str(exc)) from None
-    except ValueError as exc:  # CodecError: a value out of its wire range
-        raise CLIError(f"invalid {kind} transaction: {exc}") from None
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
@@ -360,19 +327,18 @@ def cmd_tx(args: argparse.Namespace) -> int:
     # fingerprints follow the chain's params, so content-derived fields always ask the node
     needs_params = kind == "contribute" or (kind == "infer" and args.output_file)
     offline = args.dry_run and args.chain_id and args.nonce is not None and args.fee is not None and not needs_params
-    client = None if offline else RPCClient(args.rpc, timeout=max(15.0, (args.timeout or 30) + 10))
+    client = None if offline else RPCClient(args.rpc, timeout=max(15.0, (args.timeout or 30) + 10),
+                                            chain_id=args.chain_id)
     try:
         body = build_body(kind, args, key, client)
-        chain_id = args.chain_id or client.call("status")["chain_id"]  # type: ignore[union-attr]
-        nonce = args.nonce
-        if nonce is None:
-            acct = client.call("account", {"address": to_hex(key.address)})  # type: ignore[union-attr]
-            nonce = acct.get("next_nonce", acct["nonce"])
-        fee = args.fee
-        if fee is None:
-            # the minimum in force now (governance may have changed the genesis one)
-            fee = client.call("params")["params"]["fees"]["min_fee"]  # type: ignore[union-attr]
-        tx = sign_tx(key, chain_id, nonce, body, fee)
+        if offline:
+            from state.tx import sign_tx
+
+            tx = sign_tx(key, args.chain_id, args.nonce, body, args.fee)
+        else:
+            assert client is not None
+            tx = client.sign(key, body, fee=args.fee, nonce=args.nonce)
+        nonce, fee = tx.unsigned.nonce, tx.unsigned.fee
         out: dict[str, Any] = {"hash": to_hex(tx.hash), "kind": kind, "sender": to_hex(key.address), "nonce": nonce,
                                "fee": fee}
         if kind in CREATES:
@@ -382,16 +348,10 @@ def cmd_tx(args: argparse.Namespace) -> int:
             emit(out, args.json)
             return 0
         assert client is not None
-        if args.wait:
-            params: dict[str, Any] = {"tx": to_hex(tx.raw)}
-            if args.timeout is not None:
-                params["timeout"] = args.timeout
-            res = client.call("broadcast_tx_commit", params)
-            out.update(res)
-            if kind == "submit_proposal" and res.get("committed") and res["result"]["code"] == 0:
-                out["proposal_id"] = cli_governance.find_proposal_id(client, tx.hash, key.address)
-        else:
-            out.update(client.call("broadcast_tx_sync", {"tx": to_hex(tx.raw)}))
+        res = client.broadcast(tx, wait=args.wait, timeout=args.timeout)
+        out.update(res)
+        if args.wait and kind == "submit_proposal" and res.get("committed") and res["result"]["code"] == 0:
+            out["proposal_id"] = cli_governance.find_proposal_id(client, tx.hash, key.address)
         emit(out, args.json)
         if args.wait and not out.get("committed"):
             print("not committed within the timeout (it may still be: query tx)", file=sys.stderr)
