@@ -7,7 +7,7 @@
 
 `tx` has one subcommand per transaction kind of state/tx.py, its options made from the kind's
 fields (`--to`, `--amount`, ...); content-derived fields are computed from files
-(`tx contribute --file`, `tx challenge --file`, `tx infer --output-file`). The chain id comes from
+(`tx contribute --file` carries the file itself, `tx infer --output-file`). The chain id comes from
 `status`, the nonce from `account` (counting the node's queued transactions), the minimum fee
 from `params` (the one in force), unless given. Governance kinds: node/cli_governance.py.
 """
@@ -38,8 +38,7 @@ CREATES = sdk.CREATES  # kinds whose transaction hash is the id of what they cre
 DEFAULTS = sdk.DEFAULTS  # optional fields and their defaults; every other field is a required option
 # Fields filled from files or flags instead of their own option.
 DERIVED = {
-    "contribute": ("content_hash", "size", "fingerprint", "minhash"),
-    "challenge": ("content",),
+    "contribute": ("content",),
     "review": ("accept",),
     "infer": ("output_hash", "output_fingerprint"),
     "create_validator": ("consensus_public_key",),
@@ -52,7 +51,6 @@ KIND_HELP = {
     "add_curator": "add a curator to your datanet", "remove_curator": "remove a curator from your datanet",
     "contribute": "contribute a text file to a datanet, with a bond",
     "review": "accept or reject a pending contribution (curators)",
-    "challenge": "reveal a contribution's content to void a dishonest registration",
     "transfer_contribution": "give a contribution (and its future rewards) to another address",
     "register_model": "register a model trained on datanets", "register_adapter": "register a LoRA adapter",
     "register_agent": "make the sender's account an agent of a model",
@@ -258,10 +256,8 @@ def _add_field_option(p: argparse.ArgumentParser, name: str, wt: Any, optional: 
 
 def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
     if kind == "contribute":
-        p.add_argument("--file", required=True, help="the contribution's content (UTF-8 text, at most 64 KiB); "
-                       "its hash, size, fingerprint and MinHash are computed from it")
-    elif kind == "challenge":
-        p.add_argument("--file", required=True, help="the revealed content of the challenged contribution")
+        p.add_argument("--file", required=True, help="the contribution's content (UTF-8 text, at most the genesis "
+                       "max_content_bytes); validators compute its hash, size, fingerprint and MinHash")
     elif kind == "review":
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--accept", dest="accept", action="store_const", const=1)
@@ -298,8 +294,6 @@ def build_body(kind: str, args: argparse.Namespace, key: PrivateKey, client: RPC
     values = {name: getattr(args, name) for name, _ in cls.WIRE_FIELDS if name not in DERIVED.get(kind, ())}
     if kind == "contribute":
         values["text"] = _read(args.file)
-    elif kind == "challenge":
-        values["content"] = _read(args.file)
     elif kind == "review":
         values["accept"] = args.accept
     elif kind == "infer":

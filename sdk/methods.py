@@ -248,6 +248,21 @@ class RPCMethods:
         """
         return self.call("contribution", {"id": id, "sketch": sketch})
 
+    def contribution_content(self, id: Hexish) -> Any:
+        """A contribution's text, from the block that carried it, with the proof tying it to that
+        block.
+
+        id: contribution id
+
+        Returns `{content (UTF-8 text), content_hash, proof: {contribution, height, index, tx,
+        header, tx_hashes}}`; `header` is the canonical msgpack of the block header (its sha256 is
+        the block hash: check it against `commit` of `height`), `tx_hashes` the sha256 of every
+        transaction of the block (they hash to the header's `txs_hash`);
+        `verify_content_proof(proof, block_hash)` (state/attribution/content_proof.py) returns the
+        text once every link checks
+        """
+        return self.call("contribution_content", {"id": id})
+
     def model(self, id: Hexish) -> Any:
         """A registered model.
 

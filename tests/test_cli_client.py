@@ -100,7 +100,7 @@ KIND_ARGS: dict[str, list[str]] = {
 
 
 def test_every_transaction_kind_has_a_command() -> None:
-    assert set(KIND_ARGS) | {"contribute", "challenge"} == {name for name, _ in TX_KINDS.values()}
+    assert set(KIND_ARGS) | {"contribute"} == {name for name, _ in TX_KINDS.values()}
 
 
 @pytest.mark.parametrize("kind", sorted(KIND_ARGS))
