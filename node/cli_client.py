@@ -26,7 +26,7 @@ import sdk
 from node import cli_governance
 from node.rpc.methods import METHODS
 from state.codec import Bytes, List, Str, Tuple, UInt
-from state.crypto import KeyFileError, PrivateKey, from_hex, to_hex
+from state.crypto import KeyFileError, PrivateKey, from_hex, sha256, to_hex
 from state.tx import TX_KINDS
 
 DEFAULT_RPC = sdk.DEFAULT_RPC
@@ -45,6 +45,7 @@ DERIVED = {
     "register_agent": ("owner",),
     **cli_governance.DERIVED,
 }
+FROM_MANIFEST = ("name", "datanets")  # register_model --manifest fills these (refmodel/build.py)
 KIND_HELP = {
     "transfer": "send tokens", "create_datanet": "create a datanet you own and curate",
     "add_curator": "add a curator to your datanet", "remove_curator": "remove a curator from your datanet",
@@ -224,10 +225,10 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
-def _add_field_option(p: argparse.ArgumentParser, name: str, wt: Any) -> None:
+def _add_field_option(p: argparse.ArgumentParser, name: str, wt: Any, optional: tuple[str, ...] = ()) -> None:
     """One option per wire field: --field-name VALUE (lists of pairs or ids: repeat the option)."""
     flag = "--" + name.replace("_", "-")
-    required = name not in DEFAULTS
+    required = name not in DEFAULTS and name not in optional
     if type(wt) is UInt:
         p.add_argument(flag, dest=name, type=_nonneg_int, required=required, default=DEFAULTS.get(name),
                        metavar="N")
@@ -243,7 +244,7 @@ def _add_field_option(p: argparse.ArgumentParser, name: str, wt: Any) -> None:
         p.add_argument(flag, dest=name, type=_int_list, default=(), metavar="N,N,...")
     elif type(wt) is List and type(wt.item) is Tuple:
         single = "--" + name.rstrip("s").replace("_", "-")
-        p.add_argument(single, dest=name, type=_mix_item, action="append", required=True, metavar="0xID:BPS",
+        p.add_argument(single, dest=name, type=_mix_item, action="append", required=required, metavar="0xID:BPS",
                        help="repeat for each; weights sum to 10000")
     elif type(wt) is List and type(wt.item) is Bytes:
         single = "--" + name.rstrip("s").replace("_", "-")
@@ -269,6 +270,9 @@ def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--consensus-key", help="key file of the validator's consensus key")
         g.add_argument("--consensus-public-key", type=_hex_parser((32,), "consensus_public_key"))
+    elif kind == "register_model":
+        p.add_argument("--manifest", help="a reference model's manifest.json (attrchain model build): its datanet "
+                       "mix, and the name NAME#<first 16 hex digits of the manifest's sha256> unless --name")
     elif kind == "register_agent":
         p.add_argument("--owner", type=_hex_parser((20,), "owner"),
                        help="receives the agent-owner share (default: the sender)")
@@ -304,6 +308,8 @@ def build_body(kind: str, args: argparse.Namespace, key: PrivateKey, client: RPC
                                           else args.consensus_public_key)
     elif kind == "register_agent":
         values["owner"] = args.owner if args.owner is not None else key.address
+    elif kind == "register_model":
+        values.update(_from_manifest(args))
     elif kind in cli_governance.KINDS:
         try:
             values.update(cli_governance.derived_fields(kind, args))
@@ -319,6 +325,25 @@ def build_body(kind: str, args: argparse.Namespace, key: PrivateKey, client: RPC
         raise CLIError(f"cannot fingerprint: {exc}") from None
     except sdk.TxBuildError as exc:
         raise CLIError(str(exc)) from None
+
+
+def _from_manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """register_model's name and datanet mix, from --manifest or the options."""
+    if not args.manifest:
+        if not args.datanets or not args.name:
+            raise CLIError("register_model: give --name and --datanet ID:BPS ..., or --manifest FILE")
+        return {}
+    try:
+        path = Path(args.manifest)
+        manifest = json.loads(path.read_text())
+        mix = [(from_hex(d["id"], 32), int(d["weight_bps"])) for d in manifest["datanets"]]
+        digest = sha256(path.read_bytes()).hex()
+        name = args.name or f"{manifest['name'][:40]}#{digest[:16]}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CLIError(f"--manifest {args.manifest}: not a model manifest ({exc})") from None
+    if args.datanets:
+        raise CLIError("register_model: give --manifest or --datanet, not both")
+    return {"name": name, "datanets": mix}
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
@@ -440,7 +465,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p = tsub.add_parser(kind, help=KIND_HELP.get(kind, kind))
         for name, wt in cls.WIRE_FIELDS:
             if name not in DERIVED.get(kind, ()):
-                _add_field_option(p, name, wt)
+                _add_field_option(p, name, wt, FROM_MANIFEST if kind == "register_model" else ())
         _add_derived_options(p, kind)
         p.add_argument("--key", required=True, help="the sender's key file")
         p.add_argument("--rpc", default=DEFAULT_RPC, help=f"node RPC URL (default {DEFAULT_RPC})")

@@ -137,6 +137,40 @@ class Client(RPCMethods):
             raise RPCError(body["error"])
         return body.get("result")
 
+    def batch(self, calls: list[tuple[str, Any]], timeout: float | None = None) -> list[Any]:
+        """One JSON-RPC batch (one HTTP request): each call's result, or its RPCError, in order."""
+        if not calls:
+            return []
+        with self._lock:
+            first = self._id + 1
+            self._id += len(calls)
+        reqs = [{"jsonrpc": "2.0", "id": first + i, "method": m,
+                 "params": {k: _wire(v) for k, v in (p or {}).items() if v is not None}}
+                for i, (m, p) in enumerate(calls)]
+        try:
+            r = self.http.post("/", json=reqs, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the node at {self.url}: {exc}") from exc
+        try:
+            body = r.json()
+        except ValueError:
+            raise SDKError(f"the node answered HTTP {r.status_code} without JSON") from None
+        if isinstance(body, dict) and "error" in body:
+            raise RPCError(body["error"])
+        if not isinstance(body, list):
+            raise SDKError("unexpected answer from the node")
+        by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+        out: list[Any] = []
+        for i in range(len(calls)):
+            item = by_id.get(first + i)
+            if item is None:
+                out.append(SDKError("no answer in the batch"))
+            elif "error" in item:
+                out.append(RPCError(item["error"]))
+            else:
+                out.append(item.get("result"))
+        return out
+
     # ---- chain facts ---------------------------------------------------------------------------
 
     @property

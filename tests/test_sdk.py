@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from sdk.methods import WS_ONLY
 from state.codec import Bytes, List, Str, Tuple, UInt
 from state.crypto import PrivateKey, to_hex
 from state.keys import account_key
-from state.tx import TX_KINDS, decode_tx
+from state.tx import decode_tx
 
 ALICE = PrivateKey.from_int(11)
 BALANCES = {ALICE.address: 10**15}
