@@ -112,8 +112,9 @@ def build(chain: Chain, contributions: int, min_hashes: int, seed: int) -> tuple
     t0 = time.perf_counter()
     pending: list[Tx] = []
     while len(fps) < contributions or total < min_hashes:
-        fp = fingerprint_text(make_text(rng, boilerplate, words), params)
-        tx = b.sign(CONTRIBUTOR, Contribute(datanet, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, 0))
+        content = make_text(rng, boilerplate, words)
+        fp = fingerprint_text(content, params)
+        tx = b.sign(CONTRIBUTOR, Contribute(datanet, content, 0))
         fps.append(fp)
         total += len(fp.fingerprint)
         pending.append(tx)
@@ -198,8 +199,7 @@ def contribute_txs(datanet: bytes, params: FingerprintParams, nonce: int, count:
     boilerplate = [" ".join(rng.choices(VOCAB, k=40)) for _ in range(10)]
     txs = []
     for i in range(count):
-        fp = fingerprint_text(make_text(rng, boilerplate, 320), params)
-        body = Contribute(datanet, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, 0)
+        body = Contribute(datanet, make_text(rng, boilerplate, 320), 0)
         txs.append(sign_tx(CONTRIBUTOR, CHAIN_ID, nonce + i, body, 1))
     return txs
 

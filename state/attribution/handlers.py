@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from state.attribution.contributions import (
-    process_challenge,
     process_claim_rewards,
     process_contribute,
     process_review,
@@ -27,7 +26,6 @@ from state.attribution.models import (
 from state.tx import (
     AddCurator,
     AgentAction,
-    Challenge,
     ClaimRewards,
     Contribute,
     CreateDatanet,
@@ -46,7 +44,6 @@ HANDLERS: dict[type[Any], Any] = {
     RemoveCurator: process_remove_curator,
     Contribute: process_contribute,
     Review: process_review,
-    Challenge: process_challenge,
     TransferContribution: process_transfer_contribution,
     RegisterModel: process_register_model,
     RegisterAdapter: process_register_adapter,
