@@ -38,7 +38,7 @@ CREATES = sdk.CREATES  # kinds whose transaction hash is the id of what they cre
 DEFAULTS = sdk.DEFAULTS  # optional fields and their defaults; every other field is a required option
 # Fields filled from files or flags instead of their own option.
 DERIVED = {
-    "contribute": ("content",),
+    "contribute": ("content", "salt"),
     "review": ("accept",),
     "infer": ("output_hash", "output_fingerprint"),
     "create_validator": ("consensus_public_key",),
@@ -373,6 +373,10 @@ def cmd_tx(args: argparse.Namespace) -> int:
             emit(out, args.json)
             return 0
         assert client is not None
+        if kind == "contribute":  # commit first and wait for its block; the reveal lands in a later one
+            out["commitment"] = client.commit_for(key, body, fee=args.fee, nonce=args.nonce, timeout=args.timeout)
+            tx = client.sign(key, body, fee=args.fee)  # the reveal, with the nonce after the commitment's
+            out.update(hash=to_hex(tx.hash), nonce=tx.unsigned.nonce, contribution_id=to_hex(tx.hash))
         res = client.broadcast(tx, wait=args.wait, timeout=args.timeout)
         out.update(res)
         if args.wait and kind == "submit_proposal" and res.get("committed") and res["result"]["code"] == 0:

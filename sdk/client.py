@@ -11,6 +11,7 @@ Every JSON-RPC method is a typed method (sdk/methods.py, generated from node/rpc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -226,9 +227,17 @@ class Client(RPCMethods):
                wait: bool = True, timeout: int | None = None, check: bool = True, **values: Any) -> dict[str, Any]:
         """Build, sign and submit; with ``wait`` until committed. The answer has ``hash`` and, for kinds
         that create something, ``<thing>_id``. ``check`` raises TxFailed unless committed with code 0."""
-        tx = self.sign(key, kind, fee=fee, nonce=nonce, **values)
+        commitment = None
+        if kind == "contribute":  # commit first, wait for its block, then reveal
+            body = self.body(kind, **values)
+            commitment = self.commit_for(key, body, fee=fee, nonce=nonce, timeout=timeout)
+            tx = self.sign(key, body, fee=fee)
+        else:
+            tx = self.sign(key, kind, fee=fee, nonce=nonce, **values)
         out: dict[str, Any] = {"hash": to_hex(tx.hash), "kind": kind, "nonce": tx.unsigned.nonce,
                                "fee": tx.unsigned.fee}
+        if commitment is not None:
+            out["commitment"] = commitment
         if kind in CREATES:
             out[CREATES[kind] + "_id"] = to_hex(tx.hash)
         out.update(self.broadcast(tx, wait=wait, timeout=timeout))
@@ -239,6 +248,18 @@ class Client(RPCMethods):
                 raise TxFailed(f"{kind} failed in block {out['height']}: {out['result']['reason']}: "
                                f"{out['result']['message']}", out)
         return out
+
+    def commit_for(self, key: PrivateKey, contribute: Any, *, fee: int | None = None, nonce: int | None = None,
+                   timeout: int | None = None) -> dict[str, Any]:
+        """Step 1 of a contribution: commit to (sender, datanet, content hash, salt) of the ``contribute``
+        body and wait until a block holds it, so its reveal lands in a later block
+        (docs/attribution.md, "Commit and reveal"). Returns ``{hash, height}``."""
+        from state.attribution.commitments import contribution_commitment
+
+        commitment = contribution_commitment(key.address, contribute.datanet, hashlib.sha256(contribute.content).digest(),
+                                             contribute.salt)
+        res = self.submit(key, "commit_contribution", fee=fee, nonce=nonce, timeout=timeout, commitment=commitment)
+        return {"hash": res["hash"], "height": res["height"]}
 
     def wait_for_tx(self, tx_hash: bytes | str, timeout: float = 30.0, poll: float = 0.1) -> dict[str, Any]:
         """Poll ``tx`` until the transaction is committed; raises TxFailed after ``timeout`` seconds."""

@@ -10,6 +10,7 @@ field in the table needs no change here unless it is content-derived.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -102,6 +103,8 @@ def _derive_contribute(values: dict[str, Any], fp_params: Any) -> None:
     for name in ("content", "text_content"):
         if name in names and name not in values:  # contributions that carry their text on chain
             values[name] = data
+    if "salt" in names and "salt" not in values:  # the reveal's salt: fresh, so the commitment hides the text
+        values["salt"] = os.urandom(32)
     fp = fingerprint_text(data, fp_params())
     candidates = {"content_hash": fp.content_hash, "size": fp.size, "fingerprint": fp.fingerprint,
                   "minhash": fp.minhash}

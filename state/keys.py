@@ -59,6 +59,11 @@ def contribution_sketch_key(contribution_id: bytes) -> bytes:
     return _s(b"cs/", contribution_id)
 
 
+def commitment_key(commitment: bytes) -> bytes:
+    """A contribution commitment awaiting its reveal: commitment -> Commitment."""
+    return _s(b"cc/", commitment)
+
+
 def content_hash_key(content_hash: bytes) -> bytes:
     """Exact-duplicate index over every datanet: content hash -> contribution id."""
     return _s(b"ch2/", content_hash)

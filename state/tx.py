@@ -80,7 +80,15 @@ class Contribute:
 
     datanet: bytes = f(HASH)
     content: bytes = f(Bytes(MAX_CONTENT))  # UTF-8 text, at most genesis max_content_bytes
+    salt: bytes = f(HASH)  # reveals the sender's earlier commit_contribution
     bond: int = f(U64)
+
+
+@canonical
+class CommitContribution:
+    """sha256(msgpack(["attrchain/contribution-commit/v1", sender, datanet, content_hash, salt]))."""
+
+    commitment: bytes = f(HASH)
 
 
 @canonical
@@ -205,6 +213,7 @@ TX_KINDS: dict[int, tuple[str, type[Any]]] = {
     14: ("review", Review),
     # 15 was "challenge" (reveal content to void a declared fingerprint): retired, content is on chain
     16: ("transfer_contribution", TransferContribution),
+    17: ("commit_contribution", CommitContribution),
     20: ("register_model", RegisterModel),
     21: ("register_adapter", RegisterAdapter),
     22: ("register_agent", RegisterAgent),

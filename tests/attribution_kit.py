@@ -14,7 +14,8 @@ from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256
 from state.attribution.fingerprint import Fingerprint, fingerprint_output, fingerprint_text
 from state.transition import BlockContext, TxResult, apply_tx, load_params
-from state.tx import Contribute, Tx, sign_tx
+from state.attribution.commitments import contribution_commitment
+from state.tx import CommitContribution, Contribute, Tx, sign_tx
 
 FEE = 1
 KEYS = [PrivateKey.from_int(100 + i) for i in range(12)]
@@ -38,6 +39,7 @@ class World:
 
     chain: Any
     chain_id: str
+    auto_commit: bool = True  # ok() and try_alone() commit a Contribute's commitment first
     _next_nonce: dict[bytes, int] = field(default_factory=dict)
 
     @property
@@ -59,7 +61,17 @@ class World:
         self._next_nonce.clear()
         return list(results)
 
+    def commit_for(self, key: PrivateKey, body: Contribute) -> Tx:
+        """Commit (in its own block) to the contribution ``key`` will reveal with ``body``."""
+        commitment = contribution_commitment(key.address, body.datanet, sha256(body.content), body.salt)
+        tx = self.sign(key, CommitContribution(commitment))
+        (result,) = self.block(tx)
+        assert result.ok, result
+        return tx
+
     def ok(self, key: PrivateKey, body: Any) -> Tx:
+        if type(body) is Contribute and self.auto_commit:
+            self.commit_for(key, body)
         tx = self.sign(key, body)
         (result,) = self.block(tx)
         assert result.ok, result
@@ -70,6 +82,8 @@ class World:
 
     def try_alone(self, key: PrivateKey, body: Any) -> tuple[TxResult, dict[bytes, Any], dict[bytes, Any]]:
         """Apply one tx on a fresh view without committing: (result, state writes, local writes)."""
+        if type(body) is Contribute and self.auto_commit:
+            self.commit_for(key, body)
         view = self.chain.db.view()
         nonce = get_account(view, key.address).nonce
         result = apply_tx(view, sign_tx(key, self.chain_id, nonce, body, FEE), self.ctx())
@@ -91,8 +105,8 @@ class World:
     def output_fingerprint(self, text: bytes) -> tuple[int, ...]:
         return fingerprint_output(text, fingerprint_params(self.a))
 
-    def contribute_body(self, datanet: bytes, content: bytes, bond: int = 0) -> Contribute:
-        return Contribute(datanet, content, bond)
+    def contribute_body(self, datanet: bytes, content: bytes, bond: int = 0, salt: bytes = b"") -> Contribute:
+        return Contribute(datanet, content, salt or sha256(b"salt:" + content), bond)
 
     def sym(self, *symbols: int) -> tuple[int, ...]:
         """The fingerprint hashes standing for ``symbols`` (see ``crafted``), sorted."""
@@ -145,7 +159,8 @@ def crafted(world: World, datanet: bytes, seed: int, symbols: tuple[int, ...], s
     while len(text) + 6 <= size:  # more filler while it fits
         text += " " + sha256(b"%d/%d/%d" % (seed, size, n)).hex()[:5]
         n += 1
-    return Contribute(datanet, text.encode().ljust(size, b" "), bond)
+    content = text.encode().ljust(size, b" ")
+    return Contribute(datanet, content, sha256(b"salt:" + content), bond)
 
 
 @pytest.fixture(name="world")

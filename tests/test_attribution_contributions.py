@@ -48,7 +48,7 @@ def test_contribute_escrows_bond_and_indexes_the_contribution(world: World) -> N
     fp = world.fingerprint(text)  # what the validators computed from the content
     assert (c.status, c.owner, c.bond, c.size) == (PENDING, ALICE.address, BOND, len(text))
     assert (c.content_hash, c.fingerprint_len) == (sha256(text), len(fp.fingerprint))
-    assert world.balance(ALICE.address) == before - BOND - FEE
+    assert world.balance(ALICE.address) == before - BOND - 2 * FEE  # the commitment and the reveal
     assert world.balance(BOND_ESCROW) == BOND
     view = world.view()
     assert view.get(keys.content_hash_key(fp.content_hash)) is not None

@@ -81,6 +81,7 @@ KIND_ARGS: dict[str, list[str]] = {
     "remove_curator": ["--datanet", H32, "--curator", A20],
     "review": ["--contribution", H32, "--reject"],
     "transfer_contribution": ["--contribution", H32, "--new-owner", A20],
+    "commit_contribution": ["--commitment", H32],
     "register_model": ["--name", "m", "--datanet", H32 + ":6000", "--datanet", "0x" + "01" * 32 + ":4000",
                        "--parent", H32, "--lineage-bps", "500"],
     "register_adapter": ["--name", "a", "--base-model", H32, "--datanet", H32 + ":10000"],

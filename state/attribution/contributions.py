@@ -4,7 +4,7 @@ Life of a contribution (docs/attribution.md, "Contributions"):
 
     contribute -> PENDING --review accept--> ACCEPTED (earns; bond returned)
                           --review reject--> REJECTED (reject_burn_bps of the bond burned)
-    PENDING or ACCEPTED --voided--> VOIDED (slashed, removed from every index)
+    PENDING or ACCEPTED --an earlier-committed original is revealed--> VOIDED (stake to its author)
 
 A contribution carries its content; validators compute its hash, size, fingerprint and MinHash.
 """
@@ -28,7 +28,8 @@ from state.attribution.records import (
 )
 from state.crypto import to_hex
 from state.attribution.datanets import is_curator, put_datanet, require_datanet
-from state.attribution.dedupe import find_exact_duplicate, find_near_duplicate, index_contribution, unindex_contribution
+from state.attribution.commitments import consume_commitment
+from state.attribution.dedupe import find_exact_duplicate, find_near_duplicates, index_contribution, unindex_contribution
 from state.errors import TxRejected, require
 from state.attribution.fingerprint import (
     FingerprintError,
@@ -100,17 +101,20 @@ def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         raise TxRejected("bad_content", exc.reason) from None
     require(body.bond >= dn.bond_required, "bond_too_low",
             f"bond {body.bond} is below the datanet's bond_required {dn.bond_required}")
-    original = find_exact_duplicate(view, fp.content_hash)
-    require(original is None, "duplicate_content",
-            f"same content as contribution {_named(view, original)}")
+    place = consume_commitment(view, tx.sender, body.datanet, fp.content_hash, body.salt, ctx)
     bands = lsh_band_hashes(fp.minhash, fp_params)
-    near = find_near_duplicate(view, fp.minhash, bands, fp_params)
-    require(near is None, "near_duplicate",
-            f"near duplicate of contribution {_named(view, near)} "
-            f"(estimated Jaccard >= {a.near_duplicate_bps} bps)")
+    copies = []  # conflicting contributions committed after this one: voided below
+    for cid, reason in conflicts(view, fp.content_hash, fp.minhash, bands, fp_params):
+        other = require_contribution(view, cid)
+        require((other.commit_height, other.commit_index) > place, reason,
+                f"{CONFLICT_TEXT[reason]} contribution {_named(view, cid)}, committed earlier")
+        copies.append((cid, other))
     require(get_account(view, tx.sender).balance >= body.bond, "insufficient_balance",
             f"balance cannot pay the bond {body.bond}")
 
+    for cid, other in copies:
+        void_copy(view, cid, other, tx.sender, a)
+    dn = require_datanet(view, body.datanet)  # a voided copy may have been in this datanet
     move(view, tx.sender, BOND_ESCROW, body.bond)
     put_contribution(view, tx.hash, Contribution(
         datanet=body.datanet,
@@ -125,16 +129,33 @@ def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         reward_frac=0,
         unclaimed=0,
         claimed=0,
+        commit_height=place[0],
+        commit_index=place[1],
     ))
     view.put_obj(keys.contribution_sketch_key(tx.hash), Sketch(pack_u64s(fp.fingerprint), pack_u64s(fp.minhash)))
     index_contribution(view, tx.hash, fp.content_hash, bands)
     put_datanet(view, body.datanet, replace(dn, submitted=dn.submitted + 1))
 
 
-def _named(view: StateView, cid: bytes | None) -> str:
+CONFLICT_TEXT = {"duplicate_content": "same content as", "near_duplicate": "near duplicate of"}
+
+
+def conflicts(view: StateView, content_hash: bytes, minhash: tuple[int, ...], bands: list[bytes],
+              params: FingerprintParams) -> list[tuple[bytes, str]]:
+    """The live contributions (any datanet) a new content conflicts with, and why."""
+    out: list[tuple[bytes, str]] = []
+    exact = find_exact_duplicate(view, content_hash)
+    if exact is not None:
+        out.append((exact, "duplicate_content"))
+    out.extend((cid, "near_duplicate") for cid in find_near_duplicates(view, minhash, bands, params)
+               if cid != exact)
+    return out
+
+
+def _named(view: StateView, cid: bytes) -> str:
     """'0xID (datanet 0xDN)': how a rejection names the original it conflicts with."""
-    c = get_contribution(view, cid or b"")
-    return f"{to_hex(cid or b'')} (datanet {to_hex(c.datanet) if c is not None else '?'})"
+    c = require_contribution(view, cid)
+    return f"{to_hex(cid)} (datanet {to_hex(c.datanet)})"
 
 
 # ---- review --------------------------------------------------------------------------------
@@ -183,27 +204,21 @@ def forget_sketch(view: StateView, cid: bytes, c: Contribution, a: AttributionPa
 # ---- voiding --------------------------------------------------------------------------------
 
 
-def void_contribution(view: StateView, cid: bytes, c: Contribution, challenger: bytes,
-                      a: AttributionParams) -> None:
-    """Remove a disproved contribution everywhere and slash what it holds.
+def void_copy(view: StateView, cid: bytes, c: Contribution, author: bytes, a: AttributionParams) -> None:
+    """A later-committed copy of what ``author`` revealed: removed everywhere, its stake to the author.
 
-    Pending: its escrowed bond is slashed. Accepted (bond already returned): its settled, unclaimed
-    rewards are slashed. Either way challenge_reward_bps goes to the challenger and the rest,
-    rounding included, is burned.
+    Pending: its escrowed bond goes to the author. Accepted: it leaves the pool and the matching
+    index, and its settled unclaimed rewards (earned on the author's text) go to the author.
     """
     if c.status == ACCEPTED:
         dn = require_datanet(view, c.datanet)
         fingerprint, _ = get_sketch(view, cid)
-        dn2, settled = leave(dn, c)
+        dn2, c = leave(dn, c)
         put_datanet(view, c.datanet, dn2)
         remove_postings(view, c.datanet, cid, fingerprint)
-        source, slashed = REWARD_POOL, settled.unclaimed
-        c = settled
+        move(view, REWARD_POOL, author, c.unclaimed)
     else:
-        source, slashed = BOND_ESCROW, c.bond
-    reward = slashed * a.challenge_reward_bps // BPS
-    move(view, source, challenger, reward)
-    burn(view, source, slashed - reward)
+        move(view, BOND_ESCROW, author, c.bond)
     forget_sketch(view, cid, c, a)
     put_contribution(view, cid, replace(c, status=VOIDED, bond=0, unclaimed=0))
 

@@ -12,8 +12,9 @@ never blocks a later (corrected) submission.
 
 A near-duplicate check reads the contribution's ``lsh_bands`` buckets, ranks the ids found by the
 number of bands they share with the new contribution (more first), then by id (ascending bytes),
-and compares the MinHash of at most MAX_NEAR_DUP_CANDIDATES of them; the first whose estimated
-Jaccard similarity reaches ``near_duplicate_bps`` is named as the original.
+and compares the MinHash of at most MAX_NEAR_DUP_CANDIDATES of them; those whose estimated Jaccard
+similarity reaches ``near_duplicate_bps`` conflict with the new contribution (the earliest
+commitment among them wins, state/attribution/commitments.py).
 """
 
 from __future__ import annotations
@@ -50,20 +51,21 @@ def near_duplicate_candidates(view: StateView, band_hashes: list[bytes]) -> list
     return ranked[:MAX_NEAR_DUP_CANDIDATES]
 
 
-def find_near_duplicate(
+def find_near_duplicates(
     view: StateView,
     minhash: tuple[int, ...],
     band_hashes: list[bytes],
     params: FingerprintParams,
-) -> bytes | None:
-    """The first candidate whose estimated Jaccard with ``minhash`` reaches the threshold."""
+) -> list[bytes]:
+    """Every candidate whose estimated Jaccard with ``minhash`` reaches the threshold, in rank order."""
+    found = []
     for cid in near_duplicate_candidates(view, band_hashes):
         sketch = view.get_obj(keys.contribution_sketch_key(cid), Sketch)
         if sketch is None:  # index entries and sketches live and die together
             continue
         if is_near_duplicate(minhash, unpack_u64s(sketch.minhash), params):
-            return cid
-    return None
+            found.append(cid)
+    return found
 
 
 def index_contribution(view: StateView, contribution_id: bytes, content_hash: bytes, band_hashes: list[bytes]) -> None:

@@ -15,6 +15,7 @@ from state.attribution.contributions import (
     process_review,
     process_transfer_contribution,
 )
+from state.attribution.commitments import process_commit_contribution
 from state.attribution.datanets import process_add_curator, process_create_datanet, process_remove_curator
 from state.attribution.inference import process_infer
 from state.attribution.models import (
@@ -27,6 +28,7 @@ from state.tx import (
     AddCurator,
     AgentAction,
     ClaimRewards,
+    CommitContribution,
     Contribute,
     CreateDatanet,
     Infer,
@@ -42,6 +44,7 @@ HANDLERS: dict[type[Any], Any] = {
     CreateDatanet: process_create_datanet,
     AddCurator: process_add_curator,
     RemoveCurator: process_remove_curator,
+    CommitContribution: process_commit_contribution,
     Contribute: process_contribute,
     Review: process_review,
     TransferContribution: process_transfer_contribution,
