@@ -27,10 +27,10 @@ class RPCMethods:
     def status(self) -> Any:
         """Node identity, latest block and sync state, validator key, consensus progress.
 
-        Returns `node_info` {id, moniker, network, version, listen_addr, rpc_addr}; `chain_id`;
-        `genesis_hash`; `sync_info` {latest_block_hash, latest_state_root, latest_block_height,
-        latest_block_time_ms, earliest_block_height, catching_up}; `validator_info` {address,
-        pub_key, voting_power} or null; `consensus` {height, round, step}
+        Returns `node_info` {id, moniker, network, version, listen_addr, external_address,
+        rpc_addr}; `chain_id`; `genesis_hash`; `sync_info` {latest_block_hash, latest_state_root,
+        latest_block_height, latest_block_time_ms, earliest_block_height, catching_up};
+        `validator_info` {address, pub_key, voting_power} or null; `consensus` {height, round, step}
         """
         return self.call("status", {})
 

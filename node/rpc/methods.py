@@ -71,7 +71,7 @@ _TABLE: tuple[Method, ...] = (
     Method("health", "node", "Liveness: an empty object while the node answers.", (), "`{}`", c.health),
     Method(
         "status", "node", "Node identity, latest block and sync state, validator key, consensus progress.", (),
-        "`node_info` {id, moniker, network, version, listen_addr, rpc_addr}; `chain_id`; `genesis_hash`; "
+        "`node_info` {id, moniker, network, version, listen_addr, external_address, rpc_addr}; `chain_id`; `genesis_hash`; "
         "`sync_info` {latest_block_hash, latest_state_root, latest_block_height, latest_block_time_ms, "
         "earliest_block_height, catching_up}; `validator_info` {address, pub_key, voting_power} or null; "
         "`consensus` {height, round, step}",
