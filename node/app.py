@@ -13,6 +13,7 @@ SIGTERM/SIGINT cancel the nursery; every component shuts down inside its own sco
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import time
@@ -21,7 +22,7 @@ from typing import Any
 
 import trio
 
-from node.config import Home, NodeConfig
+from node.config import Home, NodeConfig, split_peer
 from node.events import EventBus
 from node.integrity import open_state_db
 from node.rpc.payloads import publish_committed_block
@@ -49,13 +50,16 @@ MAX_TX_BATCH = 4000
 
 
 def parse_peer(text: str) -> PeerSpec:
-    """'<peer id>@<host>:<port>' -> PeerSpec."""
+    """'<peer id>@<host>:<port>' -> PeerSpec (host: an IPv4 or IPv6 address, or a DNS name)."""
+    parts = split_peer(text)
+    if parts is None:
+        raise ValueError(f"peer {text!r} is not '<peer id>@<host>:<port>'")
+    peer_id, host, port = parts
     try:
-        peer_id, hostport = text.split("@", 1)
-        host, port = hostport.rsplit(":", 1)
-        return PeerSpec(peer_id, f"/ip4/{host}/tcp/{int(port)}/p2p/{peer_id}")
-    except ValueError as exc:
-        raise ValueError(f"persistent peer {text!r} is not '<peer id>@<host>:<port>'") from exc
+        proto = "ip4" if ipaddress.ip_address(host.strip("[]")).version == 4 else "ip6"
+    except ValueError:
+        proto = "dns4"
+    return PeerSpec(peer_id, f"/{proto}/{host.strip('[]')}/tcp/{port}/p2p/{peer_id}")
 
 
 class NodeHalted(Exception):
@@ -103,7 +107,8 @@ class Node:
         }
         self.sync_protocol = topics.sync_protocol(chain_id)
         self.block_protocol = topics.proposal_block_protocol(chain_id)
-        peers = [parse_peer(p) for p in config.p2p.persistent_peers]
+        # seeds are dialled at start like persistent peers (peer exchange learns more from them)
+        peers = [parse_peer(p) for p in dict.fromkeys([*config.p2p.persistent_peers, *config.p2p.seeds])]
         self.p2p = P2PService(
             self.node_key.seed,
             config.p2p.port,
@@ -137,6 +142,7 @@ class Node:
             "network": self.chain.chain_id,
             "version": VERSION,
             "listen_addr": f"{self.config.p2p.host}:{self.config.p2p.port}",
+            "external_address": self.config.p2p.external_address,
             "rpc_addr": f"{self.config.rpc.host}:{self.config.rpc.port}",
         }
 
@@ -357,7 +363,7 @@ class Node:
 
     async def _initial_sync(self) -> None:
         """Catch up before joining consensus when peers are configured and reachable."""
-        if not self.config.p2p.persistent_peers:
+        if not (self.config.p2p.persistent_peers or self.config.p2p.seeds):
             return
         with trio.move_on_after(3.0):
             while not self.p2p.connected_peers():

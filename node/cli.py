@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("node.cli_node", "node.cli_client", "devnet.cli")
+SUBCOMMAND_MODULES = ("node.cli_node", "node.cli_client", "devnet.cli", "gateway.cli", "refmodel.cli")
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
