@@ -13,9 +13,11 @@ SIGTERM/SIGINT cancel the nursery; every component shuts down inside its own sco
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import trio
 
 from node.config import Home, NodeConfig, split_peer
 from node.events import EventBus
-from node.integrity import open_state_db
+from node.integrity import StartupError, open_state_db
 from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
@@ -384,8 +386,27 @@ class Node:
             log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
 
 
+def check_ports_free(config: NodeConfig) -> None:
+    """StartupError naming the port when the p2p or RPC port is taken.
+
+    py-libp2p listens with SO_REUSEPORT, so a second node would silently share a p2p port with the
+    first; this probe binds without it, which fails while any other socket holds the port."""
+    for what, host, port in (("p2p", config.p2p.host, config.p2p.port), ("RPC", config.rpc.host, config.rpc.port)):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are fine
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise StartupError(f"{what} port {port} on {host} is already in use (another node?); "
+                                       f"free it or set another [{what.lower()}] port") from None
+                raise StartupError(f"cannot listen on {what} {host}:{port}: {exc.strerror or exc}") from None
+
+
 async def run_node(home: Home, config: NodeConfig, upgrade_names: tuple[str, ...] = ()) -> None:
     """Run until SIGTERM/SIGINT, then shut down cleanly; NodeHalted if the node stopped itself."""
+    check_ports_free(config)
     node = Node(home, config, upgrade_names)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:

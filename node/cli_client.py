@@ -478,9 +478,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.set_defaults(func=_guarded(cmd_tx))
 
-    q = sub.add_parser("query", help="call a JSON-RPC query method (docs/rpc.md)")
-    q.add_argument("method", choices=QUERY_METHODS, metavar="METHOD", help=", ".join(QUERY_METHODS))
-    q.add_argument("params", nargs="*", metavar="PARAM", help="name=value ... or values by position")
-    q.add_argument("--rpc", default=DEFAULT_RPC, help=f"node RPC URL (default {DEFAULT_RPC})")
-    q.add_argument("--json", action="store_true", help="print the JSON result")
-    q.set_defaults(func=_guarded(cmd_query))
+    q = sub.add_parser("query", help="call a JSON-RPC query method (docs/rpc.md)",
+                       description="`attrchain query METHOD --help` lists the method's parameters")
+    qsub = q.add_subparsers(dest="method", metavar="METHOD")
+    qsub.required = True
+    for name in QUERY_METHODS:
+        m = METHODS[name]
+        mp = qsub.add_parser(name, help=m.summary, description=m.summary, epilog=_params_help(m),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        mp.add_argument("params", nargs="*", metavar="PARAM", help="name=value ... or values by position")
+        mp.add_argument("--rpc", default=DEFAULT_RPC, help=f"node RPC URL (default {DEFAULT_RPC})")
+        mp.add_argument("--json", action="store_true", help="print the JSON result")
+        mp.set_defaults(func=_guarded(cmd_query))
+
+
+def _params_help(method: Any) -> str:
+    """The parameter list of `query METHOD --help`, from the RPC method table."""
+    if not method.params:
+        return "parameters: none"
+    lines = ["parameters (name=value, or by position in this order):"]
+    for prm in method.params:
+        need = "required" if prm.required else f"default {json.dumps(prm.default)}"
+        kind = f"{prm.type.doc}, " if prm.type.doc else ""
+        lines.append(f"  {prm.name}  ({kind}{need}) {prm.doc}".rstrip())
+    return "\n".join(lines)

@@ -287,4 +287,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BaseExceptionGroup as group:  # a failure inside the node's nursery: its first OS error, one line
+        oserrors = group.subgroup(OSError)
+        if oserrors is None:
+            raise
+        first: BaseException = oserrors
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        print(f"error: {first}", file=sys.stderr)
+        return 1
     return 0
