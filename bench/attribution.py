@@ -8,8 +8,9 @@ frequencies range from 1 to saturated.
 
 Timed: transactions applied one after another in one block's view with `apply_raw_tx` (decode,
 signature check, envelope, the attribution rule), after --warmup untimed ones of the same kind:
-- infer with 1,024 output-fingerprint hashes (512 held by 8 random contributions, so they match,
-  512 fresh);
+- infer carrying a --output-bytes output text (default 4 KiB): half of it 40-word passages
+  quoted from 8 random contributions, so they match as spans, half fresh words; validators
+  normalise and shingle it and run span matching (issue 14);
 - contribute (the reveal; its commitment is committed first) of a fresh text of --words words
   (default 3,000): normalisation, fingerprint, MinHash and the duplicate checks.
 Timing starts once LevelDB's background compactions triggered by the bulk load have finished
@@ -101,7 +102,8 @@ class Builder:
         self.chain.commit(ex.block, ex)
 
 
-def build(chain: Chain, contributions: int, min_hashes: int, seed: int) -> tuple[bytes, bytes, list[Fingerprint]]:
+def build(chain: Chain, contributions: int, min_hashes: int, seed: int
+          ) -> tuple[bytes, bytes, list[Fingerprint], list[bytes]]:
     b = Builder(chain)
     params = fingerprint_params(load_params(chain.db.view()).attribution)
     create = b.sign(OWNER, CreateDatanet("bench", "ipfs://bench", 0))
@@ -113,6 +115,7 @@ def build(chain: Chain, contributions: int, min_hashes: int, seed: int) -> tuple
     boilerplate = [" ".join(rng.choices(VOCAB, k=40)) for _ in range(200)]
     words = max(40, (min_hashes // contributions) * 3 + 30)  # winnowing keeps about 1 in 3
     fps: list[Fingerprint] = []
+    texts: list[bytes] = []
     total = 0
     t0 = time.perf_counter()
     batch: list[bytes] = []
@@ -120,6 +123,7 @@ def build(chain: Chain, contributions: int, min_hashes: int, seed: int) -> tuple
         content = make_text(rng, boilerplate, words)
         fp = fingerprint_text(content, params)
         fps.append(fp)
+        texts.append(content)
         total += len(fp.fingerprint)
         batch.append(content)
         if len(batch) == BLOCK_TXS // 2 or not (len(fps) < contributions or total < min_hashes):
@@ -132,7 +136,7 @@ def build(chain: Chain, contributions: int, min_hashes: int, seed: int) -> tuple
                       file=sys.stderr)
     print(f"setup: {len(fps)} accepted contributions, {total} fingerprint hashes, "
           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return datanet, model_tx.hash, fps
+    return datanet, model_tx.hash, fps, texts
 
 
 def compaction_written_mb(db: StateDB) -> float:
@@ -181,15 +185,28 @@ def time_txs(chain: Chain, txs: list[Tx], warmup: int) -> tuple[list[float], lis
     return wall, cpu
 
 
-def infer_txs(fps: list[Fingerprint], model: bytes, nonce: int, count: int, rng: random.Random) -> list[Tx]:
-    """Infers of 1,024 output hashes: 512 held by 8 random contributions, 512 fresh."""
+def make_output(texts: list[bytes], rng: random.Random, size: int) -> bytes:
+    """An output of ``size`` bytes: half of it passages of 40 words quoted from 8 random
+    contributions, between runs of fresh Zipf words."""
+    parts: list[str] = []
+    for text in rng.sample(texts, 8):
+        words = text.split()
+        at = rng.randrange(max(1, len(words) - 40))
+        parts.append(" ".join(rng.choices(VOCAB, ZIPF, k=40)))
+        parts.append(b" ".join(words[at : at + 40]).decode())
+    out = " ".join(parts)
+    while len(out) < size:
+        out += " " + rng.choice(VOCAB)
+    return out.encode()[:size].rsplit(b" ", 1)[0]
+
+
+def infer_txs(texts: list[bytes], model: bytes, nonce: int, count: int, rng: random.Random,
+              size: int) -> list[Tx]:
+    """Infers carrying an output text of ``size`` bytes (``make_output``)."""
     txs = []
     for i in range(count):
-        known = sorted({h for fp in rng.sample(fps, 8) for h in fp.fingerprint})
-        chosen = set(rng.sample(known, min(512, len(known))))
-        while len(chosen) < 1024:
-            chosen.add(rng.getrandbits(64))
-        body = Infer(model, b"", b"", 1_000_000, 100, 100, rng.randbytes(32), tuple(sorted(chosen)))
+        output = make_output(texts, rng, size)
+        body = Infer(model, b"", b"", 1_000_000, 100, 100, hashlib.sha256(output).digest(), output)
         txs.append(sign_tx(USER, CHAIN_ID, nonce + i, body, 1))
     return txs
 
@@ -233,19 +250,20 @@ def main() -> None:
     ap.add_argument("--dir", help="LevelDB directory (default: a fresh temporary one)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--words", type=int, default=3000, help="words of each timed contribution")
+    ap.add_argument("--output-bytes", type=int, default=4096, help="bytes of each timed infer's output text")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="attrchain-bench-") as tmp:
         db = StateDB(args.dir or tmp)
         chain = Chain(db)
         chain.init_genesis(genesis())  # type: ignore[arg-type]
-        datanet, model, fps = build(chain, args.contributions, args.min_hashes, args.seed)
+        datanet, model, fps, texts = build(chain, args.contributions, args.min_hashes, args.seed)
         waited = wait_for_compactions(db)
         print(f"waited {waited:.1f} s for LevelDB's compactions after the bulk load", file=sys.stderr)
         rng = random.Random(args.seed + 1)
         view = db.view()
         n = args.warmup + args.samples
-        infers = infer_txs(fps, model, get_account(view, USER.address).nonce, n, rng)
+        infers = infer_txs(texts, model, get_account(view, USER.address).nonce, n, rng, args.output_bytes)
         contributes = contribute_txs(chain, datanet, n, args.words, rng)
         results: dict[str, object] = {
             "contributions": len(fps),
@@ -266,6 +284,7 @@ def main() -> None:
         "infer_ms": round(statistics.mean(infer_cpu), 3),
         "contribute_ms": round(statistics.mean(contribute_cpu), 3),
         "contribute_words": args.words,
+        "infer_output_bytes": args.output_bytes,
         "ed25519_verify_per_s": results["ed25519_verify_per_s_one_core"],
     }))
 

@@ -40,7 +40,7 @@ DEFAULTS = sdk.DEFAULTS  # optional fields and their defaults; every other field
 DERIVED = {
     "contribute": ("content", "salt"),
     "review": ("accept",),
-    "infer": ("output_hash", "output_fingerprint"),
+    "infer": ("output_hash", "output"),
     "create_validator": ("consensus_public_key",),
     "register_agent": ("owner",),
     **cli_governance.DERIVED,
@@ -263,9 +263,11 @@ def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
         g.add_argument("--accept", dest="accept", action="store_const", const=1)
         g.add_argument("--reject", dest="accept", action="store_const", const=0)
     elif kind == "infer":
-        p.add_argument("--output-file", help="the inference output: its sha256 and fingerprint are computed")
-        p.add_argument("--output-hash", type=_hex_parser((32,), "output_hash"), help="instead of --output-file")
-        p.add_argument("--output-fingerprint", type=_int_list, default=(), help="with --output-hash")
+        p.add_argument("--output-file", help="the inference output (UTF-8, at most the genesis max_output_bytes): "
+                       "it goes on chain and validators match it against contributions")
+        p.add_argument("--output-hash", type=_hex_parser((32,), "output_hash"),
+                       help="instead of --output-file: only the output's sha256 (unattributed: the data share "
+                       "goes to the datanet pools; the text stays private)")
     elif kind == "create_validator":
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--consensus-key", help="key file of the validator's consensus key")
@@ -300,7 +302,7 @@ def build_body(kind: str, args: argparse.Namespace, key: PrivateKey, client: RPC
         if args.output_file:
             values["output"] = _read(args.output_file)
         elif args.output_hash is not None:
-            values.update(output_hash=args.output_hash, output_fingerprint=tuple(sorted(set(args.output_fingerprint))))
+            values.update(output_hash=args.output_hash, output=b"")
         else:
             raise CLIError("give --output-file (or --output-hash)")
     elif kind == "create_validator":

@@ -299,7 +299,8 @@ class RPCMethods:
         id: inference id (its tx hash)
 
         Returns `{id, payer, model, adapter, agent, payment, input_tokens, output_tokens,
-        output_hash, output_fingerprint_len, height, tx_index}`
+        output_hash, output_bytes, attributed, output_shingles, covered_shingles, height, tx_index,
+        output}` (`output`: the text from the block that carried it, null when unattributed)
         """
         return self.call("inference", {"id": id})
 

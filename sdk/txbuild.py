@@ -114,8 +114,6 @@ def _derive_contribute(values: dict[str, Any], fp_params: Any) -> None:
 
 
 def _derive_infer(values: dict[str, Any], fp_params: Any) -> None:
-    from state.attribution.fingerprint import fingerprint_output
-
     output = values.pop("output", None)
     if output is None:
         return
@@ -125,8 +123,6 @@ def _derive_infer(values: dict[str, Any], fp_params: Any) -> None:
         values["output"] = data
     if "output_hash" in names:
         values.setdefault("output_hash", hashlib.sha256(data).digest())
-    if "output_fingerprint" in names and "output_fingerprint" not in values:
-        values["output_fingerprint"] = fingerprint_output(data, fp_params())
 
 
 # kind -> fills content-derived fields from a friendlier input; fp_params() gives the chain's

@@ -91,7 +91,6 @@ def field_table(cls: Any) -> list[str]:
 
 
 def example_bodies() -> list[Any]:
-    fp = (11, 2**40 + 7, 2**63 + 5)
     return [
         T.Transfer(OTHER.address, 250),
         T.CreateDatanet("medical-qa", "ipfs://bafy-example", 100),
@@ -105,7 +104,8 @@ def example_bodies() -> list[Any]:
         T.RegisterAdapter("legal-lora", H1, ((H2, 10000),)),
         T.RegisterAgent("helper", H1, b"", OTHER.address, 500),
         T.AgentAction(H1, H2),
-        T.Infer(H1, b"", b"", 1000, 120, 80, H2, fp),
+        T.Infer(H1, b"", b"", 1000, 120, 80, sha256(b"The answer quotes a contribution."),
+                b"The answer quotes a contribution."),
         T.ClaimRewards((H1, H2)),
         T.CreateValidator(OTHER.public_key, 10_000, "val-1"),
         T.Delegate(OTHER.address, 500),

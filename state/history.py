@@ -185,7 +185,7 @@ def _receipt(view: StateView, r: Receipt, earned: dict[bytes, dict[int, int]],
 
     for recipient, role, amount in r.entries:
         credit(recipient, role, amount)
-    for cid, owner, _score, amount in r.matched:
+    for cid, owner, _score, amount, _spans in r.matched:
         if not amount:
             continue
         credit(owner, ROLE_MATCHED, amount)

@@ -46,6 +46,10 @@ class AttributionParams:
     max_content_bytes: int = f(U32)
     min_agent_stake: int = f(U64)
     reveal_window_blocks: int = f(U32)  # a contribution reveals its commitment within this many blocks
+    # inference evidence (issue 14, docs/attribution.md "Inference")
+    max_output_bytes: int = f(U32)  # largest output text an infer carries (wire ceiling MAX_OUTPUT)
+    min_span_shingles: int = f(U16)  # L: a matched span pays only with at least L credited shingles
+    pool_unit_cap: int = f(U64)  # pool weight of one contribution: min(size, cap)
 
 
 @canonical
@@ -117,6 +121,12 @@ class Params:
             raise CodecError(f"{path}.attribution: lsh_bands * lsh_rows != minhash_size")
         if a.reveal_window_blocks < 1:
             raise CodecError(f"{path}.attribution.reveal_window_blocks must be at least 1")
+        from state.tx import MAX_OUTPUT
+
+        if not 1 <= a.max_output_bytes <= MAX_OUTPUT:
+            raise CodecError(f"{path}.attribution.max_output_bytes must be 1..{MAX_OUTPUT}")
+        if a.min_span_shingles < 1 or a.pool_unit_cap < 1:
+            raise CodecError(f"{path}.attribution: min_span_shingles and pool_unit_cap must be at least 1")
         s = self.staking
         for name in ("double_sign_slash_bps", "downtime_slash_bps", "min_signed_bps"):
             if getattr(s, name) > BPS:
@@ -148,6 +158,9 @@ _ATTRIBUTION = AttributionParams(
     max_content_bytes=65536,
     min_agent_stake=0,
     reveal_window_blocks=600,
+    max_output_bytes=16 * 1024,
+    min_span_shingles=6,
+    pool_unit_cap=16 * 1024,
 )
 
 DEFAULT = Params(

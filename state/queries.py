@@ -183,7 +183,10 @@ def get_inference(source: StateView | StateDB, inference_id: bytes) -> dict[str,
         "input_tokens": inf.input_tokens,
         "output_tokens": inf.output_tokens,
         "output_hash": to_hex(inf.output_hash),
-        "output_fingerprint_len": inf.output_fingerprint_len,
+        "output_bytes": inf.output_bytes,
+        "attributed": inf.output_bytes > 0,
+        "output_shingles": inf.output_shingles,
+        "covered_shingles": inf.covered_shingles,
         "height": inf.height,
         "tx_index": inf.tx_index,
     }
@@ -199,8 +202,10 @@ def receipt_json(inference_id: bytes, r: Receipt) -> dict[str, Any]:
             for recipient, role, amount in r.entries
         ],
         "matched": [
-            {"contribution": to_hex(cid), "owner": to_hex(owner), "score": score, "amount": amount}
-            for cid, owner, score, amount in r.matched
+            {"contribution": to_hex(cid), "owner": to_hex(owner), "score": score, "amount": amount,
+             "spans": [{"output_shingle": o, "contribution_shingle": c, "shingles": n, "credited": cr,
+                        "weight": wt} for o, c, n, cr, wt in spans]}
+            for cid, owner, score, amount, spans in r.matched
         ],
     }
 

@@ -40,6 +40,7 @@ MAX_TX_BYTES = 96 * 1024
 MAX_FINGERPRINT = 4096  # wire ceiling; genesis `fingerprint_max` is the rule
 MAX_MINHASH = 256  # wire ceiling; genesis `minhash_size` is the rule
 MAX_CONTENT = 64 * 1024
+MAX_OUTPUT = 64 * 1024  # wire ceiling of an infer's output text; genesis `max_output_bytes` is the rule
 MAX_MIX = 32  # datanets in one model's or adapter's training mix
 MAX_CLAIMS = 256
 OPT_HASH = Bytes(sizes=(0, 32))  # an optional reference: empty means none
@@ -143,8 +144,8 @@ class Infer:
     payment: int = f(U64)
     input_tokens: int = f(U32)
     output_tokens: int = f(U32)
-    output_hash: bytes = f(HASH)
-    output_fingerprint: tuple[int, ...] = f(List(U64, MAX_FINGERPRINT))
+    output_hash: bytes = f(HASH)  # sha256 of the output; with ``output`` empty the inference is unattributed
+    output: bytes = f(Bytes(MAX_OUTPUT))  # the output text (UTF-8); validators shingle and match it
 
 
 @canonical

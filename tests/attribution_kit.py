@@ -12,7 +12,7 @@ from conftest import commit_txs
 from state.accounts import get_account, supply_check
 from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256
-from state.attribution.fingerprint import Fingerprint, fingerprint_output, fingerprint_text
+from state.attribution.fingerprint import Fingerprint, fingerprint_text
 from state.transition import BlockContext, TxResult, apply_tx, load_params
 from state.attribution.commitments import contribution_commitment
 from state.tx import CommitContribution, Contribute, Tx, sign_tx
@@ -102,8 +102,10 @@ class World:
     def fingerprint(self, content: bytes) -> Fingerprint:
         return fingerprint_text(content, fingerprint_params(self.a))
 
-    def output_fingerprint(self, text: bytes) -> tuple[int, ...]:
-        return fingerprint_output(text, fingerprint_params(self.a))
+    def quote(self, *symbols: int, sep: str = " ") -> bytes:
+        """An output quoting the phrases of ``symbols`` in this order (see ``crafted``): a run of
+        phrases that a contribution also holds in this order matches it as one span."""
+        return sep.join(" ".join(symbol_phrase(s)) for s in symbols).encode()
 
     def contribute_body(self, datanet: bytes, content: bytes, bond: int = 0, salt: bytes = b"") -> Contribute:
         return Contribute(datanet, content, salt or sha256(b"salt:" + content), bond)

@@ -69,7 +69,7 @@ def test_an_earlier_commitment_revealed_late_voids_the_accepted_copy_and_pays_th
     copy_id = world.ok(MALLORY, copy).hash
     world.ok(OWNER, Review(copy_id, 1))
     model = world.ok(DEV, RegisterModel("m", ((d, 10_000),), b"", 0)).hash
-    world.ok(USER, Infer(model, b"", b"", 10_000, 1, 1, b"\x01" * 32, ()))  # pool share to the copy
+    world.ok(USER, Infer(model, b"", b"", 10_000, 1, 1, b"\x01" * 32, b""))  # pool share to the copy
     owed = queries.pending_rewards(world.chain.db, copy_id)["unclaimed"]  # type: ignore[index]
     assert owed > 0
 

@@ -11,7 +11,7 @@ from state import keys, queries
 from state.accounts import BOND_ESCROW, get_chain_meta
 from state.attribution.records import ACCEPTED, PENDING, REJECTED, Contribution, Datanet
 from state.crypto import sha256, to_hex
-from state.attribution.postings import read_postings
+from state.attribution.postings import holder_entry, read_postings
 from state.tx import ClaimRewards, CreateDatanet, Review, TransferContribution
 
 OWNER, ALICE, BOB = KEYS[0], KEYS[1], KEYS[2]
@@ -127,8 +127,9 @@ def test_accept_returns_bond_and_makes_the_contribution_matchable(world: World) 
     dn = _datanet_record(world, d)
     assert (dn.accepted, dn.total_units) == (1, len(body.content))
     view = world.view()
-    for h in world.fingerprint(body.content).fingerprint:
-        assert read_postings(view, d, h) == (1, 0, cid)
+    fp = world.fingerprint(body.content)
+    for h, pos in zip(fp.fingerprint, fp.positions, strict=True):
+        assert read_postings(view, d, h) == (1, holder_entry(c.commit_height, c.commit_index, pos, cid))
     # still guards against duplicates once accepted
     rejected(world, BOB, world.contribute_body(d, make_text(1), BOND), "duplicate_content")
 

@@ -25,6 +25,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from state import keys, queries
+from state.crypto import sha256
 from state.accounts import REWARD_POOL
 from state.attribution.records import ACCEPTED, Contribution, Datanet
 from state.chain import Chain
@@ -148,7 +149,8 @@ def infer(sim: Sim, data: Any) -> None:
     adapter = data.draw(st.sampled_from([b"", *own_adapters]))
     fp = tuple(sorted(data.draw(st.sets(UNIVERSE, max_size=12))))
     payment = data.draw(st.integers(1, 10**7))
-    tx = w.ok(key, Infer(model, adapter, agent, payment, 1, 1, b"\x01" * 32, w.sym(*fp)))
+    output = w.quote(*fp)
+    tx = w.ok(key, Infer(model, adapter, agent, payment, 1, 1, sha256(output), output))
     receipt = queries.get_receipt(w.chain.db, tx.hash)
     assert receipt is not None
     assert sum(e["amount"] for e in receipt["entries"]) == payment

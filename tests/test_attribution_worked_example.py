@@ -13,7 +13,7 @@ from attribution_kit import KEYS, World, crafted, world_fixture  # noqa: F401
 
 from state import queries
 from state.accounts import FEE_COLLECTOR, REWARD_POOL
-from state.crypto import to_hex
+from state.crypto import sha256, to_hex
 from state.tx import ClaimRewards, CreateDatanet, Infer, RegisterAgent, RegisterModel, Review
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "attribution.md"
@@ -25,7 +25,7 @@ def doc_table(marker: str) -> list[list[str]]:
     text = DOC.read_text()
     block = re.search(rf"<!-- {marker} -->\n(.*?)<!-- /{marker} -->", text, re.S)
     assert block is not None, f"docs/attribution.md has no {marker} table"
-    lines = [ln.strip() for ln in block.group(1).strip().splitlines()]
+    lines = [ln.strip() for ln in block.group(1).strip().splitlines()]  # (indented tables too)
     return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
 
 
@@ -42,7 +42,8 @@ def test_worked_example_reproduces_the_documented_numbers(world: World) -> None:
     m0 = world.ok(MIA, RegisterModel("M0", ((d2, 10_000),), b"", 0)).hash
     m1 = world.ok(MIA, RegisterModel("M1", ((d1, 7000), (d3, 3000)), m0, 2000)).hash
     world.ok(BOT, RegisterAgent("Bot", m1, b"", ADA.address, 0))
-    tx = world.ok(BOT, Infer(m1, b"", BOT.address, 1_000_003, 10, 20, b"\x01" * 32, world.sym(12, 13, 15, 99)))
+    output = world.quote(12, 13, 15, 99)
+    tx = world.ok(BOT, Infer(m1, b"", BOT.address, 1_000_003, 10, 20, sha256(output), output))
 
     names = {
         "fee collector": FEE_COLLECTOR, "Mia": MIA.address, "Ada": ADA.address, "Dan": DAN.address,
@@ -52,8 +53,12 @@ def test_worked_example_reproduces_the_documented_numbers(world: World) -> None:
     receipt = queries.get_receipt(world.chain.db, tx.hash)
     assert receipt is not None
     got = [(e["recipient"], e["role"], e["amount"]) for e in receipt["entries"]]
-    assert got[:6] == expected[:6]
-    assert sorted(got[6:]) == sorted(expected[6:])  # datanet entries are stored in id order
+    fixed = sum(1 for _, role, _ in expected if role not in ("datanet_pool", "datanet_owner"))
+    assert got[:fixed] == expected[:fixed]
+    assert sorted(got[fixed:]) == sorted(expected[fixed:])  # datanet entries are stored in id order
+    spans = [(to_hex(names[who]), *map(int, rest)) for who, *rest in doc_table("worked-example:spans")]
+    assert [(m["contribution"], s["output_shingle"], s["contribution_shingle"], s["shingles"], s["credited"],
+             s["weight"]) for m in receipt["matched"] for s in m["spans"]] == spans
     assert sum(amount for _, _, amount in got) == 1_000_003
 
     claims = {row[0]: int(row[1]) for row in doc_table("worked-example:claims")}

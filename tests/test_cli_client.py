@@ -87,7 +87,7 @@ KIND_ARGS: dict[str, list[str]] = {
     "register_adapter": ["--name", "a", "--base-model", H32, "--datanet", H32 + ":10000"],
     "register_agent": ["--name", "g", "--model", H32, "--stake", "9"],
     "agent_action": ["--action-hash", H32, "--outcome-hash", "0x" + "02" * 32],
-    "infer": ["--model", H32, "--payment", "7", "--output-hash", "0x" + "03" * 32, "--output-fingerprint", "9,3,5"],
+    "infer": ["--model", H32, "--payment", "7", "--output-hash", "0x" + "03" * 32],
     "claim_rewards": ["--contribution", H32, "--contribution", "0x" + "04" * 32],
     "create_validator": ["--consensus-public-key", "0x" + "05" * 32, "--self-stake", "10", "--moniker", "v"],
     "delegate": ["--validator", A20, "--amount", "11"],
@@ -118,7 +118,7 @@ async def test_offline_signing_of_each_kind(kind: str, keyfiles: dict[str, str],
         assert body.datanets == ((bytes.fromhex("ab" * 32), 6000), (b"\x01" * 32, 4000))
         assert (body.parent, body.lineage_bps) == (bytes.fromhex("ab" * 32), 500)
     elif kind == "infer":
-        assert (body.payment, body.output_fingerprint, body.adapter, body.agent) == (7, (3, 5, 9), b"", b"")
+        assert (body.payment, body.output, body.output_hash, body.adapter, body.agent) == (7, b"", b"\x03" * 32, b"", b"")
     elif kind == "register_agent":
         assert body.owner == ALICE.address and body.stake == 9 and body.adapter == b""
     elif kind == "review":

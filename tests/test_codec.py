@@ -48,7 +48,7 @@ BODIES = {
     T.RegisterAdapter: st.builds(T.RegisterAdapter, name, h32, mix),
     T.RegisterAgent: st.builds(T.RegisterAgent, name, h32, st.sampled_from([b"", b"\x02" * 32]), a20, u64),
     T.AgentAction: st.builds(T.AgentAction, h32, h32),
-    T.Infer: st.builds(T.Infer, h32, st.just(b""), st.sampled_from([b"", b"\x03" * 20]), u64, u32, u32, h32, fp),
+    T.Infer: st.builds(T.Infer, h32, st.just(b""), st.sampled_from([b"", b"\x03" * 20]), u64, u32, u32, h32, st.binary(max_size=200)),
     T.ClaimRewards: st.builds(T.ClaimRewards, st.lists(h32, max_size=4)),
     T.CreateValidator: st.builds(T.CreateValidator, h32, u64, name),
     T.Delegate: st.builds(T.Delegate, a20, u64),

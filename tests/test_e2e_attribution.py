@@ -24,7 +24,6 @@ from state.accounts import FEE_COLLECTOR, REWARD_POOL
 from state.attribution.commitments import contribution_commitment
 from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256, to_hex
-from state.attribution.fingerprint import fingerprint_output
 from state.genesis import load_genesis
 from state.tx import (
     ClaimRewards,
@@ -111,7 +110,6 @@ def test_attribution_story_over_rpc(tmp_path: Path) -> None:
         wait_for_heights(layout, layout.nodes, 2, 60)
         params = load_genesis(layout.dir / "genesis.json").params
         a = params.attribution
-        fp = fingerprint_params(a)
         c = Client(layout)
         faucet = PrivateKey.load(layout.dir / "faucet.key")
         owner, alice, bob, carol, dev, tuner, lora, bot, bot_owner, user = (
@@ -164,13 +162,11 @@ def test_attribution_story_over_rpc(tmp_path: Path) -> None:
 
         # ---- inferences quoting Alice ---------------------------------------------------------
         quote = ("As the corpus puts it: " + " ".join(alice_words[10:60]) + ". Hope that helps.").encode()
-        out_fp = fingerprint_output(quote, fp)
-        assert out_fp
         payments = {}
         before = {k.address: c.balance(k.address) for k in people}
-        inf_agent = c.ok(bot, Infer(tuned, adapter, bot.address, 100_003, 12, 80, sha256(quote), out_fp))
+        inf_agent = c.ok(bot, Infer(tuned, adapter, bot.address, 100_003, 12, 80, sha256(quote), quote))
         payments[inf_agent] = (100_003, bot, True)
-        inf_user = c.ok(user, Infer(base, b"", b"", 50_001, 9, 80, sha256(quote), out_fp))
+        inf_user = c.ok(user, Infer(base, b"", b"", 50_001, 9, 80, sha256(quote), quote))
         payments[inf_user] = (50_001, user, False)
         deposited = 0  # into the reward pool: matched contributions and datanet pools
         owner_paid: dict[str, int] = {}
@@ -191,7 +187,10 @@ def test_attribution_story_over_rpc(tmp_path: Path) -> None:
             assert by_role["model_owner"] == model_share
             assert by_role.get("adapter_owner", 0) == adapter_share
             assert by_role.get("agent_owner", 0) == agent_share
-            matched_part = data * a.matched_bps // BPS
+            inf_rec = c.query("inference", id=to_hex(inf))
+            assert inf_rec["output"] == quote.decode() and inf_rec["covered_shingles"] > 30
+            # the matched part scales with the share of the output's shingles credited to a span
+            matched_part = data * a.matched_bps * inf_rec["covered_shingles"] // (BPS * inf_rec["output_shingles"])
             assert by_role["matched_contribution"] == matched_part
             assert by_role.get("datanet_pool", 0) + by_role.get("datanet_owner", 0) == data - matched_part
             # only Alice's words were quoted: her contribution takes the whole matched part

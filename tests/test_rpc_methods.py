@@ -22,7 +22,7 @@ from state.attribution.contributions import fingerprint_params
 from state.attribution.commitments import contribution_commitment
 from state.attribution.content_proof import ContentProofError, verify_content_proof
 from state.crypto import PrivateKey, from_hex, sha256, to_hex
-from state.attribution.fingerprint import fingerprint_output, fingerprint_text
+from state.attribution.fingerprint import fingerprint_text
 from state.tree.proof import Proof, verify_proof
 from state.tx import (
     AgentAction,
@@ -305,9 +305,8 @@ async def test_attribution_domain_queries(node: Node) -> None:
     ag_tx = await node.submit(AGENT, RegisterAgent("bot", m_tx.hash, b"", CAROL.address, 5))
     node.ctx.produce_block()
     await node.submit(AGENT, AgentAction(sha256(b"act"), sha256(b"out")))
-    out_fp = fingerprint_output(text, fp_params)
     inf_tx = await node.submit(AGENT, Infer(m_tx.hash, ad_tx.hash, AGENT.address, 1_000, 10, 20,
-                                            sha256(text), out_fp))
+                                            sha256(text), text))
     node.ctx.produce_block()
     for tx in (dn_tx, c_tx, m_tx, ad_tx, ag_tx, inf_tx):
         assert node.ctx.chain.get_tx_location(tx.hash).code == 0, tx.kind_name
@@ -340,6 +339,7 @@ async def test_attribution_domain_queries(node: Node) -> None:
     assert ag["recent_actions"][0]["action_hash"] == to_hex(sha256(b"act"))
     inf = await node.call("inference", {"id": to_hex(inf_tx.hash)})
     assert (inf["payer"], inf["payment"], inf["output_hash"]) == (to_hex(AGENT.address), 1_000, to_hex(sha256(text)))
+    assert inf["output"] == text.decode() and inf["attributed"] and inf["covered_shingles"] > 0
 
     by_inf = await node.call("attribution", {"inference": to_hex(inf_tx.hash)})
     (receipt,) = by_inf["receipts"]

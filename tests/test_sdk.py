@@ -97,7 +97,7 @@ def test_content_fields_are_derived_from_text() -> None:
     fp = fingerprint_text(text.encode())
     assert body.content == text.encode()  # the chain computes hash, fingerprint and MinHash itself
     infer = sdk.make_body("infer", model=bytes(32), payment=5, output=text)
-    assert infer.output_fingerprint and infer.output_hash == fp.content_hash
+    assert infer.output == text.encode() and infer.output_hash == fp.content_hash
 
 
 async def test_submit_wait_and_verified_state(node: StandaloneContext) -> None:

@@ -186,7 +186,8 @@ _TABLE: tuple[Method, ...] = (
     Method("inference", "domain", "A recorded inference.", (Param("id", HASH, "inference id (its tx hash)",
                                                                    required=True),),
            "`{id, payer, model, adapter, agent, payment, input_tokens, output_tokens, output_hash, "
-           "output_fingerprint_len, height, tx_index}`", d.inference),
+           "output_bytes, attributed, output_shingles, covered_shingles, height, tx_index, output}` (`output`: the "
+           "text from the block that carried it, null when unattributed)", d.inference),
     Method("attribution", "domain",
            "Attribution receipts: the receipt of one inference, or a page of the receipts that paid a "
            "recipient (an address, a contribution id or a datanet id).",

@@ -12,6 +12,7 @@ A contribution carries its content; validators compute its hash, size, fingerpri
 from __future__ import annotations
 
 import functools
+import struct
 from dataclasses import replace
 
 from state import keys
@@ -132,7 +133,8 @@ def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         commit_height=place[0],
         commit_index=place[1],
     ))
-    view.put_obj(keys.contribution_sketch_key(tx.hash), Sketch(pack_u64s(fp.fingerprint), pack_u64s(fp.minhash)))
+    view.put_obj(keys.contribution_sketch_key(tx.hash), Sketch(
+        pack_u64s(fp.fingerprint), pack_u64s(fp.minhash), struct.pack(f">{len(fp.positions)}I", *fp.positions)))
     index_contribution(view, tx.hash, fp.content_hash, bands)
     put_datanet(view, body.datanet, replace(dn, submitted=dn.submitted + 1))
 
@@ -175,14 +177,23 @@ def process_review(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         reject_contribution(view, body.contribution, c, ctx.params.attribution)
 
 
+def get_positions(view: StateView, contribution_id: bytes) -> tuple[int, ...]:
+    """Per fingerprint value, its first shingle index in the contribution (span matching)."""
+    sketch = view.get_obj(keys.contribution_sketch_key(contribution_id), Sketch)
+    if sketch is None:
+        raise LookupError(f"contribution {to_hex(contribution_id)} has no sketch")
+    return struct.unpack(f">{len(sketch.positions) // 4}I", sketch.positions)
+
+
 def accept_contribution(view: StateView, cid: bytes, c: Contribution) -> None:
     dn = require_datanet(view, c.datanet)
     fingerprint, _ = get_sketch(view, cid)
+    positions = get_positions(view, cid)
     move(view, BOND_ESCROW, c.owner, c.bond)
     dn2, c2 = join(dn, replace(c, bond=0))
     put_datanet(view, c.datanet, dn2)
     put_contribution(view, cid, c2)
-    add_postings(view, c.datanet, cid, fingerprint)
+    add_postings(view, c.datanet, cid, fingerprint, positions, (c.commit_height, c.commit_index))
 
 
 def reject_contribution(view: StateView, cid: bytes, c: Contribution, a: AttributionParams) -> None:

@@ -103,6 +103,8 @@ class Fingerprint:
     size: int  # byte length of the raw bytes
     fingerprint: tuple[int, ...]  # sorted unique winnowed shingle hashes, at most fingerprint_max
     minhash: tuple[int, ...]  # minhash_size values, each below 2**61 - 1
+    # per fingerprint value, the index of the first shingle with that hash (span matching, issue 14)
+    positions: tuple[int, ...] = ()
 
 
 # ---- Unicode pinning -----------------------------------------------------------------------
@@ -385,12 +387,24 @@ def fingerprint_text(data: bytes, params: FingerprintParams = DEFAULT_FINGERPRIN
     if not words:
         raise FingerprintError("content has no words after normalisation")
     hashes = shingle_hashes(words, params)
+    fingerprint = winnowed_fingerprint(hashes, params.winnow_window, params.fingerprint_max)
     return Fingerprint(
         content_hash=hashlib.sha256(data).digest(),
         size=len(data),
-        fingerprint=winnowed_fingerprint(hashes, params.winnow_window, params.fingerprint_max),
+        fingerprint=fingerprint,
         minhash=minhash_signature(hashes, params),
+        positions=first_positions(hashes, fingerprint),
     )
+
+
+def first_positions(hashes: Sequence[int], values: Sequence[int]) -> tuple[int, ...]:
+    """For each of ``values`` (all present in ``hashes``), the index of its first occurrence."""
+    wanted = set(values)
+    first: dict[int, int] = {}
+    for i, h in enumerate(hashes):
+        if h in wanted and h not in first:
+            first[h] = i
+    return tuple(first[v] for v in values)
 
 
 def fingerprint_output(

@@ -1,8 +1,8 @@
 """The infer transaction: pay for one AI output and split the payment along its attribution.
 
-Order of the rule (docs/attribution.md, "Scoring and fee split"):
-  1. checks (payment, output fingerprint, model, adapter, agent, balance);
-  2. the lineage chain and the relevant datanets; scoring of matched contributions;
+Order of the rule (docs/attribution.md, "Inference"):
+  1. checks (payment, output text and hash, model, adapter, agent, balance);
+  2. the lineage chain and the relevant datanets; span matching of the output (matching.py);
   3. the pure split (state.attribution.split) into validators, owners, matched contributions and datanets;
   4. payments, pool deposits, matched credits; the inference record and its receipt.
 """
@@ -26,12 +26,14 @@ from state.attribution.records import (
     Inference,
     Model,
     Receipt,
-    is_strictly_ascending,
 )
-from state.attribution.contributions import get_contribution, put_contribution
+from state.attribution.contributions import fingerprint_params, get_contribution, put_contribution
 from state.attribution.datanets import put_datanet, require_datanet
-from state.errors import require
-from state.attribution.matching import score_contributions, top_matches
+from state.attribution.fingerprint import shingle_hashes, words_of
+from state.attribution.matching import match_output
+from state.crypto import sha256
+from state.errors import TxRejected, require
+from state.params import AttributionParams
 from state.attribution.models import get_agent, lineage, require_adapter_for, require_model
 from state.attribution.pools import deposit, has_units
 from state.attribution.receipts import Entry, Match, write_receipt
@@ -58,16 +60,26 @@ def require_agent_for(view: StateView, agent_address: bytes, sender: bytes, mode
     return agent
 
 
+def output_shingles(output: bytes, a: AttributionParams) -> list[int]:
+    """The output's shingle hashes (positions kept), computed by the validators from its text."""
+    require(len(output) <= a.max_output_bytes, "output_too_large",
+            f"output of {len(output)} bytes exceeds max_output_bytes {a.max_output_bytes}")
+    try:
+        text = output.decode("utf-8", "strict")
+    except UnicodeDecodeError as exc:
+        raise TxRejected("bad_output", f"output is not valid UTF-8 (byte {exc.start})") from None
+    params = fingerprint_params(a)
+    return shingle_hashes(words_of(text), params)
+
+
 def process_infer(view: StateView, tx: Tx, ctx: BlockContext) -> None:
     """infer: the sender pays ``payment`` for one output; it is split and a receipt is stored."""
     body: Infer = tx.body
     a = ctx.params.attribution
-    output_fp = body.output_fingerprint
     require(body.payment > 0, "zero_payment", "an inference must pay something")
-    require(len(output_fp) <= a.output_fingerprint_max, "output_fingerprint_too_long",
-            f"{len(output_fp)} hashes exceed output_fingerprint_max {a.output_fingerprint_max}")
-    require(is_strictly_ascending(output_fp), "output_fingerprint_not_sorted",
-            "output fingerprint hashes must be strictly ascending")
+    hashes = output_shingles(body.output, a)
+    require(not body.output or sha256(body.output) == body.output_hash, "output_hash_mismatch",
+            "output_hash is not the sha256 of output")
     model = require_model(view, body.model)
     adapter = require_adapter_for(view, body.adapter, body.model) if body.adapter else None
     agent = require_agent_for(view, body.agent, tx.sender, body.model) if body.agent else None
@@ -76,11 +88,11 @@ def process_infer(view: StateView, tx: Tx, ctx: BlockContext) -> None:
 
     chain = lineage(view, body.model, a.lineage_max_depth)
     datanets = relevant_datanets(chain, adapter)
-    scores = score_contributions(view, datanets, output_fp, a.idf_scale)
-    ranked = top_matches(scores, a.max_matched)
+    ranked = match_output(view, datanets, hashes, a.min_span_shingles, a.idf_scale, a.max_matched)
+    covered = sum(x.credited for x in ranked)
     fee = split_fee(body.payment, a, adapter is not None, agent is not None)
-    matched_part, pool_part = split_data(fee.data, a, bool(ranked))
-    matched_amounts = split_pro_rata(matched_part, [s for _, s in ranked]) if ranked else []
+    matched_part, pool_part = split_data(fee.data, a, covered, len(hashes))
+    matched_amounts = split_pro_rata(matched_part, [x.score for x in ranked]) if ranked else []
     per_datanet = split_lineage(pool_part, [(m.datanets, m.lineage_bps) for _, m in chain])
 
     payer = tx.sender
@@ -99,13 +111,13 @@ def process_infer(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         pay(agent.owner, ROLE_AGENT_OWNER, fee.agent)
 
     matches: list[Match] = []
-    for (cid, score), amount in zip(ranked, matched_amounts, strict=True):
-        c = get_contribution(view, cid)
+    for x, amount in zip(ranked, matched_amounts, strict=True):
+        c = get_contribution(view, x.contribution)
         assert c is not None  # postings list accepted contributions only
         if amount > 0:
-            put_contribution(view, cid, replace(c, unclaimed=c.unclaimed + amount))
-            entries.append((cid, ROLE_MATCHED, amount))
-        matches.append((cid, c.owner, score, amount))
+            put_contribution(view, x.contribution, replace(c, unclaimed=c.unclaimed + amount))
+            entries.append((x.contribution, ROLE_MATCHED, amount))
+        matches.append((x.contribution, c.owner, x.score, amount, tuple(x.spans)))
 
     to_pool = matched_part
     for datanet_id in sorted(per_datanet):
@@ -132,7 +144,9 @@ def process_infer(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         input_tokens=body.input_tokens,
         output_tokens=body.output_tokens,
         output_hash=body.output_hash,
-        output_fingerprint_len=len(output_fp),
+        output_bytes=len(body.output),
+        output_shingles=len(hashes),
+        covered_shingles=covered,
         height=ctx.height,
         tx_index=ctx.tx_index,
     ))

@@ -2,7 +2,7 @@
 
 ``keys.receipt_key(inference id)`` holds a `Receipt`: every non-zero payout as (recipient, role,
 amount) — these sum exactly to the payment — and every matched contribution as (contribution,
-owner at the time, score, amount).
+owner at the time, score, amount, spans).
 
 The local index ``keys.recipient_receipt_key(recipient, height, tx index, inference id)`` (value
 empty, not in the state root) lists, for each recipient, the inferences that paid it. It is
@@ -20,13 +20,13 @@ from state.store import StateView
 from state.context import BlockContext
 
 Entry = tuple[bytes, int, int]
-Match = tuple[bytes, bytes, int, int]
+Match = tuple[bytes, bytes, int, int, tuple[tuple[int, int, int, int, int], ...]]
 
 
 def receipt_recipients(receipt: Receipt) -> list[bytes]:
     """Every address or id the recipient index lists this receipt under, sorted, distinct."""
     found = {recipient for recipient, _, _ in receipt.entries}
-    found.update(owner for _, owner, _, _ in receipt.matched)
+    found.update(m[1] for m in receipt.matched)
     return sorted(found)
 
 

@@ -106,6 +106,8 @@ class Sketch:
 
     fingerprint: bytes = f(Bytes(8 * MAX_FINGERPRINT))  # u64 big-endian each
     minhash: bytes = f(Bytes(8 * MAX_MINHASH))
+    # u32 big-endian per fingerprint value: the shingle index of its first occurrence in the text
+    positions: bytes = f(Bytes(4 * MAX_FINGERPRINT))
 
 
 @canonical
@@ -157,7 +159,9 @@ class Inference:
     input_tokens: int = f(U32)
     output_tokens: int = f(U32)
     output_hash: bytes = f(HASH)
-    output_fingerprint_len: int = f(U16)
+    output_bytes: int = f(U32)  # 0: unattributed (no text; the data share goes to the pool)
+    output_shingles: int = f(U32)  # shingles of the output text (the matched part's denominator)
+    covered_shingles: int = f(U32)  # output shingles credited to a paid span
     height: int = f(U64)
     tx_index: int = f(U32)
 
@@ -183,8 +187,11 @@ ROLE_NAMES = {
 MAX_RECEIPT_ENTRIES = 1 << 17  # above max_matched (u16) + every possible datanet and owner
 RECIPIENT = Bytes(sizes=(20, 32))  # an account address or a contribution / datanet id
 ENTRY = Tuple((RECIPIENT, U8, U64))  # (recipient, role, amount)
-# (contribution, owner, score, amount); a score can exceed 64 bits when genesis picks a huge idf_scale
-MATCH = Tuple((HASH, ADDRESS, U256, U64))
+# a paid span: (output shingle start, contribution shingle start, shingles, credited shingles, weight)
+SPAN = Tuple((U32, U32, U32, U32, U64))
+MAX_SPANS = 1 << 16
+# (contribution, owner, score, amount, spans); a score can exceed 64 bits when genesis picks a huge idf_scale
+MATCH = Tuple((HASH, ADDRESS, U256, U64, List(SPAN, MAX_SPANS)))
 
 
 @canonical
@@ -194,7 +201,8 @@ class Receipt:
     payment: int = f(U64)
     height: int = f(U64)
     entries: tuple[tuple[bytes, int, int], ...] = f(List(ENTRY, MAX_RECEIPT_ENTRIES))
-    matched: tuple[tuple[bytes, bytes, int, int], ...] = f(List(MATCH, MAX_RECEIPT_ENTRIES))
+    matched: tuple[tuple[bytes, bytes, int, int, tuple[tuple[int, int, int, int, int], ...]], ...] = f(
+        List(MATCH, MAX_RECEIPT_ENTRIES))
 
 
 # ---- fixed-width packing of id and hash lists -------------------------------------------------

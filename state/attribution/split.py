@@ -41,9 +41,11 @@ def split_fee(payment: int, a: AttributionParams, has_adapter: bool, has_agent: 
     return FeeSplit(validators, model, adapter, agent, payment - validators - model - adapter - agent)
 
 
-def split_data(data: int, a: AttributionParams, has_matches: bool) -> tuple[int, int]:
-    """(matched part, pool part) of the data share; with no match the pool part takes it all."""
-    matched = data * a.matched_bps // BPS if has_matches else 0
+def split_data(data: int, a: AttributionParams, covered: int, shingles: int) -> tuple[int, int]:
+    """(matched part, pool part) of the data share. The matched part scales with the evidence:
+    ``data * matched_bps * covered // (10000 * shingles)`` where ``covered`` output shingles of
+    ``shingles`` are credited to paid spans; with no match the pool part takes it all."""
+    matched = data * a.matched_bps * covered // (BPS * shingles) if covered else 0
     return matched, data - matched
 
 

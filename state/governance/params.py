@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from state.params import BPS, Params, with_overrides
-from state.tx import MAX_CONTENT, MAX_FINGERPRINT, MAX_MINHASH, MAX_TX_BYTES
+from state.tx import MAX_CONTENT, MAX_FINGERPRINT, MAX_MINHASH, MAX_OUTPUT, MAX_TX_BYTES
 
 # Stored fingerprints, MinHash sketches and LSH band keys were computed with these: changing one
 # would make new contributions incomparable with registered ones (duplicates would pass unseen).
@@ -29,7 +29,7 @@ MAX_PERIOD_BLOCKS = 5_000_000  # a longer deposit or voting period would freeze 
 MAX_TIMEOUT_MS = 600_000  # a consensus timeout beyond ten minutes stalls the chain at one crash
 # attribution fields that wire ceilings bound (present as long as the section has them)
 WIRE_CEILINGS = {"fingerprint_max": MAX_FINGERPRINT, "output_fingerprint_max": MAX_FINGERPRINT,
-                 "minhash_size": MAX_MINHASH, "max_content_bytes": MAX_CONTENT}
+                 "minhash_size": MAX_MINHASH, "max_content_bytes": MAX_CONTENT, "max_output_bytes": MAX_OUTPUT}
 
 
 class ParamChangeError(ValueError):
