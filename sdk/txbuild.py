@@ -119,8 +119,8 @@ def _derive_infer(values: dict[str, Any], fp_params: Any) -> None:
         return
     data = _text_bytes(output)
     names = {name for name, _ in fields("infer")}
-    if "output" in names:  # the output text itself on chain
-        values["output"] = data
+    if "output" in names:  # the output text itself on chain; too long for the chain: unattributed
+        values["output"] = data if len(data) <= fp_params().max_output_bytes else b""
     if "output_hash" in names:
         values.setdefault("output_hash", hashlib.sha256(data).digest())
 

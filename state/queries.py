@@ -82,6 +82,8 @@ def get_contribution(source: StateView | StateDB, contribution_id: bytes) -> dic
         "status": STATUS_NAMES[c.status],
         "created_height": c.created_height,
         "fingerprint_len": c.fingerprint_len,
+        "commit_height": c.commit_height,  # the commitment's place orders holders (earliest first)
+        "commit_index": c.commit_index,
         "unclaimed": _owed(view, contribution_id),
         "claimed": str(c.claimed),
     }

@@ -59,6 +59,7 @@ def fingerprint_params(a: AttributionParams) -> FingerprintParams:
         lsh_rows=a.lsh_rows,
         near_duplicate_bps=a.near_duplicate_bps,
         max_content_bytes=a.max_content_bytes,
+        max_output_bytes=a.max_output_bytes,  # what an infer may carry (clients check it before sending)
     )
 
 
