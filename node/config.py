@@ -70,6 +70,10 @@ class P2PConfig:
     # block sync: one request's timeout, and how often peers' heights are polled
     sync_request_timeout_s: int = 10
     sync_poll_s: int = 2
+    # validators send proposals and votes straight to each other over persistent streams and
+    # leave the consensus gossip topics while every other validator reaches them so (docs/p2p.md
+    # "Direct consensus streams"); they still publish there for observers
+    direct_consensus: bool = False
 
 
 @dataclass
@@ -101,6 +105,7 @@ class FaultConfig:
 
     double_sign: bool = False
     admin: bool = False  # enable the /admin endpoints (partition deny list)
+    refuse_direct: bool = False  # reset every inbound direct consensus stream (direct path cut)
 
 
 @dataclass
