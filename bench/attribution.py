@@ -10,17 +10,20 @@ Timed: transactions applied one after another in one block's view with `apply_ra
 signature check, envelope, the attribution rule), after --warmup untimed ones of the same kind:
 - infer with 1,024 output-fingerprint hashes (512 held by 8 random contributions, so they match,
   512 fresh);
-- contribute of a fresh text, including the exact and LSH near-duplicate checks.
+- contribute (the reveal; its commitment is committed first) of a fresh text of --words words
+  (default 3,000): normalisation, fingerprint, MinHash and the duplicate checks.
 Timing starts once LevelDB's background compactions triggered by the bulk load have finished
 (bounded wait). The headline is the mean CPU time of the applying thread (one core); wall-clock
 means and medians and the machine's load average are on the line before it.
 
-The LAST stdout line is JSON: {"infer_ms": .., "contribute_ms": ..}.
+The LAST stdout line is JSON: {"infer_ms": .., "contribute_ms": .., "contribute_words": ..,
+"ed25519_verify_per_s": ..} (the last: this machine's one-core ceiling measured in the same run).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -36,12 +39,14 @@ sys.path.insert(0, str(ROOT))
 from state.accounts import get_account  # noqa: E402
 from state.chain import Chain  # noqa: E402
 from state.attribution.contributions import fingerprint_params  # noqa: E402
+from state.attribution.commitments import contribution_commitment  # noqa: E402
+from bench.node import ed25519_verify_per_s  # noqa: E402
 from state.crypto import PrivateKey, to_hex  # noqa: E402
-from state.attribution.fingerprint import Fingerprint, FingerprintParams, fingerprint_text  # noqa: E402
+from state.attribution.fingerprint import Fingerprint, fingerprint_text  # noqa: E402
 from state.genesis import parse_genesis  # noqa: E402
 from state.store import StateDB  # noqa: E402
 from state.transition import BlockContext, apply_raw_tx, load_params  # noqa: E402
-from state.tx import Contribute, CreateDatanet, Infer, RegisterModel, Review, Tx, sign_tx  # noqa: E402
+from state.tx import CommitContribution, Contribute, CreateDatanet, Infer, RegisterModel, Review, Tx, sign_tx  # noqa: E402
 
 CHAIN_ID = "attrchain-bench"
 OWNER = PrivateKey.from_int(1)
@@ -110,25 +115,21 @@ def build(chain: Chain, contributions: int, min_hashes: int, seed: int) -> tuple
     fps: list[Fingerprint] = []
     total = 0
     t0 = time.perf_counter()
-    pending: list[Tx] = []
+    batch: list[bytes] = []
     while len(fps) < contributions or total < min_hashes:
-        fp = fingerprint_text(make_text(rng, boilerplate, words), params)
-        tx = b.sign(CONTRIBUTOR, Contribute(datanet, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, 0))
+        content = make_text(rng, boilerplate, words)
+        fp = fingerprint_text(content, params)
         fps.append(fp)
         total += len(fp.fingerprint)
-        pending.append(tx)
-        if len(pending) == BLOCK_TXS // 2:
-            reviews = [b.sign(OWNER, Review(t.hash, 1)) for t in pending]
-            b.commit(pending)
-            b.commit(reviews)
-            pending = []
+        batch.append(content)
+        if len(batch) == BLOCK_TXS // 2 or not (len(fps) < contributions or total < min_hashes):
+            reveals = commit_then_sign(b, datanet, batch)
+            b.commit(reveals)
+            b.commit([b.sign(OWNER, Review(t.hash, 1)) for t in reveals])
+            batch = []
             if len(fps) % 2000 == 0:
                 print(f"  {len(fps)} contributions, {total} hashes, {time.perf_counter() - t0:.0f} s",
                       file=sys.stderr)
-    if pending:
-        reviews = [b.sign(OWNER, Review(t.hash, 1)) for t in pending]
-        b.commit(pending)
-        b.commit(reviews)
     print(f"setup: {len(fps)} accepted contributions, {total} fingerprint hashes, "
           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return datanet, model_tx.hash, fps
@@ -193,15 +194,25 @@ def infer_txs(fps: list[Fingerprint], model: bytes, nonce: int, count: int, rng:
     return txs
 
 
-def contribute_txs(datanet: bytes, params: FingerprintParams, nonce: int, count: int,
-                   rng: random.Random) -> list[Tx]:
+def salt_of(content: bytes) -> bytes:
+    return hashlib.sha256(b"bench salt" + content).digest()
+
+
+def commit_then_sign(b: Builder, datanet: bytes, contents: list[bytes]) -> list[Tx]:
+    """Commit to each content in one block; return the signed reveals (for a later block)."""
+    b.commit([b.sign(CONTRIBUTOR, CommitContribution(contribution_commitment(
+        CONTRIBUTOR.address, datanet, hashlib.sha256(c).digest(), salt_of(c)))) for c in contents])
+    return [b.sign(CONTRIBUTOR, Contribute(datanet, c, salt_of(c), 0)) for c in contents]
+
+
+def contribute_txs(chain: Chain, datanet: bytes, count: int, words: int, rng: random.Random) -> list[Tx]:
+    """Reveals of fresh texts of ``words`` words, their commitments committed in a block first."""
+    b = Builder(chain)
+    view = chain.db.view()
+    b.nonces[CONTRIBUTOR.address] = get_account(view, CONTRIBUTOR.address).nonce
+    b.time_ms = chain.get_block(chain.height).header.time_ms  # type: ignore[union-attr]
     boilerplate = [" ".join(rng.choices(VOCAB, k=40)) for _ in range(10)]
-    txs = []
-    for i in range(count):
-        fp = fingerprint_text(make_text(rng, boilerplate, 320), params)
-        body = Contribute(datanet, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, 0)
-        txs.append(sign_tx(CONTRIBUTOR, CHAIN_ID, nonce + i, body, 1))
-    return txs
+    return commit_then_sign(b, datanet, [make_text(rng, boilerplate, words) for _ in range(count)])
 
 
 def summary(wall: list[float], cpu: list[float]) -> dict[str, float]:
@@ -221,6 +232,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--dir", help="LevelDB directory (default: a fresh temporary one)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--words", type=int, default=3000, help="words of each timed contribution")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="attrchain-bench-") as tmp:
@@ -232,10 +244,9 @@ def main() -> None:
         print(f"waited {waited:.1f} s for LevelDB's compactions after the bulk load", file=sys.stderr)
         rng = random.Random(args.seed + 1)
         view = db.view()
-        params = fingerprint_params(load_params(view).attribution)
         n = args.warmup + args.samples
         infers = infer_txs(fps, model, get_account(view, USER.address).nonce, n, rng)
-        contributes = contribute_txs(datanet, params, get_account(view, CONTRIBUTOR.address).nonce, n, rng)
+        contributes = contribute_txs(chain, datanet, n, args.words, rng)
         results: dict[str, object] = {
             "contributions": len(fps),
             "fingerprint_hashes": sum(len(fp.fingerprint) for fp in fps),
@@ -246,6 +257,7 @@ def main() -> None:
         contribute_wall, contribute_cpu = time_txs(chain, contributes, args.warmup)
         results["contribute"] = summary(contribute_wall, contribute_cpu)
         results["load_average_1m"] = round(os.getloadavg()[0], 2)
+        results["ed25519_verify_per_s_one_core"] = round(ed25519_verify_per_s(1.0))
         db.close()
     print(json.dumps(results))
     # Headline: mean CPU time of the applying thread. This machine is shared, so wall time also
@@ -253,6 +265,8 @@ def main() -> None:
     print(json.dumps({
         "infer_ms": round(statistics.mean(infer_cpu), 3),
         "contribute_ms": round(statistics.mean(contribute_cpu), 3),
+        "contribute_words": args.words,
+        "ed25519_verify_per_s": results["ed25519_verify_per_s_one_core"],
     }))
 
 

@@ -314,11 +314,19 @@ def up(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT, wai
     else:
         print(f"creating a {validators}-validator devnet in {directory}", file=sys.stderr)
         layout = create(directory, validators, base_port, double_sign)
-    for spec in layout.nodes:
-        pid = start_node(layout, spec, extra_args)
-        print(f"started {spec.name} (pid {pid}), rpc {spec.rpc}", file=sys.stderr, flush=True)
-    current = max((node_status(layout, n)["height"] or 0 for n in layout.nodes), default=0)
-    wait_for_height(layout, max(wait_height, current + 1), timeout)
+    started = [spec for spec in layout.nodes if read_pid(layout, spec) is None]
+    try:
+        for spec in layout.nodes:
+            pid = start_node(layout, spec, extra_args)
+            print(f"started {spec.name} (pid {pid}), rpc {spec.rpc}", file=sys.stderr, flush=True)
+        current = max((node_status(layout, n)["height"] or 0 for n in layout.nodes), default=0)
+        wait_for_height(layout, max(wait_height, current + 1), timeout)
+    except BaseException:
+        # a failed `up` leaves nothing running that it started (nodes already running stay)
+        for spec in started:
+            if stop_node(layout, spec, timeout=5.0):
+                print(f"stopped {spec.name} (devnet up failed)", file=sys.stderr)
+        raise
     return layout
 
 

@@ -13,17 +13,20 @@ SIGTERM/SIGINT cancel the nursery; every component shuts down inside its own sco
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from node.config import Home, NodeConfig
+from node.config import Home, NodeConfig, split_peer
 from node.events import EventBus
-from node.integrity import open_state_db
+from node.integrity import StartupError, open_state_db
 from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
@@ -49,13 +52,16 @@ MAX_TX_BATCH = 4000
 
 
 def parse_peer(text: str) -> PeerSpec:
-    """'<peer id>@<host>:<port>' -> PeerSpec."""
+    """'<peer id>@<host>:<port>' -> PeerSpec (host: an IPv4 or IPv6 address, or a DNS name)."""
+    parts = split_peer(text)
+    if parts is None:
+        raise ValueError(f"peer {text!r} is not '<peer id>@<host>:<port>'")
+    peer_id, host, port = parts
     try:
-        peer_id, hostport = text.split("@", 1)
-        host, port = hostport.rsplit(":", 1)
-        return PeerSpec(peer_id, f"/ip4/{host}/tcp/{int(port)}/p2p/{peer_id}")
-    except ValueError as exc:
-        raise ValueError(f"persistent peer {text!r} is not '<peer id>@<host>:<port>'") from exc
+        proto = "ip4" if ipaddress.ip_address(host.strip("[]")).version == 4 else "ip6"
+    except ValueError:
+        proto = "dns4"
+    return PeerSpec(peer_id, f"/{proto}/{host.strip('[]')}/tcp/{port}/p2p/{peer_id}")
 
 
 class NodeHalted(Exception):
@@ -103,7 +109,8 @@ class Node:
         }
         self.sync_protocol = topics.sync_protocol(chain_id)
         self.block_protocol = topics.proposal_block_protocol(chain_id)
-        peers = [parse_peer(p) for p in config.p2p.persistent_peers]
+        # seeds are dialled at start like persistent peers (peer exchange learns more from them)
+        peers = [parse_peer(p) for p in dict.fromkeys([*config.p2p.persistent_peers, *config.p2p.seeds])]
         from node.consensus_links import DirectAuth, direct_spec
 
         self.direct_auth = DirectAuth(self.chain, self.validator_key)
@@ -143,6 +150,7 @@ class Node:
             "network": self.chain.chain_id,
             "version": VERSION,
             "listen_addr": f"{self.config.p2p.host}:{self.config.p2p.port}",
+            "external_address": self.config.p2p.external_address,
             "rpc_addr": f"{self.config.rpc.host}:{self.config.rpc.port}",
         }
 
@@ -371,7 +379,7 @@ class Node:
 
     async def _initial_sync(self) -> None:
         """Catch up before joining consensus when peers are configured and reachable."""
-        if not self.config.p2p.persistent_peers:
+        if not (self.config.p2p.persistent_peers or self.config.p2p.seeds):
             return
         with trio.move_on_after(3.0):
             while not self.p2p.connected_peers():
@@ -392,8 +400,27 @@ class Node:
             log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
 
 
+def check_ports_free(config: NodeConfig) -> None:
+    """StartupError naming the port when the p2p or RPC port is taken.
+
+    py-libp2p listens with SO_REUSEPORT, so a second node would silently share a p2p port with the
+    first; this probe binds without it, which fails while any other socket holds the port."""
+    for what, host, port in (("p2p", config.p2p.host, config.p2p.port), ("RPC", config.rpc.host, config.rpc.port)):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are fine
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise StartupError(f"{what} port {port} on {host} is already in use (another node?); "
+                                       f"free it or set another [{what.lower()}] port") from None
+                raise StartupError(f"cannot listen on {what} {host}:{port}: {exc.strerror or exc}") from None
+
+
 async def run_node(home: Home, config: NodeConfig, upgrade_names: tuple[str, ...] = ()) -> None:
     """Run until SIGTERM/SIGINT, then shut down cleanly; NodeHalted if the node stopped itself."""
+    check_ports_free(config)
     node = Node(home, config, upgrade_names)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:

@@ -15,7 +15,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("node.cli_node", "node.cli_client", "devnet.cli")
+SUBCOMMAND_MODULES = ("node.cli_node", "node.cli_client", "devnet.cli", "gateway.cli", "refmodel.cli")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# libraries that log routine events at INFO (httpx: one line per request): heard from at WARNING,
+# unless the node runs at DEBUG
+THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "libp2p", "p2p.libp2p", "multiaddr", "trio_websocket", "hpack")
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
@@ -38,7 +42,8 @@ def _fingerprint(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attrchain", description="attrchain: a PoS chain for AI attribution")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
+                        help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     fp = sub.add_parser("fingerprint", help="content hash, winnowed fingerprint and MinHash of a UTF-8 text file")
@@ -57,11 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(level: str) -> None:
+    numeric = getattr(logging, level.upper())
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
+        level=numeric,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@
 
 `tx` has one subcommand per transaction kind of state/tx.py, its options made from the kind's
 fields (`--to`, `--amount`, ...); content-derived fields are computed from files
-(`tx contribute --file`, `tx challenge --file`, `tx infer --output-file`). The chain id comes from
+(`tx contribute --file` carries the file itself, `tx infer --output-file`). The chain id comes from
 `status`, the nonce from `account` (counting the node's queued transactions), the minimum fee
 from `params` (the one in force), unless given. Governance kinds: node/cli_governance.py.
 """
@@ -22,41 +22,35 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+import sdk
 from node import cli_governance
 from node.rpc.methods import METHODS
 from state.codec import Bytes, List, Str, Tuple, UInt
 from state.crypto import KeyFileError, PrivateKey, from_hex, sha256, to_hex
-from state.tx import KIND_BY_NAME, TX_KINDS, sign_tx
+from state.tx import TX_KINDS
 
-DEFAULT_RPC = os.environ.get("ATTRCHAIN_RPC", "http://127.0.0.1:26657")
+DEFAULT_RPC = sdk.DEFAULT_RPC
 EXIT_FAILED = 1  # rejected, failed in its block, not committed in time, RPC error
 EXIT_USAGE = 2  # bad input
 EXIT_UNREACHABLE = 3  # no node at the RPC URL
 
-# Kinds whose transaction hash is the id of what they create.
-CREATES = {"create_datanet": "datanet", "contribute": "contribution", "register_model": "model",
-           "register_adapter": "adapter", "infer": "inference"}
-# Optional fields and their defaults; every other field is a required option.
-DEFAULTS: dict[str, Any] = {"metadata_uri": "", "moniker": "", "lineage_bps": 0, "bond_required": 0,
-                            "input_tokens": 0, "output_tokens": 0, "stake": 0, "summary": ""}
+CREATES = sdk.CREATES  # kinds whose transaction hash is the id of what they create
+DEFAULTS = sdk.DEFAULTS  # optional fields and their defaults; every other field is a required option
 # Fields filled from files or flags instead of their own option.
 DERIVED = {
-    "contribute": ("content_hash", "size", "fingerprint", "minhash"),
-    "challenge": ("content",),
+    "contribute": ("content", "salt"),
     "review": ("accept",),
     "infer": ("output_hash", "output_fingerprint"),
     "create_validator": ("consensus_public_key",),
     "register_agent": ("owner",),
     **cli_governance.DERIVED,
 }
+FROM_MANIFEST = ("name", "datanets")  # register_model --manifest fills these (refmodel/build.py)
 KIND_HELP = {
     "transfer": "send tokens", "create_datanet": "create a datanet you own and curate",
     "add_curator": "add a curator to your datanet", "remove_curator": "remove a curator from your datanet",
     "contribute": "contribute a text file to a datanet, with a bond",
     "review": "accept or reject a pending contribution (curators)",
-    "challenge": "reveal a contribution's content to void a dishonest registration",
     "transfer_contribution": "give a contribution (and its future rewards) to another address",
     "register_model": "register a model trained on datanets", "register_adapter": "register a LoRA adapter",
     "register_agent": "make the sender's account an agent of a model",
@@ -86,33 +80,18 @@ class RPCCallError(CLIError):
         self.error = error
 
 
-class RPCClient:
-    """A small synchronous JSON-RPC 2.0 client over one keep-alive HTTP connection."""
-
-    def __init__(self, url: str, timeout: float = 15.0) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=timeout)
-        self._id = 0
-
-    def close(self) -> None:
-        self.http.close()
+class RPCClient(sdk.Client):
+    """The SDK client, its errors turned into CLIError with the command's exit codes."""
 
     def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
-        self._id += 1
-        req = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params if params is not None else {}}
         try:
-            r = self.http.post("/", json=req, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
-        except httpx.TransportError as exc:
-            raise CLIError(f"cannot reach the node at {self.url}: {exc}", EXIT_UNREACHABLE) from exc
-        try:
-            body = r.json()
-        except ValueError:
-            raise CLIError(f"the node answered HTTP {r.status_code} without JSON", EXIT_FAILED) from None
-        if not isinstance(body, dict):
-            raise CLIError("unexpected answer from the node", EXIT_FAILED)
-        if "error" in body:
-            raise RPCCallError(body["error"])
-        return body.get("result")
+            return super().call(method, params, timeout)
+        except sdk.Unreachable as exc:
+            raise CLIError(str(exc), EXIT_UNREACHABLE) from None
+        except sdk.RPCError as exc:
+            raise RPCCallError(exc.error) from None
+        except sdk.SDKError as exc:
+            raise CLIError(str(exc), EXIT_FAILED) from None
 
 
 # ---- output -------------------------------------------------------------------------------------
@@ -246,10 +225,10 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
-def _add_field_option(p: argparse.ArgumentParser, name: str, wt: Any) -> None:
+def _add_field_option(p: argparse.ArgumentParser, name: str, wt: Any, optional: tuple[str, ...] = ()) -> None:
     """One option per wire field: --field-name VALUE (lists of pairs or ids: repeat the option)."""
     flag = "--" + name.replace("_", "-")
-    required = name not in DEFAULTS
+    required = name not in DEFAULTS and name not in optional
     if type(wt) is UInt:
         p.add_argument(flag, dest=name, type=_nonneg_int, required=required, default=DEFAULTS.get(name),
                        metavar="N")
@@ -265,7 +244,7 @@ def _add_field_option(p: argparse.ArgumentParser, name: str, wt: Any) -> None:
         p.add_argument(flag, dest=name, type=_int_list, default=(), metavar="N,N,...")
     elif type(wt) is List and type(wt.item) is Tuple:
         single = "--" + name.rstrip("s").replace("_", "-")
-        p.add_argument(single, dest=name, type=_mix_item, action="append", required=True, metavar="0xID:BPS",
+        p.add_argument(single, dest=name, type=_mix_item, action="append", required=required, metavar="0xID:BPS",
                        help="repeat for each; weights sum to 10000")
     elif type(wt) is List and type(wt.item) is Bytes:
         single = "--" + name.rstrip("s").replace("_", "-")
@@ -277,10 +256,8 @@ def _add_field_option(p: argparse.ArgumentParser, name: str, wt: Any) -> None:
 
 def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
     if kind == "contribute":
-        p.add_argument("--file", required=True, help="the contribution's content (UTF-8 text, at most 64 KiB); "
-                       "its hash, size, fingerprint and MinHash are computed from it")
-    elif kind == "challenge":
-        p.add_argument("--file", required=True, help="the revealed content of the challenged contribution")
+        p.add_argument("--file", required=True, help="the contribution's content (UTF-8 text, at most the genesis "
+                       "max_content_bytes); validators compute its hash, size, fingerprint and MinHash")
     elif kind == "review":
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--accept", dest="accept", action="store_const", const=1)
@@ -293,23 +270,14 @@ def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--consensus-key", help="key file of the validator's consensus key")
         g.add_argument("--consensus-public-key", type=_hex_parser((32,), "consensus_public_key"))
+    elif kind == "register_model":
+        p.add_argument("--manifest", help="a reference model's manifest.json (attrchain model build): its datanet "
+                       "mix, and the name NAME#<first 16 hex digits of the manifest's sha256> unless --name")
     elif kind == "register_agent":
         p.add_argument("--owner", type=_hex_parser((20,), "owner"),
                        help="receives the agent-owner share (default: the sender)")
     elif kind in cli_governance.KINDS:
         cli_governance.add_options(p, kind)
-
-
-def _fingerprint_params(client: RPCClient) -> Any:
-    """The chain's fingerprint parameters, from the params in force (governance can change some)."""
-    from state.attribution.contributions import fingerprint_params
-    from state.params import AttributionParams
-
-    section = client.call("params")["params"]["attribution"]
-    try:
-        return fingerprint_params(AttributionParams(**section))
-    except (TypeError, ValueError) as exc:
-        raise CLIError(f"the node's attribution params are not understood by this client: {exc}", EXIT_FAILED) from None
 
 
 def _read(path: str) -> bytes:
@@ -320,43 +288,62 @@ def _read(path: str) -> bytes:
 
 
 def build_body(kind: str, args: argparse.Namespace, key: PrivateKey, client: RPCClient | None) -> Any:
-    """The body structure of ``kind`` from parsed options (and files, for content-derived fields)."""
-    from state.attribution.fingerprint import FingerprintError, fingerprint_output, fingerprint_text
-
-    cls = TX_KINDS[KIND_BY_NAME[kind]][1]
+    """The body structure of ``kind`` from parsed options (and files, for content-derived fields):
+    sdk.make_body does the work, with the chain's fingerprint params when content is involved."""
+    cls = TX_KINDS[sdk.txbuild.KIND_BY_NAME[kind]][1]
     values = {name: getattr(args, name) for name, _ in cls.WIRE_FIELDS if name not in DERIVED.get(kind, ())}
-    try:
-        if kind == "contribute":
-            assert client is not None
-            fp = fingerprint_text(_read(args.file), _fingerprint_params(client))
-            values.update(content_hash=fp.content_hash, size=fp.size, fingerprint=fp.fingerprint, minhash=fp.minhash)
-        elif kind == "challenge":
-            values["content"] = _read(args.file)
-        elif kind == "review":
-            values["accept"] = args.accept
-        elif kind == "infer":
-            if args.output_file:
-                assert client is not None
-                data = _read(args.output_file)
-                values.update(output_hash=sha256(data), output_fingerprint=fingerprint_output(data, _fingerprint_params(client)))
-            elif args.output_hash is not None:
-                values.update(output_hash=args.output_hash, output_fingerprint=tuple(sorted(set(args.output_fingerprint))))
-            else:
-                raise CLIError("give --output-file (or --output-hash)")
-        elif kind == "create_validator":
-            values["consensus_public_key"] = (_load_key(args.consensus_key).public_key if args.consensus_key
-                                              else args.consensus_public_key)
-        elif kind == "register_agent":
-            values["owner"] = args.owner if args.owner is not None else key.address
-        elif kind in cli_governance.KINDS:
+    if kind == "contribute":
+        values["text"] = _read(args.file)
+    elif kind == "review":
+        values["accept"] = args.accept
+    elif kind == "infer":
+        if args.output_file:
+            values["output"] = _read(args.output_file)
+        elif args.output_hash is not None:
+            values.update(output_hash=args.output_hash, output_fingerprint=tuple(sorted(set(args.output_fingerprint))))
+        else:
+            raise CLIError("give --output-file (or --output-hash)")
+    elif kind == "create_validator":
+        values["consensus_public_key"] = (_load_key(args.consensus_key).public_key if args.consensus_key
+                                          else args.consensus_public_key)
+    elif kind == "register_agent":
+        values["owner"] = args.owner if args.owner is not None else key.address
+    elif kind == "register_model":
+        values.update(_from_manifest(args))
+    elif kind in cli_governance.KINDS:
+        try:
             values.update(cli_governance.derived_fields(kind, args))
-        return cls(**values)
+        except cli_governance.GovernanceArgError as exc:
+            raise CLIError(str(exc)) from None
+        except ValueError as exc:  # CodecError: a value out of its wire range
+            raise CLIError(f"invalid {kind} transaction: {exc}") from None
+    from state.attribution.fingerprint import FingerprintError
+
+    try:
+        return sdk.make_body(kind, client.fingerprint_params if client is not None else None, **values)
     except FingerprintError as exc:
         raise CLIError(f"cannot fingerprint: {exc}") from None
-    except cli_governance.GovernanceArgError as exc:
+    except sdk.TxBuildError as exc:
         raise CLIError(str(exc)) from None
-    except ValueError as exc:  # CodecError: a value out of its wire range
-        raise CLIError(f"invalid {kind} transaction: {exc}") from None
+
+
+def _from_manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """register_model's name and datanet mix, from --manifest or the options."""
+    if not args.manifest:
+        if not args.datanets or not args.name:
+            raise CLIError("register_model: give --name and --datanet ID:BPS ..., or --manifest FILE")
+        return {}
+    try:
+        path = Path(args.manifest)
+        manifest = json.loads(path.read_text())
+        mix = [(from_hex(d["id"], 32), int(d["weight_bps"])) for d in manifest["datanets"]]
+        digest = sha256(path.read_bytes()).hex()
+        name = args.name or f"{manifest['name'][:40]}#{digest[:16]}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CLIError(f"--manifest {args.manifest}: not a model manifest ({exc})") from None
+    if args.datanets:
+        raise CLIError("register_model: give --manifest or --datanet, not both")
+    return {"name": name, "datanets": mix}
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
@@ -365,19 +352,18 @@ def cmd_tx(args: argparse.Namespace) -> int:
     # fingerprints follow the chain's params, so content-derived fields always ask the node
     needs_params = kind == "contribute" or (kind == "infer" and args.output_file)
     offline = args.dry_run and args.chain_id and args.nonce is not None and args.fee is not None and not needs_params
-    client = None if offline else RPCClient(args.rpc, timeout=max(15.0, (args.timeout or 30) + 10))
+    client = None if offline else RPCClient(args.rpc, timeout=max(15.0, (args.timeout or 30) + 10),
+                                            chain_id=args.chain_id)
     try:
         body = build_body(kind, args, key, client)
-        chain_id = args.chain_id or client.call("status")["chain_id"]  # type: ignore[union-attr]
-        nonce = args.nonce
-        if nonce is None:
-            acct = client.call("account", {"address": to_hex(key.address)})  # type: ignore[union-attr]
-            nonce = acct.get("next_nonce", acct["nonce"])
-        fee = args.fee
-        if fee is None:
-            # the minimum in force now (governance may have changed the genesis one)
-            fee = client.call("params")["params"]["fees"]["min_fee"]  # type: ignore[union-attr]
-        tx = sign_tx(key, chain_id, nonce, body, fee)
+        if offline:
+            from state.tx import sign_tx
+
+            tx = sign_tx(key, args.chain_id, args.nonce, body, args.fee)
+        else:
+            assert client is not None
+            tx = client.sign(key, body, fee=args.fee, nonce=args.nonce)
+        nonce, fee = tx.unsigned.nonce, tx.unsigned.fee
         out: dict[str, Any] = {"hash": to_hex(tx.hash), "kind": kind, "sender": to_hex(key.address), "nonce": nonce,
                                "fee": fee}
         if kind in CREATES:
@@ -387,16 +373,14 @@ def cmd_tx(args: argparse.Namespace) -> int:
             emit(out, args.json)
             return 0
         assert client is not None
-        if args.wait:
-            params: dict[str, Any] = {"tx": to_hex(tx.raw)}
-            if args.timeout is not None:
-                params["timeout"] = args.timeout
-            res = client.call("broadcast_tx_commit", params)
-            out.update(res)
-            if kind == "submit_proposal" and res.get("committed") and res["result"]["code"] == 0:
-                out["proposal_id"] = cli_governance.find_proposal_id(client, tx.hash, key.address)
-        else:
-            out.update(client.call("broadcast_tx_sync", {"tx": to_hex(tx.raw)}))
+        if kind == "contribute":  # commit first and wait for its block; the reveal lands in a later one
+            out["commitment"] = client.commit_for(key, body, fee=args.fee, nonce=args.nonce, timeout=args.timeout)
+            tx = client.sign(key, body, fee=args.fee)  # the reveal, with the nonce after the commitment's
+            out.update(hash=to_hex(tx.hash), nonce=tx.unsigned.nonce, contribution_id=to_hex(tx.hash))
+        res = client.broadcast(tx, wait=args.wait, timeout=args.timeout)
+        out.update(res)
+        if args.wait and kind == "submit_proposal" and res.get("committed") and res["result"]["code"] == 0:
+            out["proposal_id"] = cli_governance.find_proposal_id(client, tx.hash, key.address)
         emit(out, args.json)
         if args.wait and not out.get("committed"):
             print("not committed within the timeout (it may still be: query tx)", file=sys.stderr)
@@ -481,7 +465,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p = tsub.add_parser(kind, help=KIND_HELP.get(kind, kind))
         for name, wt in cls.WIRE_FIELDS:
             if name not in DERIVED.get(kind, ()):
-                _add_field_option(p, name, wt)
+                _add_field_option(p, name, wt, FROM_MANIFEST if kind == "register_model" else ())
         _add_derived_options(p, kind)
         p.add_argument("--key", required=True, help="the sender's key file")
         p.add_argument("--rpc", default=DEFAULT_RPC, help=f"node RPC URL (default {DEFAULT_RPC})")
@@ -494,9 +478,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.set_defaults(func=_guarded(cmd_tx))
 
-    q = sub.add_parser("query", help="call a JSON-RPC query method (docs/rpc.md)")
-    q.add_argument("method", choices=QUERY_METHODS, metavar="METHOD", help=", ".join(QUERY_METHODS))
-    q.add_argument("params", nargs="*", metavar="PARAM", help="name=value ... or values by position")
-    q.add_argument("--rpc", default=DEFAULT_RPC, help=f"node RPC URL (default {DEFAULT_RPC})")
-    q.add_argument("--json", action="store_true", help="print the JSON result")
-    q.set_defaults(func=_guarded(cmd_query))
+    q = sub.add_parser("query", help="call a JSON-RPC query method (docs/rpc.md)",
+                       description="`attrchain query METHOD --help` lists the method's parameters")
+    qsub = q.add_subparsers(dest="method", metavar="METHOD")
+    qsub.required = True
+    for name in QUERY_METHODS:
+        m = METHODS[name]
+        mp = qsub.add_parser(name, help=m.summary, description=m.summary, epilog=_params_help(m),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        mp.add_argument("params", nargs="*", metavar="PARAM", help="name=value ... or values by position")
+        mp.add_argument("--rpc", default=DEFAULT_RPC, help=f"node RPC URL (default {DEFAULT_RPC})")
+        mp.add_argument("--json", action="store_true", help="print the JSON result")
+        mp.set_defaults(func=_guarded(cmd_query))
+
+
+def _params_help(method: Any) -> str:
+    """The parameter list of `query METHOD --help`, from the RPC method table."""
+    if not method.params:
+        return "parameters: none"
+    lines = ["parameters (name=value, or by position in this order):"]
+    for prm in method.params:
+        need = "required" if prm.required else f"default {json.dumps(prm.default)}"
+        kind = f"{prm.type.doc}, " if prm.type.doc else ""
+        lines.append(f"  {prm.name}  ({kind}{need}) {prm.doc}".rstrip())
+    return "\n".join(lines)

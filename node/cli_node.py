@@ -1,4 +1,11 @@
-"""`attrchain node run` and `attrchain node init`."""
+"""`attrchain node run | node init`, `attrchain init`, `attrchain genesis ...`, `attrchain config ...`.
+
+    attrchain init --chain-id ID [--home H] [--moniker NAME]    a new node home (node/ceremony.py)
+    attrchain genesis add-account | gentx | collect-gentxs | validate | hash
+    attrchain config show | set SECTION.KEY VALUE               config.toml (node/config.py)
+    attrchain node run                                          the node process
+    attrchain node init                                         a single-validator dev chain
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,199 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     init.add_argument("--rpc-port", type=int, default=26657)
     init.add_argument("--p2p-port", type=int, default=26656)
     init.set_defaults(func=cmd_init)
+    register_ceremony(sub)
+
+
+def _home_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"home folder (default {DEFAULT_HOME})")
+
+
+def register_ceremony(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from state.params import PRESETS
+
+    ini = sub.add_parser("init", help="create a node home: node key, consensus key, commented config, draft genesis")
+    ini.add_argument("--chain-id", required=True, help="the chain's id (letters, digits, '.', '_', '-')")
+    _home_arg(ini)
+    ini.add_argument("--moniker", default="node", help="this node's name")
+    ini.add_argument("--params-preset", default="default", choices=sorted(PRESETS), help="chain parameters of the draft genesis")
+    ini.add_argument("--p2p-host", default="0.0.0.0", help="interface the p2p port listens on (default every interface)")
+    ini.add_argument("--p2p-port", type=int, default=26656)
+    ini.add_argument("--rpc-host", default="127.0.0.1")
+    ini.add_argument("--rpc-port", type=int, default=26657)
+    ini.add_argument("--external-address", default="", metavar="HOST:PORT",
+                     help="address other nodes dial to reach this one (behind NAT: the public one)")
+    ini.set_defaults(func=cmd_init_home)
+
+    gen = sub.add_parser("genesis", help="the genesis ceremony: add-account, gentx, collect-gentxs, validate, hash")
+    gsub = gen.add_subparsers(dest="genesis_command", metavar="ACTION")
+    gsub.required = True
+    acc = gsub.add_parser("add-account", help="fund an account in the home's draft genesis")
+    acc.add_argument("address", help="0x address (attrchain keys show KEY --address)")
+    acc.add_argument("amount", type=int)
+    _home_arg(acc)
+    acc.set_defaults(func=cmd_add_account)
+    gtx = gsub.add_parser("gentx", help="sign this home's create-validator statement with the operator key")
+    _home_arg(gtx)
+    gtx.add_argument("--key", required=True, help="the operator's account key file (attrchain keys new --out FILE)")
+    gtx.add_argument("--amount", type=int, required=True, help="self-stake, taken from the operator's genesis balance")
+    gtx.add_argument("--moniker", help="validator name (default: the config's moniker)")
+    gtx.add_argument("--p2p-address", metavar="HOST:PORT",
+                     help="address peers dial for this node (default: the config's p2p.external_address)")
+    gtx.add_argument("--output", type=Path, help="where to write it (default HOME/config/gentx/gentx-<address>.json)")
+    gtx.set_defaults(func=cmd_gentx)
+    col = gsub.add_parser("collect-gentxs", help="verify every gentx and write the final genesis.json")
+    _home_arg(col)
+    col.add_argument("--gentx-dir", type=Path, help="folder of gentx files (default HOME/config/gentx)")
+    col.add_argument("--no-peers", action="store_true", help="do not write the gentxs' nodes as persistent_peers")
+    col.set_defaults(func=cmd_collect)
+    val = gsub.add_parser("validate", help="explain, one line each, what is wrong with a genesis file")
+    val.add_argument("file", type=Path)
+    val.set_defaults(func=cmd_validate)
+    hsh = gsub.add_parser("hash", help="print the genesis hash every operator compares")
+    hsh.add_argument("file", type=Path, nargs="?", help="a genesis.json (default HOME/config/genesis.json)")
+    _home_arg(hsh)
+    hsh.set_defaults(func=cmd_hash)
+
+    cfg = sub.add_parser("config", help="show or change a home's config.toml")
+    csub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
+    csub.required = True
+    show = csub.add_parser("show", help="print config.toml with every option's meaning")
+    _home_arg(show)
+    show.set_defaults(func=cmd_config_show)
+    cset = csub.add_parser("set", help="set one option, e.g. p2p.persistent_peers 'ID@HOST:PORT,ID@HOST:PORT'")
+    cset.add_argument("option", help="SECTION.KEY (or moniker)")
+    cset.add_argument("value", help="the value; lists are comma-separated")
+    _home_arg(cset)
+    cset.set_defaults(func=cmd_config_set)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    for line in message.splitlines() or [message]:
+        print(f"error: {line}", file=sys.stderr)
+    return code
+
+
+def cmd_init_home(args: argparse.Namespace) -> int:
+    from node.ceremony import CeremonyError, init_home
+    from node.config import NodeConfig, split_host_port
+
+    cfg = NodeConfig()
+    cfg.p2p.host, cfg.p2p.port = args.p2p_host, args.p2p_port
+    cfg.rpc.host, cfg.rpc.port = args.rpc_host, args.rpc_port
+    if args.external_address and split_host_port(args.external_address) is None:
+        return _fail(f"--external-address {args.external_address!r} is not HOST:PORT", 2)
+    cfg.p2p.external_address = args.external_address
+    try:
+        res = init_home(args.home, args.chain_id, args.moniker, args.params_preset, cfg)
+    except CeremonyError as exc:
+        return _fail(str(exc), 2)
+    print(f"initialised {res.home.root} for chain {args.chain_id}")
+    print(f"node id: {res.node_id}")
+    print(f"consensus key: 0x{res.consensus_public_key.hex()}")
+    print(f"config: {res.home.config_file}   draft genesis: {res.home.genesis_file}")
+    return 0
+
+
+def cmd_add_account(args: argparse.Namespace) -> int:
+    from node.ceremony import CeremonyError, add_account
+
+    try:
+        doc = add_account(Home(args.home), args.address, args.amount)
+    except CeremonyError as exc:
+        return _fail(str(exc), 2)
+    print(f"{len(doc['accounts'])} account(s) in {Home(args.home).genesis_file}")
+    return 0
+
+
+def cmd_gentx(args: argparse.Namespace) -> int:
+    from node.ceremony import CeremonyError, make_gentx, write_json
+    from state.crypto import KeyFileError, PrivateKey
+
+    home = Home(args.home)
+    try:
+        key = PrivateKey.load(args.key)
+        doc = make_gentx(home, key, args.amount, args.moniker, args.p2p_address)
+    except (CeremonyError, KeyFileError, ConfigError) as exc:
+        return _fail(str(exc), 2)
+    out = args.output or home.config_dir / "gentx" / f"gentx-{doc['operator']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, doc)
+    print(f"wrote {out}")
+    if not doc["p2p_address"]:
+        print("note: no p2p address recorded (set p2p.external_address or pass --p2p-address); "
+              "peers will not learn this node from the genesis ceremony", file=sys.stderr)
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from node.ceremony import CeremonyError, collect_gentxs
+
+    home = Home(args.home)
+    try:
+        res = collect_gentxs(home, args.gentx_dir)
+    except CeremonyError as exc:
+        return _fail(str(exc), 1)
+    print(f"wrote {home.genesis_file} with {len(res.genesis.validators)} validator(s)")
+    print(f"genesis hash: {res.genesis.hash().hex()}")
+    print(f"persistent_peers: {','.join(res.peers)}")
+    if res.peers and not args.no_peers:
+        from p2p.identity import peer_id_from_seed
+
+        own = peer_id_from_seed(home.node_key().seed)
+        try:
+            cfg = home.load_config()
+        except ConfigError as exc:
+            return _fail(str(exc), 2)
+        cfg.p2p.persistent_peers = [p for p in res.peers if not p.startswith(own + "@")]
+        home.write_config(cfg)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from node.ceremony import validate_genesis_file
+
+    problems, genesis = validate_genesis_file(args.file)
+    if problems:
+        for p in problems:
+            print(f"{args.file}: {p}", file=sys.stderr)
+        return 1
+    assert genesis is not None
+    print(f"{args.file}: valid; chain {genesis.chain_id}, {len(genesis.validators)} validator(s), "
+          f"{len(genesis.accounts)} account(s); genesis hash {genesis.hash().hex()}")
+    return 0
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    from state.genesis import load_genesis
+
+    path = args.file or Home(args.home).genesis_file
+    try:
+        print(load_genesis(path).hash().hex())
+    except GenesisError as exc:
+        return _fail(f"{path}: {exc}" if str(path) not in str(exc) else str(exc), 1)
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    try:
+        print(Home(args.home).load_config().to_toml(), end="")
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    return 0
+
+
+def cmd_config_set(args: argparse.Namespace) -> int:
+    from node.config import set_option
+
+    home = Home(args.home)
+    try:
+        cfg = home.load_config()
+        set_option(cfg, args.option, args.value)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    home.write_config(cfg)
+    print(f"{args.option} set in {home.config_file}")
+    return 0
 
 
 def _is_empty(home: Home) -> bool:
@@ -86,5 +286,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BaseExceptionGroup as group:  # a failure inside the node's nursery: its first OS error, one line
+        oserrors = group.subgroup(OSError)
+        if oserrors is None:
+            raise
+        first: BaseException = oserrors
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        print(f"error: {first}", file=sys.stderr)
         return 1
     return 0

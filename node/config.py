@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import textwrap
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -36,81 +37,101 @@ class ConfigError(ValueError):
     """A config.toml that cannot be read or holds an invalid setting."""
 
 
+# ---- the one table of options ------------------------------------------------------------------
+# Every option is declared here with `opt(default, help)`; `attrchain init` writes config.toml with
+# each help text as a comment above its option and docs/config.md is generated from the same table
+# (`python -m node.config > docs/config.md`), so file, docs and code never drift.
+
+
+def opt(default: Any, help: str) -> Any:  # noqa: A002 - the natural name of the field
+    """A config option with its help text (lists get a fresh copy per config)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class RPCConfig:
-    host: str = "127.0.0.1"
-    port: int = 26657
-    max_body_bytes: int = 1_000_000
-    max_batch: int = 100
-    max_page: int = 100
-    commit_timeout_s: int = 30
-    max_subscriptions_per_client: int = 8
-    # connections served at once (HTTP and WebSocket); more are answered 503 and closed
-    max_open_connections: int = 900
-    # a connection that sends nothing for this long, mid-request or idle, is closed
-    read_timeout_s: int = 10
+    """JSON-RPC, WebSocket and /metrics server (docs/rpc.md)."""
+
+    host: str = opt("127.0.0.1", "interface the RPC server listens on (0.0.0.0: every interface; "
+                                 "expose it only behind a proxy you trust)")
+    port: int = opt(26657, "RPC port")
+    max_body_bytes: int = opt(1_000_000, "largest HTTP request body accepted, in bytes")
+    max_batch: int = opt(100, "most calls in one JSON-RPC batch")
+    max_page: int = opt(100, "most items in one page of a paged query")
+    commit_timeout_s: int = opt(30, "how long broadcast_tx_commit waits for the block, in seconds")
+    max_subscriptions_per_client: int = opt(8, "WebSocket subscriptions one connection may hold")
+    max_open_connections: int = opt(900, "connections served at once (HTTP and WebSocket); more are "
+                                         "answered 503 and closed")
+    read_timeout_s: int = opt(10, "a connection that sends nothing for this long, mid-request or idle, "
+                                  "is closed (seconds)")
 
 
 @dataclass
 class P2PConfig:
-    host: str = "127.0.0.1"
-    port: int = 26656
-    # "<peer id>@<host>:<port>"
-    persistent_peers: list[str] = field(default_factory=list)
-    gossip_degree: int = 3
-    tx_batch_interval_ms: int = 50
-    max_tx_batch_bytes: int = 256 * 1024
-    # peer accountability (p2p/scoring.py, docs/security.md)
-    ban_threshold: int = 100
-    ban_s: int = 300
-    # each gossip topic's inbox: messages, bytes, and bytes from one originating peer
-    inbox_messages: int = 1024
-    inbox_bytes: int = 32 * 1024 * 1024
-    inbox_peer_bytes: int = 8 * 1024 * 1024
-    # block sync: one request's timeout, and how often peers' heights are polled
-    sync_request_timeout_s: int = 10
-    sync_poll_s: int = 2
-    # validators send proposals and votes straight to each other over persistent streams and
-    # leave the consensus gossip topics while every other validator reaches them so (docs/p2p.md
-    # "Direct consensus streams"); they still publish there for observers
-    direct_consensus: bool = False
+    """libp2p networking (docs/p2p.md, docs/operators.md)."""
+
+    host: str = opt("127.0.0.1", "interface the p2p port listens on (0.0.0.0: every interface)")
+    port: int = opt(26656, "p2p (libp2p TCP) port")
+    external_address: str = opt("", "\"host:port\" other nodes can dial to reach this one, for a host "
+                                    "behind NAT or listening on 0.0.0.0 (\"\": not advertised)")
+    persistent_peers: list[str] = opt([], "peers to stay connected to, redialled when lost: "
+                                          "\"<peer id>@<host>:<port>\"")
+    seeds: list[str] = opt([], "peers dialled at start to learn other peers from (peer exchange), "
+                               "\"<peer id>@<host>:<port>\"")
+    gossip_degree: int = opt(3, "peers each gossip message is forwarded to")
+    tx_batch_interval_ms: int = opt(50, "newly accepted transactions are gossiped as one batch this often")
+    max_tx_batch_bytes: int = opt(256 * 1024, "largest transaction batch gossiped, in bytes")
+    ban_threshold: int = opt(100, "misbehaviour score at which a peer is banned (p2p/scoring.py, "
+                                  "docs/security.md)")
+    ban_s: int = opt(300, "how long a banned peer stays banned, in seconds")
+    inbox_messages: int = opt(1024, "messages each gossip topic's inbox holds")
+    inbox_bytes: int = opt(32 * 1024 * 1024, "bytes each gossip topic's inbox holds")
+    inbox_peer_bytes: int = opt(8 * 1024 * 1024, "bytes of one topic's inbox one originating peer may fill")
+    sync_request_timeout_s: int = opt(10, "block sync: one request's timeout, in seconds")
+    sync_poll_s: int = opt(2, "block sync: how often peers' heights are polled, in seconds")
+    direct_consensus: bool = opt(False, "validators send proposals and votes straight to each other over "
+                                        "persistent streams and leave the consensus gossip topics while all "
+                                        "streams are up (docs/p2p.md \"Direct consensus streams\")")
 
 
 @dataclass
 class MempoolConfig:
-    max_txs: int = 50_000
-    max_bytes: int = 64 * 1024 * 1024
-    max_per_sender: int = 1_000
+    """Pending transactions (docs/node.md)."""
+
+    max_txs: int = opt(50_000, "most transactions held")
+    max_bytes: int = opt(64 * 1024 * 1024, "most bytes of transactions held")
+    max_per_sender: int = opt(1_000, "most transactions held from one sender")
 
 
 @dataclass
 class ConsensusConfig:
-    # Blocks are produced at least every commit timeout even when empty, like CometBFT.
-    create_empty_blocks: bool = True
-    max_block_txs: int = 5_000
-    # peer-fed consensus buffers (docs/security.md): messages for heights not started yet, in all
-    # and per originating peer; authenticated peer events waiting for the machine; received blocks
-    # of the height in progress
-    future_buffer_bytes: int = 16 * 1024 * 1024
-    future_buffer_peer_bytes: int = 4 * 1024 * 1024
-    peer_queue_events: int = 4_096
-    candidate_bytes: int = 32 * 1024 * 1024
-    # a proposal whose block is larger is gossiped without it; peers fetch the body by hash
-    proposal_inline_bytes: int = 512 * 1024
+    """Block production and the peer-fed consensus buffers (docs/consensus.md, docs/security.md)."""
+
+    create_empty_blocks: bool = opt(True, "produce a block every commit timeout even without "
+                                          "transactions, like CometBFT")
+    max_block_txs: int = opt(5_000, "most transactions this node puts in a block it proposes")
+    future_buffer_bytes: int = opt(16 * 1024 * 1024, "bytes of messages kept for heights not started yet")
+    future_buffer_peer_bytes: int = opt(4 * 1024 * 1024, "of those, bytes from one originating peer")
+    peer_queue_events: int = opt(4_096, "authenticated peer events waiting for the consensus machine")
+    candidate_bytes: int = opt(32 * 1024 * 1024, "bytes of received blocks kept for the height in progress")
+    proposal_inline_bytes: int = opt(512 * 1024, "a proposal whose block is larger is gossiped without it; "
+                                                 "peers fetch the body by hash")
 
 
 @dataclass
 class FaultConfig:
-    """Devnet-only fault injection (never set on a real network)."""
+    """Devnet-only fault injection: never set on a real network."""
 
-    double_sign: bool = False
-    admin: bool = False  # enable the /admin endpoints (partition deny list)
-    refuse_direct: bool = False  # reset every inbound direct consensus stream (direct path cut)
+    double_sign: bool = opt(False, "make this validator sign two blocks per height (a test of slashing)")
+    admin: bool = opt(False, "enable the /admin endpoints (partition deny list)")
+    refuse_direct: bool = opt(False, "reset every inbound direct consensus stream (tests the gossip fallback)")
 
 
 @dataclass
 class NodeConfig:
-    moniker: str = "node"
+    moniker: str = opt("node", "this node's name, shown to peers and in status")
     rpc: RPCConfig = field(default_factory=RPCConfig)
     p2p: P2PConfig = field(default_factory=P2PConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
@@ -118,7 +139,53 @@ class NodeConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def to_toml(self) -> str:
-        return tomli_w.dumps(dataclasses.asdict(self))
+        """config.toml with every option's help text as a comment above it."""
+        out = ["# attrchain node configuration; every option with its meaning (docs/config.md).",
+               "# Edit by hand or with `attrchain config set SECTION.KEY VALUE --home HOME`.", ""]
+        for name, value, help_ in scalar_options(self):
+            out += [*_comment(help_), tomli_w.dumps({name: value}).rstrip("\n"), ""]
+        for section in sections():
+            sub = getattr(self, section.name)
+            out += [*_comment(type(sub).__doc__ or ""), f"[{section.name}]"]
+            for name, value, help_ in scalar_options(sub):
+                out += [*_comment(help_), tomli_w.dumps({name: value}).rstrip("\n")]
+            out.append("")
+        return "\n".join(out)
+
+
+def _comment(text: str) -> list[str]:
+    return ["# " + line for line in textwrap.wrap(" ".join(text.split()), 98)]
+
+
+def sections() -> list[dataclasses.Field[Any]]:
+    """The [section] tables of config.toml, in file order."""
+    return [f for f in dataclasses.fields(NodeConfig) if dataclasses.is_dataclass(f.default_factory)]
+
+
+def scalar_options(obj: Any) -> list[tuple[str, Any, str]]:
+    """(name, value, help) of each plain option of a config object (sections excluded)."""
+    return [(f.name, getattr(obj, f.name), f.metadata.get("help", ""))
+            for f in dataclasses.fields(obj) if "help" in f.metadata]
+
+
+def config_reference() -> str:
+    """docs/config.md: every option of config.toml, its default and meaning (from this table)."""
+    lines = ["# config.toml reference", "",
+             "Generated by `python -m node.config > docs/config.md` from the option table in "
+             "node/config.py; `attrchain init` writes the same text as comments into config.toml.", "",
+             "| option | default | meaning |", "|---|---|---|"]
+    default = NodeConfig()
+
+    def row(key: str, value: Any, help_: str) -> str:
+        shown = tomli_w.dumps({"v": value}).strip()[4:]
+        return f"| `{key}` | `{shown}` | {' '.join(help_.split())} |"
+
+    lines += [row(n, v, h) for n, v, h in scalar_options(default)]
+    for section in sections():
+        sub = getattr(default, section.name)
+        lines.append(f"| **[{section.name}]** | | {' '.join((type(sub).__doc__ or '').split())} |")
+        lines += [row(f"{section.name}.{n}", v, h) for n, v, h in scalar_options(sub)]
+    return "\n".join(lines) + "\n"
 
 
 def _section(cls: type[Any], data: Any, where: str) -> Any:
@@ -156,7 +223,59 @@ def parse_config(text: str) -> NodeConfig:
     for section, key in MUST_BE_POSITIVE:
         if getattr(getattr(cfg, section), key) < 1:
             raise ConfigError(f"[{section}] {key} must be at least 1")
+    for key in ("persistent_peers", "seeds"):
+        for entry in getattr(cfg.p2p, key):
+            if not isinstance(entry, str) or split_peer(entry) is None:
+                raise ConfigError(f"[p2p] {key}: {entry!r} is not \"<peer id>@<host>:<port>\"")
+    if cfg.p2p.external_address and split_host_port(cfg.p2p.external_address) is None:
+        raise ConfigError(f"[p2p] external_address: {cfg.p2p.external_address!r} is not \"<host>:<port>\"")
     return cfg
+
+
+def set_option(cfg: NodeConfig, option: str, text: str) -> None:
+    """Set ``SECTION.KEY`` (or ``moniker``) from command-line text; ConfigError when invalid."""
+    section, _, key = option.rpartition(".")
+    obj: Any = cfg
+    if section:
+        if section not in {f.name for f in sections()}:
+            raise ConfigError(f"unknown section [{section}] (known: {', '.join(f.name for f in sections())})")
+        obj = getattr(cfg, section)
+    names = {n for n, _, _ in scalar_options(obj)}
+    if key not in names:
+        raise ConfigError(f"unknown option {option!r}; see docs/config.md")
+    current = getattr(obj, key)
+    value: Any
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false"):
+            raise ConfigError(f"{option} must be true or false")
+        value = text.lower() == "true"
+    elif isinstance(current, int):
+        if not text.isdigit():
+            raise ConfigError(f"{option} must be a non-negative integer")
+        value = int(text)
+    elif isinstance(current, list):
+        value = [p.strip() for p in text.split(",") if p.strip()]
+    else:
+        value = text
+    setattr(obj, key, value)
+    parse_config(cfg.to_toml())  # the same checks as at start (formats, limits)
+
+
+def split_host_port(text: str) -> tuple[str, int] | None:
+    """"host:port" -> (host, port), None when malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in "@/ "):
+        return None
+    return host, int(port)
+
+
+def split_peer(text: str) -> tuple[str, str, int] | None:
+    """"<peer id>@<host>:<port>" -> (peer id, host, port), None when malformed."""
+    peer_id, sep, rest = text.partition("@")
+    hp = split_host_port(rest) if sep else None
+    if hp is None or not peer_id.isalnum():
+        return None
+    return peer_id, hp[0], hp[1]
 
 
 # limits where 0 would not mean "unlimited" but "refuse everything" (docs/security.md)
@@ -269,3 +388,7 @@ def init_dev_home(home: Home, rpc_port: int = 26657, p2p_port: int = 26656) -> G
     cfg.p2p.port = p2p_port
     home.write_config(cfg)
     return genesis
+
+
+if __name__ == "__main__":
+    print(config_reference(), end="")

@@ -92,15 +92,14 @@ def field_table(cls: Any) -> list[str]:
 
 def example_bodies() -> list[Any]:
     fp = (11, 2**40 + 7, 2**63 + 5)
-    mh = tuple(range(1000, 1008))
     return [
         T.Transfer(OTHER.address, 250),
         T.CreateDatanet("medical-qa", "ipfs://bafy-example", 100),
         T.AddCurator(H1, OTHER.address),
         T.RemoveCurator(H1, OTHER.address),
-        T.Contribute(H1, H2, 4096, fp, mh, 100),
+        T.CommitContribution(H2),
+        T.Contribute(H1, "The quick brown fox jumps over the lazy dog.".encode(), H2, 100),
         T.Review(H1, 1),
-        T.Challenge(H1, b"the revealed text"),
         T.TransferContribution(H1, OTHER.address),
         T.RegisterModel("base-7b", ((H1, 6000), (H2, 4000)), b"", 0),
         T.RegisterAdapter("legal-lora", H1, ((H2, 10000),)),

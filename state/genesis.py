@@ -93,8 +93,10 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
-def parse_genesis(doc: Any) -> Genesis:
-    """Validate a genesis JSON object; raises GenesisError with the first problem found."""
+def parse_genesis(doc: Any, require_validators: bool = True) -> Genesis:
+    """Validate a genesis JSON object; raises GenesisError with the first problem found.
+
+    ``require_validators=False`` accepts a draft of the genesis ceremony (node/ceremony.py)."""
     try:
         if not isinstance(doc, dict):
             raise GenesisError("genesis must be a JSON object")
@@ -130,8 +132,8 @@ def parse_genesis(doc: Any) -> Genesis:
                 raise GenesisError(f"validators[{i}]: stake must be positive")
             seen_ops.add(gv.operator)
             validators.append(gv)
-        if not validators:
-            raise GenesisError("genesis needs at least one validator")
+        if not validators and require_validators:
+            raise GenesisError("genesis needs at least one validator (a draft? run `attrchain genesis collect-gentxs`)")
         gen = Genesis(chain_id, time_ms, params, tuple(accounts), tuple(validators), preset, overrides)
         if gen.total_supply >= 1 << 64:
             raise GenesisError("total supply does not fit in 64 bits")

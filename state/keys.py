@@ -59,14 +59,19 @@ def contribution_sketch_key(contribution_id: bytes) -> bytes:
     return _s(b"cs/", contribution_id)
 
 
-def content_hash_key(datanet_id: bytes, content_hash: bytes) -> bytes:
-    """Exact-duplicate index: (datanet, content hash) -> contribution id."""
-    return _s(b"ch/", datanet_id, content_hash)
+def commitment_key(commitment: bytes) -> bytes:
+    """A contribution commitment awaiting its reveal: commitment -> Commitment."""
+    return _s(b"cc/", commitment)
 
 
-def lsh_band_key(datanet_id: bytes, band: int, band_hash: bytes) -> bytes:
-    """Near-duplicate index: (datanet, LSH band, band hash) -> contribution ids."""
-    return _s(b"lsh/", datanet_id, band.to_bytes(2, "big"), band_hash)
+def content_hash_key(content_hash: bytes) -> bytes:
+    """Exact-duplicate index over every datanet: content hash -> contribution id."""
+    return _s(b"ch2/", content_hash)
+
+
+def lsh_band_key(band: int, band_hash: bytes) -> bytes:
+    """Near-duplicate index over every datanet: (LSH band, band hash) -> contribution ids."""
+    return _s(b"lsh2/", band.to_bytes(2, "big"), band_hash)
 
 
 def doc_freq_key(datanet_id: bytes, fp_hash: int) -> bytes:

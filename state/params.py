@@ -45,6 +45,7 @@ class AttributionParams:
     near_duplicate_bps: int = f(U16)
     max_content_bytes: int = f(U32)
     min_agent_stake: int = f(U64)
+    reveal_window_blocks: int = f(U32)  # a contribution reveals its commitment within this many blocks
 
 
 @canonical
@@ -114,6 +115,8 @@ class Params:
                 raise CodecError(f"{path}.attribution.{name} exceeds {BPS}")
         if a.lsh_bands * a.lsh_rows != a.minhash_size:
             raise CodecError(f"{path}.attribution: lsh_bands * lsh_rows != minhash_size")
+        if a.reveal_window_blocks < 1:
+            raise CodecError(f"{path}.attribution.reveal_window_blocks must be at least 1")
         s = self.staking
         for name in ("double_sign_slash_bps", "downtime_slash_bps", "min_signed_bps"):
             if getattr(s, name) > BPS:
@@ -144,6 +147,7 @@ _ATTRIBUTION = AttributionParams(
     near_duplicate_bps=5000,
     max_content_bytes=65536,
     min_agent_stake=0,
+    reveal_window_blocks=600,
 )
 
 DEFAULT = Params(

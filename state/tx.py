@@ -76,24 +76,25 @@ class RemoveCurator:
 
 @canonical
 class Contribute:
+    """The content itself: validators compute its hash, size, fingerprint and MinHash."""
+
     datanet: bytes = f(HASH)
-    content_hash: bytes = f(HASH)
-    size: int = f(U32)
-    fingerprint: tuple[int, ...] = f(List(U64, MAX_FINGERPRINT))
-    minhash: tuple[int, ...] = f(List(U64, MAX_MINHASH))
+    content: bytes = f(Bytes(MAX_CONTENT))  # UTF-8 text, at most genesis max_content_bytes
+    salt: bytes = f(HASH)  # reveals the sender's earlier commit_contribution
     bond: int = f(U64)
+
+
+@canonical
+class CommitContribution:
+    """sha256(msgpack(["attrchain/contribution-commit/v1", sender, datanet, content_hash, salt]))."""
+
+    commitment: bytes = f(HASH)
 
 
 @canonical
 class Review:
     contribution: bytes = f(HASH)
     accept: int = f(U8)  # 1 accept, 0 reject
-
-
-@canonical
-class Challenge:
-    contribution: bytes = f(HASH)
-    content: bytes = f(Bytes(MAX_CONTENT))
 
 
 @canonical
@@ -202,7 +203,7 @@ class ProposalVote:
     option: int = f(U8)  # 1 yes, 2 abstain, 3 no, 4 no_with_veto (Cosmos x/gov numbering)
 
 
-# kind number -> (name, body class). Numbers are consensus-critical and never reused.
+# kind number -> (name, body class). Numbers are consensus-critical and never reused (retired: 15).
 TX_KINDS: dict[int, tuple[str, type[Any]]] = {
     1: ("transfer", Transfer),
     10: ("create_datanet", CreateDatanet),
@@ -210,8 +211,9 @@ TX_KINDS: dict[int, tuple[str, type[Any]]] = {
     12: ("remove_curator", RemoveCurator),
     13: ("contribute", Contribute),
     14: ("review", Review),
-    15: ("challenge", Challenge),
+    # 15 was "challenge" (reveal content to void a declared fingerprint): retired, content is on chain
     16: ("transfer_contribution", TransferContribution),
+    17: ("commit_contribution", CommitContribution),
     20: ("register_model", RegisterModel),
     21: ("register_adapter", RegisterAdapter),
     22: ("register_agent", RegisterAgent),

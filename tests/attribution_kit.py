@@ -14,7 +14,8 @@ from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256
 from state.attribution.fingerprint import Fingerprint, fingerprint_output, fingerprint_text
 from state.transition import BlockContext, TxResult, apply_tx, load_params
-from state.tx import Contribute, Tx, sign_tx
+from state.attribution.commitments import contribution_commitment
+from state.tx import CommitContribution, Contribute, Tx, sign_tx
 
 FEE = 1
 KEYS = [PrivateKey.from_int(100 + i) for i in range(12)]
@@ -38,6 +39,7 @@ class World:
 
     chain: Any
     chain_id: str
+    auto_commit: bool = True  # ok() and try_alone() commit a Contribute's commitment first
     _next_nonce: dict[bytes, int] = field(default_factory=dict)
 
     @property
@@ -59,7 +61,17 @@ class World:
         self._next_nonce.clear()
         return list(results)
 
+    def commit_for(self, key: PrivateKey, body: Contribute) -> Tx:
+        """Commit (in its own block) to the contribution ``key`` will reveal with ``body``."""
+        commitment = contribution_commitment(key.address, body.datanet, sha256(body.content), body.salt)
+        tx = self.sign(key, CommitContribution(commitment))
+        (result,) = self.block(tx)
+        assert result.ok, result
+        return tx
+
     def ok(self, key: PrivateKey, body: Any) -> Tx:
+        if type(body) is Contribute and self.auto_commit:
+            self.commit_for(key, body)
         tx = self.sign(key, body)
         (result,) = self.block(tx)
         assert result.ok, result
@@ -70,6 +82,8 @@ class World:
 
     def try_alone(self, key: PrivateKey, body: Any) -> tuple[TxResult, dict[bytes, Any], dict[bytes, Any]]:
         """Apply one tx on a fresh view without committing: (result, state writes, local writes)."""
+        if type(body) is Contribute and self.auto_commit:
+            self.commit_for(key, body)
         view = self.chain.db.view()
         nonce = get_account(view, key.address).nonce
         result = apply_tx(view, sign_tx(key, self.chain_id, nonce, body, FEE), self.ctx())
@@ -91,9 +105,12 @@ class World:
     def output_fingerprint(self, text: bytes) -> tuple[int, ...]:
         return fingerprint_output(text, fingerprint_params(self.a))
 
-    def contribute_body(self, datanet: bytes, content: bytes, bond: int = 0) -> Contribute:
-        fp = self.fingerprint(content)
-        return Contribute(datanet, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, bond)
+    def contribute_body(self, datanet: bytes, content: bytes, bond: int = 0, salt: bytes = b"") -> Contribute:
+        return Contribute(datanet, content, salt or sha256(b"salt:" + content), bond)
+
+    def sym(self, *symbols: int) -> tuple[int, ...]:
+        """The fingerprint hashes standing for ``symbols`` (see ``crafted``), sorted."""
+        return tuple(sorted({symbol_hash(self, s) for s in symbols}))
 
 
 def rejected(world: World, key: PrivateKey, body: Any, reason: str) -> TxResult:
@@ -104,13 +121,46 @@ def rejected(world: World, key: PrivateKey, body: Any, reason: str) -> TxResult:
     return result
 
 
-def crafted(world: World, datanet: bytes, seed: int, fingerprint: tuple[int, ...], size: int = 100,
+PHRASE_WORDS = 8  # shingle_k + winnow_window - 1: the phrase's shingles are exactly one window
+
+
+def _tag(symbol: int) -> str:
+    letters = ""
+    n = symbol
+    while True:
+        letters = "abcdefghijklmnopqrstuvwxyz"[n % 26] + letters
+        n //= 26
+        if n == 0:
+            return letters
+
+
+def symbol_phrase(symbol: int) -> list[str]:
+    """Eight words unique to ``symbol``: its shingles form one winnowing window, so the smallest of
+    their hashes is in the fingerprint of every text that contains the phrase."""
+    return [f"{_tag(symbol)}{j}" for j in range(PHRASE_WORDS)]
+
+
+def symbol_hash(world: World, symbol: int) -> int:
+    from state.attribution.fingerprint import shingle_hashes, words_of
+
+    p = fingerprint_params(world.a)
+    return min(shingle_hashes(words_of(" ".join(symbol_phrase(symbol))), p))
+
+
+def crafted(world: World, datanet: bytes, seed: int, symbols: tuple[int, ...], size: int = 100,
             bond: int = 0) -> Contribute:
-    """A contribution with a hand-chosen fingerprint (no text behind it) and a valid MinHash that
-    shares no value with any other seed's, so it is never a near duplicate."""
-    n = world.a.minhash_size
-    minhash = tuple(n * (seed + 1) + i for i in range(n))  # value % n == i: each sits in its own bin
-    return Contribute(datanet, sha256(b"crafted %d" % seed), size, tuple(sorted(fingerprint)), minhash, bond)
+    """A real text holding the phrase of each symbol (``world.sym`` gives their hashes), then filler
+    words unique to (seed, size), padded with spaces to ``size`` bytes (or the few bytes more the
+    phrases and filler need). Texts sharing symbols stay far from near duplicates."""
+    words = [w for s in symbols for w in symbol_phrase(s)]
+    filler = [sha256(b"%d/%d/%d" % (seed, size, n)).hex()[:5] for n in range(4 * max(1, len(symbols)))]
+    text = " ".join(words + filler)
+    n = len(filler)
+    while len(text) + 6 <= size:  # more filler while it fits
+        text += " " + sha256(b"%d/%d/%d" % (seed, size, n)).hex()[:5]
+        n += 1
+    content = text.encode().ljust(size, b" ")
+    return Contribute(datanet, content, sha256(b"salt:" + content), bond)
 
 
 @pytest.fixture(name="world")

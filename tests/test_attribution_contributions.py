@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 from attribution_kit import FEE, KEYS, World, crafted, make_text, rejected, world_fixture  # noqa: F401
 
-from state import keys
+from state import keys, queries
 from state.accounts import BOND_ESCROW, get_chain_meta
 from state.attribution.records import ACCEPTED, PENDING, REJECTED, Contribution, Datanet
-from state.crypto import to_hex
+from state.crypto import sha256, to_hex
 from state.attribution.postings import read_postings
 from state.tx import ClaimRewards, CreateDatanet, Review, TransferContribution
 
@@ -45,16 +45,17 @@ def test_contribute_escrows_bond_and_indexes_the_contribution(world: World) -> N
     body = world.contribute_body(d, text, BOND)
     cid = world.ok(ALICE, body).hash
     c = _contribution(world, cid)
+    fp = world.fingerprint(text)  # what the validators computed from the content
     assert (c.status, c.owner, c.bond, c.size) == (PENDING, ALICE.address, BOND, len(text))
-    assert c.fingerprint_len == len(body.fingerprint)
-    assert world.balance(ALICE.address) == before - BOND - FEE
+    assert (c.content_hash, c.fingerprint_len) == (sha256(text), len(fp.fingerprint))
+    assert world.balance(ALICE.address) == before - BOND - 2 * FEE  # the commitment and the reveal
     assert world.balance(BOND_ESCROW) == BOND
     view = world.view()
-    assert view.get(keys.content_hash_key(d, body.content_hash)) is not None
-    assert view.get(keys.contribution_sketch_key(cid)) is not None
+    assert view.get(keys.content_hash_key(fp.content_hash)) is not None
+    assert queries.get_sketch(view, cid) == {"fingerprint": list(fp.fingerprint), "minhash": list(fp.minhash)}
     assert _datanet_record(world, d).submitted == 1
     # pending contributions are not matchable yet
-    assert read_postings(view, d, body.fingerprint[0]) is None
+    assert read_postings(view, d, fp.fingerprint[0]) is None
 
 
 def test_exact_duplicate_is_rejected_naming_the_original(world: World) -> None:
@@ -74,24 +75,24 @@ def test_near_duplicate_is_rejected_naming_the_original(world: World) -> None:
     assert to_hex(original) in result.message
 
 
-def test_same_content_in_another_datanet_is_fine(world: World) -> None:
+def test_same_content_in_another_datanet_is_a_duplicate_naming_both(world: World) -> None:
     d1, d2 = _datanet(world), _datanet(world)
-    world.ok(ALICE, world.contribute_body(d1, make_text(1), BOND))
-    world.ok(ALICE, world.contribute_body(d2, make_text(1), BOND))
+    original = world.ok(ALICE, world.contribute_body(d1, make_text(1), BOND)).hash
+    result = rejected(world, BOB, world.contribute_body(d2, make_text(1), BOND), "duplicate_content")
+    assert f"{to_hex(original)} (datanet {to_hex(d1)})" in result.message
+    near = make_text(7, words=200).replace(b" ", b"  ")  # same words: the same MinHash
+    first = world.ok(ALICE, world.contribute_body(d1, make_text(7, words=200), BOND)).hash
+    result = rejected(world, BOB, world.contribute_body(d2, near, BOND), "near_duplicate")
+    assert f"{to_hex(first)} (datanet {to_hex(d1)})" in result.message
 
 
 @pytest.mark.parametrize(
     "change, reason",
     [
         (lambda b, a: replace(b, datanet=MISSING), "unknown_datanet"),
-        (lambda b, a: replace(b, size=0), "empty_content"),
-        (lambda b, a: replace(b, size=a.max_content_bytes + 1), "content_too_large"),
-        (lambda b, a: replace(b, fingerprint=()), "empty_fingerprint"),
-        (lambda b, a: replace(b, fingerprint=tuple(range(a.fingerprint_max + 1))), "fingerprint_too_long"),
-        (lambda b, a: replace(b, fingerprint=(5, 3)), "fingerprint_not_sorted"),
-        (lambda b, a: replace(b, fingerprint=(3, 3)), "fingerprint_not_sorted"),
-        (lambda b, a: replace(b, minhash=b.minhash[:-1]), "minhash_wrong_size"),
-        (lambda b, a: replace(b, minhash=(0,) * (a.minhash_size - 1) + (5,)), "invalid_minhash"),
+        (lambda b, a: replace(b, content=b""), "bad_content"),
+        (lambda b, a: replace(b, content=b" ,;. \n"), "bad_content"),  # no words
+        (lambda b, a: replace(b, content=b"caf\xe9 au lait"), "bad_content"),  # not UTF-8
         (lambda b, a: replace(b, bond=BOND - 1), "bond_too_low"),
         (lambda b, a: replace(b, bond=10**9), "insufficient_balance"),
     ],
@@ -100,6 +101,14 @@ def test_contribute_rejections(world: World, change, reason) -> None:  # type: i
     d = _datanet(world)
     body = world.contribute_body(d, make_text(3), BOND)
     rejected(world, ALICE, change(body, world.a), reason)
+
+
+def test_content_over_the_genesis_maximum_is_rejected(new_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+    world = World(new_chain({k.address: 10**9 for k in KEYS}, overrides={"attribution": {"max_content_bytes": 1000}}),
+                  chain_id)
+    d = _datanet(world)
+    world.ok(ALICE, world.contribute_body(d, b"w " * 500, BOND))  # exactly the maximum
+    rejected(world, BOB, world.contribute_body(d, b"v " * 500 + b"x", BOND), "content_too_large")
 
 
 # ---- review --------------------------------------------------------------------------------
@@ -116,9 +125,9 @@ def test_accept_returns_bond_and_makes_the_contribution_matchable(world: World) 
     assert world.balance(ALICE.address) == before + BOND
     assert world.balance(BOND_ESCROW) == 0
     dn = _datanet_record(world, d)
-    assert (dn.accepted, dn.total_units) == (1, body.size)
+    assert (dn.accepted, dn.total_units) == (1, len(body.content))
     view = world.view()
-    for h in body.fingerprint:
+    for h in world.fingerprint(body.content).fingerprint:
         assert read_postings(view, d, h) == (1, 0, cid)
     # still guards against duplicates once accepted
     rejected(world, BOB, world.contribute_body(d, make_text(1), BOND), "duplicate_content")

@@ -45,7 +45,7 @@ def _entries(receipt: dict[str, Any]) -> list[tuple[str, str, int]]:
 
 def _infer(world: World, key: Any, model: bytes, payment: int, fp: tuple[int, ...], adapter: bytes = b"",
            agent: bytes = b"") -> dict[str, Any]:
-    tx = world.ok(key, Infer(model, adapter, agent, payment, 3, 5, OUT, fp))
+    tx = world.ok(key, Infer(model, adapter, agent, payment, 3, 5, OUT, world.sym(*fp)))
     receipt = queries.get_receipt(world.chain.db, tx.hash)
     assert receipt is not None and receipt["payment"] == payment
     assert sum(e["amount"] for e in receipt["entries"]) == payment
@@ -137,7 +137,7 @@ def test_receipts_are_queryable_by_recipient_page_by_page(world: World) -> None:
     d = world.ok(OWNER, CreateDatanet("d", "", 0)).hash
     cid = _accepted(world, d, 1, (1,))
     model = world.ok(DEV, RegisterModel("m", ((d, 10_000),), b"", 0)).hash
-    ids = [world.ok(USER, Infer(model, b"", b"", 1000 + i, 1, 1, OUT, (1,))).hash for i in range(3)]
+    ids = [world.ok(USER, Infer(model, b"", b"", 1000 + i, 1, 1, OUT, world.sym(1))).hash for i in range(3)]
     db = world.chain.db
     newest = queries.receipts_by_recipient(db, DEV.address, page=1, per_page=2)
     assert newest["total"] == 3

@@ -32,7 +32,6 @@ from state.codec import unpack
 from state.attribution.pools import PRECISION
 from state.store import StateDB
 from state.tx import (
-    Challenge,
     ClaimRewards,
     CreateDatanet,
     Infer,
@@ -80,13 +79,13 @@ def step(sim: Sim, data: Any, kind: str | None = None) -> None:
     w = sim.world
     if kind is None:
         kinds = ["datanet", "contribute", "contribute", "review", "review", "model", "adapter", "agent",
-                 "infer", "infer", "infer", "infer", "claim", "claim", "transfer", "challenge"]
+                 "infer", "infer", "infer", "infer", "claim", "claim", "transfer"]
         kind = data.draw(st.sampled_from(kinds))
     if kind in ("model", "contribute") and not sim.datanets:
         kind = "datanet"
     if kind in ("adapter", "agent", "infer") and not sim.models:
         kind = "model" if sim.datanets else "datanet"
-    if kind in ("claim", "transfer", "challenge") and not sim.contributions:
+    if kind in ("claim", "transfer") and not sim.contributions:
         kind = "contribute" if sim.datanets else "datanet"
     event(kind)
     if kind == "datanet":
@@ -134,16 +133,6 @@ def step(sim: Sim, data: Any, kind: str | None = None) -> None:
         new_owner = data.draw(st.sampled_from(USERS))
         if new_owner is not sim.owner_key(cid):
             w.ok(sim.owner_key(cid), TransferContribution(cid, new_owner.address))
-    elif kind == "challenge":
-        cid, seed = data.draw(st.sampled_from(sim.contributions))
-        info = queries.get_contribution(w.chain.db, cid)
-        assert info is not None
-        if info["status"] in ("pending", "accepted"):
-            # crafted registrations never match their content: every such challenge voids
-            owed = queries.pending_rewards(w.chain.db, cid)["unclaimed"]  # type: ignore[index]
-            w.ok(data.draw(st.sampled_from(USERS)), Challenge(cid, b"crafted %d" % seed))
-            sim.slashed_from_pool += owed if info["status"] == "accepted" else 0
-            event("void " + info["status"] + (" owed" if owed else ""))
 
 
 def infer(sim: Sim, data: Any) -> None:
@@ -159,7 +148,7 @@ def infer(sim: Sim, data: Any) -> None:
     adapter = data.draw(st.sampled_from([b"", *own_adapters]))
     fp = tuple(sorted(data.draw(st.sets(UNIVERSE, max_size=12))))
     payment = data.draw(st.integers(1, 10**7))
-    tx = w.ok(key, Infer(model, adapter, agent, payment, 1, 1, b"\x01" * 32, fp))
+    tx = w.ok(key, Infer(model, adapter, agent, payment, 1, 1, b"\x01" * 32, w.sym(*fp)))
     receipt = queries.get_receipt(w.chain.db, tx.hash)
     assert receipt is not None
     assert sum(e["amount"] for e in receipt["entries"]) == payment

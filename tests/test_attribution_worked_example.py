@@ -42,7 +42,7 @@ def test_worked_example_reproduces_the_documented_numbers(world: World) -> None:
     m0 = world.ok(MIA, RegisterModel("M0", ((d2, 10_000),), b"", 0)).hash
     m1 = world.ok(MIA, RegisterModel("M1", ((d1, 7000), (d3, 3000)), m0, 2000)).hash
     world.ok(BOT, RegisterAgent("Bot", m1, b"", ADA.address, 0))
-    tx = world.ok(BOT, Infer(m1, b"", BOT.address, 1_000_003, 10, 20, b"\x01" * 32, (12, 13, 15, 99)))
+    tx = world.ok(BOT, Infer(m1, b"", BOT.address, 1_000_003, 10, 20, b"\x01" * 32, world.sym(12, 13, 15, 99)))
 
     names = {
         "fee collector": FEE_COLLECTOR, "Mia": MIA.address, "Ada": ADA.address, "Dan": DAN.address,

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 import trio
 
-from conftest import VALIDATOR_KEY, make_genesis
 from node.cli import main
-from node.mempool import Mempool
-from node.rpc.standalone import StandaloneContext, serving
+from node.rpc.standalone import StandaloneContext
+from rpckit import standalone_node
 from state.accounts import get_account
 from state.crypto import PrivateKey, sha256, to_hex
 from state.tx import KIND_BY_NAME, TX_KINDS, decode_tx
@@ -52,13 +51,8 @@ class CLI:
 
 @pytest.fixture
 async def node(new_chain, chain_id):  # type: ignore[no-untyped-def]
-    chain = new_chain(BALANCES)
-    ctx = StandaloneContext(chain, make_genesis(chain_id, BALANCES), Mempool(chain), proposer=VALIDATOR_KEY.address)
-    async with serving(ctx) as url, trio.open_nursery() as nursery:
-        nursery.start_soon(ctx.run_blocks, 0.02)
-        ctx.rpc_addr = url
+    async with standalone_node(new_chain(BALANCES), chain_id, BALANCES) as ctx:
         yield ctx
-        nursery.cancel_scope.cancel()
 
 
 async def test_keys_new_and_show(tmp_path: Path, capsys: Any) -> None:
@@ -87,6 +81,7 @@ KIND_ARGS: dict[str, list[str]] = {
     "remove_curator": ["--datanet", H32, "--curator", A20],
     "review": ["--contribution", H32, "--reject"],
     "transfer_contribution": ["--contribution", H32, "--new-owner", A20],
+    "commit_contribution": ["--commitment", H32],
     "register_model": ["--name", "m", "--datanet", H32 + ":6000", "--datanet", "0x" + "01" * 32 + ":4000",
                        "--parent", H32, "--lineage-bps", "500"],
     "register_adapter": ["--name", "a", "--base-model", H32, "--datanet", H32 + ":10000"],
@@ -106,7 +101,7 @@ KIND_ARGS: dict[str, list[str]] = {
 
 
 def test_every_transaction_kind_has_a_command() -> None:
-    assert set(KIND_ARGS) | {"contribute", "challenge"} == {name for name, _ in TX_KINDS.values()}
+    assert set(KIND_ARGS) | {"contribute"} == {name for name, _ in TX_KINDS.values()}
 
 
 @pytest.mark.parametrize("kind", sorted(KIND_ARGS))

@@ -21,12 +21,14 @@ from devnet.launcher import Layout, NodeSpec
 from e2e_kit import FAST, final_checks, wait_for, wait_for_heights
 from netkit import height_of, running_devnet
 from state.accounts import FEE_COLLECTOR, REWARD_POOL
+from state.attribution.commitments import contribution_commitment
 from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256, to_hex
-from state.attribution.fingerprint import fingerprint_output, fingerprint_text
+from state.attribution.fingerprint import fingerprint_output
 from state.genesis import load_genesis
 from state.tx import (
     ClaimRewards,
+    CommitContribution,
     Contribute,
     CreateDatanet,
     Infer,
@@ -123,18 +125,21 @@ def test_attribution_story_over_rpc(tmp_path: Path) -> None:
         corpus = c.ok(owner, CreateDatanet("corpus", "ipfs://corpus", BOND))
         dialogues = c.ok(owner, CreateDatanet("dialogues", "ipfs://dialogues", BOND))
 
-        def contribute(datanet: bytes, words: list[str]) -> Contribute:
-            f = fingerprint_text(" ".join(words).encode(), fp)
-            return Contribute(datanet, f.content_hash, f.size, f.fingerprint, f.minhash, BOND)
+        def contribute(key: PrivateKey, datanet: bytes, words: list[str]) -> Contribute:
+            """Commit (waiting for its block), then return the reveal."""
+            content = " ".join(words).encode()
+            salt = sha256(b"salt" + content)
+            c.ok(key, CommitContribution(contribution_commitment(key.address, datanet, sha256(content), salt)))
+            return Contribute(datanet, content, salt, BOND)
 
         alice_words, bob_words, carol_words = text(1), text(2), text(3)
-        c_alice = c.ok(alice, contribute(corpus, alice_words))
-        c_bob = c.ok(bob, contribute(corpus, bob_words))
-        c_carol = c.ok(carol, contribute(dialogues, carol_words))
+        c_alice = c.ok(alice, contribute(alice, corpus, alice_words))
+        c_bob = c.ok(bob, contribute(bob, corpus, bob_words))
+        c_carol = c.ok(carol, contribute(carol, dialogues, carol_words))
         # Bob resubmits Alice's text with one word changed: refused, naming Alice's contribution
         near = list(alice_words)
         near[40] = "changed"
-        refused = c.submit(bob, contribute(corpus, near))
+        refused = c.submit(bob, contribute(bob, corpus, near))
         assert "error" in refused, refused
         err = refused["error"]
         assert err["code"] == -32003 and err["data"]["reason"] == "near_duplicate", err
@@ -142,8 +147,8 @@ def test_attribution_story_over_rpc(tmp_path: Path) -> None:
         for cid in (c_alice, c_bob, c_carol):
             c.ok(owner, Review(cid, 1))
             assert c.query("contribution", id=to_hex(cid))["status"] == "accepted"
-        # the bond went back at acceptance: only the fee is gone
-        assert c.balance(alice.address) == FUND - FEE
+        # the bond went back at acceptance: only the fees (commitment, reveal) are gone
+        assert c.balance(alice.address) == FUND - 2 * FEE
 
         # ---- models, adapter, agent -----------------------------------------------------------
         base = c.ok(dev, RegisterModel("base", ((corpus, BPS),), b"", 0))

@@ -346,8 +346,6 @@ def test_arbitrary_text_matches_the_reference_and_is_well_formed(text: str) -> N
     assert is_valid_minhash(fp.minhash, SMALL)
     assert estimated_jaccard_bps(fp.minhash, fp.minhash) == 10000
     assert is_near_duplicate(fp.minhash, fp.minhash, SMALL)
-    # Both wire types accept the values.
-    Contribute(b"\0" * 32, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, 0)
 
 
 # ---- winnowing -----------------------------------------------------------------------------
@@ -481,15 +479,6 @@ def test_fingerprint_file_report(tmp_path: Path) -> None:
     expected = ref_vector("paragraph", VECTOR_TEXTS["paragraph"])
     assert report["fingerprint"] == expected["fingerprint"]
     assert report["minhash"] == expected["minhash"]
-    body = Contribute(
-        datanet=b"\1" * 32,
-        content_hash=bytes.fromhex(report["content_hash"][2:]),
-        size=report["size"],
-        fingerprint=tuple(report["fingerprint"]),
-        minhash=tuple(report["minhash"]),
-        bond=10,
-    )
-    assert decode(Contribute, body.encode()) == body  # type: ignore[attr-defined]
 
     missing = tmp_path / "missing.txt"
     with pytest.raises(FingerprintError, match=f"cannot read {re.escape(str(missing))}"):

@@ -19,11 +19,14 @@ from state import keys
 from state.accounts import Account
 from state.codec import CodecError, decode, pack
 from state.attribution.contributions import fingerprint_params
-from state.crypto import PrivateKey, sha256, to_hex
+from state.attribution.commitments import contribution_commitment
+from state.attribution.content_proof import ContentProofError, verify_content_proof
+from state.crypto import PrivateKey, from_hex, sha256, to_hex
 from state.attribution.fingerprint import fingerprint_output, fingerprint_text
 from state.tree.proof import Proof, verify_proof
 from state.tx import (
     AgentAction,
+    CommitContribution,
     Contribute,
     CreateDatanet,
     Infer,
@@ -290,7 +293,10 @@ async def test_attribution_domain_queries(node: Node) -> None:
     datanet = dn_tx.hash
     text = b"the quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun all day long"
     fp = fingerprint_text(text, fp_params)
-    c_tx = await node.submit(BOB, Contribute(datanet, fp.content_hash, fp.size, fp.fingerprint, fp.minhash, 10))
+    salt = sha256(b"bob's salt")
+    await node.submit(BOB, CommitContribution(contribution_commitment(BOB.address, datanet, sha256(text), salt)))
+    node.ctx.produce_block()
+    c_tx = await node.submit(BOB, Contribute(datanet, text, salt, 10))
     node.ctx.produce_block()
     await node.submit(ALICE, Review(c_tx.hash, 1))
     m_tx = await node.submit(ALICE, RegisterModel("m1", ((datanet, 10_000),), b"", 0))
@@ -313,6 +319,17 @@ async def test_attribution_domain_queries(node: Node) -> None:
     assert (c["owner"], c["status"], c["size"], c["content_hash"]) == (
         to_hex(BOB.address), "accepted", len(text), to_hex(sha256(text)))
     assert c["sketch"]["fingerprint"] == list(fp.fingerprint) and c["sketch"]["minhash"] == list(fp.minhash)
+    # the text itself, from the block that carried it, checked against the committed block hash
+    served = await node.call("contribution_content", {"id": to_hex(c_tx.hash)})
+    assert (served["content"], served["content_hash"]) == (text.decode(), to_hex(sha256(text)))
+    height = served["proof"]["height"]
+    block_hash = from_hex((await node.call("block", {"height": height}))["block_id"]["hash"])
+    assert verify_content_proof(served["proof"], block_hash) == text
+    forged = dict(served["proof"], tx=to_hex(sign_tx(BOB, node.chain_id, 9, Contribute(datanet, b"forged", salt, 10)).raw))
+    with pytest.raises(ContentProofError, match="not at the stated index"):
+        verify_content_proof(forged, block_hash)
+    with pytest.raises(ContentProofError, match="not the trusted block"):
+        verify_content_proof(served["proof"], sha256(b"another block"))
     m = await node.call("model", [to_hex(m_tx.hash)])
     assert (m["owner"], m["name"], m["datanets"]) == (to_hex(ALICE.address), "m1",
                                                       [{"datanet": to_hex(datanet), "weight_bps": 10_000}])

@@ -130,8 +130,8 @@ attrchain query tally proposal=1
 ```
 
 `tx KIND` exists for every transaction kind; its options are the kind's fields (docs/encoding.md),
-except the fields computed from files: `contribute --file` (content hash, size, fingerprint and
-MinHash, with the chain's genesis parameters), `challenge --file`, `infer --output-file` (output
+except the fields read from files: `contribute --file` (the content itself; validators compute its
+hash, size, fingerprint and MinHash), `infer --output-file` (output
 hash and fingerprint), and the governance ones (`submit_proposal --type` with `--change`,
 `--recipient`/`--amount` or `--name`/`--height`, which build the content; `vote --option`; see
 docs/governance.md). The chain id comes from `status`, the nonce from `account` (`next_nonce`),

@@ -10,7 +10,9 @@ from typing import Any, Callable
 from node.rpc.env import RPCEnv
 from node.rpc.errors import InvalidParams, LimitExceeded, NotAvailable, NotFound
 from state.accounts import get_account
-from state.crypto import to_hex
+from state.attribution.content_proof import content_proof
+from state.crypto import sha256, to_hex
+from state.tx import decode_tx
 
 
 def _query(name: str) -> Callable[..., Any]:
@@ -52,6 +54,19 @@ def contribution(env: RPCEnv, p: dict[str, Any]) -> Any:
         out = dict(out)
         out["sketch"] = _query("get_sketch")(env.chain.db, p["id"])
     return out
+
+
+def contribution_content(env: RPCEnv, p: dict[str, Any]) -> Any:
+    """The text of a contribution from the block that carried it, with its proof."""
+    cid = p["id"]
+    _found(_query("get_contribution")(env.chain.db, cid), "contribution", cid)
+    loc = env.chain.get_tx_location(cid)
+    if loc is None:
+        raise NotFound(f"the block carrying contribution {to_hex(cid)} is not indexed on this node")
+    block = env.block(loc.height)
+    text = decode_tx(block.txs[loc.index]).body.content
+    return {"content": text.decode("utf-8"), "content_hash": to_hex(sha256(text)),
+            "proof": content_proof(block, loc.index)}
 
 
 def model(env: RPCEnv, p: dict[str, Any]) -> Any:

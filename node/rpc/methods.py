@@ -71,7 +71,7 @@ _TABLE: tuple[Method, ...] = (
     Method("health", "node", "Liveness: an empty object while the node answers.", (), "`{}`", c.health),
     Method(
         "status", "node", "Node identity, latest block and sync state, validator key, consensus progress.", (),
-        "`node_info` {id, moniker, network, version, listen_addr, rpc_addr}; `chain_id`; `genesis_hash`; "
+        "`node_info` {id, moniker, network, version, listen_addr, external_address, rpc_addr}; `chain_id`; `genesis_hash`; "
         "`sync_info` {latest_block_hash, latest_state_root, latest_block_height, latest_block_time_ms, "
         "earliest_block_height, catching_up}; `validator_info` {address, pub_key, voting_power} or null; "
         "`consensus` {height, round, step}",
@@ -166,6 +166,14 @@ _TABLE: tuple[Method, ...] = (
             Param("sketch", Bool(), "also return the registered fingerprint and MinHash", default=False)),
            "`{id, datanet, owner, content_hash, size, bond, status (pending|accepted|rejected|voided), "
            "created_height, fingerprint_len, unclaimed, claimed, sketch?}`", d.contribution),
+    Method("contribution_content", "domain",
+           "A contribution's text, from the block that carried it, with the proof tying it to that block.",
+           (Param("id", HASH, "contribution id", required=True),),
+           "`{content (UTF-8 text), content_hash, proof: {contribution, height, index, tx, header, tx_hashes}}`; "
+           "`header` is the canonical msgpack of the block header (its sha256 is the block hash: check it "
+           "against `commit` of `height`), `tx_hashes` the sha256 of every transaction of the block (they hash to "
+           "the header's `txs_hash`); `verify_content_proof(proof, block_hash)` (state/attribution/"
+           "content_proof.py) returns the text once every link checks", d.contribution_content),
     Method("model", "domain", "A registered model.", (Param("id", HASH, "model id", required=True),),
            "`{id, owner, name, datanets: [{datanet, weight_bps}], parent, lineage_bps, depth, created_height}`",
            d.model),

@@ -36,7 +36,7 @@ class StandaloneContext:
 
     def node_info(self) -> dict[str, Any]:
         return {"id": "standalone", "moniker": self.moniker, "network": self.genesis.chain_id,
-                "version": "0.1.0", "listen_addr": "", "rpc_addr": self.rpc_addr}
+                "version": "0.1.0", "listen_addr": "", "external_address": "", "rpc_addr": self.rpc_addr}
 
     def net_info(self) -> dict[str, Any]:
         return {"listening": False, "n_peers": 0, "peers": []}

@@ -4,7 +4,9 @@ Life of a contribution (docs/attribution.md, "Contributions"):
 
     contribute -> PENDING --review accept--> ACCEPTED (earns; bond returned)
                           --review reject--> REJECTED (reject_burn_bps of the bond burned)
-    PENDING or ACCEPTED --successful challenge--> VOIDED (slashed, removed from every index)
+    PENDING or ACCEPTED --an earlier-committed original is revealed--> VOIDED (stake to its author)
+
+A contribution carries its content; validators compute its hash, size, fingerprint and MinHash.
 """
 
 from __future__ import annotations
@@ -21,19 +23,18 @@ from state.attribution.records import (
     VOIDED,
     Contribution,
     Sketch,
-    is_strictly_ascending,
     pack_u64s,
     unpack_u64s,
 )
-from state.crypto import sha256, to_hex
+from state.crypto import to_hex
 from state.attribution.datanets import is_curator, put_datanet, require_datanet
-from state.attribution.dedupe import find_exact_duplicate, find_near_duplicate, index_contribution, unindex_contribution
-from state.errors import require
+from state.attribution.commitments import consume_commitment
+from state.attribution.dedupe import find_exact_duplicate, find_near_duplicates, index_contribution, unindex_contribution
+from state.errors import TxRejected, require
 from state.attribution.fingerprint import (
     FingerprintError,
     FingerprintParams,
     fingerprint_text,
-    is_valid_minhash,
     lsh_band_hashes,
 )
 from state.params import BPS, AttributionParams
@@ -41,7 +42,7 @@ from state.attribution.pools import join, leave, settle
 from state.attribution.postings import add_postings, remove_postings
 from state.store import StateView
 from state.context import BlockContext
-from state.tx import Challenge, ClaimRewards, Contribute, Review, TransferContribution, Tx
+from state.tx import ClaimRewards, Contribute, Review, TransferContribution, Tx
 
 
 @functools.lru_cache(maxsize=4)
@@ -87,55 +88,74 @@ def get_sketch(view: StateView, contribution_id: bytes) -> tuple[tuple[int, ...]
 
 
 def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
-    """contribute: register one record of a datanet with its fingerprint, MinHash and bond."""
+    """contribute: the content itself, with a bond; validators derive everything else from it."""
     body: Contribute = tx.body
     a = ctx.params.attribution
     fp_params = fingerprint_params(a)
     dn = require_datanet(view, body.datanet)
-    require(body.size > 0, "empty_content", "size must be positive")
-    require(body.size <= a.max_content_bytes, "content_too_large",
-            f"size {body.size} exceeds max_content_bytes {a.max_content_bytes}")
-    require(len(body.fingerprint) > 0, "empty_fingerprint", "the fingerprint has no hashes")
-    require(len(body.fingerprint) <= a.fingerprint_max, "fingerprint_too_long",
-            f"{len(body.fingerprint)} hashes exceed fingerprint_max {a.fingerprint_max}")
-    require(is_strictly_ascending(body.fingerprint), "fingerprint_not_sorted",
-            "fingerprint hashes must be strictly ascending")
-    require(len(body.minhash) == a.minhash_size, "minhash_wrong_size",
-            f"minhash has {len(body.minhash)} values, expected {a.minhash_size}")
-    require(is_valid_minhash(body.minhash, fp_params), "invalid_minhash",
-            "minhash values are not a MinHash signature (value below 2^61-1 in its own bin)")
+    require(len(body.content) <= a.max_content_bytes, "content_too_large",
+            f"content of {len(body.content)} bytes exceeds max_content_bytes {a.max_content_bytes}")
+    try:
+        fp = fingerprint_text(body.content, fp_params)
+    except FingerprintError as exc:
+        raise TxRejected("bad_content", exc.reason) from None
     require(body.bond >= dn.bond_required, "bond_too_low",
             f"bond {body.bond} is below the datanet's bond_required {dn.bond_required}")
-    original = find_exact_duplicate(view, body.datanet, body.content_hash)
-    require(original is None, "duplicate_content",
-            f"same content hash as contribution {to_hex(original or b'')}")
-    bands = lsh_band_hashes(body.minhash, fp_params)
-    near = find_near_duplicate(view, body.datanet, body.minhash, bands, fp_params)
-    require(near is None, "near_duplicate",
-            f"near duplicate of contribution {to_hex(near or b'')} "
-            f"(estimated Jaccard >= {a.near_duplicate_bps} bps)")
+    place = consume_commitment(view, tx.sender, body.datanet, fp.content_hash, body.salt, ctx)
+    bands = lsh_band_hashes(fp.minhash, fp_params)
+    copies = []  # conflicting contributions committed after this one: voided below
+    for cid, reason in conflicts(view, fp.content_hash, fp.minhash, bands, fp_params):
+        other = require_contribution(view, cid)
+        require((other.commit_height, other.commit_index) > place, reason,
+                f"{CONFLICT_TEXT[reason]} contribution {_named(view, cid)}, committed earlier")
+        copies.append((cid, other))
     require(get_account(view, tx.sender).balance >= body.bond, "insufficient_balance",
             f"balance cannot pay the bond {body.bond}")
 
+    for cid, other in copies:
+        void_copy(view, cid, other, tx.sender, a)
+    dn = require_datanet(view, body.datanet)  # a voided copy may have been in this datanet
     move(view, tx.sender, BOND_ESCROW, body.bond)
     put_contribution(view, tx.hash, Contribution(
         datanet=body.datanet,
         owner=tx.sender,
-        content_hash=body.content_hash,
-        size=body.size,
+        content_hash=fp.content_hash,
+        size=fp.size,
         bond=body.bond,
         status=PENDING,
         created_height=ctx.height,
-        fingerprint_len=len(body.fingerprint),
+        fingerprint_len=len(fp.fingerprint),
         reward_entry=0,
         reward_frac=0,
         unclaimed=0,
         claimed=0,
+        commit_height=place[0],
+        commit_index=place[1],
     ))
-    view.put_obj(keys.contribution_sketch_key(tx.hash),
-                 Sketch(pack_u64s(body.fingerprint), pack_u64s(body.minhash)))
-    index_contribution(view, body.datanet, tx.hash, body.content_hash, bands)
+    view.put_obj(keys.contribution_sketch_key(tx.hash), Sketch(pack_u64s(fp.fingerprint), pack_u64s(fp.minhash)))
+    index_contribution(view, tx.hash, fp.content_hash, bands)
     put_datanet(view, body.datanet, replace(dn, submitted=dn.submitted + 1))
+
+
+CONFLICT_TEXT = {"duplicate_content": "same content as", "near_duplicate": "near duplicate of"}
+
+
+def conflicts(view: StateView, content_hash: bytes, minhash: tuple[int, ...], bands: list[bytes],
+              params: FingerprintParams) -> list[tuple[bytes, str]]:
+    """The live contributions (any datanet) a new content conflicts with, and why."""
+    out: list[tuple[bytes, str]] = []
+    exact = find_exact_duplicate(view, content_hash)
+    if exact is not None:
+        out.append((exact, "duplicate_content"))
+    out.extend((cid, "near_duplicate") for cid in find_near_duplicates(view, minhash, bands, params)
+               if cid != exact)
+    return out
+
+
+def _named(view: StateView, cid: bytes) -> str:
+    """'0xID (datanet 0xDN)': how a rejection names the original it conflicts with."""
+    c = require_contribution(view, cid)
+    return f"{to_hex(cid)} (datanet {to_hex(c.datanet)})"
 
 
 # ---- review --------------------------------------------------------------------------------
@@ -177,68 +197,28 @@ def forget_sketch(view: StateView, cid: bytes, c: Contribution, a: AttributionPa
     """Free the duplicate-control entries and the stored sketch of a contribution."""
     _, minhash = get_sketch(view, cid)
     bands = lsh_band_hashes(minhash, fingerprint_params(a))
-    unindex_contribution(view, c.datanet, cid, c.content_hash, bands)
+    unindex_contribution(view, cid, c.content_hash, bands)
     view.delete(keys.contribution_sketch_key(cid))
 
 
-# ---- challenge -----------------------------------------------------------------------------
+# ---- voiding --------------------------------------------------------------------------------
 
 
-def is_registration_honest(view: StateView, cid: bytes, c: Contribution, content: bytes,
-                           params: FingerprintParams) -> bool:
-    """True when the revealed content reproduces the registered size, fingerprint and MinHash.
+def void_copy(view: StateView, cid: bytes, c: Contribution, author: bytes, a: AttributionParams) -> None:
+    """A later-committed copy of what ``author`` revealed: removed everywhere, its stake to the author.
 
-    Content that cannot be fingerprinted at all (not UTF-8, no words, too large) cannot have an
-    honest registration.
-    """
-    try:
-        computed = fingerprint_text(content, params)
-    except FingerprintError:
-        return False
-    fingerprint, minhash = get_sketch(view, cid)
-    return (
-        computed.size == c.size
-        and computed.fingerprint == fingerprint
-        and computed.minhash == minhash
-    )
-
-
-def process_challenge(view: StateView, tx: Tx, ctx: BlockContext) -> None:
-    """challenge: reveal the content; a registration it disproves is voided and slashed."""
-    body: Challenge = tx.body
-    a = ctx.params.attribution
-    c = require_contribution(view, body.contribution)
-    require(c.status in (PENDING, ACCEPTED), "not_challengeable",
-            "only a pending or accepted contribution can be challenged")
-    require(sha256(body.content) == c.content_hash, "content_hash_mismatch",
-            "the revealed content does not hash to the contribution's content_hash")
-    require(not is_registration_honest(view, body.contribution, c, body.content, fingerprint_params(a)),
-            "registration_matches",
-            "the content reproduces the registered size, fingerprint and minhash: nothing to void")
-    void_contribution(view, body.contribution, c, tx.sender, a)
-
-
-def void_contribution(view: StateView, cid: bytes, c: Contribution, challenger: bytes,
-                      a: AttributionParams) -> None:
-    """Remove a disproved contribution everywhere and slash what it holds.
-
-    Pending: its escrowed bond is slashed. Accepted (bond already returned): its settled, unclaimed
-    rewards are slashed. Either way challenge_reward_bps goes to the challenger and the rest,
-    rounding included, is burned.
+    Pending: its escrowed bond goes to the author. Accepted: it leaves the pool and the matching
+    index, and its settled unclaimed rewards (earned on the author's text) go to the author.
     """
     if c.status == ACCEPTED:
         dn = require_datanet(view, c.datanet)
         fingerprint, _ = get_sketch(view, cid)
-        dn2, settled = leave(dn, c)
+        dn2, c = leave(dn, c)
         put_datanet(view, c.datanet, dn2)
         remove_postings(view, c.datanet, cid, fingerprint)
-        source, slashed = REWARD_POOL, settled.unclaimed
-        c = settled
+        move(view, REWARD_POOL, author, c.unclaimed)
     else:
-        source, slashed = BOND_ESCROW, c.bond
-    reward = slashed * a.challenge_reward_bps // BPS
-    move(view, source, challenger, reward)
-    burn(view, source, slashed - reward)
+        move(view, BOND_ESCROW, author, c.bond)
     forget_sketch(view, cid, c, a)
     put_contribution(view, cid, replace(c, status=VOIDED, bond=0, unclaimed=0))
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from state.attribution.contributions import (
-    process_challenge,
     process_claim_rewards,
     process_contribute,
     process_review,
     process_transfer_contribution,
 )
+from state.attribution.commitments import process_commit_contribution
 from state.attribution.datanets import process_add_curator, process_create_datanet, process_remove_curator
 from state.attribution.inference import process_infer
 from state.attribution.models import (
@@ -27,8 +27,8 @@ from state.attribution.models import (
 from state.tx import (
     AddCurator,
     AgentAction,
-    Challenge,
     ClaimRewards,
+    CommitContribution,
     Contribute,
     CreateDatanet,
     Infer,
@@ -44,9 +44,9 @@ HANDLERS: dict[type[Any], Any] = {
     CreateDatanet: process_create_datanet,
     AddCurator: process_add_curator,
     RemoveCurator: process_remove_curator,
+    CommitContribution: process_commit_contribution,
     Contribute: process_contribute,
     Review: process_review,
-    Challenge: process_challenge,
     TransferContribution: process_transfer_contribution,
     RegisterModel: process_register_model,
     RegisterAdapter: process_register_adapter,

@@ -87,6 +87,17 @@ class Contribution:
     reward_frac: int = f(U64)  # settled sub-token remainder, scaled by pools.PRECISION
     unclaimed: int = f(U64)  # settled whole tokens not yet claimed
     claimed: int = f(U256)  # tokens ever claimed
+    commit_height: int = f(U64)  # block of its commitment: (commit_height, commit_index) orders conflicts
+    commit_index: int = f(U32)  # position of the commitment in that block
+
+
+@canonical
+class Commitment:
+    """A commit_contribution awaiting its reveal (deleted by the reveal)."""
+
+    sender: bytes = f(ADDRESS)
+    height: int = f(U64)
+    index: int = f(U32)
 
 
 @canonical

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible attribution gateway (docs/gateway.md): `attrchain gateway ...`."""
