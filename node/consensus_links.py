@@ -91,7 +91,7 @@ class DirectAuth:
             return Offence.MALFORMED
         public_key, signature = wire
         if not self._member(public_key):
-            return Offence.NOT_A_VALIDATOR
+            return Offence.NOT_A_VALIDATOR_STREAM
         if not verify(public_key, signature, hello_message(self.chain.chain_id, peer_id)):
             return Offence.BAD_SIGNATURE
         return public_key

@@ -10,11 +10,12 @@ every frame is ``uvarint(len) || body``.
 - The opener's first frame is its hello (at most ``hello_max_bytes``): opaque here, checked by the
   node's ``check_hello`` (the opener's validator key signs its peer id). Nothing else the opener
   sends is read before the hello is accepted; a refused hello resets the stream and scores the
-  peer.
+  peer. An accepted hello is answered with the single byte 0x00, the acceptor's only write.
 - Every later frame is a msgpack array of ``[kind, payload]`` pairs (a batch); ``kind`` maps to a
   gossip topic and ``payload`` is exactly that topic's message. Each payload is authenticated by
   the same validator as that topic's gossip before it is delivered (``deliver``).
-The acceptor never writes. Streams are one-way: each pair of validators holds two.
+Apart from that byte the acceptor never writes. Streams are one-way: each pair of validators holds
+two.
 
 Outbound queues are bounded per peer (messages and bytes; the oldest message goes first when full):
 a slow validator cannot make us hold unbounded memory, and what it misses it gets by gossip or
@@ -40,6 +41,8 @@ from p2p.peers import is_connected
 from p2p.scoring import Offence
 
 logger = logging.getLogger(__name__)
+
+ACCEPTED = b"\x00"  # the acceptor's only write: its hello was accepted
 
 HelloCheck = Callable[[str, bytes], "bytes | Offence"]
 """``check_hello(peer_id, hello) -> validator id`` (accepted) or an ``Offence`` (refused)."""
@@ -165,6 +168,10 @@ class DirectLinks:
                 with trio.fail_after(self.settings.open_timeout_s):
                     stream = await host.new_stream(pid, [TProtocol(self.spec.protocol)])
                     await write_frame(stream, hello)
+                    # the acceptor answers one byte once it has accepted the hello; a refusal
+                    # resets the stream (and this peer is asked again only after unsupported_retry_s)
+                    if await stream.read(1) != ACCEPTED:
+                        raise FrameError("hello not accepted")
                 link.ready = True
                 logger.info("direct consensus stream to %s open", peer[-8:])
                 while True:
@@ -235,6 +242,8 @@ class DirectLinks:
         if isinstance(verdict, Offence):
             self._refuse(peer, verdict, verdict.value[0])
             return
+        with trio.fail_after(self.settings.open_timeout_s):
+            await stream.write(ACCEPTED)
         old = self._inbound.get(peer)
         self._inbound[peer] = (verdict, stream)
         if old is not None:

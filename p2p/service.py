@@ -236,8 +236,9 @@ class P2PService:
         """Direct consensus streams for ``net_info``: open streams each way, counters, and per
         topic what arrived directly and what by gossip."""
         kinds = sorted(set(self.direct.spec.kinds.values()) if self.direct is not None else self._topics)
-        received = {t: {"direct": self._counters[t]["direct_delivered"], "gossip": self._counters[t]["delivered"]}
-                    for t in kinds}
+        copies = getattr(self._pubsub, "received_copies", {})
+        received = {t: {"direct": self._counters[t]["direct_delivered"], "gossip": self._counters[t]["delivered"],
+                        "gossip_copies": copies.get(t, 0)} for t in kinds}
         if self.direct is None:
             return {"enabled": False, "received": received}
         return {
