@@ -181,6 +181,20 @@ class ChainSide:
 
     # The journal is touched only on the trio thread; worker threads only talk to the node.
 
+    async def _resign(self, lane: Lane, e: Entry) -> None:
+        """Governance raised the minimum fee: sign the same body at the same nonce with the new fee."""
+        from state.tx import decode_tx
+
+        assert self.facts is not None
+        self.facts = await trio.to_thread.run_sync(self.fetch_facts)
+        old = decode_tx(e.raw)
+        if old.unsigned.fee >= self.facts.min_fee:
+            return
+        tx = sign_tx(lane.key, self.facts.chain_id, e.nonce, old.body, self.facts.min_fee)
+        self.journal.replace(Entry(lane.address, e.nonce, to_hex(tx.hash), tx.raw))
+        log.warning("inference %s re-signed as %s: the minimum fee rose to %d (same nonce: only one can commit)",
+                    e.hash, to_hex(tx.hash), self.facts.min_fee)
+
     async def _confirm(self) -> None:
         calls = [("account", {"address": lane.address}) for lane in self.lanes]
         answers = await trio.to_thread.run_sync(self.client.batch, calls)
@@ -216,6 +230,8 @@ class ChainSide:
                     if reason in ALREADY:
                         lane.sent_upto = max(lane.sent_upto, e.nonce + 1)
                         continue
+                    if reason == "fee_too_low":
+                        await self._resign(lane, e)
                     if reason not in RETRY:
                         log.warning("lane %s nonce %d refused (%s); will retry", lane.address, e.nonce, ans)
                     break

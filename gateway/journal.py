@@ -138,6 +138,12 @@ class Journal:
         self._write({"t": "tx", "a": e.address, "n": e.nonce, "h": e.hash, "raw": e.raw.hex()})
         self.pending.setdefault(e.address, {})[e.nonce] = e
 
+    def replace(self, e: Entry) -> None:
+        """Durably replace the transaction of a journaled nonce (same completion, same nonce: at most
+        one of the two can ever commit)."""
+        self._write({"t": "tx", "a": e.address, "n": e.nonce, "h": e.hash, "raw": e.raw.hex()})
+        self.pending.setdefault(e.address, {})[e.nonce] = e
+
     def mark_committed(self, address: str, upto: int) -> int:
         """The chain's nonce of ``address`` is ``upto``: drop what it made final; returns how many."""
         if upto <= self.committed.get(address, 0):

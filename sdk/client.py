@@ -171,6 +171,12 @@ class Client(RPCMethods):
                 out.append(item.get("result"))
         return out
 
+    def websocket(self, timeout: float = 15.0) -> Any:
+        """A WebSocket connection for the subscription methods and their events (sdk/ws.py)."""
+        from sdk.ws import WebSocket
+
+        return WebSocket(self.url, timeout)
+
     # ---- chain facts ---------------------------------------------------------------------------
 
     @property

@@ -3,7 +3,7 @@
     python -m sdk.gen          rewrite sdk/methods.py
     python -m sdk.gen --check  exit 1 when it is stale (tests/test_sdk.py runs this check)
 
-WebSocket-only methods (subscribe, ...) have no HTTP form and are listed in ``WS_ONLY`` instead.
+WebSocket-only methods (subscribe, ...) have no HTTP form: they go to ``WSMethods`` (sdk/ws.py).
 """
 
 from __future__ import annotations
@@ -76,13 +76,27 @@ def method_source(m: Method) -> str:
             f'        return self.call("{m.name}", {{{names}}})\n')
 
 
+WS_HEADER = '''
+
+class WSMethods:
+    """Mixin of the WebSocket-only methods (sdk/ws.py; ``Client.websocket()`` opens one)."""
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        raise NotImplementedError
+'''
+
+
 def generate() -> str:
     parts = [HEADER]
     for m in _TABLE:
         if not m.ws_only:
             parts.append("\n" + method_source(m))
+    parts.append(WS_HEADER)
+    for m in _TABLE:
+        if m.ws_only:
+            parts.append("\n" + method_source(m))
     ws = ", ".join(f'"{m.name}"' for m in _TABLE if m.ws_only)
-    parts.append(f"\n\n# Served only over the WebSocket at /websocket (no HTTP form).\nWS_ONLY = ({ws},)\n")
+    parts.append(f"\n\n# Served only over the WebSocket at /websocket: methods of WSMethods (sdk/ws.py).\nWS_ONLY = ({ws},)\n")
     return "".join(parts)
 
 

@@ -436,5 +436,38 @@ class RPCMethods:
         return self.call("upgrade_plan", {"name": name})
 
 
-# Served only over the WebSocket at /websocket (no HTTP form).
+class WSMethods:
+    """Mixin of the WebSocket-only methods (sdk/ws.py; ``Client.websocket()`` opens one)."""
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    def subscribe(self, event: Literal['new_block', 'tx']) -> Any:
+        """Receive an event stream (WebSocket only).
+
+        event: event kind
+
+        Returns `{subscription}`: an id; events then arrive as notifications `{"jsonrpc": "2.0",
+        "method": "event", "params": {subscription, event, data}}`
+        """
+        return self.call("subscribe", {"event": event})
+
+    def unsubscribe(self, subscription: int) -> Any:
+        """Stop one subscription (WebSocket only).
+
+        subscription: id returned by subscribe
+
+        Returns `{unsubscribed: true}`
+        """
+        return self.call("unsubscribe", {"subscription": subscription})
+
+    def unsubscribe_all(self) -> Any:
+        """Stop every subscription of this connection (WebSocket only).
+
+        Returns `{unsubscribed: n}`
+        """
+        return self.call("unsubscribe_all", {})
+
+
+# Served only over the WebSocket at /websocket: methods of WSMethods (sdk/ws.py).
 WS_ONLY = ("subscribe", "unsubscribe", "unsubscribe_all",)

@@ -5,6 +5,7 @@ SIGKILL in the middle of it neither loses nor double-charges a completion."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -102,6 +103,16 @@ async def start_rpc(nursery: trio.Nursery, ctx: StandaloneContext, port: int) ->
     return scope
 
 
+def register_model(rpc_url: str) -> str:
+    """OWNER's datanet of TEXTS, accepted, and a model over it; returns the model id."""
+    with sdk.Client(rpc_url) as c:
+        d = c.submit(OWNER, "create_datanet", name="d")["datanet_id"]
+        for t in TEXTS:
+            cid = c.submit(OWNER, "contribute", datanet=d, text=t, bond=0)["contribution_id"]
+            c.submit(OWNER, "review", contribution=cid, accept=1)
+        return str(c.submit(OWNER, "register_model", name="ref", datanets=[(d, 10_000)])["model_id"])
+
+
 def chat(i: int) -> dict[str, Any]:
     words = TEXTS[i % 3].decode().split()
     return {"model": "ref", "messages": [{"role": "user", "content": " ".join(words[:4])}], "max_tokens": 30}
@@ -121,15 +132,7 @@ async def test_gateway_outage_crash_bound_and_errors(new_chain, chain_id, tmp_pa
         rpc_scope = await start_rpc(nursery, ctx, rpc_port)
         upstream = await nursery.start(partial(serve_app, ModelServer(model, "ref"), "127.0.0.1", 0))
 
-        def setup() -> str:
-            with sdk.Client(rpc_url) as c:
-                d = c.submit(OWNER, "create_datanet", name="d")["datanet_id"]
-                for t in TEXTS:
-                    cid = c.submit(OWNER, "contribute", datanet=d, text=t, bond=0)["contribution_id"]
-                    c.submit(OWNER, "review", contribution=cid, accept=1)
-                return str(c.submit(OWNER, "register_model", name="ref", datanets=[(d, 10_000)])["model_id"])
-
-        model_id = await trio.to_thread.run_sync(setup)
+        model_id = await trio.to_thread.run_sync(register_model, rpc_url)
         gw = GatewayProc(["--upstream", upstream + "/v1", "--model", model_id, "--key", str(payer_file),
                           "--rpc", rpc_url, "--data", str(tmp_path / "gw"), "--max-queue", "8",
                           "--price-per-1k", "2000"], tmp_path / "gateway.log", free_port())
@@ -229,3 +232,115 @@ def test_journal_drops_a_torn_record_and_keeps_the_rest(tmp_path: Path) -> None:
     back.close()
     again = Journal(tmp_path)
     assert again.torn == 0 and sorted(again.pending["0xaa"]) == [1, 2, 3] and again.committed["0xaa"] == 1
+
+
+@pytest.mark.multinode
+async def test_sigkill_under_load_charges_each_journaled_completion_once(new_chain, chain_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Attack surface: a crash while completions are being answered and submitted. Every completion
+    the journal holds is paid exactly once (never re-signed), every id a client got is among them."""
+    chain = new_chain(BALANCES)
+    ctx = StandaloneContext(chain, make_genesis(chain_id, BALANCES), Mempool(chain), proposer=VALIDATOR_KEY.address)
+    rpc_port = free_port()
+    rpc_url = f"http://127.0.0.1:{rpc_port}"
+    model = Model.build([(f"c{i}", "d", t) for i, t in enumerate(TEXTS)], {"d": 10_000})
+    payer_file = tmp_path / "payer.json"
+    PAYER.save(payer_file)
+    async with httpx.AsyncClient(timeout=30) as http, trio.open_nursery() as nursery:
+        nursery.start_soon(ctx.run_blocks, 0.05)
+        await start_rpc(nursery, ctx, rpc_port)
+        upstream = await nursery.start(partial(serve_app, ModelServer(model, "ref"), "127.0.0.1", 0))
+        model_id = await trio.to_thread.run_sync(register_model, rpc_url)
+        gw = GatewayProc(["--upstream", upstream + "/v1", "--model", model_id, "--key", str(payer_file),
+                          "--rpc", rpc_url, "--data", str(tmp_path / "gw")], tmp_path / "gateway.log", free_port())
+        answered: list[str] = []
+        try:
+            await gw.start(http)
+
+            async def client(k: int) -> None:
+                for i in range(k, 400, 8):
+                    try:
+                        r = await http.post(gw.url + "/v1/chat/completions", json=chat(i))
+                    except httpx.HTTPError:
+                        return  # the gateway died under us
+                    assert r.status_code == 200
+                    answered.append(r.headers["x-attrchain-inference"])
+
+            async with trio.open_nursery() as load:
+                for k in range(8):
+                    load.start_soon(client, k)
+
+                async def enough() -> bool:
+                    return len(answered) >= 60
+
+                await wait_until(enough, 60, "60 answered completions")
+                await gw.kill()
+            journaled = [json.loads(line) for line in (tmp_path / "gw" / "journal.jsonl").read_bytes().splitlines()
+                         if line.strip()]
+            signed = {r["h"] for r in journaled if r.get("t") == "tx"}
+            assert set(answered) <= signed and len(signed) >= 60
+            await gw.start(http)
+
+            async def drained() -> bool:
+                return (await gw.health(http))["queued"] == 0
+
+            await wait_until(drained, 60, "the restarted gateway to submit the rest")
+
+            def check() -> None:
+                with sdk.Client(rpc_url) as c:
+                    assert c.account(PAYER.address)["nonce"] == len(signed)  # nothing signed twice
+                    for h in signed:
+                        assert c.tx(h)["status"] == "committed"
+
+            await trio.to_thread.run_sync(check)
+        finally:
+            await gw.stop()
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.multinode
+async def test_a_fee_raised_while_queued_resigns_at_the_same_nonce(new_chain, chain_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Completions signed during an outage with a fee the chain no longer accepts are signed again at
+    their own nonces: paid once each, never twice."""
+    from state.attribution.fingerprint import DEFAULT_FINGERPRINT_PARAMS
+
+    chain = new_chain(BALANCES)
+    ctx = StandaloneContext(chain, make_genesis(chain_id, BALANCES), Mempool(chain), proposer=VALIDATOR_KEY.address)
+    rpc_port = free_port()
+    rpc_url = f"http://127.0.0.1:{rpc_port}"
+    model = Model.build([(f"c{i}", "d", t) for i, t in enumerate(TEXTS)], {"d": 10_000})
+    payer_file = tmp_path / "payer.json"
+    PAYER.save(payer_file)
+    data = tmp_path / "gw"
+    data.mkdir()
+    fp = {n: getattr(DEFAULT_FINGERPRINT_PARAMS, n) for n, _ in type(DEFAULT_FINGERPRINT_PARAMS).WIRE_FIELDS}
+    (data / "chain.json").write_text(json.dumps({"chain_id": chain_id, "min_fee": 0, "fp_params": fp}))
+    async with httpx.AsyncClient(timeout=30) as http, trio.open_nursery() as nursery:
+        nursery.start_soon(ctx.run_blocks, 0.05)
+        rpc_scope = await start_rpc(nursery, ctx, rpc_port)
+        upstream = await nursery.start(partial(serve_app, ModelServer(model, "ref"), "127.0.0.1", 0))
+        model_id = await trio.to_thread.run_sync(register_model, rpc_url)
+        rpc_scope.cancel()  # the gateway starts during an outage, with a stale (too low) fee cached
+        gw = GatewayProc(["--upstream", upstream + "/v1", "--model", model_id, "--key", str(payer_file),
+                          "--rpc", rpc_url, "--data", str(data)], tmp_path / "gateway.log", free_port())
+        try:
+            await gw.start(http)
+            first = [(await http.post(gw.url + "/v1/chat/completions", json=chat(i))).headers["x-attrchain-inference"]
+                     for i in range(2)]
+            await start_rpc(nursery, ctx, rpc_port)
+
+            async def drained() -> bool:
+                return (await gw.health(http))["queued"] == 0
+
+            await wait_until(drained, 60, "the re-signed completions to commit")
+
+            def check() -> None:
+                with sdk.Client(rpc_url) as c:
+                    assert c.account(PAYER.address)["nonce"] == 2
+                    txs = c.call("tx_search", {"sender": PAYER.address})["txs"]
+                    assert [t["decoded"]["fee"] for t in txs] == [1, 1]
+                    assert not {t["hash"] for t in txs} & set(first)
+
+            await trio.to_thread.run_sync(check)
+        finally:
+            await gw.stop()
+            nursery.cancel_scope.cancel()

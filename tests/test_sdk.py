@@ -21,6 +21,7 @@ from node.rpc.standalone import StandaloneContext
 from rpckit import standalone_node
 from sdk import gen
 from sdk.methods import WS_ONLY
+from sdk.ws import WebSocket
 from state.codec import Bytes, List, Str, Tuple, UInt
 from state.crypto import PrivateKey, to_hex
 from state.keys import account_key
@@ -41,8 +42,7 @@ def test_generated_methods_are_current_and_cover_the_table() -> None:
     for name, m in METHODS.items():
         if m.ws_only:
             assert name in WS_ONLY
-            continue
-        fn = getattr(sdk.Client, name)
+        fn = getattr(WebSocket if m.ws_only else sdk.Client, name)
         sig = inspect.signature(fn)
         assert [p for p in sig.parameters if p != "self"] == [p.name for p in m.params], name
 
@@ -120,6 +120,22 @@ async def test_submit_wait_and_verified_state(node: StandaloneContext) -> None:
             with pytest.raises(sdk.RPCError) as err:
                 c.account("0x1234")
             assert err.value.code == -32602
+
+    await trio.to_thread.run_sync(scenario)
+
+
+async def test_websocket_subscriptions(node: StandaloneContext) -> None:
+    def scenario() -> None:
+        with sdk.Client(node.rpc_addr) as c, c.websocket() as ws:
+            sub = ws.subscribe("new_block")["subscription"]
+            res = c.submit(ALICE, "transfer", to=bytes(20), amount=1)
+            event = ws.next_event(timeout=10)
+            assert event["subscription"] == sub and event["event"] == "new_block"
+            assert ws.unsubscribe(sub) == {"unsubscribed": True}
+            assert ws.unsubscribe_all()["unsubscribed"] == 0
+            with pytest.raises(sdk.RPCError):
+                ws.subscribe("nonsense")  # type: ignore[arg-type]
+            assert res["committed"]
 
     await trio.to_thread.run_sync(scenario)
 
