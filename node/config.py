@@ -66,6 +66,8 @@ class RPCConfig:
                                          "answered 503 and closed")
     read_timeout_s: int = opt(10, "a connection that sends nothing for this long, mid-request or idle, "
                                   "is closed (seconds)")
+    explorer: bool = opt(True, "serve the web explorer on GET / of the RPC port (docs/explorer.md); "
+                               "false: only JSON-RPC, WebSocket and /metrics")
 
 
 @dataclass

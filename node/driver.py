@@ -623,6 +623,11 @@ class ConsensusDriver:
                 self._fetching.add(p.block_hash)
                 self.nursery.start_soon(self._fetch_block, sp, sender)
             return
+        if cand is None and p.height != self.chain.height + 1:
+            # the chain committed this height while the machine has not moved on yet: a late (honest)
+            # proposal for it, not an invalid block; scoring it banned a validator that had just
+            # caught up by block sync, and with one more validator down the chain stalled
+            return
         if cand is None:
             if self._held_bytes() + len(raw) > self.candidate_bytes:
                 log.warning("not holding another %d-byte block at height %d: %d bytes of candidates held",

@@ -337,6 +337,127 @@ class RPCMethods:
         """
         return self.call("rewards", {"contribution": contribution})
 
+    def earnings(
+        self,
+        recipient: Hexish,
+        *,
+        min_height: int | Literal["latest"] | None = None,
+        max_height: int | Literal["latest"] | None = None,
+        points: int | None = None,
+    ) -> Any:
+        """What a recipient (an address, a contribution id or a datanet id) earned from attribution
+        receipts, by role and over time. An address is credited its direct payouts and the matched
+        payouts of the contributions it owned; a datanet its pool deposits and its contributions'
+        matched payouts.
+
+        recipient: address or id
+        min_height: lowest height; default 1 (default None)
+        max_height: highest height; default latest (default None)
+        points: at most this many points in `series` (default 200)
+
+        Returns `{recipient, min_height, max_height, total, by_role: {role: amount}, blocks, series:
+        [{height, time_ms, amount, cumulative}], truncated}`: each point sums the earning blocks of
+        an equal height range and carries the last one's height and time; `truncated` when more than
+        200,000 earning blocks were in range
+        """
+        return self.call("earnings", {"recipient": recipient, "min_height": min_height, "max_height": max_height, "points": points})
+
+    def contributions(
+        self,
+        *,
+        datanet: Hexish | None = None,
+        owner: Hexish | None = None,
+        status: Literal['pending', 'accepted', 'rejected', 'voided'] | None = None,
+        page: int | None = None,
+        per_page: int | None = None,
+    ) -> Any:
+        """A page of the contributions of a datanet (optionally one status) or of an owner, newest
+        first.
+
+        datanet: datanet id (default None)
+        owner: owner address (default None)
+        status: datanet only: this status (default None)
+        page: page number, from 1 (default 1)
+        per_page: items per page (default 20)
+
+        Returns `{datanet or owner, page, per_page, total, contributions: [contribution]}`; for a
+        datanet also `counts: {pending, accepted, rejected, voided}` and `status`
+        """
+        return self.call("contributions", {"datanet": datanet, "owner": owner, "status": status, "page": page, "per_page": per_page})
+
+    def inferences(
+        self,
+        *,
+        model: Hexish | None = None,
+        adapter: Hexish | None = None,
+        agent: Hexish | None = None,
+        payer: Hexish | None = None,
+        page: int | None = None,
+        per_page: int | None = None,
+    ) -> Any:
+        """A page of the inferences of a model, adapter, agent or payer, newest first.
+
+        model: model id (default None)
+        adapter: adapter id (default None)
+        agent: agent address (default None)
+        payer: payer address (default None)
+        page: page number, from 1 (default 1)
+        per_page: items per page (default 20)
+
+        Returns `{model|adapter|agent|payer, total, page, per_page, inferences: [inference]}`
+        """
+        return self.call("inferences", {"model": model, "adapter": adapter, "agent": agent, "payer": payer, "page": page, "per_page": per_page})
+
+    def lineage(self, id: Hexish) -> Any:
+        """A model with its ancestors, fine-tunes, adapters and agents (100 of each).
+
+        id: model id
+
+        Returns `{model, ancestors: [model], children: [model], children_total, adapters: [adapter],
+        adapters_total, agents: [address], agents_total}`
+        """
+        return self.call("lineage", {"id": id})
+
+    def datanet_models(self, id: Hexish) -> Any:
+        """The models and adapters trained on a datanet (100 of each).
+
+        id: datanet id
+
+        Returns `{datanet, models: [model], models_total, adapters: [adapter], adapters_total}`
+        """
+        return self.call("datanet_models", {"id": id})
+
+    def contribution_history(self, id: Hexish) -> Any:
+        """Every block in which a contribution was created or changed status or owner (first 1,000).
+
+        id: contribution id
+
+        Returns `{contribution, events: [{height, status, owner}]}`
+        """
+        return self.call("contribution_history", {"id": id})
+
+    def validator_stats(self) -> Any:
+        """Every validator with its voting power, its uptime over the liveness window and its slashing
+        history.
+
+        Returns `{height, window, validators: [{operator, consensus_address, moniker, tokens,
+        voting_power, jailed, tombstoned, missed_blocks, uptime_bps, slashing: [{height, jailed,
+        tombstoned, tokens_before, tokens_after, slashed}], ...}]}`
+        """
+        return self.call("validator_stats", {})
+
+    def search(self, q: str) -> Any:
+        """What a query names: a height, an address (and agent), a transaction or block hash, a
+        datanet, contribution, model, adapter or inference id.
+
+        q: decimal height or 0x hex
+
+        Returns `{q, results: [{kind
+        (block|address|agent|tx|datanet|contribution|model|adapter|inference), id}]}`; empty when
+        nothing matches
+        """
+        return self.call("search", {"q": q})
+
     def unsafe_set_peer_deny_list(self, peers: list[str]) -> Any:
         """Devnet only: replace this node's deny list; it drops all gossip from these peers and refuses
         their block-sync requests (a network partition, see docs/devnet.md). An empty list heals.

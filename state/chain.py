@@ -2,8 +2,8 @@
 
 `Chain.execute(block)` applies a block to a fresh view and computes the state root it leads to,
 without writing. `Chain.commit(...)` then writes the block's state changes, the state-tree update,
-the block itself, its hash index, every transaction's index entry, the results and the receipts in
-ONE atomic LevelDB write batch (fsynced). A crash leaves the store at the last committed block.
+the block itself, its hash index, every transaction's index entry, the results, the receipts and the
+explorer history (state/history.py) in ONE atomic LevelDB write batch (fsynced). A crash leaves the store at the last committed block.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from state.block import (
 )
 from state.codec import pack, unpack
 from state.genesis import Genesis, init_chain
+from state.history import block_index
 from state.params import Params
 from state.store import StateDB, StateView
 from state.transition import BlockContext, BlockResult, apply_block, load_handlers, load_params
@@ -208,7 +209,7 @@ class Chain:
             raise ValueError("executed state root differs from the header's")
         raw = block_bytes if block_bytes is not None else block.encode()  # type: ignore[attr-defined]
         block_hash = h.hash()
-        extra: dict[bytes, bytes] = {
+        extra: dict[bytes, bytes | None] = {
             keys.block_key(h.height): raw,
             keys.block_hash_key(block_hash): h.height.to_bytes(8, "big"),
             keys.results_key(h.height): pack([r.to_wire() for r in executed.result.tx_results]),
@@ -226,4 +227,5 @@ class Chain:
             k = keys.tx_index_key(tx_hash)
             if k not in extra and self.db.raw.get(k) is None:
                 extra[k] = pack([h.height, i, r.code, r.reason, r.message])
+        extra.update(block_index(self.db, executed.view, h.height, h.time_ms))  # explorer history
         return self.db.commit(executed.view, extra, executed.tree_update, sync=sync)

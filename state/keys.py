@@ -299,3 +299,44 @@ def valset_archive_key(height: int) -> bytes:
 def meta_key(name: str) -> bytes:
     """Node metadata: latest height, latest root, genesis hash, ..."""
     return META + name.encode()
+
+
+# ---- explorer history (local, non-consensus; state/history.py) -----------------------------
+HISTORY = b"H"
+
+
+def _sized(ident: bytes) -> bytes:
+    """An address (20 bytes) or id (32 bytes) with its length first: prefixes never overlap."""
+    return bytes([len(ident)]) + ident
+
+
+def history_earning_key(recipient: bytes, height: int) -> bytes:
+    """What ``recipient`` (address, contribution id or datanet id) earned in block ``height``."""
+    return HISTORY + b"e" + _sized(recipient) + u64(height)
+
+
+def history_earning_prefix(recipient: bytes) -> bytes:
+    return HISTORY + b"e" + _sized(recipient)
+
+
+def history_member_key(kind: bytes, parent: bytes, child: bytes) -> bytes:
+    """List membership: (kind, parent) -> child, e.g. datanet -> contribution (kinds: state/history.py)."""
+    return HISTORY + b"m" + kind + _sized(parent) + child
+
+
+def history_member_prefix(kind: bytes, parent: bytes) -> bytes:
+    return HISTORY + b"m" + kind + _sized(parent)
+
+
+def history_event_key(subject: bytes, height: int, index: int) -> bytes:
+    """One change of a record (a contribution's status or owner) at (height, index in block)."""
+    return HISTORY + b"v" + _sized(subject) + u64(height) + index.to_bytes(4, "big")
+
+
+def history_event_prefix(subject: bytes) -> bytes:
+    return HISTORY + b"v" + _sized(subject)
+
+
+def history_count_key(kind: bytes, parent: bytes) -> bytes:
+    """Counters of one list (e.g. a datanet's contributions by status)."""
+    return HISTORY + b"c" + kind + _sized(parent)

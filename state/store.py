@@ -228,11 +228,11 @@ class StateDB:
     def commit(
         self,
         view: StateView,
-        extra: dict[bytes, bytes] | None = None,
+        extra: dict[bytes, bytes | None] | None = None,
         tree_update: Any = None,
         sync: bool = True,
     ) -> bytes:
-        """Write the view's state and local changes, the tree update and ``extra`` in ONE batch.
+        """Write the view's state and local changes, the tree update and ``extra`` (None: delete) in ONE batch.
 
         Returns the new state root. ``tree_update`` may be passed if it was already prepared.
         """
@@ -250,7 +250,10 @@ class StateDB:
                     batch.put(k, v)
             if extra:
                 for k, v in extra.items():
-                    batch.put(k, v)
+                    if v is None:
+                        batch.delete(k)
+                    else:
+                        batch.put(k, v)
             update.write_to(batch)
         # write-through, after the batch is written: the cache only ever holds committed values
         cached = self.committed

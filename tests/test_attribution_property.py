@@ -96,7 +96,7 @@ def step(sim: Sim, data: Any, kind: str | None = None) -> None:
         d, _ = data.draw(st.sampled_from(sim.datanets))
         fp = tuple(sorted(data.draw(st.sets(UNIVERSE, min_size=1, max_size=6))))
         sim.seeds += 1
-        body = crafted(w, d, sim.seeds, fp, size=data.draw(st.integers(1, 5000)), bond=50)
+        body = crafted(w, d, sim.seeds, fp, size=data.draw(st.integers(400, 5000)), bond=50)  # room for filler: never near duplicates
         tx = w.ok(data.draw(st.sampled_from(USERS)), body)
         sim.contributions.append((tx.hash, sim.seeds))
     elif kind == "review":

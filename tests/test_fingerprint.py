@@ -4,6 +4,7 @@ transition relies on."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -56,8 +57,54 @@ P = DEFAULT_FINGERPRINT_PARAMS
 # ---- reference implementation: the spec read literally, one character / window / bin at a time
 
 
+REF_IGNORABLE = [(0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+                 (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+                 (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+                 (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF)]
+
+
+@functools.cache
+def ref_skeleton_map() -> dict[str, str]:
+    path = ROOT / "state" / "attribution" / "data" / "confusables-13.0.0.tsv"
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            src, dst = line.split("\t")
+            out[chr(int(src, 16))] = "".join(chr(int(x, 16)) for x in dst.split())
+    return out
+
+
+def ref_pass(text: str) -> str:
+    nf = unicodedata.normalize
+    kept = "".join(ch for ch in text if not any(lo <= ord(ch) <= hi for lo, hi in REF_IGNORABLE))
+    folded = nf("NFKC", kept).casefold()
+    skeleton = nf("NFD", "".join(ref_skeleton_map().get(ch, ch) for ch in nf("NFD", folded)))
+    norm = nf("NFKC", nf("NFKC", skeleton).casefold())
+    out = []
+    for i, ch in enumerate(norm):  # an apostrophe or hyphen run between two word characters goes
+        if ch in "'-":
+            j, k = i, i
+            while j > 0 and norm[j - 1] in "'-":
+                j -= 1
+            while k + 1 < len(norm) and norm[k + 1] in "'-":
+                k += 1
+            if j > 0 and k + 1 < len(norm) and norm[j - 1].isalnum() and norm[k + 1].isalnum():
+                continue
+        out.append(ch)
+    return "".join(out)
+
+
+def ref_normalise(text: str) -> str:
+    for _ in range(4):
+        nxt = ref_pass(text)
+        if nxt == text:
+            break
+        text = nxt
+    return text
+
+
 def ref_words(text: str) -> list[str]:
-    norm = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    norm = ref_normalise(text)
     words: list[str] = []
     run = ""
     for ch in norm:
@@ -287,13 +334,17 @@ def test_every_code_point_tokenises_by_the_predicates_and_normalises_idempotentl
 
 def test_normalisation_examples() -> None:
     assert words_of("STRASSE") == words_of("Straße") == ["strasse"]
-    assert words_of("ＡＢＣ１２３") == ["abc123"]
+    assert words_of("ＡＢＣ１２３") == ["abcl23"]  # full width (NFKC); "1" -> "l" (skeleton)
     assert words_of("ﬁne") == ["fine"]  # ligature (NFKC)
     assert words_of("e\u0301cole") == words_of("\u00e9cole") == ["\u00e9cole"]  # composed
     assert words_of("x²") == ["x2"]
-    assert words_of("don't stop—now") == ["don", "t", "stop", "now"]
+    # issue 13's evasions: each edited word is the word again
+    assert words_of("don't well-known") == words_of("dont wellknown") == words_of("don’t well‐known")
+    assert words_of("pro\u200bgram\u00adming") == words_of("pro\u2060gram\ufe0fming") == ["prograrnrning"]
+    assert words_of("сору ехаmрlе") == words_of("copy example")  # Cyrillic look-alikes
+    assert words_of("stop—now") == ["stop", "\u30fc", "now"]  # the em dash's prototype is a letter
     assert words_of("snake_case\tand\r\nlines") == ["snake", "case", "and", "lines"]
-    assert "\u01f0".casefold() != "\u01f0" and normalise("\u01f0") == "\u01f0"  # second NFKC
+    assert "\u01f0".casefold() != "\u01f0" and normalise(normalise("\u01f0")) == normalise("\u01f0")
     assert words_of("") == [] and words_of("!? ...") == []
 
 
@@ -301,7 +352,7 @@ ascii_words = st.lists(
     st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8), min_size=1, max_size=40
 )
 separators = st.lists(
-    st.sampled_from([" ", "  ", "\n", "\t", ", ", "--", "!? ", " (", ") ", "_", "…"]), min_size=1
+    st.sampled_from([" ", "  ", "\n", "\t", ", ", " -- ", "!? ", " (", ") ", "_", "…"]), min_size=1
 )
 
 
@@ -446,7 +497,7 @@ def test_rejects_non_utf8_empty_and_oversize_content() -> None:
             fingerprint_text(bad)
         with pytest.raises(FingerprintError, match="not valid UTF-8"):
             fingerprint_output(bad)
-    for empty in (b"", b"   ", b"... -- !!! \n\t", "¿¡—…".encode()):
+    for empty in (b"", b"   ", b"... -- !!! \n\t", "¿¡…\u200b\u00ad".encode()):
         with pytest.raises(FingerprintError, match="no words"):
             fingerprint_text(empty)
         assert fingerprint_output(empty) == ()
@@ -531,3 +582,19 @@ def _timed(fn: Any) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def test_a_confusables_table_other_than_the_pinned_one_is_refused(tmp_path: Path, monkeypatch: Any) -> None:
+    from state.attribution import normalise as n
+
+    tampered = tmp_path / "confusables.tsv"
+    tampered.write_bytes(n.CONFUSABLES_PATH.read_bytes().replace(b"0430\t0061", b"0430\t0062"))
+    monkeypatch.setattr(n, "CONFUSABLES_PATH", tampered)
+    n.tables.cache_clear()
+    try:
+        with pytest.raises(n.NormalisationDataError, match="not the pinned"):
+            n.normalise("text")
+    finally:
+        monkeypatch.undo()
+        n.tables.cache_clear()
+    assert n.normalise("сору") == "copy"

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from node.rpc import chain_methods as c
 from node.rpc import domain_methods as d
+from node.rpc import explorer_methods as x
 from node.rpc import governance_methods as g
 from node.rpc import tx_methods as t
 from node.rpc import unsafe_methods as u
@@ -198,6 +199,54 @@ _TABLE: tuple[Method, ...] = (
     Method("rewards", "domain", "What claim_rewards would pay for a contribution now, and to whom.",
            (Param("contribution", HASH, "contribution id", required=True),),
            "`{contribution, owner, status, unclaimed, claimed}`", d.rewards),
+    # ---- explorer history (state/history.py: written with each block, not in the state root) -----
+    Method("earnings", "explorer",
+           "What a recipient (an address, a contribution id or a datanet id) earned from attribution "
+           "receipts, by role and over time. An address is credited its direct payouts and the matched "
+           "payouts of the contributions it owned; a datanet its pool deposits and its contributions' matched "
+           "payouts.",
+           (Param("recipient", AddressOrId(), "address or id", required=True),
+            Param("min_height", Height(), "lowest height; default 1"),
+            Param("max_height", Height(), "highest height; default latest"),
+            Param("points", Int(1, 1000), "at most this many points in `series`", default=200)),
+           "`{recipient, min_height, max_height, total, by_role: {role: amount}, blocks, series: [{height, "
+           "time_ms, amount, cumulative}], truncated}`: each point sums the earning blocks of an equal height "
+           "range and carries the last one's height and time; `truncated` when more than 200,000 earning "
+           "blocks were in range", x.earnings),
+    Method("contributions", "explorer",
+           "A page of the contributions of a datanet (optionally one status) or of an owner, newest first.",
+           (Param("datanet", HASH, "datanet id"), Param("owner", ADDRESS, "owner address"),
+            Param("status", Enum(("pending", "accepted", "rejected", "voided")), "datanet only: this status"),
+            page(), per_page(20)),
+           "`{datanet or owner, page, per_page, total, contributions: [contribution]}`; for a datanet also "
+           "`counts: {pending, accepted, rejected, voided}` and `status`", x.contributions),
+    Method("inferences", "explorer", "A page of the inferences of a model, adapter, agent or payer, newest first.",
+           (Param("model", HASH, "model id"), Param("adapter", HASH, "adapter id"),
+            Param("agent", ADDRESS, "agent address"), Param("payer", ADDRESS, "payer address"),
+            page(), per_page(20)),
+           "`{model|adapter|agent|payer, total, page, per_page, inferences: [inference]}`", x.inferences),
+    Method("lineage", "explorer", "A model with its ancestors, fine-tunes, adapters and agents (100 of each).",
+           (Param("id", HASH, "model id", required=True),),
+           "`{model, ancestors: [model], children: [model], children_total, adapters: [adapter], adapters_total, "
+           "agents: [address], agents_total}`", x.lineage),
+    Method("datanet_models", "explorer", "The models and adapters trained on a datanet (100 of each).",
+           (Param("id", HASH, "datanet id", required=True),),
+           "`{datanet, models: [model], models_total, adapters: [adapter], adapters_total}`", x.datanet_models),
+    Method("contribution_history", "explorer",
+           "Every block in which a contribution was created or changed status or owner (first 1,000).",
+           (Param("id", HASH, "contribution id", required=True),),
+           "`{contribution, events: [{height, status, owner}]}`", x.contribution_history),
+    Method("validator_stats", "explorer",
+           "Every validator with its voting power, its uptime over the liveness window and its slashing history.",
+           (), "`{height, window, validators: [{operator, consensus_address, moniker, tokens, voting_power, "
+               "jailed, tombstoned, missed_blocks, uptime_bps, slashing: [{height, jailed, tombstoned, "
+               "tokens_before, tokens_after, slashed}], ...}]}`", x.validator_stats),
+    Method("search", "explorer",
+           "What a query names: a height, an address (and agent), a transaction or block hash, a datanet, "
+           "contribution, model, adapter or inference id.",
+           (Param("q", Str(100), "decimal height or 0x hex", required=True),),
+           "`{q, results: [{kind (block|address|agent|tx|datanet|contribution|model|adapter|inference), id}]}`; "
+           "empty when nothing matches", x.search),
     # ---- WebSocket only --------------------------------------------------------------------
     Method("subscribe", "ws", "Receive an event stream (WebSocket only).",
            (Param("event", Enum(("new_block", "tx")), "event kind", required=True),),
@@ -258,6 +307,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("tx", "Transactions"),
     ("state", "State and proofs"),
     ("domain", "Attribution domain"),
+    ("explorer", "Explorer history"),
     ("ws", "WebSocket subscriptions"),
     ("unsafe", "Devnet fault injection (unsafe)"),
     ("governance", "Governance"),

@@ -1,6 +1,7 @@
 """The HTTP/WebSocket server: an ASGI app served by hypercorn's trio worker.
 
-Routes: POST / (JSON-RPC, batches allowed), GET /<method>?name=value (CometBFT-style URI calls,
+Routes: POST / (JSON-RPC, batches allowed), GET / and GET /explorer/<file> (the web explorer,
+docs/explorer.md, unless ``rpc.explorer`` is false), GET /<method>?name=value (CometBFT-style URI calls,
 each value read as JSON when it parses, else as a string), GET /websocket (JSON-RPC over
 WebSocket with subscriptions), GET /metrics (Prometheus). Bodies over ``max_body_bytes`` get
 HTTP 413 before they are read.
@@ -56,6 +57,11 @@ class RPCApp:
         self.env = env
         self.dispatcher = Dispatcher(env)
         self.max_body = env.config.max_body_bytes
+        self.static: dict[str, tuple[bytes, str]] = {}
+        if env.config.explorer:
+            from explorer import load_static
+
+            self.static = load_static()
 
     async def __call__(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         kind = scope["type"]
@@ -83,6 +89,10 @@ class RPCApp:
         path = scope["path"]
         if method == "POST" and path == "/":
             await self.post(scope, receive, send)
+        elif method == "GET" and path in self.static:
+            body, kind = self.static[path]
+            await _respond(send, 200, body, [(b"content-type", kind.encode()), (b"cache-control", b"no-cache"),
+                                             (b"x-content-type-options", b"nosniff")])
         elif method == "GET" and path == "/metrics":
             self.refresh_metrics()
             await _respond(send, 200, self.env.metrics.render(), [(b"content-type", METRICS_CONTENT_TYPE.encode())])

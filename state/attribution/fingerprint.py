@@ -3,7 +3,7 @@
 Pure and deterministic: the same bytes and the same ``FingerprintParams`` give the same result on
 every node. The byte-exact specification, with test vectors, is ``docs/attribution.md``:
 
-    bytes --strict UTF-8--> text --NFKC, casefold, NFKC--> words --k-grams--> 64-bit shingle hashes
+    bytes --strict UTF-8--> text --normalisation v2 (normalise.py)--> words --k-grams--> 64-bit shingle hashes
     shingle hashes --robust winnowing, smallest ``fingerprint_max``--> fingerprint
     distinct shingle hashes --one-permutation MinHash, optimal densification--> minhash
     minhash --sha256 per band--> LSH band keys
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from state.attribution.normalise import normalise as normalise_v2
 from state.codec import U16, U32, U64, CodecError, canonical, f
 from state.tx import MAX_CONTENT, MAX_FINGERPRINT, MAX_MINHASH
 
@@ -124,6 +125,7 @@ def require_pinned_unicode(params: FingerprintParams) -> None:
 def warm_caches(params: FingerprintParams) -> None:
     """Build the word-character classes and the probe orders now rather than on first use."""
     _word_pattern()
+    normalise_v2("")  # loads and checks the pinned confusables table
     densification_order(params.minhash_size, params.minhash_seed)
 
 
@@ -131,8 +133,9 @@ def warm_caches(params: FingerprintParams) -> None:
 
 
 def normalise(text: str) -> str:
-    """NFKC, then casefold, then NFKC again (casefold can leave a few characters un-normalised)."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    """Normalisation v2 (state/attribution/normalise.py): drop Default_Ignorable code points, NFKC,
+    casefold, UTS #39 skeleton, NFKC and casefold again, join apostrophes and hyphens inside words."""
+    return normalise_v2(text)
 
 
 def is_word_character(ch: str) -> bool:
