@@ -143,6 +143,19 @@ class Node:
         self.deny: frozenset[str] = frozenset()
         self._outbox_send, self._outbox = trio.open_memory_channel[tuple[str, bytes]](10_000)
         self.started_at = time.time()
+        self.metrics.drops.pull(self._pulled_drops)
+
+    def _pulled_drops(self) -> list[tuple[str, str, int]]:
+        """Drops counted inside components (node/metrics.py DROP_SITES), read at scrape time."""
+        rows = [("consensus_buffer", "future_full", self.driver.future.dropped),
+                ("consensus_buffer", "peer_queue_full", self.driver.inbox.peer_dropped)]
+        for kind, topic in self.topic.items():
+            stats = self.p2p.topic_stats(topic)
+            rows.append((f"gossip_{kind}", "inbox_full", stats.get("inbox_drops", 0)))
+            rows.append((f"gossip_{kind}", "banned", stats.get("banned_drops", 0)))
+        rows.append(("p2p_requests", "refused", self.p2p.stats().get("requests_refused", 0)))
+        rows.append(("subscribers", "fell_behind", self.events.dropped_subscribers))
+        return rows
 
     # ---- NodeContext for the RPC -----------------------------------------------------
     def node_info(self) -> dict[str, Any]:
@@ -215,6 +228,7 @@ class Node:
         try:
             self._outbox_send.send_nowait((self.topic[kind], data))
         except trio.WouldBlock:
+            self.metrics.drop("gossip_out", "outbox_full")
             log.warning("gossip outbox full; dropping a %s message", kind)
 
     def request_sync(self) -> None:
@@ -320,6 +334,7 @@ class Node:
             # them for good (the p2p layer drops later copies as duplicates), and validators that
             # started consensus while a peer was still in its initial sync stalled at height 1.
             if msg.sender in self.deny:
+                self.metrics.drop(f"gossip_{kind}", "denied")
                 continue
             handler(msg.data, msg.sender)
             await trio.lowlevel.checkpoint()
@@ -328,12 +343,16 @@ class Node:
         try:
             batch = unpack(data)
         except CodecError:
-            return
+            batch = None
         if not isinstance(batch, list):
+            self.metrics.drop("peer_tx", "malformed_batch")
             return
+        if len(batch) > MAX_TX_BATCH:
+            self.metrics.drop("peer_tx", "batch_over_cap", len(batch) - MAX_TX_BATCH)
         for raw in batch[:MAX_TX_BATCH]:
-            if type(raw) is bytes:
-                self.mempool.add_from_peer(raw)
+            reason = self.mempool.admit_from_peer(raw) if type(raw) is bytes else "malformed"
+            if reason is not None:
+                self.metrics.drop("peer_tx", reason)
         self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
 
     async def _publish_loop(self) -> None:
