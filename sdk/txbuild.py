@@ -66,6 +66,11 @@ def coerce(wt: Any, value: Any, what: str) -> Any:
             raise TxBuildError(f"{what}: expected an integer")
         return value
     if t is Str:
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise TxBuildError(f"{what}: not UTF-8 text") from None
         if not isinstance(value, str):
             raise TxBuildError(f"{what}: expected a string")
         return value
@@ -121,8 +126,9 @@ def _derive_infer(values: dict[str, Any], fp_params: Any) -> None:
         return
     data = _text_bytes(output)
     names = {name for name, _ in fields("infer")}
-    if "output" in names:  # the output text itself on chain
-        values["output"] = data
+    for name in ("output", "output_text", "text"):  # the output text itself on chain
+        if name in names:
+            values[name] = data
     if "output_hash" in names:
         values.setdefault("output_hash", hashlib.sha256(data).digest())
     if "output_fingerprint" in names and "output_fingerprint" not in values:

@@ -301,6 +301,7 @@ async function route() {
   const [name, arg] = path.split("/");
   const params = new URLSearchParams(query || "");
   const page = ROUTES[name];
+  const started = performance.now();
   main.setAttribute("aria-busy", "true");
   try {
     if (!page) render(`<h1>Not found</h1><p class="empty">No page “${esc(name)}”. Go to the <a href="#/">chain</a> or search above.</p>`);
@@ -310,6 +311,8 @@ async function route() {
   } catch (e) {
     render(`<h1>Not available</h1><p class="bad">${esc(e.message)}</p><p>Check the id, or go back to the <a href="#/">chain</a>.</p>`);
   } finally {
+    main.dataset.renderMs = (performance.now() - started).toFixed(1); // read by bench/explorer.py
+    main.dataset.rendered = String(Number(main.dataset.rendered || 0) + 1);
     main.setAttribute("aria-busy", "false");
     main.dataset.page = name || "chain";
   }
