@@ -31,6 +31,8 @@ from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
 from node.gossip_auth import GossipAuthenticator
+from node.statesync import (MAX_ANSWER_BYTES, SnapshotStore, StateSyncer, StateSyncError, Trust,
+                            handle_statesync_request, statesync_protocol)
 from node.sync import BlockSyncer, SyncSettings, handle_sync_request
 from p2p import topics
 from p2p.errors import P2PError
@@ -109,8 +111,18 @@ class Node:
         }
         self.sync_protocol = topics.sync_protocol(chain_id)
         self.block_protocol = topics.proposal_block_protocol(chain_id)
+        self.statesync_protocol = statesync_protocol(chain_id)
+        ss = config.statesync
+        self.snapshots = (SnapshotStore(home.data_dir / "snapshots", ss.snapshot_interval, ss.snapshot_keep)
+                          if ss.snapshot_interval > 0 else None)
+        self._snapshot_writing = False
         # seeds are dialled at start like persistent peers (peer exchange learns more from them)
         peers = [parse_peer(p) for p in dict.fromkeys([*config.p2p.persistent_peers, *config.p2p.seeds])]
+        from node.consensus_links import DirectAuth, direct_spec
+
+        self.direct_auth = DirectAuth(self.chain, self.validator_key)
+        direct = (direct_spec(chain_id, self.direct_auth, config.faults.refuse_direct)
+                  if config.p2p.direct_consensus and self.validator_key is not None else None)
         self.p2p = P2PService(
             self.node_key.seed,
             config.p2p.port,
@@ -118,10 +130,12 @@ class Node:
             list(self.topic.values()),
             validators=GossipAuthenticator(self.chain).validators(self.topic),
             request_handlers={self.sync_protocol: self._serve_sync,
-                              self.block_protocol: self._serve_proposal_block},
+                              self.block_protocol: self._serve_proposal_block,
+                              self.statesync_protocol: self._serve_statesync},
             listen_host=config.p2p.host,
             inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
             scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
+            direct=direct,
         )
         from node.driver import ConsensusDriver
 
@@ -135,6 +149,19 @@ class Node:
         self.deny: frozenset[str] = frozenset()
         self._outbox_send, self._outbox = trio.open_memory_channel[tuple[str, bytes]](10_000)
         self.started_at = time.time()
+        self.metrics.drops.pull(self._pulled_drops)
+
+    def _pulled_drops(self) -> list[tuple[str, str, int]]:
+        """Drops counted inside components (node/metrics.py DROP_SITES), read at scrape time."""
+        rows = [("consensus_buffer", "future_full", self.driver.future.dropped),
+                ("consensus_buffer", "peer_queue_full", self.driver.inbox.peer_dropped)]
+        for kind, topic in self.topic.items():
+            stats = self.p2p.topic_stats(topic)
+            rows.append((f"gossip_{kind}", "inbox_full", stats.get("inbox_drops", 0)))
+            rows.append((f"gossip_{kind}", "banned", stats.get("banned_drops", 0)))
+        rows.append(("p2p_requests", "refused", self.p2p.stats().get("requests_refused", 0)))
+        rows.append(("subscribers", "fell_behind", self.events.dropped_subscribers))
+        return rows
 
     # ---- NodeContext for the RPC -----------------------------------------------------
     def node_info(self) -> dict[str, Any]:
@@ -154,7 +181,7 @@ class Node:
         scored = {p["id"]: p for p in report["peers"]}  # type: ignore[union-attr]
         return {"listening": self.p2p.is_running, "n_peers": len(peers),
                 "peers": [scored.get(p, {"id": p}) for p in sorted(peers)],
-                "banned": report["banned"]}
+                "banned": report["banned"], "direct_consensus": self.p2p.direct_report()}
 
     def consensus_info(self) -> dict[str, Any]:
         return self.driver.info()
@@ -204,9 +231,14 @@ class Node:
 
     # ---- driver callbacks ------------------------------------------------------------
     def gossip(self, kind: str, data: bytes) -> None:
+        """Publish on ``kind``'s topic; proposals and votes also go straight to every validator
+        with a direct stream (``[p2p] direct_consensus``), ahead of the gossip queue."""
+        if kind in ("proposals", "votes") and self.p2p.direct is not None:
+            self.p2p.send_direct(self.topic[kind], data)
         try:
             self._outbox_send.send_nowait((self.topic[kind], data))
         except trio.WouldBlock:
+            self.metrics.drop("gossip_out", "outbox_full")
             log.warning("gossip outbox full; dropping a %s message", kind)
 
     def request_sync(self) -> None:
@@ -231,12 +263,36 @@ class Node:
         block_hash = h.hash()
         publish_committed_block(self.events, block, executed.result.tx_hashes, executed.result.tx_results)
         log.info("committed height=%d txs=%d hash=%s", h.height, len(block.txs), block_hash.hex()[:12])
+        self._maybe_snapshot(h.height, h.state_root)
+
+    def _maybe_snapshot(self, height: int, state_root: bytes) -> None:
+        """Every snapshot_interval blocks: a LevelDB snapshot now, written to disk in a worker thread."""
+        store = self.snapshots
+        if store is None or not store.due(height) or self._snapshot_writing or self._nursery is None:
+            return
+        snap = store.take(self.db.raw, height, state_root)
+        self._snapshot_writing = True
+
+        async def write() -> None:
+            try:
+                await trio.to_thread.run_sync(store.write, snap, height, state_root)
+            except OSError as exc:
+                log.warning("state snapshot at height %d failed: %s", height, exc)
+            finally:
+                snap.close()
+                self._snapshot_writing = False
+        self._nursery.start_soon(write)
 
     # ---- network ---------------------------------------------------------------------
     async def _serve_sync(self, requester: str, payload: bytes) -> bytes:
         if requester in self.deny:  # partitioned (devnet fault)
             return pack(["error", "partitioned"])
         return handle_sync_request(self.chain, payload)
+
+    async def _serve_statesync(self, requester: str, payload: bytes) -> bytes:
+        if requester in self.deny:
+            return pack(["error", "partitioned"])
+        return await trio.to_thread.run_sync(handle_statesync_request, self.chain, self.snapshots, payload)
 
     async def _serve_proposal_block(self, requester: str, payload: bytes) -> bytes:
         """``["proposal_block", block_hash]`` -> ``["proposal_block", block]`` or ``["error", reason]``."""
@@ -288,6 +344,7 @@ class Node:
             # them for good (the p2p layer drops later copies as duplicates), and validators that
             # started consensus while a peer was still in its initial sync stalled at height 1.
             if msg.sender in self.deny:
+                self.metrics.drop(f"gossip_{kind}", "denied")
                 continue
             handler(msg.data, msg.sender)
             await trio.lowlevel.checkpoint()
@@ -296,12 +353,16 @@ class Node:
         try:
             batch = unpack(data)
         except CodecError:
-            return
+            batch = None
         if not isinstance(batch, list):
+            self.metrics.drop("peer_tx", "malformed_batch")
             return
+        if len(batch) > MAX_TX_BATCH:
+            self.metrics.drop("peer_tx", "batch_over_cap", len(batch) - MAX_TX_BATCH)
         for raw in batch[:MAX_TX_BATCH]:
-            if type(raw) is bytes:
-                self.mempool.add_from_peer(raw)
+            reason = self.mempool.admit_from_peer(raw) if type(raw) is bytes else "malformed"
+            if reason is not None:
+                self.metrics.drop("peer_tx", reason)
         self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
 
     async def _publish_loop(self) -> None:
@@ -347,6 +408,10 @@ class Node:
                 for kind in self.topic:
                     nursery.start_soon(self._read_topic, kind)
                 nursery.start_soon(self._publish_loop)
+                if self.p2p.direct is not None:
+                    from node.consensus_links import manage_consensus_subscriptions
+
+                    nursery.start_soon(manage_consensus_subscriptions, self.p2p, self.direct_auth, self.chain.chain_id)
                 nursery.start_soon(self._tx_gossip_loop)
                 await nursery.start(serve_rpc, self, self.config.rpc)
                 log.info("rpc listening on http://%s:%d", self.config.rpc.host, self.config.rpc.port)
@@ -375,6 +440,8 @@ class Node:
             log.info("no peer reachable yet; starting consensus from height %d", self.chain.height + 1)
             return
         self._initial_syncing = True
+        if self.config.statesync.enable and self.chain.height == 0:
+            await self._state_sync()
         try:
             applied = await self.syncer.catch_up(1)
         except UpgradeNeeded as exc:
@@ -384,6 +451,29 @@ class Node:
             self._initial_syncing = False
         if applied:
             log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
+
+
+    async def _state_sync(self) -> None:
+        """Install a verified snapshot (node/statesync.py); on failure block sync starts from genesis."""
+        ss = self.config.statesync
+        trust = Trust(ss.trust_height, bytes.fromhex(ss.trust_hash.removeprefix("0x")))
+
+        async def request(peer: str, payload: bytes) -> bytes:
+            return await self.p2p.request(peer, self.statesync_protocol, payload,
+                                          timeout=self.config.p2p.sync_request_timeout_s,
+                                          max_response_bytes=MAX_ANSWER_BYTES)
+        syncer = StateSyncer(self.chain, self._reachable_peers, request, self._request, self.report_peer, trust,
+                             timeout_s=self.config.p2p.sync_request_timeout_s)
+        started = time.monotonic()
+        for attempt in range(1, 7):  # peers may still be connecting or not have a snapshot yet
+            try:
+                height = await syncer.run()
+                log.info("state sync done: height %d in %.1f s", height, time.monotonic() - started)
+                return
+            except StateSyncError as exc:
+                log.warning("state sync attempt %d: %s", attempt, exc)
+                await trio.sleep(min(2.0 * attempt, 10.0))
+        log.warning("state sync gave up; block sync from height %d", self.chain.height + 1)
 
 
 def check_ports_free(config: NodeConfig) -> None:

@@ -17,6 +17,7 @@ whoever collects them.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
 import time
@@ -376,6 +377,9 @@ def _trial_init(doc: dict[str, Any]) -> list[str]:
     from state.genesis import init_chain
     from state.store import StateDB
 
+    store_log = logging.getLogger("state.store")
+    level = store_log.level
+    store_log.setLevel(logging.WARNING)  # "state store opened" of a scratch store is noise here
     try:
         genesis = parse_genesis(doc)
         with tempfile.TemporaryDirectory(prefix="attrchain-genesis-") as tmp:
@@ -386,6 +390,8 @@ def _trial_init(doc: dict[str, Any]) -> list[str]:
                 db.close()
     except GenesisError as exc:
         return [str(exc)]
+    finally:
+        store_log.setLevel(level)
     return []
 
 

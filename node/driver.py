@@ -234,6 +234,7 @@ class ConsensusDriver:
         try:
             ev = decode(DuplicateVoteEvidence, data)
         except CodecError as exc:
+            self.node.metrics.drop("evidence", "malformed")
             self._report(sender, Offence.MALFORMED, f"evidence: {exc}")
             return
         self._add_evidence(ev, gossip=False, sender=sender)
@@ -243,6 +244,10 @@ class ConsensusDriver:
             self._on_vote(msg)
         else:
             self._on_proposal(msg)
+
+    def _drop(self, kind: str, reason: str) -> None:
+        """Count a peer message not passed on (attrchain_dropped_total, node/metrics.py DROP_SITES)."""
+        self.node.metrics.drop(f"consensus_{kind}", reason)
 
     def _report(self, sender: str, offence: Offence, detail: str) -> None:
         if sender:
@@ -283,24 +288,28 @@ class ConsensusDriver:
         return found
 
     def _defer(self, height: int, msg: RawMessage) -> None:
-        if not self.future.add(height, msg):
+        if not self.future.add(height, msg):  # counted in future.dropped (pulled by the metrics)
             log.debug("future-height buffer: dropped a %s for height %d from %s", msg.kind, height, msg.sender[-8:])
 
     def _on_vote(self, msg: RawMessage) -> None:
         try:
             sv = decode(SignedVote, msg.data)
         except CodecError as exc:
+            self._drop("vote", "malformed")
             self._report(msg.sender, Offence.MALFORMED, f"vote: {exc}")
             return
         v = sv.vote
         place = self._placement(v.height)
         if place == "old":
+            self._drop("vote", "old_height")
             return
         if place == "far":
+            self._drop("vote", "far_height")
             self.node.request_sync()  # far ahead: we are behind
             return
         round_base = self.state.round if place == "current" else 0
         if v.round > round_base + self.params.max_round_lookahead:
+            self._drop("vote", "round_ahead")
             return
         valset = self._validators_of(v.height)
         if valset is None:
@@ -308,6 +317,7 @@ class ConsensusDriver:
             return
         val = valset.get_by_address(v.validator)
         if val is None:
+            self._drop("vote", "not_validator")
             self._report(msg.sender, Offence.NOT_A_VALIDATOR, f"vote signed by {v.validator.hex()[:12]} at height {v.height}")
             return
         if place == "current":
@@ -318,8 +328,10 @@ class ConsensusDriver:
             slot = (v.round, v.type, v.validator)
             seen = self._vote_hashes.get(slot, ())
             if v.block_hash in seen or len(seen) >= MAX_VALUES_PER_VALIDATOR:
+                self._drop("vote", "duplicate")
                 return
         if not self.verify(val.public_key, sv.signature, v.sign_bytes(self.chain.chain_id)):
+            self._drop("vote", "bad_signature")
             self._report(msg.sender, Offence.BAD_SIGNATURE, f"vote of {v.validator.hex()[:12]} at height {v.height}")
             return
         if place == "current":
@@ -335,21 +347,26 @@ class ConsensusDriver:
                 raise CodecError("expected [signed proposal, block]")
             sp = SignedProposal.from_wire(wire[0])  # type: ignore[attr-defined]
         except CodecError as exc:
+            self._drop("proposal", "malformed")
             self._report(msg.sender, Offence.MALFORMED, f"proposal: {exc}")
             return
         p = sp.proposal
         raw: bytes = wire[1]
         if len(raw) > MAX_BLOCK_BYTES:
+            self._drop("proposal", "oversized")
             self._report(msg.sender, Offence.OVERSIZED, f"proposal block of {len(raw)} bytes")
             return
         place = self._placement(p.height)
         if place == "old":
+            self._drop("proposal", "old_height")
             return
         if place == "far":
+            self._drop("proposal", "far_height")
             self.node.request_sync()
             return
         round_base = self.state.round if place == "current" else 0
         if p.round > round_base + self.params.max_round_lookahead or not -1 <= p.pol_round < p.round:
+            self._drop("proposal", "round_ahead")
             return
         valset = self._validators_of(p.height)
         if valset is None:
@@ -357,13 +374,16 @@ class ConsensusDriver:
             return
         val = valset.get_by_address(p.proposer)
         if val is None:
+            self._drop("proposal", "not_validator")
             self._report(msg.sender, Offence.NOT_A_VALIDATOR, f"proposal signed by {p.proposer.hex()[:12]} at height {p.height}")
             return
         if p.proposer != self._proposer_of(p.height, p.round, valset):
+            self._drop("proposal", "wrong_proposer")
             self._report(msg.sender, Offence.BOGUS_PROPOSAL,
                          f"proposal for height {p.height} round {p.round} from a validator that is not its proposer")
             return
         if not self.verify(val.public_key, sp.signature, p.sign_bytes(self.chain.chain_id)):
+            self._drop("proposal", "bad_signature")
             self._report(msg.sender, Offence.BAD_SIGNATURE, f"proposal for height {p.height} round {p.round}")
             return
         if place == "current":
@@ -484,7 +504,9 @@ class ConsensusDriver:
         self._round_blocks.clear()
         self._valsets = {h: vs for h, vs in self._valsets.items() if h > height}
         self._proposers = {k: a for k, a in self._proposers.items() if k[0] >= height}
-        self.inbox.peer.clear()  # authenticated for heights now over
+        if self.inbox.peer:  # authenticated for heights now over
+            self.node.metrics.drop("consensus_buffer", "height_over", len(self.inbox.peer))
+            self.inbox.peer.clear()
         self.height_started = time.monotonic()
         self._feed(NewHeight(height, valset, now_ms()))
         self.node.metrics_height(self.chain.height)
@@ -606,8 +628,10 @@ class ConsensusDriver:
         p = sp.proposal
         round_proposals = self.state.proposals.get(p.round, {})
         if p.block_hash in round_proposals:
+            self._drop("proposal", "duplicate")
             return  # a gossip duplicate
         if len(round_proposals) >= MAX_PROPOSALS_PER_ROUND:
+            self._drop("proposal", "round_full")
             return  # an equivocating proposer gains nothing from more
         cand = self.candidates.get(p.block_hash)
         if cand is None:
@@ -615,6 +639,7 @@ class ConsensusDriver:
             # a proposer sending more blocks for its round (queued, not yet fed) costs nothing more
             executed_here = self._round_blocks.setdefault(p.round, set())
             if p.block_hash not in executed_here and len(executed_here) >= MAX_PROPOSALS_PER_ROUND:
+                self._drop("proposal", "round_full")
                 return
             executed_here.add(p.block_hash)
         if cand is None and not raw:
@@ -622,29 +647,36 @@ class ConsensusDriver:
             if p.block_hash not in self._fetching and len(self._fetching) < MAX_FETCHES and self.nursery is not None:
                 self._fetching.add(p.block_hash)
                 self.nursery.start_soon(self._fetch_block, sp, sender)
+            elif p.block_hash not in self._fetching:
+                self._drop("proposal", "fetch_busy")
             return
         if cand is None and p.height != self.chain.height + 1:
             # the chain committed this height while the machine has not moved on yet: a late (honest)
             # proposal for it, not an invalid block; scoring it banned a validator that had just
             # caught up by block sync, and with one more validator down the chain stalled
+            self._drop("proposal", "late")
             return
         if cand is None:
             if self._held_bytes() + len(raw) > self.candidate_bytes:
                 log.warning("not holding another %d-byte block at height %d: %d bytes of candidates held",
                             len(raw), p.height, self._held_bytes())
+                self._drop("proposal", "candidate_bytes")
                 return
             try:
                 block = decode_block(raw)
             except CodecError as exc:
+                self._drop("proposal", "undecodable_block")
                 self._report(sender, Offence.BOGUS_PROPOSAL, f"undecodable block: {exc}")
                 return
             if block.hash() != p.block_hash:
+                self._drop("proposal", "hash_mismatch")
                 self._report(sender, Offence.BOGUS_PROPOSAL, "the block does not match the signed hash")
                 return
             # A re-proposal of the valid value (pol_round >= 0) carries the block built by the
             # proposer of an earlier round; refusing it left nodes that missed that round unable
             # to ever prevote for it, and the height went round after round without a decision.
             if block.header.proposer != p.proposer and p.pol_round < 0:
+                self._drop("proposal", "wrong_proposer")
                 self._report(sender, Offence.BOGUS_PROPOSAL, "the block names another proposer")
                 return
             try:
@@ -701,12 +733,14 @@ class ConsensusDriver:
         height = ev.vote_a.vote.height
         if admission is Admission.INVALID:
             log.info("dropping invalid evidence: %s", reason)
+            self.node.metrics.drop("evidence", "invalid")
             self._report(sender, Offence.INVALID_EVIDENCE, reason)
             return
         if admission is Admission.REFUSED:
             # nothing wrong with the sender (too old, not yet includable, pool full); one attacker can
             # send dozens a second, so not at INFO
             log.debug("not keeping evidence for height %d: %s", height, reason)
+            self.node.metrics.drop("evidence", "refused")
             return
         if admission is Admission.KNOWN:
             return

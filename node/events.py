@@ -34,6 +34,7 @@ class EventBus:
     queue_size: int = 1024
     _subs: list[Subscription] = field(default_factory=list)
     _tx_waiters: dict[bytes, list[trio.Event]] = field(default_factory=dict)
+    dropped_subscribers: int = 0  # fell behind (node/metrics.py DROP_SITES `subscribers`)
 
     def subscribe(self, kinds: frozenset[str] | set[str]) -> Subscription:
         send, receive = trio.open_memory_channel[tuple[str, Any]](self.queue_size)
@@ -55,6 +56,7 @@ class EventBus:
             except trio.WouldBlock:
                 log.warning("event subscriber fell %d events behind; dropping it", self.queue_size)
                 sub.overflowed = True
+                self.dropped_subscribers += 1
                 self.unsubscribe(sub)
             except trio.BrokenResourceError:
                 self.unsubscribe(sub)

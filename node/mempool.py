@@ -227,14 +227,18 @@ class Mempool:
 
     def add_from_peer(self, raw: bytes) -> bool:
         """Same checks as submit for a gossiped transaction; False instead of an exception."""
+        return self.admit_from_peer(raw) is None
+
+    def admit_from_peer(self, raw: bytes) -> str | None:
+        """Same checks as submit for a gossiped transaction: None when pooled, else the reason."""
         try:
             entry = self._admit(raw)
         except TxRejected as exc:
             log.debug("peer tx rejected: %s", exc)
-            return False
+            return exc.reason
         if self.config.gossip_peer_txs:
             self._gossip.append((entry.tx.hash, entry.seq))
-        return True
+        return None
 
     def _admit(self, raw: bytes) -> _Entry:
         """Every check first (cheap ones before the signature and the rules), then the mutation."""

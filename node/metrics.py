@@ -7,7 +7,10 @@ refreshes the pull-style gauges (peers, mempool, height) from the node context a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
 
 NAMESPACE = "attrchain"
@@ -29,7 +32,66 @@ METRIC_DOCS: tuple[tuple[str, str, str], ...] = (
     ("attrchain_rpc_requests_total", "counter", "JSON-RPC calls by method (unknown names as \"unknown\")"),
     ("attrchain_rpc_errors_total", "counter", "JSON-RPC error answers by code"),
     ("attrchain_ws_subscriptions", "gauge", "open WebSocket event subscriptions"),
+    ("attrchain_dropped_total", "counter",
+     "peer messages, buffered events and requests dropped or refused, by `where` and `reason` (docs/security.md)"),
 )
+
+# Where a peer message, a buffered event or a request can be dropped or refused: the `where` label
+# of attrchain_dropped_total, with what the `reason` label holds there (docs/security.md lists both).
+DROP_SITES: tuple[tuple[str, str], ...] = (
+    ("gossip_<kind>", "a topic's inbox (p2p/inbox.py) refused the message (`inbox_full`: count, bytes or the "
+                      "peer's share) or its sender is banned (`banned`) or partitioned off (`denied`, devnet faults)"),
+    ("consensus_vote", "a vote the driver did not pass on: `malformed`, `old_height`, `far_height`, `round_ahead`, "
+                       "`not_validator`, `duplicate` (same or too many values per validator slot), `bad_signature`"),
+    ("consensus_proposal", "a proposal the driver did not pass on: the vote reasons plus `oversized`, "
+                           "`wrong_proposer`, `round_full`, `candidate_bytes`, `undecodable_block`, "
+                           "`hash_mismatch`, `late`, `fetch_busy` (too many block fetches running)"),
+    ("consensus_buffer", "authenticated or buffered consensus events given up: `future_full` (the future-height "
+                         "buffer's byte or per-peer cap), `peer_queue_full` (the oldest peer event dropped), "
+                         "`height_over` (authenticated events of a height that ended before they were served)"),
+    ("evidence", "evidence not kept: `malformed`, `invalid`, `refused` (too old, not yet includable, pool full)"),
+    ("peer_tx", "a transaction from a peer's batch not pooled: the mempool's rejection reason, "
+                "`batch_over_cap`, `malformed_batch`"),
+    ("rpc_tx", "`async_queue_full`: a broadcast_tx_async refused because its bounded queue is full"),
+    ("rpc_connections", "`cap`: a connection over rpc.max_open_connections answered 503 and closed"),
+    ("p2p_requests", "`refused`: a request/response stream refused (per-peer or global cap)"),
+    ("subscribers", "`fell_behind`: an event subscriber (WebSocket) more than the bus's queue behind, dropped"),
+    ("gossip_out", "`outbox_full`: one of this node's own messages not published (the outbox is full)"),
+)
+
+
+class DropCounts:
+    """Every drop by (where, reason): counted where it happens, or pulled from components that keep
+    their own counter (inboxes, buffers, connection caps) at scrape time."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self._sources: list[Callable[[], Iterable[tuple[str, str, int]]]] = []
+
+    def add(self, where: str, reason: str, n: int = 1) -> None:
+        key = (where, reason)
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def pull(self, source: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
+        """Read ``source()`` -> (where, reason, count) rows at every scrape."""
+        self._sources.append(source)
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        out = dict(self.counts)
+        for source in self._sources:
+            for where, reason, n in source():  # zeros too: the series exist before the first drop
+                out[(where, reason)] = out.get((where, reason), 0) + n
+        return out
+
+    def total(self, where: str | None = None) -> int:
+        return sum(n for (w, _), n in self.snapshot().items() if where is None or w == where)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("attrchain_dropped", "peer messages, buffered events and requests dropped",
+                                     labels=["where", "reason"])
+        for (where, reason), n in sorted(self.snapshot().items()):
+            family.add_metric([where, reason], n)
+        yield family
 
 
 class Metrics:
@@ -55,6 +117,8 @@ class Metrics:
         self.rpc_errors = Counter("attrchain_rpc_errors", "JSON-RPC error answers by code", ["code"], registry=r)
         self.ws_subscriptions = Gauge("attrchain_ws_subscriptions", "open WebSocket event subscriptions",
                                       registry=r)
+        self.drops = DropCounts()
+        r.register(self.drops)  # type: ignore[arg-type]
         self._rpc_children: dict[str, Counter] = {}
         self._error_children: dict[int, Counter] = {}
 
@@ -80,6 +144,10 @@ class Metrics:
         self.block_rounds.set(round_)
         if round_ > 0:
             self.extra_rounds.inc(round_)
+
+    def drop(self, where: str, reason: str, n: int = 1) -> None:
+        """Count ``n`` dropped peer messages, events or refused requests (DROP_SITES)."""
+        self.drops.add(where, reason, n)
 
     # ---- pushed by the RPC server --------------------------------------------------------
     def rpc_request(self, method: str) -> None:

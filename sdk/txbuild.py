@@ -66,6 +66,11 @@ def coerce(wt: Any, value: Any, what: str) -> Any:
             raise TxBuildError(f"{what}: expected an integer")
         return value
     if t is Str:
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise TxBuildError(f"{what}: not UTF-8 text") from None
         if not isinstance(value, str):
             raise TxBuildError(f"{what}: expected a string")
         return value

@@ -64,6 +64,11 @@ def commitment_key(commitment: bytes) -> bytes:
     return _s(b"cc/", commitment)
 
 
+def containment_key(fp_hash: int) -> bytes:
+    """Containment index over every datanet: sampled fingerprint hash -> contribution ids."""
+    return _s(b"ct/", u64(fp_hash))
+
+
 def content_hash_key(content_hash: bytes) -> bytes:
     """Exact-duplicate index over every datanet: content hash -> contribution id."""
     return _s(b"ch2/", content_hash)
@@ -240,6 +245,7 @@ COMMIT = b"k"
 TX_INDEX = b"x"
 RECIPIENT_INDEX = b"r"
 META = b"M"
+VALSET_ARCHIVE = b"V"
 
 
 def tree_node_key(node_path: bytes) -> bytes:
@@ -287,6 +293,12 @@ def recipient_receipt_key(recipient: bytes, height: int, index: int, inference_i
 
 def recipient_prefix(recipient: bytes) -> bytes:
     return RECIPIENT_INDEX + recipient
+
+
+def valset_archive_key(height: int) -> bytes:
+    """The validator set that signs ``height``, kept when it differs from the previous height's
+    (state prunes old sets; a state-syncing node's light client asks for them)."""
+    return VALSET_ARCHIVE + u64(height)
 
 
 def meta_key(name: str) -> bytes:

@@ -150,8 +150,8 @@ def test_saturation_griefing_leaves_the_victim_paid_and_the_copies_unpaid(world:
     the only source quoted, keeps the whole matched part whatever the number of copies."""
     s = Setup(world)
     d = s.datanet()
-    passage = words(30, 60)
-    victim = s.contribute(d, words(31, 20) + " " + passage + " " + words(32, 20))
+    passage = words(30, 60)  # a fifth of each text: below containment, so the copies are accepted
+    victim = s.contribute(d, words(31, 120) + " " + passage + " " + words(32, 120))
     m = s.model(d)
     before = s.infer(m, passage)
     junk = [s.contribute(d, words(40 + i, 150) + " " + passage + " " + words(60 + i, 150), key=MALLORY)
@@ -168,9 +168,9 @@ def test_copies_across_datanets_earn_nothing_even_when_accepted_first(world: Wor
     curator accepted it before the original was accepted."""
     s = Setup(world)
     d1, d2 = s.datanet("original"), s.datanet("copies")
-    passage = words(70, 80)
-    original = s.contribute(d1, passage, accept=False)
-    copy = s.contribute(d2, words(71, 200) + " " + passage, key=MALLORY)  # accepted at once
+    passage = words(70, 60)  # a fifth of each text: below containment, so the copy is accepted
+    original = s.contribute(d1, words(72, 120) + " " + passage + " " + words(73, 120), accept=False)
+    copy = s.contribute(d2, words(71, 240) + " " + passage, key=MALLORY)  # accepted at once
     world.ok(OWNER, Review(original, 1))
     m = s.model(d1, d2)
     r = s.infer(m, passage)
@@ -228,9 +228,9 @@ def test_a_payer_steering_its_own_outputs_recovers_at_most_the_data_share(world:
 def test_verifier_recomputes_chain_receipts_and_catches_a_forged_one(world: World) -> None:
     s = Setup(world)
     d1, d2 = s.datanet("a"), s.datanet("b")
-    shared = words(120, 50)
+    shared = words(120, 25)  # held by two contributions (a fifth of each: no containment)
     for i in range(6):
-        s.contribute(d1 if i % 2 else d2, words(121 + i, 60) + (" " + shared if i % 3 == 0 else ""),
+        s.contribute(d1 if i % 2 else d2, words(121 + i, 100) + (" " + shared if i % 3 == 0 else ""),
                      key=KEYS[i % 5])
     m = s.model(d1, d2)
     rng = random.Random(9)

@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from node.cli import main
 from node.config import NodeConfig, config_reference, parse_config, sections
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "node.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                       timeout=60)
+    """The real `attrchain` entry point in this process (argparse, commands, exit code, output)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+    r = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
     if ok:
         assert r.returncode == 0, r.stderr
     return r
+
+
+def cli_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command in its own process."""
+    return subprocess.run([sys.executable, "-m", "node.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
 
 
 def address(key: Path) -> str:
@@ -54,7 +69,7 @@ def test_init_writes_keys_commented_config_and_refuses_to_overwrite(tmp_path: Pa
             i = next(i for i, line in enumerate(lines) if line.startswith(f"{f.name} ="))
             assert lines[i - 1].startswith("# "), f.name
     before = (home / "config" / "priv_validator_key.json").read_bytes()
-    r = cli("init", "--chain-id", "net-7", "--home", str(home), ok=False)
+    r = cli_process("init", "--chain-id", "net-7", "--home", str(home))
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "refusing to overwrite" in r.stderr
     assert (home / "config" / "priv_validator_key.json").read_bytes() == before
 
@@ -125,7 +140,7 @@ def test_validate_explains_each_problem_in_one_line(tmp_path: Path) -> None:
         "accounts": [{"address": "0x12", "balance": 5}],
         "validators": [{"operator": "0x" + "11" * 20, "consensus_public_key": "0x" + "00" * 32, "stake": 0}],
     }))
-    r = cli("genesis", "validate", str(bad), ok=False)
+    r = cli_process("genesis", "validate", str(bad))
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1
     for needle in ("unknown field 'colour'", "chain_id must", "genesis_time_ms must", "params_preset 'mainnet'",
@@ -134,3 +149,19 @@ def test_validate_explains_each_problem_in_one_line(tmp_path: Path) -> None:
     bad.write_text("{not json")
     r = cli("genesis", "validate", str(bad), ok=False)
     assert r.returncode == 1 and "not JSON" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_gentx_of_another_chain_is_refused_even_relabelled(tmp_path: Path) -> None:
+    homes = ceremony(tmp_path, 1)
+    other = tmp_path / "other"
+    cli("init", "--chain-id", "other-1", "--home", str(other))
+    out = homes[0] / "config" / "gentx" / "replayed.json"
+    cli("genesis", "gentx", "--home", str(other), "--key", str(tmp_path / "op0.key"), "--amount", "5",
+        "--output", str(out))
+    r = cli("genesis", "collect-gentxs", "--home", str(homes[0]), ok=False)
+    assert "replayed.json: made for chain 'other-1', not 'cer-1'" in r.stderr
+    # relabelling it does not help: the chain id is part of what both keys signed
+    out.write_text(json.dumps({**json.loads(out.read_text()), "chain_id": "cer-1"}))
+    r = cli("genesis", "collect-gentxs", "--home", str(homes[0]), ok=False)
+    assert "replayed.json: signature is not the operator's" in r.stderr
+    assert "replayed.json: consensus_signature" in r.stderr

@@ -6,6 +6,7 @@ starved the node's own timeouts."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,37 @@ async def test_an_equivocating_validator_cannot_fill_the_queue_or_the_wal(tmp_pa
         await wait_for(lambda: chain.height >= height + 2, 30, "two more blocks")
     assert queued <= 3, f"{queued} votes of one validator for one round queued for the machine"
     assert grown < 20_000, f"the WAL grew by {grown} bytes"
+
+
+async def test_a_late_proposal_for_the_height_just_committed_is_not_scored_invalid(tmp_path: Path) -> None:
+    """In the commit wait the chain already holds the height the machine is still on; a proposal of
+    a later round of that height (an honest proposer that had not seen the decision, or a
+    validator fresh from block sync) used to be executed against the next height, came out
+    INVALID_BLOCK and got its sender scored toward a ban. It is dropped as late instead."""
+    home = dev_home(tmp_path)
+    async with running_node(home) as node:
+        chain, driver = node.chain, node.driver
+        key = node.validator_key
+        assert key is not None
+        reports: list[tuple[str, str]] = []
+        real_report = node.report_peer
+
+        def spy_report(sender: str, offence: Any, detail: str) -> None:
+            reports.append((sender, f"{offence}: {detail}"))
+            real_report(sender, offence, detail)
+
+        node.report_peer = spy_report  # type: ignore[method-assign]
+        # the commit wait of a height: the machine is still on it, the chain has committed it
+        await wait_for(lambda: chain.height >= 2 and driver.state.height == chain.height, 30,
+                       "the commit wait of height 2 or later")
+        height = chain.height
+        committed = chain.get_block(height)
+        assert committed is not None
+        # another block of that height (the committed one is still a held candidate)
+        block = dataclasses.replace(committed, header=dataclasses.replace(committed.header,
+                                                                          time_ms=committed.header.time_ms + 1))
+        p = Proposal(height, 3, -1, block.hash(), block.header.time_ms, key.address)
+        sp = SignedProposal(p, key.sign(p.sign_bytes(chain.chain_id)))
+        driver.on_proposal_message(pack([sp.to_wire(), block.encode()]), "late-peer")
+        await wait_for(lambda: chain.height >= height + 2, 30, "two more blocks")
+    assert [r for r in reports if r[0] == "late-peer"] == [], f"an honest late proposal was scored: {reports}"

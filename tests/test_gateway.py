@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 import signal
 import socket
 import sys
@@ -113,13 +116,29 @@ def register_model(rpc_url: str) -> str:
         return str(c.submit(OWNER, "register_model", name="ref", datanets=[(d, 10_000)])["model_id"])
 
 
-def chat(i: int) -> dict[str, Any]:
-    words = TEXTS[i % 3].decode().split()
-    return {"model": "ref", "messages": [{"role": "user", "content": " ".join(words[:4])}], "max_tokens": 30}
+@dataclass
+class World:
+    """A standalone chain served at a fixed port (so it can go down and come back), the reference
+    model server as the upstream, and a model registered by OWNER."""
+
+    ctx: StandaloneContext
+    nursery: trio.Nursery
+    http: httpx.AsyncClient
+    rpc_port: int
+    rpc_url: str
+    payer_file: Path
+    rpc_scope: trio.CancelScope
+    upstream: str
+    model_id: str
+
+    def gateway(self, tmp_path: Path, *extra: str, data: Path | None = None) -> GatewayProc:
+        return GatewayProc(["--upstream", self.upstream + "/v1", "--model", self.model_id, "--key",
+                            str(self.payer_file), "--rpc", self.rpc_url, "--data", str(data or tmp_path / "gw"),
+                            *extra], tmp_path / "gateway.log", free_port())
 
 
-@pytest.mark.multinode
-async def test_gateway_outage_crash_bound_and_errors(new_chain, chain_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@asynccontextmanager
+async def world(new_chain, chain_id: str, tmp_path: Path) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
     chain = new_chain(BALANCES)
     ctx = StandaloneContext(chain, make_genesis(chain_id, BALANCES), Mempool(chain), proposer=VALIDATOR_KEY.address)
     rpc_port = free_port()
@@ -131,11 +150,24 @@ async def test_gateway_outage_crash_bound_and_errors(new_chain, chain_id, tmp_pa
         nursery.start_soon(ctx.run_blocks, 0.05)
         rpc_scope = await start_rpc(nursery, ctx, rpc_port)
         upstream = await nursery.start(partial(serve_app, ModelServer(model, "ref"), "127.0.0.1", 0))
-
         model_id = await trio.to_thread.run_sync(register_model, rpc_url)
-        gw = GatewayProc(["--upstream", upstream + "/v1", "--model", model_id, "--key", str(payer_file),
-                          "--rpc", rpc_url, "--data", str(tmp_path / "gw"), "--max-queue", "8",
-                          "--price-per-1k", "2000"], tmp_path / "gateway.log", free_port())
+        try:
+            yield World(ctx, nursery, http, rpc_port, rpc_url, payer_file, rpc_scope, upstream, model_id)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def chat(i: int) -> dict[str, Any]:
+    words = TEXTS[i % 3].decode().split()
+    return {"model": "ref", "messages": [{"role": "user", "content": " ".join(words[:4])}], "max_tokens": 30}
+
+
+@pytest.mark.multinode
+async def test_gateway_outage_crash_bound_and_errors(new_chain, chain_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async with world(new_chain, chain_id, tmp_path) as w:
+        http, nursery, ctx, rpc_url, rpc_port, upstream = w.http, w.nursery, w.ctx, w.rpc_url, w.rpc_port, w.upstream
+        rpc_scope = w.rpc_scope
+        gw = w.gateway(tmp_path, "--max-queue", "8", "--price-per-1k", "2000")
         ids: list[str] = []
         try:
             await gw.start(http)
@@ -212,7 +244,6 @@ async def test_gateway_outage_crash_bound_and_errors(new_chain, chain_id, tmp_pa
             await trio.to_thread.run_sync(check)
         finally:
             await gw.stop()
-            nursery.cancel_scope.cancel()
 
 
 def test_journal_drops_a_torn_record_and_keeps_the_rest(tmp_path: Path) -> None:
@@ -238,20 +269,9 @@ def test_journal_drops_a_torn_record_and_keeps_the_rest(tmp_path: Path) -> None:
 async def test_sigkill_under_load_charges_each_journaled_completion_once(new_chain, chain_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Attack surface: a crash while completions are being answered and submitted. Every completion
     the journal holds is paid exactly once (never re-signed), every id a client got is among them."""
-    chain = new_chain(BALANCES)
-    ctx = StandaloneContext(chain, make_genesis(chain_id, BALANCES), Mempool(chain), proposer=VALIDATOR_KEY.address)
-    rpc_port = free_port()
-    rpc_url = f"http://127.0.0.1:{rpc_port}"
-    model = Model.build([(f"c{i}", "d", t) for i, t in enumerate(TEXTS)], {"d": 10_000})
-    payer_file = tmp_path / "payer.json"
-    PAYER.save(payer_file)
-    async with httpx.AsyncClient(timeout=30) as http, trio.open_nursery() as nursery:
-        nursery.start_soon(ctx.run_blocks, 0.05)
-        await start_rpc(nursery, ctx, rpc_port)
-        upstream = await nursery.start(partial(serve_app, ModelServer(model, "ref"), "127.0.0.1", 0))
-        model_id = await trio.to_thread.run_sync(register_model, rpc_url)
-        gw = GatewayProc(["--upstream", upstream + "/v1", "--model", model_id, "--key", str(payer_file),
-                          "--rpc", rpc_url, "--data", str(tmp_path / "gw")], tmp_path / "gateway.log", free_port())
+    async with world(new_chain, chain_id, tmp_path) as w:
+        http, rpc_url = w.http, w.rpc_url
+        gw = w.gateway(tmp_path)
         answered: list[str] = []
         try:
             await gw.start(http)
@@ -294,7 +314,6 @@ async def test_sigkill_under_load_charges_each_journaled_completion_once(new_cha
             await trio.to_thread.run_sync(check)
         finally:
             await gw.stop()
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.multinode
@@ -303,25 +322,14 @@ async def test_a_fee_raised_while_queued_resigns_at_the_same_nonce(new_chain, ch
     their own nonces: paid once each, never twice."""
     from state.attribution.fingerprint import DEFAULT_FINGERPRINT_PARAMS
 
-    chain = new_chain(BALANCES)
-    ctx = StandaloneContext(chain, make_genesis(chain_id, BALANCES), Mempool(chain), proposer=VALIDATOR_KEY.address)
-    rpc_port = free_port()
-    rpc_url = f"http://127.0.0.1:{rpc_port}"
-    model = Model.build([(f"c{i}", "d", t) for i, t in enumerate(TEXTS)], {"d": 10_000})
-    payer_file = tmp_path / "payer.json"
-    PAYER.save(payer_file)
     data = tmp_path / "gw"
     data.mkdir()
     fp = {n: getattr(DEFAULT_FINGERPRINT_PARAMS, n) for n, _ in type(DEFAULT_FINGERPRINT_PARAMS).WIRE_FIELDS}
     (data / "chain.json").write_text(json.dumps({"chain_id": chain_id, "min_fee": 0, "fp_params": fp}))
-    async with httpx.AsyncClient(timeout=30) as http, trio.open_nursery() as nursery:
-        nursery.start_soon(ctx.run_blocks, 0.05)
-        rpc_scope = await start_rpc(nursery, ctx, rpc_port)
-        upstream = await nursery.start(partial(serve_app, ModelServer(model, "ref"), "127.0.0.1", 0))
-        model_id = await trio.to_thread.run_sync(register_model, rpc_url)
-        rpc_scope.cancel()  # the gateway starts during an outage, with a stale (too low) fee cached
-        gw = GatewayProc(["--upstream", upstream + "/v1", "--model", model_id, "--key", str(payer_file),
-                          "--rpc", rpc_url, "--data", str(data)], tmp_path / "gateway.log", free_port())
+    async with world(new_chain, chain_id, tmp_path) as w:
+        http, nursery, ctx, rpc_url, rpc_port = w.http, w.nursery, w.ctx, w.rpc_url, w.rpc_port
+        w.rpc_scope.cancel()  # the gateway starts during an outage, with a stale (too low) fee cached
+        gw = w.gateway(tmp_path, data=data)
         try:
             await gw.start(http)
             first = [(await http.post(gw.url + "/v1/chat/completions", json=chat(i))).headers["x-attrchain-inference"]
@@ -343,4 +351,34 @@ async def test_a_fee_raised_while_queued_resigns_at_the_same_nonce(new_chain, ch
             await trio.to_thread.run_sync(check)
         finally:
             await gw.stop()
-            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.multinode
+async def test_adapter_and_agent_are_paid(new_chain, chain_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--adapter and --agent go into every infer: the receipts pay the adapter's and agent's owners."""
+    async with world(new_chain, chain_id, tmp_path) as w:
+        def register() -> str:
+            with sdk.Client(w.rpc_url) as c:
+                d = c.model(w.model_id)["datanets"][0]["datanet"]
+                adapter = c.submit(OWNER, "register_adapter", name="lora", base_model=w.model_id,
+                                   datanets=[(d, 10_000)])["adapter_id"]
+                c.submit(PAYER, "register_agent", name="bot", model=w.model_id, adapter=adapter, owner=OWNER.address)
+                return str(adapter)
+
+        adapter = await trio.to_thread.run_sync(register)
+        gw = w.gateway(tmp_path, "--adapter", adapter, "--agent", "0x" + PAYER.address.hex())
+        try:
+            await gw.start(w.http)
+            r = await w.http.post(gw.url + "/v1/completions", json={"model": "ref", "prompt": TEXTS[0].decode()[:30]})
+            assert r.status_code == 200 and r.json()["choices"][0]["text"]
+            inference = r.headers["x-attrchain-inference"]
+
+            def check() -> None:
+                with sdk.Client(w.rpc_url) as c:
+                    c.wait_for_tx(inference, timeout=30)
+                    roles = {e["role"] for e in c.attribution(inference=inference)["receipts"][0]["entries"]}
+                    assert {"adapter_owner", "agent_owner", "model_owner"} <= roles
+
+            await trio.to_thread.run_sync(check)
+        finally:
+            await gw.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 from string import Template
 
 from node.config import RPCConfig
-from node.metrics import METRIC_DOCS
+from node.metrics import DROP_SITES, METRIC_DOCS
 from node.rpc.errors import ERROR_CODES
 from node.rpc.methods import GROUPS, METHODS, Method
 from node.rpc.payloads import NEW_BLOCK_FIELDS, TX_FIELDS
@@ -109,6 +109,14 @@ $tx
 |---|---|---|
 $metrics
 
+`attrchain_dropped_total` counts every peer message, buffered event or request the node dropped or
+refused, by `where` (below) and `reason`; a drop counted inside a component (an inbox, a buffer, a
+connection cap) is read at scrape time, so its series exists from the start at 0.
+
+| where | reasons |
+|---|---|
+$drops
+
 ## Command-line client
 
 `attrchain` wraps this API (default URL `http://127.0.0.1:26657`, or `--rpc URL`, or the
@@ -167,6 +175,7 @@ def render() -> str:
         new_block="\n".join(f"| `{n}` | {d} |" for n, d in NEW_BLOCK_FIELDS),
         tx="\n".join(f"| `{n}` | {d} |" for n, d in TX_FIELDS),
         metrics="\n".join(f"| `{n}` | {t} | {d} |" for n, t, d in METRIC_DOCS),
+        drops="\n".join(f"| `{w}` | {d} |" for w, d in DROP_SITES),
     )
     parts = [intro]
     for group, title in GROUPS:

@@ -278,6 +278,9 @@ async def serve_rpc(
     app = RPCApp(env)
     hc = hypercorn_config(host if host is not None else config.host, port if port is not None else config.port,
                           config)
+    cap = hc.connection_cap
+    assert cap is not None
+    metrics.drops.pull(lambda: [("rpc_connections", "cap", cap.refused)])
     async with trio.open_nursery() as nursery:
         env.nursery = nursery
         submitter = AsyncSubmitter(env)

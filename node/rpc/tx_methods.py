@@ -54,6 +54,7 @@ class AsyncSubmitter:
         try:
             self.send.send_nowait(raw)
         except trio.WouldBlock:
+            self.env.metrics.drop("rpc_tx", "async_queue_full")
             raise LimitExceeded(f"{ASYNC_QUEUE} async submissions are already waiting") from None
 
     async def run(self) -> None:
