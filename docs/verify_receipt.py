@@ -7,9 +7,12 @@ shingle hashes, winnowing; they are specified byte for byte in docs/attribution.
 Usage:
     python docs/verify_receipt.py --rpc http://127.0.0.1:26657 INFERENCE_ID
 
-asks a node for the inference, its output text, its receipt, the model's lineage mixes and the
-text of every accepted contribution of the relevant datanets, recomputes everything and prints
-``OK`` or the first difference. ``verify(bundle)`` does the same on a dict (the tests use it).
+asks a node for the inference, its output text, its receipt, the params and the text of every
+paid contribution (`contribution_content`), and checks every paid span, score and amount against
+the texts (``check_spans``: valid whatever happened on chain since). It prints ``OK`` or each
+difference. ``verify(bundle)`` recomputes the whole matched part from the output and the texts
+of all accepted contributions of the relevant datanets as they were at the inference's block
+(the tests use it; a node keeps no history of state).
 
 What it cannot see from texts alone: a posting list that dropped a holder which was later voided
 (see "Inference" in docs/attribution.md); it assumes the listed holders of a hash are the
@@ -131,7 +134,49 @@ def verify(bundle: dict[str, Any]) -> list[str]:
     return problems
 
 
-# ---- against a node ------------------------------------------------------------------------------
+# ---- against a node: what can be checked whatever happened since --------------------------------
+
+
+def check_spans(output: bytes, receipt: dict[str, Any], inference: dict[str, Any], texts: dict[bytes, bytes],
+                p: dict[str, Any]) -> list[str]:
+    """Checks that hold however the chain changed after the inference: every paid span is really in
+    the output and in the contribution's text at the stated offsets (anchors at both ends on one
+    diagonal, gaps of at most MAX_GAP), its credit is at least L, the scores, the covered count and
+    every amount follow from the spans. The weights (rarity when the inference ran) and that no
+    earlier holder was passed over need the state of that block: ``verify`` on all texts."""
+    fp = FingerprintParams(shingle_k=p["shingle_k"], winnow_window=p["winnow_window"],
+                           fingerprint_max=p["fingerprint_max"], max_content_bytes=p["max_content_bytes"])
+    out = shingle_hashes(words_of(output.decode("utf-8")), fp)
+    problems = []
+    if len(out) != inference["output_shingles"]:
+        problems.append(f"output has {len(out)} shingles, the inference says {inference['output_shingles']}")
+    covered = 0
+    for m in receipt["matched"]:
+        cid = m["contribution"]
+        first = contribution_index(texts[cid], fp)
+        score = 0
+        for o, c, n, credited, weight in m["spans"]:
+            anchors = [i for i in range(o, o + n) if i < len(out) and first.get(out[i]) == i + c - o]
+            if not anchors or anchors[0] != o or anchors[-1] != o + n - 1 or \
+                    any(b - a > MAX_GAP for a, b in zip(anchors, anchors[1:])):
+                problems.append(f"{cid.hex()}: span at output shingle {o} is not in both texts as stated")
+            if not p["min_span_shingles"] <= credited <= n or not 0 < weight <= p["idf_scale"]:
+                problems.append(f"{cid.hex()}: span at output shingle {o} has credit {credited}, weight {weight}")
+            score += credited * weight
+            covered += credited
+        if score != m["score"]:
+            problems.append(f"{cid.hex()}: score {m['score']}, its spans give {score}")
+    if covered != inference["covered_shingles"]:
+        problems.append(f"spans credit {covered} shingles, the inference says {inference['covered_shingles']}")
+    owners = {"validators", "model_owner", "adapter_owner", "agent_owner"}
+    data = receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in owners)
+    ranked = [dict(m, credited=sum(s[3] for s in m["spans"])) for m in receipt["matched"]]
+    if ranked:
+        matched_payouts(data, p["matched_bps"], max(1, len(out)), ranked)
+        for m, r in zip(receipt["matched"], ranked):
+            if m["amount"] != r["amount"]:
+                problems.append(f"{m['contribution'].hex()}: paid {m['amount']}, the spans give {r['amount']}")
+    return problems
 
 
 def _rpc(url: str, method: str, **params: Any) -> Any:
@@ -149,23 +194,19 @@ def _hex(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-def bundle_from_node(url: str, inference_id: str) -> dict[str, Any]:
-    explained = _rpc(url, "receipt_evidence", id=inference_id)
-    receipt = explained["receipt"]
+def check_from_node(url: str, inference_id: str) -> list[str]:
+    inference = _rpc(url, "inference", id=inference_id)
+    if not inference["attributed"]:
+        return []  # unattributed: no text, nothing matched; the whole data share went to the pools
+    receipt = _rpc(url, "attribution", inference=inference_id)["receipts"][0]
+    params = _rpc(url, "params")["params"]["attribution"]
     for m in receipt["matched"]:
         m["contribution"] = _hex(m["contribution"])
         m["spans"] = [(s["output_shingle"], s["contribution_shingle"], s["shingles"], s["credited"], s["weight"])
                       for s in m["spans"]]
-    return {
-        "params": explained["params"],
-        "receipt": receipt,
-        "output": explained["output"].encode(),
-        "data_share": explained["data_share"],
-        "relevant_datanets": len(explained["relevant_datanets"]),
-        "contributions": [{"id": _hex(c["id"]), "datanet": _hex(c["datanet"]), "place": tuple(c["place"]),
-                           "text": c["text"].encode()}
-                          for c in explained["contributions"]],
-    }
+    texts = {m["contribution"]: _rpc(url, "contribution_content", id="0x" + m["contribution"].hex())["content"]
+             .encode() for m in receipt["matched"]}
+    return check_spans(inference["output"].encode(), receipt, inference, texts, params)
 
 
 def main() -> int:
@@ -173,7 +214,7 @@ def main() -> int:
     ap.add_argument("--rpc", default="http://127.0.0.1:26657")
     ap.add_argument("inference")
     args = ap.parse_args()
-    problems = verify(bundle_from_node(args.rpc, args.inference))
+    problems = check_from_node(args.rpc, args.inference)
     for line in problems:
         print(line)
     print("OK" if not problems else f"{len(problems)} difference(s)")

@@ -302,7 +302,10 @@ class RPCMethods:
 
         Returns `{id, payer, model, adapter, agent, payment, input_tokens, output_tokens,
         output_hash, output_bytes, attributed, output_shingles, covered_shingles, height, tx_index,
-        output}` (`output`: the text from the block that carried it, null when unattributed)
+        output, output_spans: [{contribution, start, end}], pending_matches: [{contribution,
+        datanet, status, shingles, spans, note}]}` (`output`: the text from the block that carried
+        it, null when unattributed; `output_spans`: character ranges of the paid spans in it;
+        `pending_matches`: contributions it quotes that were not accepted yet, so were paid nothing)
         """
         return self.call("inference", {"id": id})
 

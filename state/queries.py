@@ -10,6 +10,8 @@ by default (``order="asc"`` for oldest first); pages start at 1.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from state import keys
@@ -258,3 +260,75 @@ def get_sketch(source: StateView | StateDB, contribution_id: bytes) -> dict[str,
     if sk is None:
         return None
     return {"fingerprint": list(unpack_u64s(sk.fingerprint)), "minhash": list(unpack_u64s(sk.minhash))}
+
+
+# ---- inference evidence (issue 14; docs/attribution.md "Inference") ----------------------------------
+
+PENDING_SCAN = 50  # newest pending contributions per relevant datanet checked for unpaid matches
+
+
+def word_offsets(text: str) -> list[tuple[int, int]]:
+    """For each word of ``text`` as the chain counts them, the character range of the
+    whitespace-delimited piece of the raw text holding it (for display: normalisation can merge
+    or split characters, but never across whitespace)."""
+    from state.attribution.fingerprint import words_of
+
+    out: list[tuple[int, int]] = []
+    for piece in re.finditer(r"\S+", text):
+        out.extend([(piece.start(), piece.end())] * len(words_of(piece.group())))
+    return out
+
+
+def inference_evidence(db: StateDB, inference_id: bytes, output: bytes) -> dict[str, Any] | None:
+    """What an inference's receipt rests on: character ranges of its paid spans in the output text,
+    and the pending contributions (of the relevant datanets, newest PENDING_SCAN each) the output
+    also quotes, which were paid nothing because no curator had accepted them."""
+    from state import history
+    from state.attribution.contributions import fingerprint_params, get_positions, get_sketch
+    from state.attribution.fingerprint import shingle_hashes, words_of
+    from state.attribution.inference import relevant_datanets
+    from state.attribution.matching import chains_with
+    from state.attribution.models import lineage, require_adapter_for
+    from state.attribution.records import PENDING
+    from state.transition import load_params
+
+    view = db.view()
+    inf = view.get_obj(keys.inference_key(inference_id), Inference)
+    receipt = view.get_obj(keys.receipt_key(inference_id), Receipt)
+    if inf is None or receipt is None:
+        return None
+    a = load_params(view).attribution
+    k = a.shingle_k
+    text = output.decode("utf-8")
+    offsets = word_offsets(text)
+    hashes = shingle_hashes(words_of(text), fingerprint_params(a))
+
+    def chars(first_word: int, shingles: int) -> tuple[int, int]:
+        last = min(first_word + shingles + k - 2, len(offsets) - 1)
+        return offsets[first_word][0], offsets[last][1]
+
+    spans = []
+    for cid, _owner, _score, _amount, paid in receipt.matched:
+        for o, _c, n, _cr, _w in paid:
+            start, end = chars(o, n)
+            spans.append({"contribution": to_hex(cid), "start": start, "end": end})
+    pending = []
+    chain = lineage(view, inf.model, a.lineage_max_depth)
+    adapter = require_adapter_for(view, inf.adapter, inf.model) if inf.adapter else None
+    for d in relevant_datanets(chain, adapter):
+        children, _ = history.members(db, history.DATANET_CONTRIBUTIONS, d, 0, PENDING_SCAN, sub=bytes([PENDING]))
+        for child in children:
+            cid = child[-32:]
+            c = _contribution(view, cid)
+            if c is None or c.status != PENDING:
+                continue
+            fp, _ = get_sketch(view, cid)
+            found = chains_with(hashes, fp, get_positions(view, cid), a.min_span_shingles)
+            if found:
+                pending.append({"contribution": to_hex(cid), "datanet": to_hex(d), "status": "pending",
+                                "shingles": sum(n for _, _, n in found),
+                                "spans": [{"output_shingle": o, "contribution_shingle": cs, "shingles": n,
+                                           **dict(zip(("start", "end"), chars(o, n)))} for o, cs, n in found],
+                                "note": "quoted but not accepted yet: paid nothing; later inferences "
+                                        "pay it once a curator accepts it"})
+    return {"output_spans": spans, "pending_matches": pending}

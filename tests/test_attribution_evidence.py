@@ -242,7 +242,37 @@ def test_verifier_recomputes_chain_receipts_and_catches_a_forged_one(world: Worl
         bundle = s.bundle(r, [d1, d2])
         assert verify_receipt.verify(bundle) == [], r
         checked += bool(r["matched"])
+        receipt = dict(r, matched=bundle["receipt"]["matched"])
+        by_id = {c["id"]: c["text"] for c in bundle["contributions"]}
+        assert verify_receipt.check_spans(r["output"], receipt, r["inference"], by_id, bundle["params"]) == []
     assert checked >= 4
     forged = s.bundle(r, [d1, d2])
     forged["receipt"]["matched"][0]["amount"] += 1
     assert verify_receipt.verify(forged)
+    # a receipt claiming a span where the texts differ, or more credit than its spans hold, is caught
+    receipt = dict(r, matched=s.bundle(r, [d1, d2])["receipt"]["matched"])
+    o, c, n, cr, wt = receipt["matched"][0]["spans"][0]
+    receipt["matched"][0]["spans"][0] = (o, c + 1, n, cr, wt)
+    assert verify_receipt.check_spans(r["output"], receipt, r["inference"], by_id, bundle["params"])
+
+
+def test_evidence_locates_paid_spans_and_names_quoted_pending_contributions(world: World) -> None:
+    s = Setup(world)
+    d = s.datanet()
+    accepted_text, pending_text = words(140, 60), words(141, 60)
+    accepted = s.contribute(d, accepted_text)
+    pending = s.contribute(d, pending_text, key=BOB, accept=False)  # nobody reviewed it
+    m = s.model(d)
+    intro = "Here is what I found:"
+    output = intro + " " + accepted_text + "\n" + pending_text
+    r = s.infer(m, output)
+    assert [mm["contribution"] for mm in r["matched"]] == [to_hex(accepted)]  # the pending one is not paid
+    ev = queries.inference_evidence(world.chain.db, bytes.fromhex(r["inference"]["id"][2:]), output.encode())
+    assert ev is not None
+    (span,) = ev["output_spans"]
+    assert span["contribution"] == to_hex(accepted)
+    assert len(intro) < span["start"] and span["end"] <= len(intro) + 1 + len(accepted_text)
+    assert output[span["start"]:span["end"]] in accepted_text  # the highlighted text is the quote
+    (note,) = ev["pending_matches"]
+    assert (note["contribution"], note["status"]) == (to_hex(pending), "pending") and "not accepted" in note["note"]
+    assert all(output[sp["start"]:sp["end"]] in pending_text for sp in note["spans"])

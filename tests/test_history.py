@@ -11,6 +11,7 @@ from attribution_kit import KEYS, World, crafted, world_fixture  # noqa: F401
 
 from state import history, keys, queries
 from state.attribution.records import ACCEPTED, PENDING, REJECTED, ROLE_MATCHED, ROLE_MODEL_OWNER
+from state.crypto import sha256
 from state.tx import CreateDatanet, Infer, RegisterAdapter, RegisterModel, Review, TransferContribution
 
 OWNER, DEV, ALICE, BOB, USER, LORA = KEYS[0], KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -72,7 +73,8 @@ def test_status_moves_owner_transfers_and_earnings(world: World) -> None:
     assert _list(world, history.MODEL_ADAPTERS, model) == [adapter]
 
     # a receipt matching c1 pays its NEW owner (bob) and its datanet, never alice
-    inf = world.ok(USER, Infer(model, adapter, b"", 10_000, 3, 5, b"\x0a" * 32, world.sym(7)))
+    quote = crafted(world, d, 1, (7,)).content  # the output quotes c1's whole text
+    inf = world.ok(USER, Infer(model, adapter, b"", 10_000, 3, 5, sha256(quote), quote))
     receipt = queries.get_receipt(db, inf.hash)
     assert receipt is not None
     matched = {m["contribution"]: m["amount"] for m in receipt["matched"]}

@@ -202,11 +202,10 @@ async function pageContribution(id) {
   for (const r of paid.receipts) {
     const m = r.matched.find((x) => x.contribution === id) || {};
     let output = "";
-    const spans = m.spans || m.matched_spans;
-    if (spans && spans.length) {
+    if (m.spans && m.spans.length) {
       const inf = await maybe("inference", { id: r.inference });
-      const text = inf && (inf.output || inf.output_text);
-      if (text) output = `<div class="output">${highlight(text, spans)}</div>`;
+      const spans = ((inf && inf.output_spans) || []).filter((s) => s.contribution === id);
+      if (inf && inf.output && spans.length) output = `<div class="output">${highlight(inf.output, spans)}</div>`;
     }
     items.push([link("inference", r.inference), link("block", r.height, String(r.height)), amount(m.amount || 0), amount(r.payment), output || '<span class="muted">spans not recorded</span>']);
   }
@@ -263,7 +262,10 @@ async function pageInference(id) {
   render(`<h1>Inference</h1>${kv([["id", link("tx", inf.id)], ["payer", link("address", inf.payer)], ["model", link("model", inf.model)], ["adapter", inf.adapter ? link("adapter", inf.adapter) : "none"],
     ["agent", inf.agent ? link("agent", inf.agent) : "none"], ["payment", amount(inf.payment)], ["tokens in / out", `${inf.input_tokens} / ${inf.output_tokens}`], ["block", link("block", inf.height, String(inf.height))]])}
   <h2>Receipt: where the payment went</h2>${table(["recipient", "role", "amount"], r.entries.map((e) => [link(e.recipient.length === 42 ? "address" : (e.role === "matched_contribution" ? "contribution" : "datanet"), e.recipient), esc(e.role.replace(/_/g, " ")), amount(e.amount)]), "No payout.")}
-  <h2>Matched contributions</h2>${table(["contribution", "owner", "score", "amount"], r.matched.map((m) => [link("contribution", m.contribution), link("address", m.owner), esc(m.score), amount(m.amount)]), "No contribution matched this output.")}`);
+  <h2>Matched contributions</h2>${table(["contribution", "owner", "score", "amount", "spans (output shingle / contribution shingle / length, credited x weight)"], r.matched.map((m) => [link("contribution", m.contribution), link("address", m.owner), esc(m.score), amount(m.amount),
+    esc((m.spans || []).map((s) => `${s.output_shingle}/${s.contribution_shingle}/${s.shingles}, ${s.credited}x${s.weight}`).join("; "))]), "No contribution matched this output.")}
+  <h2>Output</h2>${inf.output ? `<div class="output">${highlight(inf.output, inf.output_spans || [])}</div>` : '<p class="muted">Unattributed: the payer kept the text private (only its hash is on chain); the data share went to the datanet pools.</p>'}
+  ${(inf.pending_matches || []).length ? `<h2>Quoted but not accepted yet</h2>${table(["contribution", "datanet", "shingles", "why unpaid"], inf.pending_matches.map((p) => [link("contribution", p.contribution), link("datanet", p.datanet), String(p.shingles), esc(p.note)]), "")}` : ""}`);
 }
 
 async function pageAddress(addr) {

@@ -83,11 +83,12 @@ def agent(env: RPCEnv, p: dict[str, Any]) -> Any:
 
 def inference(env: RPCEnv, p: dict[str, Any]) -> Any:
     out = dict(_found(_query("get_inference")(env.chain.db, p["id"]), "inference", p["id"]))
-    out["output"] = None
+    out.update(output=None, output_spans=[], pending_matches=[])
     loc = env.chain.get_tx_location(p["id"]) if out["attributed"] else None
     if loc is not None:  # the text stays in the block that carried the infer
         text = decode_tx(env.block(loc.height).txs[loc.index]).body.output
         out["output"] = text.decode("utf-8")
+        out.update(_query("inference_evidence")(env.chain.db, p["id"], text) or {})
     return out
 
 

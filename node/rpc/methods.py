@@ -188,8 +188,11 @@ _TABLE: tuple[Method, ...] = (
     Method("inference", "domain", "A recorded inference.", (Param("id", HASH, "inference id (its tx hash)",
                                                                    required=True),),
            "`{id, payer, model, adapter, agent, payment, input_tokens, output_tokens, output_hash, "
-           "output_bytes, attributed, output_shingles, covered_shingles, height, tx_index, output}` (`output`: the "
-           "text from the block that carried it, null when unattributed)", d.inference),
+           "output_bytes, attributed, output_shingles, covered_shingles, height, tx_index, output, output_spans: "
+           "[{contribution, start, end}], pending_matches: [{contribution, datanet, status, shingles, spans, note}]}` "
+           "(`output`: the text from the block that carried it, null when unattributed; `output_spans`: character "
+           "ranges of the paid spans in it; `pending_matches`: contributions it quotes that were not accepted yet, "
+           "so were paid nothing)", d.inference),
     Method("attribution", "domain",
            "Attribution receipts: the receipt of one inference, or a page of the receipts that paid a "
            "recipient (an address, a contribution id or a datanet id).",

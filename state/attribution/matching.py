@@ -139,3 +139,29 @@ def match_output(
     credited = credit_spans(find_spans(anchors, df, examined, idf_scale), m, min_span)
     ranked = sorted(credited.values(), key=lambda x: (-x.score, x.place, x.contribution))
     return [x for x in ranked if x.score > 0][:max_matched]
+
+
+def chains_with(hashes: list[int], fingerprint: tuple[int, ...], positions: tuple[int, ...],
+                min_span: int) -> list[tuple[int, int, int]]:
+    """Spans (output start, contribution start, shingles) of one contribution's fingerprint in an
+    output, at least ``min_span`` long; no credit, rarity or listing rules. Not consensus: the RPC
+    uses it to say which *pending* contributions an output quotes (they are paid nothing)."""
+    first = dict(zip(fingerprint, positions, strict=True))
+    by_diagonal: dict[int, list[int]] = {}
+    for i, h in enumerate(hashes):
+        p = first.get(h)
+        if p is not None:
+            by_diagonal.setdefault(p - i, []).append(i)
+    out = []
+    for delta in sorted(by_diagonal):
+        pos = by_diagonal[delta]
+        start = prev = pos[0]
+        for i in pos[1:] + [None]:  # type: ignore[list-item]
+            if i is not None and i - prev <= SPAN_MAX_GAP:
+                prev = i
+                continue
+            if prev - start + 1 >= min_span:
+                out.append((start, start + delta, prev - start + 1))
+            if i is not None:
+                start = prev = i
+    return sorted(out)
