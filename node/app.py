@@ -31,6 +31,8 @@ from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
 from node.gossip_auth import GossipAuthenticator
+from node.statesync import (MAX_ANSWER_BYTES, SnapshotStore, StateSyncer, StateSyncError, Trust,
+                            handle_statesync_request, statesync_protocol)
 from node.sync import BlockSyncer, SyncSettings, handle_sync_request
 from p2p import topics
 from p2p.errors import P2PError
@@ -113,6 +115,11 @@ class Node:
         }
         self.sync_protocol = topics.sync_protocol(chain_id)
         self.block_protocol = topics.proposal_block_protocol(chain_id)
+        self.statesync_protocol = statesync_protocol(chain_id)
+        ss = config.statesync
+        self.snapshots = (SnapshotStore(home.data_dir / "snapshots", ss.snapshot_interval, ss.snapshot_keep)
+                          if ss.snapshot_interval > 0 else None)
+        self._snapshot_writing = False
         # seeds are dialled at start like persistent peers (peer exchange learns more from them)
         peers = [parse_peer(p) for p in dict.fromkeys([*config.p2p.persistent_peers, *config.p2p.seeds])]
         self.p2p = P2PService(
@@ -122,7 +129,8 @@ class Node:
             list(self.topic.values()),
             validators=GossipAuthenticator(self.chain).validators(self.topic),
             request_handlers={self.sync_protocol: self._serve_sync,
-                              self.block_protocol: self._serve_proposal_block},
+                              self.block_protocol: self._serve_proposal_block,
+                              self.statesync_protocol: self._serve_statesync},
             listen_host=config.p2p.host,
             inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
             scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
@@ -249,12 +257,36 @@ class Node:
         block_hash = h.hash()
         publish_committed_block(self.events, block, executed.result.tx_hashes, executed.result.tx_results)
         log.info("committed height=%d txs=%d hash=%s", h.height, len(block.txs), block_hash.hex()[:12])
+        self._maybe_snapshot(h.height, h.state_root)
+
+    def _maybe_snapshot(self, height: int, state_root: bytes) -> None:
+        """Every snapshot_interval blocks: a LevelDB snapshot now, written to disk in a worker thread."""
+        store = self.snapshots
+        if store is None or not store.due(height) or self._snapshot_writing or self._nursery is None:
+            return
+        snap = store.take(self.db.raw, height, state_root)
+        self._snapshot_writing = True
+
+        async def write() -> None:
+            try:
+                await trio.to_thread.run_sync(store.write, snap, height, state_root)
+            except OSError as exc:
+                log.warning("state snapshot at height %d failed: %s", height, exc)
+            finally:
+                snap.close()
+                self._snapshot_writing = False
+        self._nursery.start_soon(write)
 
     # ---- network ---------------------------------------------------------------------
     async def _serve_sync(self, requester: str, payload: bytes) -> bytes:
         if requester in self.deny:  # partitioned (devnet fault)
             return pack(["error", "partitioned"])
         return handle_sync_request(self.chain, payload)
+
+    async def _serve_statesync(self, requester: str, payload: bytes) -> bytes:
+        if requester in self.deny:
+            return pack(["error", "partitioned"])
+        return await trio.to_thread.run_sync(handle_statesync_request, self.chain, self.snapshots, payload)
 
     async def _serve_proposal_block(self, requester: str, payload: bytes) -> bytes:
         """``["proposal_block", block_hash]`` -> ``["proposal_block", block]`` or ``["error", reason]``."""
@@ -390,6 +422,8 @@ class Node:
             log.info("no peer reachable yet; starting consensus from height %d", self.chain.height + 1)
             return
         self._initial_syncing = True
+        if self.config.statesync.enable and self.chain.height == 0:
+            await self._state_sync()
         try:
             applied = await self.syncer.catch_up(1)
         except UpgradeNeeded as exc:
@@ -399,6 +433,29 @@ class Node:
             self._initial_syncing = False
         if applied:
             log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
+
+
+    async def _state_sync(self) -> None:
+        """Install a verified snapshot (node/statesync.py); on failure block sync starts from genesis."""
+        ss = self.config.statesync
+        trust = Trust(ss.trust_height, bytes.fromhex(ss.trust_hash.removeprefix("0x")))
+
+        async def request(peer: str, payload: bytes) -> bytes:
+            return await self.p2p.request(peer, self.statesync_protocol, payload,
+                                          timeout=self.config.p2p.sync_request_timeout_s,
+                                          max_response_bytes=MAX_ANSWER_BYTES)
+        syncer = StateSyncer(self.chain, self._reachable_peers, request, self._request, self.report_peer, trust,
+                             timeout_s=self.config.p2p.sync_request_timeout_s)
+        started = time.monotonic()
+        for attempt in range(1, 7):  # peers may still be connecting or not have a snapshot yet
+            try:
+                height = await syncer.run()
+                log.info("state sync done: height %d in %.1f s", height, time.monotonic() - started)
+                return
+            except StateSyncError as exc:
+                log.warning("state sync attempt %d: %s", attempt, exc)
+                await trio.sleep(min(2.0 * attempt, 10.0))
+        log.warning("state sync gave up; block sync from height %d", self.chain.height + 1)
 
 
 def check_ports_free(config: NodeConfig) -> None:

@@ -127,6 +127,21 @@ class ConsensusConfig:
 
 
 @dataclass
+class StateSyncConfig:
+    """State sync: serve snapshots, or start an empty node from one (docs/statesync.md)."""
+
+    snapshot_interval: int = opt(1000, "write a state snapshot every this many blocks and serve it to "
+                                       "joining nodes (0: none)")
+    snapshot_keep: int = opt(2, "snapshots kept on disk (the newest)")
+    enable: bool = opt(False, "start an empty node from a peer's snapshot instead of replaying every "
+                              "block; needs trust_height and trust_hash")
+    trust_height: int = opt(0, "height of a block you trust (ask an operator or explorer you trust); "
+                               "only snapshots above it are used")
+    trust_hash: str = opt("", "hex hash of the block at trust_height; the snapshot is verified from it "
+                              "by light-client checks (validator-set changes, > 2/3 commits)")
+
+
+@dataclass
 class FaultConfig:
     """Devnet-only fault injection: never set on a real network."""
 
@@ -141,6 +156,7 @@ class NodeConfig:
     p2p: P2PConfig = field(default_factory=P2PConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    statesync: StateSyncConfig = field(default_factory=StateSyncConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def to_toml(self) -> str:
@@ -234,6 +250,12 @@ def parse_config(text: str) -> NodeConfig:
                 raise ConfigError(f"[p2p] {key}: {entry!r} is not \"<peer id>@<host>:<port>\"")
     if cfg.mempool.intake_share_pct > 100:
         raise ConfigError("[mempool] intake_share_pct must be at most 100")
+    ss = cfg.statesync
+    if ss.trust_hash and (len(ss.trust_hash.removeprefix("0x")) != 64
+                          or any(c not in "0123456789abcdefABCDEF" for c in ss.trust_hash.removeprefix("0x"))):
+        raise ConfigError("[statesync] trust_hash must be 64 hex digits (the block hash at trust_height)")
+    if ss.enable and (ss.trust_height < 1 or not ss.trust_hash):
+        raise ConfigError("[statesync] enable needs trust_height (>= 1) and trust_hash")
     if cfg.p2p.external_address and split_host_port(cfg.p2p.external_address) is None:
         raise ConfigError(f"[p2p] external_address: {cfg.p2p.external_address!r} is not \"<host>:<port>\"")
     return cfg
@@ -289,8 +311,8 @@ def split_peer(text: str) -> tuple[str, str, int] | None:
 MUST_BE_POSITIVE = (
     ("rpc", "max_open_connections"), ("rpc", "read_timeout_s"),
     ("p2p", "ban_threshold"), ("p2p", "inbox_messages"), ("p2p", "inbox_bytes"), ("p2p", "inbox_peer_bytes"),
-    ("p2p", "sync_request_timeout_s"), ("p2p", "sync_poll_s"), ("p2p", "peer_tx_rate"),
-    ("mempool", "intake_share_pct"),
+    ("p2p", "sync_request_timeout_s"), ("p2p", "sync_poll_s"), ("statesync", "snapshot_keep"),
+    ("p2p", "peer_tx_rate"), ("mempool", "intake_share_pct"),
 )
 
 

@@ -215,6 +215,11 @@ class Chain:
             keys.results_key(h.height): pack([r.to_wire() for r in executed.result.tx_results]),
             keys.meta_key("height"): h.height.to_bytes(8, "big"),
         }
+        if self.db.get_meta("vals_hash") != h.validators_hash:  # archived for light clients
+            vals = executed.view.get(keys.validator_set_key(h.height))
+            if vals is not None:
+                extra[keys.valset_archive_key(h.height)] = vals
+                extra[keys.meta_key("vals_hash")] = h.validators_hash
         if seen_commit is not None:
             extra[keys.commit_key(h.height)] = pack(seen_commit.to_wire())  # type: ignore[attr-defined]
         for i, (tx_hash, r) in enumerate(zip(executed.result.tx_hashes, executed.result.tx_results)):

@@ -240,6 +240,7 @@ COMMIT = b"k"
 TX_INDEX = b"x"
 RECIPIENT_INDEX = b"r"
 META = b"M"
+VALSET_ARCHIVE = b"V"
 
 
 def tree_node_key(node_path: bytes) -> bytes:
@@ -287,6 +288,12 @@ def recipient_receipt_key(recipient: bytes, height: int, index: int, inference_i
 
 def recipient_prefix(recipient: bytes) -> bytes:
     return RECIPIENT_INDEX + recipient
+
+
+def valset_archive_key(height: int) -> bytes:
+    """The validator set that signs ``height``, kept when it differs from the previous height's
+    (state prunes old sets; a state-syncing node's light client asks for them)."""
+    return VALSET_ARCHIVE + u64(height)
 
 
 def meta_key(name: str) -> bytes:
