@@ -38,7 +38,9 @@ class RPCMethods:
         """P2P listening state, connected peers with their scores, and banned peers (docs/security.md).
 
         Returns `{listening, n_peers, peers: [{id, score, offences: {NAME: count}, banned}], banned:
-        [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}]}`
+        [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}], direct_consensus:
+        {enabled, outbound, inbound, subscribed, received: {topic: {direct, gossip}}, ...counters}
+        (docs/p2p.md)}`
         """
         return self.call("net_info", {})
 

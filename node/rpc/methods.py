@@ -81,7 +81,9 @@ _TABLE: tuple[Method, ...] = (
     Method("net_info", "node", "P2P listening state, connected peers with their scores, and banned peers "
            "(docs/security.md).", (),
            "`{listening, n_peers, peers: [{id, score, offences: {NAME: count}, banned}], "
-           "banned: [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}]}`", c.net_info),
+           "banned: [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}], "
+           "direct_consensus: {enabled, outbound, inbound, subscribed, received: {topic: {direct, gossip}}, "
+           "...counters} (docs/p2p.md)}`", c.net_info),
     Method("genesis", "node", "The genesis document this chain started from.", (),
            "`genesis` {chain_id, genesis_time_ms, params_preset, params, accounts, validators, genesis_hash, "
            "consensus_params (every genesis parameter by section)}", c.genesis),
