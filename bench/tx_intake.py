@@ -34,7 +34,7 @@ import httpx  # noqa: E402
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, rpc  # noqa: E402
 from node.config import Home  # noqa: E402
-from state.crypto import PrivateKey, to_hex  # noqa: E402
+from state.crypto import PrivateKey, from_hex, sha256, to_hex  # noqa: E402
 from state.tx import Transfer, sign_tx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,6 +83,7 @@ class Flood:
         self.clients = clients
         self.probe_sender = PrivateKey.from_int(8)
         self.probe_times: dict[str, list[float]] = {}
+        self.accepted_at: dict[bytes, float] = {}  # tx hash -> wall time its answer arrived
 
     def client(self, index: int) -> None:
         mine = list(range(index, len(self.queues), self.clients))
@@ -118,10 +119,12 @@ class Flood:
                         ok += 1
                 # advance each sender past what was accepted, up to its first refusal
                 counted: Counter[int] = Counter()
-                for i, (s, _) in enumerate(batch):
+                now = time.time()
+                for i, (s, raw) in enumerate(batch):
                     if s in refused_at and i >= refused_at[s]:
                         continue
                     counted[s] += 1
+                    self.accepted_at[sha256(raw)] = now
                 for s, n in counted.items():
                     self.cursor[s] += n
                 with self.lock:
@@ -192,6 +195,10 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         launcher.stop_node(layout, spec, timeout=15.0)
     times = [b["header"]["time_ms"] for b in blocks]
     committed = sum(len(b["txs"]) for b in blocks)
+    # submit-to-commit of accepted transactions: block h's commit time is the BFT time of block h+1
+    # (the median of the precommit times of h: this machine's clock) minus when the acceptance arrived
+    latencies = [nxt["header"]["time_ms"] / 1000 - flood.accepted_at[h] for b, nxt in zip(blocks, blocks[1:])
+                 for h in (sha256(from_hex(t)) for t in b["txs"]) if h in flood.accepted_at]
     refusal_times = [t for k, v in flood.probe_times.items() if k.startswith("-32005") for t in v]
     gaps = [b - a for a, b in zip(times, times[1:])]
     return {
@@ -207,6 +214,9 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "refusal_p95_ms": round(1000 * percentile(refusal_times, 0.95), 1),
         "refusal_max_ms": round(1000 * max(refusal_times), 1) if refusal_times else float("nan"),
         "node_cpu_cores": round(cpu, 2),
+        "accepted_committed": len(latencies),
+        "latency_p50_s": round(percentile(latencies, 0.5), 3),
+        "latency_p95_s": round(percentile(latencies, 0.95), 3),
     }
 
 
@@ -234,6 +244,8 @@ def main() -> int:
             r = run_mode(mode, args, work)
             results.append(r)
             print(f"  accepted {r['accepted_per_s']:,} tx/s; refused {r['refused']}", flush=True)
+            print(f"  accepted then committed {r['accepted_committed']:,}: latency p50 {r['latency_p50_s']} s, "
+                  f"p95 {r['latency_p95_s']} s (commit time - acceptance)", flush=True)
             print(f"  committed {r['committed_per_s']:,} tx/s in {r['blocks']} blocks, block interval mean "
                   f"{r['mean_block_interval_s']} s max {r['max_block_interval_s']} s (configured "
                   f"{args.commit_ms / 1000} s + block time)", flush=True)
