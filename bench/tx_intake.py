@@ -3,7 +3,8 @@
 Usage: .venv/bin/python bench/tx_intake.py [--duration 15] [--clients 4] [--modes workers,inline]
 
 For each mode (``workers``: signature checks in worker processes, the default config;
-``inline``: `mempool.verify_inline = true`) a fresh one-validator devnet node (a real process) is
+``inline``: `mempool.verify_inline = true`; ``full``: workers, with a pool of 1,000 and blocks of
+200 transactions, so the pool stays full and the door answers ``mempool_full``) a fresh one-validator devnet node (a real process) is
 flooded for ``--duration`` seconds by ``--clients`` threads sending JSON-RPC batches of 100
 pre-signed transfers as fast as the node answers (far above what it can commit), while a probe
 sends one transaction every 50 ms and times its answer. Printed per mode: accepted tx/s, refused
@@ -162,8 +163,8 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     home = Home(layout.dir / spec.home)
     cfg = home.load_config()
     cfg.mempool.verify_inline = mode == "inline"
-    cfg.mempool.max_txs = args.max_txs
-    cfg.consensus.max_block_txs = args.max_block_txs
+    cfg.mempool.max_txs = args.max_txs if mode != "full" else 1_000
+    cfg.consensus.max_block_txs = args.max_block_txs if mode != "full" else 200
     home.write_config(cfg)
     launcher.start_node(layout, spec)
     try:
@@ -229,7 +230,10 @@ def main() -> int:
     ap.add_argument("--max-txs", type=int, default=5_000, help="node config mempool.max_txs")
     ap.add_argument("--max-block-txs", type=int, default=2_000, help="node config consensus.max_block_txs")
     ap.add_argument("--commit-ms", type=int, default=500, help="genesis timeouts.commit_ms (the block interval)")
-    ap.add_argument("--modes", default="workers,inline")
+    ap.add_argument("--modes", default="workers,inline,full",
+                    help="workers / inline: signature checks in worker processes or on the loop; full: workers "
+                         "with a 1,000-transaction pool and 200-transaction blocks, so the pool stays full "
+                         "and the door answers mempool_full")
     args = ap.parse_args()
 
     print(f"cores: {os.cpu_count()}; measuring Ed25519 verify (3 s) ...", flush=True)
