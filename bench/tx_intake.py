@@ -3,7 +3,8 @@
 Usage: .venv/bin/python bench/tx_intake.py [--duration 15] [--clients 4] [--modes workers,inline]
 
 For each mode (``workers``: signature checks in worker processes, the default config;
-``inline``: `mempool.verify_inline = true`) a fresh one-validator devnet node (a real process) is
+``inline``: `mempool.verify_inline = true`; ``full``: workers, with a pool of 1,000 and blocks of
+200 transactions, so the pool stays full and the door answers ``mempool_full``) a fresh one-validator devnet node (a real process) is
 flooded for ``--duration`` seconds by ``--clients`` threads sending JSON-RPC batches of 100
 pre-signed transfers as fast as the node answers (far above what it can commit), while a probe
 sends one transaction every 50 ms and times its answer. Printed per mode: accepted tx/s, refused
@@ -34,7 +35,7 @@ import httpx  # noqa: E402
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, rpc  # noqa: E402
 from node.config import Home  # noqa: E402
-from state.crypto import PrivateKey, to_hex  # noqa: E402
+from state.crypto import PrivateKey, from_hex, sha256, to_hex  # noqa: E402
 from state.tx import Transfer, sign_tx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,6 +84,7 @@ class Flood:
         self.clients = clients
         self.probe_sender = PrivateKey.from_int(8)
         self.probe_times: dict[str, list[float]] = {}
+        self.accepted_at: dict[bytes, float] = {}  # tx hash -> wall time its answer arrived
 
     def client(self, index: int) -> None:
         mine = list(range(index, len(self.queues), self.clients))
@@ -118,10 +120,12 @@ class Flood:
                         ok += 1
                 # advance each sender past what was accepted, up to its first refusal
                 counted: Counter[int] = Counter()
-                for i, (s, _) in enumerate(batch):
+                now = time.time()
+                for i, (s, raw) in enumerate(batch):
                     if s in refused_at and i >= refused_at[s]:
                         continue
                     counted[s] += 1
+                    self.accepted_at[sha256(raw)] = now
                 for s, n in counted.items():
                     self.cursor[s] += n
                 with self.lock:
@@ -159,8 +163,8 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     home = Home(layout.dir / spec.home)
     cfg = home.load_config()
     cfg.mempool.verify_inline = mode == "inline"
-    cfg.mempool.max_txs = args.max_txs
-    cfg.consensus.max_block_txs = args.max_block_txs
+    cfg.mempool.max_txs = args.max_txs if mode != "full" else 1_000
+    cfg.consensus.max_block_txs = args.max_block_txs if mode != "full" else 200
     home.write_config(cfg)
     launcher.start_node(layout, spec)
     try:
@@ -192,6 +196,10 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         launcher.stop_node(layout, spec, timeout=15.0)
     times = [b["header"]["time_ms"] for b in blocks]
     committed = sum(len(b["txs"]) for b in blocks)
+    # submit-to-commit of accepted transactions: block h's commit time is the BFT time of block h+1
+    # (the median of the precommit times of h: this machine's clock) minus when the acceptance arrived
+    latencies = [nxt["header"]["time_ms"] / 1000 - flood.accepted_at[h] for b, nxt in zip(blocks, blocks[1:])
+                 for h in (sha256(from_hex(t)) for t in b["txs"]) if h in flood.accepted_at]
     refusal_times = [t for k, v in flood.probe_times.items() if k.startswith("-32005") for t in v]
     gaps = [b - a for a, b in zip(times, times[1:])]
     return {
@@ -207,6 +215,9 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "refusal_p95_ms": round(1000 * percentile(refusal_times, 0.95), 1),
         "refusal_max_ms": round(1000 * max(refusal_times), 1) if refusal_times else float("nan"),
         "node_cpu_cores": round(cpu, 2),
+        "accepted_committed": len(latencies),
+        "latency_p50_s": round(percentile(latencies, 0.5), 3),
+        "latency_p95_s": round(percentile(latencies, 0.95), 3),
     }
 
 
@@ -219,7 +230,10 @@ def main() -> int:
     ap.add_argument("--max-txs", type=int, default=5_000, help="node config mempool.max_txs")
     ap.add_argument("--max-block-txs", type=int, default=2_000, help="node config consensus.max_block_txs")
     ap.add_argument("--commit-ms", type=int, default=500, help="genesis timeouts.commit_ms (the block interval)")
-    ap.add_argument("--modes", default="workers,inline")
+    ap.add_argument("--modes", default="workers,inline,full",
+                    help="workers / inline: signature checks in worker processes or on the loop; full: workers "
+                         "with a 1,000-transaction pool and 200-transaction blocks, so the pool stays full "
+                         "and the door answers mempool_full")
     args = ap.parse_args()
 
     print(f"cores: {os.cpu_count()}; measuring Ed25519 verify (3 s) ...", flush=True)
@@ -234,6 +248,8 @@ def main() -> int:
             r = run_mode(mode, args, work)
             results.append(r)
             print(f"  accepted {r['accepted_per_s']:,} tx/s; refused {r['refused']}", flush=True)
+            print(f"  accepted then committed {r['accepted_committed']:,}: latency p50 {r['latency_p50_s']} s, "
+                  f"p95 {r['latency_p95_s']} s (commit time - acceptance)", flush=True)
             print(f"  committed {r['committed_per_s']:,} tx/s in {r['blocks']} blocks, block interval mean "
                   f"{r['mean_block_interval_s']} s max {r['max_block_interval_s']} s (configured "
                   f"{args.commit_ms / 1000} s + block time)", flush=True)

@@ -245,6 +245,10 @@ class Node:
             self.metrics.drop("gossip_out", "outbox_full")
             log.warning("gossip outbox full; dropping a %s message", kind)
 
+    def forget_gossip(self, kind: str, data: bytes) -> None:
+        """A consensus message dropped for now (too far ahead): a rebroadcast copy may come in."""
+        self.p2p.forget(self.topic[kind], data)
+
     def request_sync(self) -> None:
         self.syncer.wake()
 
