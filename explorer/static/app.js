@@ -268,7 +268,7 @@ async function pageInference(id) {
 
 async function pageAddress(addr) {
   const [acct, owned, paid, txs, agent, earn] = await Promise.all([rpc("account", { address: addr }), rpc("contributions", { owner: addr, per_page: 50 }),
-    rpc("attribution", { recipient: addr, per_page: 20 }), rpc("tx_search", { sender: addr, per_page: 20 }), maybe("agent", { address: addr, actions: 0 }),
+    rpc("attribution", { recipient: addr, per_page: 20 }), rpc("sent_txs", { address: addr, per_page: 20 }), maybe("agent", { address: addr, actions: 0 }),
     earningsSection(addr, "Earnings by role")]);
   render(`<h1>Address</h1>${kv([["address", hash(acct.address)], ["balance", `<strong>${amount(acct.balance)}</strong>`], ["nonce", String(acct.nonce)], ...(agent ? [["agent", link("agent", addr, "this address is an agent")]] : [])])}
   ${earn.html}
@@ -276,7 +276,7 @@ async function pageAddress(addr) {
     "No contribution yet: submit data to a datanet with `attrchain tx contribute`.")}
   <h2>Receipts that paid this address (${paid.total})</h2>${table(["inference", "block", "payment", "paid here"], paid.receipts.map((r) => [link("inference", r.inference), link("block", r.height, String(r.height)), amount(r.payment),
     amount(r.entries.filter((e) => e.recipient === addr).reduce((s, e) => s + e.amount, 0) + r.matched.filter((m) => m.owner === addr).reduce((s, m) => s + m.amount, 0))]), "No receipt has paid this address yet.")}
-  <h2>Transactions sent</h2>${table(["hash", "kind", "block", "result"], txs.txs.map((t) => [link("tx", t.hash), esc(t.decoded ? t.decoded.kind : "?"), link("block", t.height, String(t.height)), result(t.result)]), "No transaction sent from this address in the scanned range.")}`);
+  <h2>Transactions sent (${txs.total})</h2>${table(["hash", "kind", "block", "result"], txs.txs.map((t) => [link("tx", t.hash), esc(t.decoded ? t.decoded.kind : "?"), link("block", t.height, String(t.height)), result(t.result)]), "No transaction sent from this address yet.")}`);
   chart(document.getElementById("chart"), earn.e.series, "earnings");
 }
 
