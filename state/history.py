@@ -13,7 +13,8 @@ What is kept (key functions in state/keys.py, read by node/rpc/explorer_methods.
   owner's contributions, the models and adapters trained on a datanet, a model's fine-tunes,
   adapters, agents and inferences, an agent's inferences.
 - counters (``history_count_key``): a datanet's contributions by status, and the length of every
-  list (kind ``LIST_SIZE`` + list kind), so a page of a list of 100,000 reads only its page.
+  list (kind ``LIST_SIZE`` + list kind), so a page of a list of 100,000 reads only its page; the
+  number of receipts that paid each recipient (``RECEIPTS_PAID``).
 - the transactions each address sent (``SENDER_TXS``), from the block's transactions.
 - events (``history_event_key``): every block in which a contribution was created or its status
   or owner changed, with the new status and owner; every block in which a validator was jailed or
@@ -38,6 +39,7 @@ from state.attribution.records import (
     Model,
     Receipt,
 )
+from state.attribution.receipts import receipt_recipients
 from state.staking.records import Validator
 from state.codec import pack, unpack, unpack_stored
 from state.crypto import address_of
@@ -60,6 +62,7 @@ KINDS = (DATANET_CONTRIBUTIONS, OWNER_CONTRIBUTIONS, DATANET_MODELS, DATANET_ADA
          MODEL_ADAPTERS, MODEL_AGENTS, MODEL_INFERENCES, ADAPTER_INFERENCES, AGENT_INFERENCES, PAYER_INFERENCES,
          SENDER_TXS)
 STATUS_COUNTS = b"ds"  # datanet -> {status: count}
+RECEIPTS_PAID = b"rp"  # recipient -> {0: receipts listed under it in the recipient index (state/queries.py)}
 LIST_SIZE = b"n"  # counter kind prefix: LIST_SIZE + list kind, parent -> {0: length of the list}
 
 _RECEIPTS = keys.receipt_key(b"")
@@ -129,7 +132,11 @@ def block_index(db: StateDB, view: StateView, height: int, time_ms: int,
         if value is None:
             continue
         if key.startswith(_RECEIPTS):
-            _receipt(view, Receipt.from_wire(unpack_stored(value)), earned, contributions_seen)
+            receipt = Receipt.from_wire(unpack_stored(value))
+            _receipt(view, receipt, earned, contributions_seen)
+            if db.raw.get(key) is None:
+                for recipient in receipt_recipients(receipt):
+                    w.count(RECEIPTS_PAID, recipient, 0, 1)
         elif key.startswith(_CONTRIBUTIONS):
             cid = key[len(_CONTRIBUTIONS):]
             new = _new(value, Contribution)

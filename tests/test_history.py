@@ -90,6 +90,9 @@ def test_status_moves_owner_transfers_and_earnings(world: World) -> None:
     assert _earned(world, c1) == {ROLE_MATCHED: paid_c1}
     to_d = sum(e["amount"] for e in receipt["entries"] if e["recipient"] == f"0x{d.hex()}")
     assert sum(_earned(world, d).values()) == paid_c1 + to_d
+    # the receipt count the recipient index pages report comes from the history's counter
+    assert history.counts(db, history.RECEIPTS_PAID, BOB.address) == {0: 1}
+    assert queries.receipts_by_recipient(db, BOB.address)["total"] == 1
     for kind, parent in ((history.MODEL_INFERENCES, model), (history.ADAPTER_INFERENCES, adapter),
                          (history.PAYER_INFERENCES, USER.address)):
         assert _list(world, kind, parent) == [inf.hash]
