@@ -50,7 +50,6 @@ from state.governance.upgrade import UpgradeNeeded
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-MAX_TX_BATCH = 4000
 
 
 def parse_peer(text: str) -> PeerSpec:
@@ -99,8 +98,13 @@ class Node:
             max_per_sender=config.mempool.max_per_sender,
         ))
         from node.metrics import Metrics
+        from node.tx_intake import IntakeSettings, TxIntake
 
         self.metrics = Metrics()
+        self.intake = TxIntake(self.mempool, self.metrics, IntakeSettings(
+            share_pct=config.mempool.intake_share_pct,
+            verify_workers=0 if config.mempool.verify_inline else config.mempool.verify_workers or -1,
+            peer_tx_rate=config.p2p.peer_tx_rate))
         self.signer = PrivValidator(self.validator_key, home.signer_state_file, self.chain.chain_id)
         chain_id = self.chain.chain_id
         self.topic = {
@@ -118,6 +122,11 @@ class Node:
         self._snapshot_writing = False
         # seeds are dialled at start like persistent peers (peer exchange learns more from them)
         peers = [parse_peer(p) for p in dict.fromkeys([*config.p2p.persistent_peers, *config.p2p.seeds])]
+        from node.consensus_links import DirectAuth, direct_spec
+
+        self.direct_auth = DirectAuth(self.chain, self.validator_key)
+        direct = (direct_spec(chain_id, self.direct_auth, config.faults.refuse_direct)
+                  if config.p2p.direct_consensus and self.validator_key is not None else None)
         self.p2p = P2PService(
             self.node_key.seed,
             config.p2p.port,
@@ -130,6 +139,7 @@ class Node:
             listen_host=config.p2p.host,
             inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
             scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
+            direct=direct,
         )
         from node.driver import ConsensusDriver
 
@@ -175,7 +185,7 @@ class Node:
         scored = {p["id"]: p for p in report["peers"]}  # type: ignore[union-attr]
         return {"listening": self.p2p.is_running, "n_peers": len(peers),
                 "peers": [scored.get(p, {"id": p}) for p in sorted(peers)],
-                "banned": report["banned"]}
+                "banned": report["banned"], "direct_consensus": self.p2p.direct_report()}
 
     def consensus_info(self) -> dict[str, Any]:
         return self.driver.info()
@@ -225,11 +235,19 @@ class Node:
 
     # ---- driver callbacks ------------------------------------------------------------
     def gossip(self, kind: str, data: bytes) -> None:
+        """Publish on ``kind``'s topic; proposals and votes also go straight to every validator
+        with a direct stream (``[p2p] direct_consensus``), ahead of the gossip queue."""
+        if kind in ("proposals", "votes") and self.p2p.direct is not None:
+            self.p2p.send_direct(self.topic[kind], data)
         try:
             self._outbox_send.send_nowait((self.topic[kind], data))
         except trio.WouldBlock:
             self.metrics.drop("gossip_out", "outbox_full")
             log.warning("gossip outbox full; dropping a %s message", kind)
+
+    def forget_gossip(self, kind: str, data: bytes) -> None:
+        """A consensus message dropped for now (too far ahead): a rebroadcast copy may come in."""
+        self.p2p.forget(self.topic[kind], data)
 
     def request_sync(self) -> None:
         self.syncer.wake()
@@ -326,8 +344,7 @@ class Node:
             "proposals": self.driver.on_proposal_message,
             "votes": self.driver.on_vote_message,
             "evidence": self.driver.on_evidence_message,
-            "txs": self._on_tx_batch,
-        }[kind]
+        }.get(kind)
         async for msg in self.p2p.subscribe(self.topic[kind]):
             # Consensus messages are handed to the driver even while syncing: it buffers those of
             # later heights and replays them when it starts that height. Dropping them here lost
@@ -336,23 +353,15 @@ class Node:
             if msg.sender in self.deny:
                 self.metrics.drop(f"gossip_{kind}", "denied")
                 continue
-            handler(msg.data, msg.sender)
+            if handler is None:  # txs: the reader waits while the batch is verified; the inbox is the bound
+                await self._on_tx_batch(msg.data, msg.sender)
+            else:
+                handler(msg.data, msg.sender)
             await trio.lowlevel.checkpoint()
 
-    def _on_tx_batch(self, data: bytes, sender: str = "") -> None:
-        try:
-            batch = unpack(data)
-        except CodecError:
-            batch = None
-        if not isinstance(batch, list):
-            self.metrics.drop("peer_tx", "malformed_batch")
-            return
-        if len(batch) > MAX_TX_BATCH:
-            self.metrics.drop("peer_tx", "batch_over_cap", len(batch) - MAX_TX_BATCH)
-        for raw in batch[:MAX_TX_BATCH]:
-            reason = self.mempool.admit_from_peer(raw) if type(raw) is bytes else "malformed"
-            if reason is not None:
-                self.metrics.drop("peer_tx", reason)
+    async def _on_tx_batch(self, data: bytes, sender: str = "") -> None:
+        """A peer's transaction batch through the intake (node/tx_intake.py): bounded, counted."""
+        await self.intake.peer_batch(data, sender)
         self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
 
     async def _publish_loop(self) -> None:
@@ -393,11 +402,16 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self.intake.run)
                 await nursery.start(self.p2p.run)
                 log.info("p2p listening on %s as %s", self.p2p.listen_addrs(), self.p2p.peer_id)
                 for kind in self.topic:
                     nursery.start_soon(self._read_topic, kind)
                 nursery.start_soon(self._publish_loop)
+                if self.p2p.direct is not None:
+                    from node.consensus_links import manage_consensus_subscriptions
+
+                    nursery.start_soon(manage_consensus_subscriptions, self.p2p, self.direct_auth, self.chain.chain_id)
                 nursery.start_soon(self._tx_gossip_loop)
                 await nursery.start(serve_rpc, self, self.config.rpc)
                 log.info("rpc listening on http://%s:%d", self.config.rpc.host, self.config.rpc.port)
