@@ -33,6 +33,8 @@ def rebuild(chain: Chain, genesis: Genesis, scratch: Path | None = None,
             progress: Callable[[int, int], None] | None = None) -> int:
     """Replace ``chain``'s history with one rebuilt by replaying blocks 1..height; returns the
     number of history keys written."""
+    if chain.genesis_hash is None:
+        raise RebuildError("the store holds no chain yet: nothing to rebuild")
     if chain.genesis_hash != genesis.hash():
         raise RebuildError("the genesis file is not this store's genesis (hash differs)")
     top = chain.height
