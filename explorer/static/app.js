@@ -196,8 +196,11 @@ function highlight(text, spans) {
 }
 
 async function pageContribution(id) {
-  const [c, hist, rewards, paid] = await Promise.all([rpc("contribution", { id }), rpc("contribution_history", { id }), rpc("rewards", { contribution: id }),
-    rpc("attribution", { recipient: id, per_page: 50 })]);
+  const [c, hist, rewards, paid, content] = await Promise.all([rpc("contribution", { id }), rpc("contribution_history", { id }), rpc("rewards", { contribution: id }),
+    rpc("attribution", { recipient: id, per_page: 50 }), maybe("contribution_content", { id })]);
+  const SHOWN = 4000; // characters of the contribution's text shown on its page
+  const text = content ? `<div class="output" id="content">${esc(content.content.slice(0, SHOWN))}${content.content.length > SHOWN ? `<span class="muted"> … (${content.content.length.toLocaleString("en-US")} characters in all)</span>` : ""}</div>`
+    : '<p class="empty">The text is not available from this node (a chain that stores content hashes only).</p>';
   const items = [];
   for (const r of paid.receipts) {
     const m = r.matched.find((x) => x.contribution === id) || {};
@@ -213,6 +216,7 @@ async function pageContribution(id) {
   const claim = `attrchain tx claim_rewards --contribution ${c.id} --key <owner key file> --rpc ${location.origin} --wait`;
   render(`<h1>Contribution</h1>${kv([["id", hash(c.id)], ["datanet", link("datanet", c.datanet)], ["owner", link("address", c.owner)], ["review status", `<strong>${esc(c.status)}</strong>`],
     ["size", `${c.size} bytes`], ["bond", amount(c.bond)], ["created at", link("block", c.created_height, String(c.created_height))], ["claimed so far", amount(c.claimed)]])}
+  <h2>Text</h2>${text}
   <h2>Claimable rewards</h2><p><strong>${amount(rewards.unclaimed)}</strong> claimable by ${link("address", rewards.owner)}.</p>
   ${rewards.unclaimed > 0 ? `<p>Claim them (signed with the owner's key):</p><code class="cmd" id="claim">${esc(claim)}</code><button class="copy" type="button" data-copy="${esc(claim)}">copy command</button>` : '<p class="empty">Nothing to claim now: rewards accrue when inferences match this contribution.</p>'}
   <h2>Inferences that paid it (${paid.total})</h2>${table(["inference", "block", "paid to it", "payment", "matched output"], items, "No inference has paid this contribution yet.")}
