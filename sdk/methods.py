@@ -337,7 +337,8 @@ class RPCMethods:
 
         contribution: contribution id
 
-        Returns `{contribution, owner, status, unclaimed, claimed}`
+        Returns `{contribution, owner, status, unclaimed, claimed, bond, vests_at}` (vests_at: the
+        height from which an accepted contribution can claim, bond included; null unless accepted)
         """
         return self.call("rewards", {"contribution": contribution})
 

@@ -202,7 +202,8 @@ _TABLE: tuple[Method, ...] = (
            "amount}], matched: [{contribution, owner, score, amount}]}`", d.attribution),
     Method("rewards", "domain", "What claim_rewards would pay for a contribution now, and to whom.",
            (Param("contribution", HASH, "contribution id", required=True),),
-           "`{contribution, owner, status, unclaimed, claimed}`", d.rewards),
+           "`{contribution, owner, status, unclaimed, claimed, bond, vests_at}` (vests_at: the height from which "
+           "an accepted contribution can claim, bond included; null unless accepted)", d.rewards),
     # ---- explorer history (state/history.py: written with each block, not in the state root) -----
     Method("earnings", "explorer",
            "What a recipient (an address, a contribution id or a datanet id) earned from attribution "
