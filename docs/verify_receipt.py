@@ -35,7 +35,6 @@ from state.attribution.fingerprint import FingerprintParams, shingle_hashes, win
 BPS = 10_000
 POSTINGS_CAP = 8
 READ_BUDGET = 16384
-MAX_GAP = 16
 
 
 def contribution_index(text: bytes, fp: FingerprintParams) -> dict[int, int]:
@@ -74,7 +73,7 @@ def matched_spans(output: bytes, contributions: list[dict[str, Any]], n_datanets
         for delta, pos in by_diagonal.items():
             run = [pos[0]]
             for i in pos[1:] + [None]:  # type: ignore[list-item]
-                if i is not None and i - run[-1] <= MAX_GAP:
+                if i is not None and i - run[-1] <= fp.winnow_window:
                     run.append(i)
                     continue
                 weight = sum(idf_scale // len(holders[out_m[j]]) for j in run) // len(run)
@@ -141,7 +140,7 @@ def check_spans(output: bytes, receipt: dict[str, Any], inference: dict[str, Any
                 p: dict[str, Any]) -> list[str]:
     """Checks that hold however the chain changed after the inference: every paid span is really in
     the output and in the contribution's text at the stated offsets (anchors at both ends on one
-    diagonal, gaps of at most MAX_GAP), its credit is at least L, the scores, the covered count and
+    diagonal, gaps of at most winnow_window), its credit is at least L, the scores, the covered count and
     every amount follow from the spans. The weights (rarity when the inference ran) and that no
     earlier holder was passed over need the state of that block: ``verify`` on all texts."""
     fp = FingerprintParams(shingle_k=p["shingle_k"], winnow_window=p["winnow_window"],
@@ -158,7 +157,7 @@ def check_spans(output: bytes, receipt: dict[str, Any], inference: dict[str, Any
         for o, c, n, credited, weight in m["spans"]:
             anchors = [i for i in range(o, o + n) if i < len(out) and first.get(out[i]) == i + c - o]
             if not anchors or anchors[0] != o or anchors[-1] != o + n - 1 or \
-                    any(b - a > MAX_GAP for a, b in zip(anchors, anchors[1:])):
+                    any(b - a > fp.winnow_window for a, b in zip(anchors, anchors[1:])):
                 problems.append(f"{cid.hex()}: span at output shingle {o} is not in both texts as stated")
             if not p["min_span_shingles"] <= credited <= n or not 0 < weight <= p["idf_scale"]:
                 problems.append(f"{cid.hex()}: span at output shingle {o} has credit {credited}, weight {weight}")

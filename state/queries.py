@@ -342,7 +342,7 @@ def inference_evidence(db: StateDB, inference_id: bytes, output: bytes) -> dict[
             if c is None or c.status != PENDING:
                 continue
             fp, _ = get_sketch(view, cid)
-            found = chains_with(hashes, fp, get_positions(view, cid), a.min_span_shingles)
+            found = chains_with(hashes, fp, get_positions(view, cid), a.min_span_shingles, a.winnow_window)
             if found:
                 pending.append({"contribution": to_hex(cid), "datanet": to_hex(d), "status": "pending",
                                 "shingles": sum(n for _, _, n in found),

@@ -112,7 +112,7 @@ def test_phrase_fragment_contribution_earns_nothing_from_unrelated_outputs(world
     d = s.datanet()
     rng = random.Random(5)
     common = "the of and to in is that for it as with on was by at be this from or an".split()
-    phrases = list({" ".join(rng.choices(common, k=4)) for _ in range(400)})
+    phrases = sorted({" ".join(rng.choices(common, k=4)) for _ in range(400)})
     mallory = s.contribute(d, " ".join(rng.sample(phrases, len(phrases))), key=MALLORY)
     honest = s.contribute(d, words(10, 200))
     m = s.model(d)

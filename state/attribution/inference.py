@@ -88,7 +88,7 @@ def process_infer(view: StateView, tx: Tx, ctx: BlockContext) -> None:
 
     chain = lineage(view, body.model, a.lineage_max_depth)
     datanets = relevant_datanets(chain, adapter)
-    ranked = match_output(view, datanets, hashes, a.min_span_shingles, a.idf_scale, a.max_matched)
+    ranked = match_output(view, datanets, hashes, a.min_span_shingles, a.idf_scale, a.max_matched, a.winnow_window)
     covered = sum(x.credited for x in ranked)
     fee = split_fee(body.payment, a, adapter is not None, agent is not None)
     matched_part, pool_part = split_data(fee.data, a, covered, len(hashes))

@@ -13,7 +13,7 @@ With ``H[0..n-1]`` the output's shingle hashes and ``R`` the relevant datanets (
    ``H[i]``, an anchor of ``c`` on the diagonal ``delta = p - i``. ``df(h)`` is the sum of the
    posting records' ``doc_freq`` over ``R``.
 3. *Spans*: per (contribution, diagonal), anchors in ascending ``i`` are chained while the next
-   is at most SPAN_MAX_GAP positions after the previous; a chain ``a..b`` is the span of output
+   is at most ``winnow_window`` positions after the previous; a chain ``a..b`` is the span of output
    shingles ``a..b`` (words ``a .. b+k-1``), aligned with contribution shingles ``a+delta ..
    b+delta``. Its ``weight`` (rarity per shingle) is the mean of ``idf_scale // df(h)`` over its
    anchors (floor): it falls smoothly as more contributions hold the text (no cliff).
@@ -26,7 +26,7 @@ With ``H[0..n-1]`` the output's shingle hashes and ``R`` the relevant datanets (
    kept (score descending, then commitment place, then id).
 
 Cost: at most MATCH_READ_BUDGET record reads, at most ``POSTINGS_CAP`` anchors per (read,
-occurrence), and every span is walked once (its length is at most SPAN_MAX_GAP times its anchors).
+occurrence), and every span is walked once (its length is at most winnow_window times its anchors).
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from state.attribution.postings import decode_postings, iter_holders
 from state.store import StateView
 
 MATCH_READ_BUDGET = 16384
-SPAN_MAX_GAP = 16  # anchors further apart on a diagonal start a new span
+# Anchors further apart than ``winnow_window`` on a diagonal start a new span: inside a verbatim shared
+# run the winnowing guarantee puts one in every window, while anchors ``k`` or fewer apart overlap, so
+# a span is verbatim text except for at most one unverified word per gap of exactly ``winnow_window``.
 
 Span = tuple[int, int, int, int, int]  # (output start, contribution start, shingles, credited, weight)
 
@@ -80,7 +82,8 @@ def collect_anchors(
 
 
 def find_spans(
-    anchors: dict[tuple[int, int, bytes, int], list[int]], df: dict[int, int], hashes: list[int], idf_scale: int
+    anchors: dict[tuple[int, int, bytes, int], list[int]], df: dict[int, int], hashes: list[int], idf_scale: int,
+    max_gap: int,
 ) -> list[tuple[tuple[int, int], bytes, int, int, int, int]]:
     """Every chain: (place, contribution, output start, diagonal, shingles, weight), credit order.
     A chain's weight is the mean of ``idf_scale // df`` over its anchors (floor)."""
@@ -90,7 +93,7 @@ def find_spans(
         start = prev = positions[0]
         total, count = idf_scale // df[hashes[start]], 1
         for i in positions[1:]:
-            if i - prev > SPAN_MAX_GAP:
+            if i - prev > max_gap:
                 spans.append(((height, index), cid, start, delta, prev - start + 1, total // count))
                 start, total, count = i, 0, 0
             total += idf_scale // df[hashes[i]]
@@ -128,7 +131,8 @@ def credit_spans(
 
 
 def match_output(
-    view: StateView, datanets: list[bytes], hashes: list[int], min_span: int, idf_scale: int, max_matched: int
+    view: StateView, datanets: list[bytes], hashes: list[int], min_span: int, idf_scale: int, max_matched: int,
+    max_gap: int,
 ) -> list[Matched]:
     """The paid contributions of an output, best first (at most ``max_matched``)."""
     m = examined_length(len(hashes), len(datanets))
@@ -136,13 +140,13 @@ def match_output(
         return []
     examined = hashes[:m]
     anchors, df = collect_anchors(view, datanets, examined)
-    credited = credit_spans(find_spans(anchors, df, examined, idf_scale), m, min_span)
+    credited = credit_spans(find_spans(anchors, df, examined, idf_scale, max_gap), m, min_span)
     ranked = sorted(credited.values(), key=lambda x: (-x.score, x.place, x.contribution))
     return [x for x in ranked if x.score > 0][:max_matched]
 
 
 def chains_with(hashes: list[int], fingerprint: tuple[int, ...], positions: tuple[int, ...],
-                min_span: int) -> list[tuple[int, int, int]]:
+                min_span: int, max_gap: int) -> list[tuple[int, int, int]]:
     """Spans (output start, contribution start, shingles) of one contribution's fingerprint in an
     output, at least ``min_span`` long; no credit, rarity or listing rules. Not consensus: the RPC
     uses it to say which *pending* contributions an output quotes (they are paid nothing)."""
@@ -157,7 +161,7 @@ def chains_with(hashes: list[int], fingerprint: tuple[int, ...], positions: tupl
         pos = by_diagonal[delta]
         start = prev = pos[0]
         for i in pos[1:] + [None]:  # type: ignore[list-item]
-            if i is not None and i - prev <= SPAN_MAX_GAP:
+            if i is not None and i - prev <= max_gap:
                 prev = i
                 continue
             if prev - start + 1 >= min_span:
