@@ -116,7 +116,10 @@ def page_calls(ids: dict[str, str]) -> dict[str, tuple[str, list[tuple[str, dict
     return {
         "chain": ("", [("status", {}), ("blockchain", {}), ("tx_search", {"per_page": 10})]),
         "validators": ("validators", [("validator_stats", {})]),
-        "block": (f"block/{ids['height']}", [("block", {"height": int(ids["height"])})]),
+        "block": (f"block/{ids['height']}", [("block", {"height": int(ids["height"])}),
+                                             ("tx_search", {"min_height": int(ids["height"]),
+                                                            "max_height": int(ids["height"]), "order": "asc",
+                                                            "per_page": 100})]),
         "tx": (f"tx/{ids['inference']}", [("tx", {"hash": ids["inference"]})]),
         "search": (f"search?q={c}", [("search", {"q": c})]),
         "datanet": (f"datanet/{d}", [("datanet", {"id": d}), ("contributions", {"datanet": d, "per_page": 50}),

@@ -120,6 +120,11 @@ class Node:
         self._snapshot_writing = False
         # seeds are dialled at start like persistent peers (peer exchange learns more from them)
         peers = [parse_peer(p) for p in dict.fromkeys([*config.p2p.persistent_peers, *config.p2p.seeds])]
+        from node.consensus_links import DirectAuth, direct_spec
+
+        self.direct_auth = DirectAuth(self.chain, self.validator_key)
+        direct = (direct_spec(chain_id, self.direct_auth, config.faults.refuse_direct)
+                  if config.p2p.direct_consensus and self.validator_key is not None else None)
         self.p2p = P2PService(
             self.node_key.seed,
             config.p2p.port,
@@ -133,6 +138,7 @@ class Node:
             listen_host=config.p2p.host,
             inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
             scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
+            direct=direct,
         )
         self.pex = self._peer_exchange(config)
         from node.driver import ConsensusDriver
@@ -194,7 +200,8 @@ class Node:
         scored = {p["id"]: p for p in report["peers"]}  # type: ignore[union-attr]
         return {"listening": self.p2p.is_running, "n_peers": len(peers),
                 "peers": [scored.get(p, {"id": p}) for p in sorted(peers)],
-                "banned": report["banned"], "pex": self.pex.info()}
+                "banned": report["banned"], "direct_consensus": self.p2p.direct_report(),
+                "pex": self.pex.info()}
 
     def consensus_info(self) -> dict[str, Any]:
         return self.driver.info()
@@ -244,6 +251,10 @@ class Node:
 
     # ---- driver callbacks ------------------------------------------------------------
     def gossip(self, kind: str, data: bytes) -> None:
+        """Publish on ``kind``'s topic; proposals and votes also go straight to every validator
+        with a direct stream (``[p2p] direct_consensus``), ahead of the gossip queue."""
+        if kind in ("proposals", "votes") and self.p2p.direct is not None:
+            self.p2p.send_direct(self.topic[kind], data)
         try:
             self._outbox_send.send_nowait((self.topic[kind], data))
         except trio.WouldBlock:
@@ -424,6 +435,10 @@ class Node:
                 for kind in self.topic:
                     nursery.start_soon(self._read_topic, kind)
                 nursery.start_soon(self._publish_loop)
+                if self.p2p.direct is not None:
+                    from node.consensus_links import manage_consensus_subscriptions
+
+                    nursery.start_soon(manage_consensus_subscriptions, self.p2p, self.direct_auth, self.chain.chain_id)
                 nursery.start_soon(self._tx_gossip_loop)
                 await nursery.start(serve_rpc, self, self.config.rpc)
                 log.info("rpc listening on http://%s:%d", self.config.rpc.host, self.config.rpc.port)

@@ -101,6 +101,9 @@ class P2PConfig:
     inbox_peer_bytes: int = opt(8 * 1024 * 1024, "bytes of one topic's inbox one originating peer may fill")
     sync_request_timeout_s: int = opt(10, "block sync: one request's timeout, in seconds")
     sync_poll_s: int = opt(2, "block sync: how often peers' heights are polled, in seconds")
+    direct_consensus: bool = opt(False, "validators send proposals and votes straight to each other over "
+                                        "persistent streams and leave the consensus gossip topics while all "
+                                        "streams are up (docs/p2p.md \"Direct consensus streams\")")
 
 
 @dataclass
@@ -148,6 +151,7 @@ class FaultConfig:
 
     double_sign: bool = opt(False, "make this validator sign two blocks per height (a test of slashing)")
     admin: bool = opt(False, "enable the /admin endpoints (partition deny list)")
+    refuse_direct: bool = opt(False, "reset every inbound direct consensus stream (tests the gossip fallback)")
 
 
 @dataclass

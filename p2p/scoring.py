@@ -37,6 +37,9 @@ class Offence(enum.Enum):
     LIED_HEIGHT = ("lied about its height", 100)
     BAD_SYNC_ANSWER = ("sync answer that does not verify", 100)
     STALLED_REQUEST = ("stalled a request", 34)
+    # light: an honest validator whose node is behind in the validator set can be refused once in
+    # a while (it retries every 10 s); a non-validator opening streams in a loop is banned soon
+    NOT_A_VALIDATOR_STREAM = ("direct consensus stream from a non-validator", 10)
 
     @property
     def label(self) -> str:

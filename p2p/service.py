@@ -42,6 +42,7 @@ from p2p.gossip import (
     content_key,
     make_safe_validator,
 )
+from p2p.direct import DirectLinks, DirectSpec
 from p2p.identity import PeerSpec, key_pair_from_seed
 from p2p.inbox import Inbox, InboxSettings, Received
 from p2p.logs import route_libp2p_logs
@@ -91,6 +92,7 @@ class P2PService:
         dial: DialSettings = DialSettings(),
         listen_host: str = "127.0.0.1",
         shutdown_timeout: float = 3.0,
+        direct: DirectSpec | None = None,
     ) -> None:
         if not 0 < max_message_bytes <= MAX_GOSSIP_PAYLOAD:
             raise ValueError(f"max_message_bytes must be in 1..{MAX_GOSSIP_PAYLOAD}")
@@ -116,6 +118,7 @@ class P2PService:
         self._shutdown_timeout = shutdown_timeout
         self._dedup = ContentDedup(dedup_capacity)
         self._denied: frozenset[bytes] = frozenset()
+        self._denied_ids: frozenset[str] = frozenset()
         sizes = inbox_sizes or {}
         base = inbox or InboxSettings(max_messages=inbox_size)
         self._inboxes: dict[str, Inbox] = {
@@ -137,10 +140,18 @@ class P2PService:
         self._failed = False
         self._counters: dict[str, dict[str, int]] = {
             topic: {
-                "published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0
+                "published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0,
+                "direct_delivered": 0, "direct_sent": 0,
             }
             for topic in self._topics
         }
+        if direct is not None and not set(direct.kinds.values()) <= set(self._topics):
+            raise ValueError("direct consensus kinds must map to configured topics")
+        self.direct: DirectLinks | None = (
+            DirectLinks(direct, self._deliver_direct, self.report_peer, self.scores.is_banned)
+            if direct is not None else None
+        )
+        self._subscriptions: dict[str, object] = {}
 
     # ----- identity and state -----
 
@@ -226,7 +237,8 @@ class P2PService:
 
     def stats(self) -> dict[str, int]:
         """Totals for metrics: gossip published/delivered/duplicates/drops, dials, requests."""
-        out = {"published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0}
+        out = {"published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0,
+               "direct_delivered": 0, "direct_sent": 0}
         for counters in self._counters.values():
             for name, value in counters.items():
                 out[name] += value
@@ -237,7 +249,27 @@ class P2PService:
         out["requests_served"] = sum(s.served for s in self._servers.values())
         out["requests_refused"] = sum(s.refused for s in self._servers.values())
         out["banned_peers"] = len(self.scores.banned())
+        if self.direct is not None:
+            out.update({f"direct_{k}": v for k, v in self.direct.counters.items()})
         return out
+
+    def direct_report(self) -> dict[str, object]:
+        """Direct consensus streams for ``net_info``: open streams each way, counters, and per
+        topic what arrived directly and what by gossip."""
+        kinds = sorted(set(self.direct.spec.kinds.values()) if self.direct is not None else self._topics)
+        copies = getattr(self._pubsub, "received_copies", {})
+        received = {t: {"direct": self._counters[t]["direct_delivered"], "gossip": self._counters[t]["delivered"],
+                        "gossip_copies": copies.get(t, 0)} for t in kinds}
+        if self.direct is None:
+            return {"enabled": False, "received": received}
+        return {
+            "enabled": True,
+            "outbound": self.direct.outbound_peers(),
+            "inbound": self.direct.inbound_peers(),
+            "subscribed": {t: self.is_subscribed(t) for t in kinds},
+            "received": received,
+            **self.direct.counters,
+        }
 
     # ----- peer accountability -----
 
@@ -315,6 +347,36 @@ class P2PService:
             await pubsub.publish(topic, data)
             self._counters[topic]["published"] += 1
 
+    def send_direct(self, topic: str, data: bytes) -> int:
+        """Queue ``data`` on every open direct consensus stream (no-op without ``direct``); returns
+        the number of peers it was queued for. The caller still gossips it for observers."""
+        if self.direct is None or not self._running:
+            return 0
+        sent = self.direct.send(topic, data)
+        if sent:
+            self._dedup.add(content_key(topic, data))
+            self._counters[topic]["direct_sent"] += 1
+        return sent
+
+    def is_subscribed(self, topic: str) -> bool:
+        return topic in self._subscriptions
+
+    async def set_subscribed(self, topic: str, on: bool) -> None:
+        """Join or leave ``topic`` at run time (its inbox stays; publishing works either way, by
+        GossipSub fanout). Validators with every direct stream up leave the consensus topics so
+        mesh forwarding does not multiply what they receive (docs/p2p.md)."""
+        if topic not in self._inboxes:
+            raise UnknownTopic(f"topic {topic!r} is not one of {self._topics}")
+        pubsub = self._require_pubsub()
+        if on and topic not in self._subscriptions:
+            subscription = await pubsub.subscribe(topic)
+            self._subscriptions[topic] = subscription
+            assert self._nursery is not None
+            self._nursery.start_soon(self._drain, topic, subscription)
+        elif not on and topic in self._subscriptions:
+            del self._subscriptions[topic]
+            await pubsub.unsubscribe(topic)  # closes the subscription: its drain task ends
+
     async def _wait_for_queue_room(self, pubsub: Pubsub) -> None:
         # py-libp2p's per-peer outbound queue holds 32 RPCs and silently drops when full, and it
         # offers no event for "queue drained", so this polls with a short bounded interval.
@@ -358,27 +420,57 @@ class P2PService:
                     message = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
+                except trio.EndOfChannel:
+                    return  # unsubscribed (set_subscribed): py-libp2p closed the channel
                 self._deliver(topic, message)
 
     def set_denied(self, peer_ids: Sequence[str]) -> None:
         """Drop every gossip message originated by these peers (devnet partitions). The check runs
         before content de-duplication, so messages re-sent after a heal are delivered."""
         self._denied = frozenset(ID.from_base58(p).to_bytes() for p in peer_ids)
+        self._denied_ids = frozenset(peer_ids)
 
     def _deliver(self, topic: str, message: rpc_pb2.Message) -> None:
         """Hand one message to the node's inbox unless it is our own or already delivered."""
         if message.from_id == self._peer_id.to_bytes() or message.from_id in self._denied:
             return
+        self._offer(topic, ID(message.from_id).to_base58(), message.data, "delivered")
+
+    def _deliver_direct(self, topic: str, sender: str, data: bytes) -> None:
+        """A message received on a direct consensus stream: authenticated by the topic's validator
+        (as gossip is) before it reaches the inbox; shares gossip's de-duplication."""
+        if sender not in self._denied_ids:
+            self._offer(topic, sender, data, "direct_delivered", authenticate=True)
+
+    def _authentic(self, topic: str, sender: str, data: bytes) -> bool:
+        """The gossip checks for a directly received message: size cap, then the topic validator."""
+        if len(data) >= self.max_message_bytes:
+            self.report_peer(sender, Offence.OVERSIZED, f"{len(data)} bytes on a direct stream")
+            return False
+        validator = self._validators.get(topic)
+        if validator is None:
+            return True
+        try:
+            verdict = validator(data)
+        except Exception as error:  # noqa: BLE001 - a validator bug must not end the stream task
+            logger.warning("validator for %s raised on a direct message: %r", topic, error)
+            return False
+        if isinstance(verdict, Offence):
+            self.report_peer(sender, verdict, f"direct message on {topic}")
+        return verdict is True
+
+    def _offer(self, topic: str, sender: str, data: bytes, counter: str, authenticate: bool = False) -> None:
         counters = self._counters[topic]
-        sender = ID(message.from_id).to_base58()
         if self.scores.is_banned(sender):
             counters["banned_drops"] += 1
             return
-        key = content_key(topic, message.data)
+        key = content_key(topic, data)
         if key in self._dedup:
             counters["duplicates"] += 1
             return
-        refusal = self._inboxes[topic].offer(Received(sender, message.data))
+        if authenticate and not self._authentic(topic, sender, data):
+            return
+        refusal = self._inboxes[topic].offer(Received(sender, data))
         if refusal is not None:
             # Not marked as seen: a later copy (gossip retransmit) may still get in.
             counters["inbox_drops"] += 1
@@ -390,7 +482,7 @@ class P2PService:
                 )
             return
         self._dedup.add(key)
-        counters["delivered"] += 1
+        counters[counter] += 1
 
     # ----- request/response -----
 
@@ -470,6 +562,8 @@ class P2PService:
             pubsub.set_topic_validator(topic, validator, is_async_validator=False)
         for protocol, server in self._servers.items():
             host.set_stream_handler(TProtocol(protocol), server.handle_stream)
+        if self.direct is not None:
+            host.set_stream_handler(TProtocol(self.direct.spec.protocol), self.direct.handle_stream)
         dialer = PeerDialer(
             host, self._peers, self._dial, is_banned=self.scores.is_banned, on_connected=self._on_connected
         )
@@ -480,6 +574,7 @@ class P2PService:
                     async with background_trio_service(router):
                         await pubsub.wait_until_ready()
                         subscriptions = {t: await pubsub.subscribe(t) for t in self._topics}
+                        self._subscriptions = dict(subscriptions)
                         self._pubsub = pubsub
                         self._router = router
                         try:
@@ -488,6 +583,8 @@ class P2PService:
                                 for topic, subscription in subscriptions.items():
                                     nursery.start_soon(self._drain, topic, subscription)
                                 nursery.start_soon(dialer.run)
+                                if self.direct is not None:
+                                    nursery.start_soon(self.direct.maintain, host, self.peer_id)
                                 self._running = True
                                 logger.info(
                                     "p2p %s listening on %s", self.peer_id, self.listen_addrs()

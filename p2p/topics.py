@@ -58,3 +58,10 @@ def proposal_block_protocol(chain_id: str) -> str:
     if not chain_id or "/" in chain_id:
         raise ValueError(f"chain id must be non-empty and contain no '/': {chain_id!r}")
     return f"/{TOPIC_PREFIX}/{chain_id}/proposal-block/{TOPIC_VERSION}"
+
+
+def consensus_protocol(chain_id: str) -> str:
+    """Stream protocol id of the direct consensus streams between validators (docs/p2p.md)."""
+    if not chain_id or "/" in chain_id:
+        raise ValueError(f"chain id must be non-empty and contain no '/': {chain_id!r}")
+    return f"/{TOPIC_PREFIX}/{chain_id}/consensus/{TOPIC_VERSION}"

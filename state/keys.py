@@ -64,6 +64,11 @@ def commitment_key(commitment: bytes) -> bytes:
     return _s(b"cc/", commitment)
 
 
+def containment_key(fp_hash: int) -> bytes:
+    """Containment index over every datanet: sampled fingerprint hash -> contribution ids."""
+    return _s(b"ct/", u64(fp_hash))
+
+
 def content_hash_key(content_hash: bytes) -> bytes:
     """Exact-duplicate index over every datanet: content hash -> contribution id."""
     return _s(b"ch2/", content_hash)

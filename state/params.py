@@ -46,6 +46,8 @@ class AttributionParams:
     max_content_bytes: int = f(U32)
     min_agent_stake: int = f(U64)
     reveal_window_blocks: int = f(U32)  # a contribution reveals its commitment within this many blocks
+    containment_bps: int = f(U16)  # fingerprint share of one text found in another that makes a containment
+    containment_sample_mod: int = f(U16)  # fingerprint hashes h with h % mod == 0 go into the containment index
 
 
 @canonical
@@ -115,6 +117,8 @@ class Params:
                 raise CodecError(f"{path}.attribution.{name} exceeds {BPS}")
         if a.lsh_bands * a.lsh_rows != a.minhash_size:
             raise CodecError(f"{path}.attribution: lsh_bands * lsh_rows != minhash_size")
+        if not 1 <= a.containment_bps <= BPS or a.containment_sample_mod < 1:
+            raise CodecError(f"{path}.attribution: containment_bps must be in 1..{BPS}, containment_sample_mod >= 1")
         if a.reveal_window_blocks < 1:
             raise CodecError(f"{path}.attribution.reveal_window_blocks must be at least 1")
         s = self.staking
@@ -148,6 +152,8 @@ _ATTRIBUTION = AttributionParams(
     max_content_bytes=65536,
     min_agent_stake=0,
     reveal_window_blocks=600,
+    containment_bps=5000,
+    containment_sample_mod=4,
 )
 
 DEFAULT = Params(

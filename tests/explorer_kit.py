@@ -5,6 +5,7 @@ a base model, a fine-tune, an adapter, an agent, inferences quoting a contributi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import subprocess
 import sys
@@ -51,15 +52,20 @@ def wait_until(cond: Any, timeout: float, what: str, poll: float = 0.1) -> None:
 
 
 @contextlib.contextmanager
-def dev_node(tmp: Path, explorer: bool = True) -> Iterator[str]:
-    """`attrchain node init` + `node run` as a child process; yields the RPC URL."""
+def dev_node(tmp: Path, explorer: bool = True, moniker: str | None = None) -> Iterator[str]:
+    """`attrchain node init` + `node run` as a child process; yields the RPC URL. ``moniker``: the
+    node's name in config.toml (shown on the chain page), without double quotes."""
     rpc_port, p2p_port = free_port(), free_port()
     home = tmp / "node"
     subprocess.run([sys.executable, "-m", "node.cli", "node", "init", "--home", str(home), "--rpc-port",
                     str(rpc_port), "--p2p-port", str(p2p_port)], cwd=ROOT, check=True, capture_output=True)
+    cfg = (home / "config" / "config.toml").read_text()
     if not explorer:
-        cfg = (home / "config" / "config.toml").read_text()
-        (home / "config" / "config.toml").write_text(cfg.replace("explorer = true", "explorer = false"))
+        cfg = cfg.replace("explorer = true", "explorer = false")
+    if moniker is not None:
+        assert '"' not in moniker and 'moniker = "dev"' in cfg
+        cfg = cfg.replace('moniker = "dev"', f'moniker = "{moniker}"')
+    (home / "config" / "config.toml").write_text(cfg)
     log = tmp / "node.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "node.cli", "node", "run", "--home", str(home)], cwd=ROOT,
@@ -80,6 +86,19 @@ def dev_node(tmp: Path, explorer: bool = True) -> Iterator[str]:
             proc.wait(5)
 
 
+# Names a hostile user chose: each must show as text on the pages, never become markup. Running any
+# of them sets window.__xss.
+HOSTILE = {
+    "moniker": "<img src=x onerror=window.__xss=1>",
+    "datanet": '"><img src=x onerror="window.__xss=2">',
+    "metadata": "<script>window.__xss=3</script>",
+    "model": "<svg onload=window.__xss=4>",
+    "adapter": "</text><script>window.__xss=5</script>",
+    "agent": "<iframe srcdoc=\"<script>parent.__xss=6</script>\">",
+    "validator": "<b onmouseover=window.__xss=7>v</b>",
+}
+
+
 @dataclass
 class Story:
     url: str
@@ -93,7 +112,8 @@ def apply_story(url: str, home: Path) -> Story:
     c = sdk.Client(url, timeout=60)
     wait_until(lambda: c.status()["sync_info"]["latest_block_height"] >= 1, 60, "the first block")
     dev = sdk.load_key(Home(home).dev_key_file)
-    names = ("owner", "alice", "bob", "carol", "dev", "tuner", "lora", "bot", "bot_owner", "user")
+    names = ("owner", "alice", "bob", "carol", "dev", "tuner", "lora", "bot", "bot_owner", "user", "mallory",
+             "mallory_bot", "mallory_val")
     keys = {n: PrivateKey.from_int(9_100 + i) for i, n in enumerate(names)}
     for k in keys.values():
         c.submit(dev, "transfer", to=k.address, amount=10**12)
@@ -128,8 +148,28 @@ def apply_story(url: str, home: Path) -> Story:
                                 output=s.quote)["inference_id"]
     ids["inf_user"] = c.submit(keys["user"], "infer", model=ids["base"], adapter=b"", agent=b"", payment=50_001,
                                input_tokens=9, output_tokens=80, output=s.quote)["inference_id"]
+    ids["action"] = to_hex(hashlib.sha256(b"book a table").digest())
+    c.submit(keys["bot"], "agent_action", action_hash=ids["action"], outcome_hash=hashlib.sha256(b"booked").digest())
+    _hostile(c, keys, ids, stake)
     ids["claim"] = c.submit(keys["carol"], "claim_rewards", contributions=[ids["c_carol"]], check=False)["hash"]
     ids["alice"] = to_hex(keys["alice"].address)
     ids["height"] = str(c.status()["sync_info"]["latest_block_height"])
     c.close()
     return s
+
+
+def _hostile(c: sdk.Client, keys: dict[str, PrivateKey], ids: dict[str, str], agent_stake: int) -> None:
+    """Objects named by mallory with HOSTILE's markup: a datanet, a model and an adapter on it, an agent
+    and a validator (a tiny stake next to the dev validator's, so the chain goes on without it)."""
+    m = keys["mallory"]
+    ids["h_datanet"] = c.submit(m, "create_datanet", name=HOSTILE["datanet"], metadata_uri=HOSTILE["metadata"],
+                                bond_required=0)["datanet_id"]
+    ids["h_model"] = c.submit(m, "register_model", name=HOSTILE["model"], datanets=[(ids["h_datanet"], 10_000)],
+                              parent=b"", lineage_bps=0)["model_id"]
+    ids["h_adapter"] = c.submit(m, "register_adapter", name=HOSTILE["adapter"], base_model=ids["h_model"],
+                                datanets=[(ids["h_datanet"], 10_000)])["adapter_id"]
+    c.submit(keys["mallory_bot"], "register_agent", name=HOSTILE["agent"], model=ids["h_model"], adapter=b"",
+             owner=m.address, stake=agent_stake)
+    ids["h_agent"] = to_hex(keys["mallory_bot"].address)
+    c.submit(keys["mallory_val"], "create_validator", consensus_public_key=PrivateKey.from_int(9_999).public_key,
+             self_stake=1_000_000, moniker=HOSTILE["validator"])

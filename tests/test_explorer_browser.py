@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from explorer_kit import ROOT, Story, apply_story, dev_node
+from explorer_kit import HOSTILE, ROOT, Story, apply_story, dev_node
 
 pytestmark = pytest.mark.multinode
 
@@ -28,7 +28,7 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     tmp = tmp_path_factory.mktemp("explorer")
-    with dev_node(tmp) as url:
+    with dev_node(tmp, moniker=HOSTILE["moniker"]) as url:
         yield apply_story(url, tmp / "node")
 
 
@@ -110,7 +110,8 @@ def test_every_page_renders_without_console_errors(story: Story, browser: Any) -
         "inference": (f"inference/{ids['inf_agent']}", ["Receipt", "matched contribution"]),
         "address": (f"address/{ids['alice']}", ["balance", "Earnings by role", "Contributions (1)",
                                                "Receipts that paid this address (2)"]),
-        "agent": (f"agent/{ids['agent']}", ["Agent helper", "Actions and outcomes", "Inferences it paid for (1)"]),
+        "agent": (f"agent/{ids['agent']}", ["Agent helper", "Actions and outcomes", "Inferences it paid for (1)",
+                                          ids["action"][:8]]),
     }
     for shot, (route, expected) in pages.items():
         text = open_page(browser, story.url, route, shot)
@@ -175,3 +176,43 @@ def test_explorer_off_with_one_switch(tmp_path: Path) -> None:
         assert httpx.get(url + "/").status_code == 405
         assert httpx.get(url + "/explorer/app.js").status_code == 404
         assert httpx.post(url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "health"}).json()["result"] == {}
+
+
+def test_hostile_names_render_as_text(story: Story, browser: Any) -> None:
+    """Names chosen by users (node moniker, validator moniker, datanet name and metadata, model, adapter
+    and agent names) are shown as their literal text: no element is made from them, no script runs."""
+    ids = story.ids
+    pages = {
+        "": ["moniker"], "validators": ["validator"], f"datanet/{ids['h_datanet']}": ["datanet", "metadata", "model"],
+        f"model/{ids['h_model']}": ["model", "datanet"], f"adapter/{ids['h_adapter']}": ["adapter"],
+        f"agent/{ids['h_agent']}": ["agent"],
+    }
+    for route, names in pages.items():
+        text = open_page(browser, story.url, route, "hostile-" + (route.split("/")[0] or "chain"))
+        for name in names:
+            assert HOSTILE[name] in text, f"{route}: {HOSTILE[name]!r} not shown as text in {text[:600]!r}"
+        made = browser.execute_script(
+            "return [...document.querySelectorAll('img, script:not([src]), iframe, b, [onload], [onerror], "
+            "[onmouseover]')].map((e) => e.outerHTML)")
+        assert made == [], f"{route}: markup made from a name: {made}"
+        assert browser.execute_script("return window.__xss === undefined"), f"{route}: a hostile name ran"
+    # the lineage graph (SVG) holds the adapter's name as text too
+    open_page(browser, story.url, f"model/{ids['h_model']}", "hostile-lineage")
+    labels = [t.get_attribute("textContent") for t in browser.find_elements("css selector", "svg.lineage text")]
+    assert any(label.startswith(HOSTILE["adapter"][:20]) for label in labels), labels
+
+
+def test_readable_at_phone_width(story: Story, browser: Any) -> None:
+    """At 390 px the pages don't scroll sideways (wide tables scroll inside their own box)."""
+    ids = story.ids
+    browser.set_window_size(390, 844)
+    try:
+        for route in ("", "validators", f"block/{ids['height']}", f"datanet/{ids['datanet']}",
+                      f"contribution/{ids['c_alice']}", f"model/{ids['tuned']}", f"address/{ids['alice']}",
+                      f"agent/{ids['agent']}"):
+            open_page(browser, story.url, route, "phone-" + (route.split("/")[0] or "chain"))
+            width, inner = browser.execute_script(
+                "return [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width <= inner, f"{route or 'chain'}: page is {width} px wide at a {inner} px viewport"
+    finally:
+        browser.set_window_size(1280, 1000)

@@ -122,17 +122,18 @@ async function pageValidators() {
 async function pageBlock(h) {
   const b = isNaN(Number(h)) ? await rpc("block_by_hash", { hash: h }) : await rpc("block", { height: Number(h) });
   const head = b.block.header;
-  const txs = [];
-  for (const raw of b.block.txs) {
-    const bytes = new Uint8Array(raw.slice(2).match(/../g).map((x) => parseInt(x, 16)));
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    txs.push("0x" + Array.from(digest, (x) => x.toString(16).padStart(2, "0")).join(""));
+  // one tx_search window per page of 100 (hash, decoded body and result in block order), not a call per tx
+  const found = [];
+  let params = { min_height: head.height, max_height: head.height, order: "asc", per_page: 100 };
+  while (params && found.length < b.block.txs.length) {
+    const page = await rpc("tx_search", params);
+    found.push(...page.txs);
+    params = page.next;
   }
-  const found = await Promise.all(txs.map((t) => maybe("tx", { hash: t })));
   render(`<h1>Block ${head.height}</h1>${kv([["hash", hash(b.block_id.hash)], ["time", time(head.time_ms)], ["proposer", link("address", head.proposer)],
     ["previous", head.height > 1 ? link("block", head.height - 1, String(head.height - 1)) : "genesis"], ["state root", hash(head.state_root)],
     ["transactions", String(b.block.txs.length)], ["evidence", String(b.block.evidence.length)]])}
-  <h2>Transactions</h2>${table(["hash", "kind", "sender", "fee", "result"], found.map((t, i) => t ? [link("tx", t.hash), esc(t.decoded ? t.decoded.kind : "?"), t.decoded ? link("address", t.decoded.sender) : "", t.decoded ? amount(t.decoded.fee) : "", result(t.result)] : [hash(txs[i]), "?", "", "", ""]), "No transaction in this block.")}`);
+  <h2>Transactions</h2>${table(["hash", "kind", "sender", "fee", "result"], found.map((t) => [link("tx", t.hash), esc(t.decoded ? t.decoded.kind : "?"), t.decoded ? link("address", t.decoded.sender) : "", t.decoded ? amount(t.decoded.fee) : "", result(t.result)]), "No transaction in this block.")}`);
 }
 
 function fields(body) {

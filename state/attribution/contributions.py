@@ -29,7 +29,15 @@ from state.attribution.records import (
 from state.crypto import to_hex
 from state.attribution.datanets import is_curator, put_datanet, require_datanet
 from state.attribution.commitments import consume_commitment
-from state.attribution.dedupe import find_exact_duplicate, find_near_duplicates, index_contribution, unindex_contribution
+from state.attribution.dedupe import (
+    find_containments,
+    find_exact_duplicate,
+    find_near_duplicates,
+    index_containment,
+    index_contribution,
+    unindex_containment,
+    unindex_contribution,
+)
 from state.errors import TxRejected, require
 from state.attribution.fingerprint import (
     FingerprintError,
@@ -104,7 +112,7 @@ def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
     place = consume_commitment(view, tx.sender, body.datanet, fp.content_hash, body.salt, ctx)
     bands = lsh_band_hashes(fp.minhash, fp_params)
     copies = []  # conflicting contributions committed after this one: voided below
-    for cid, reason in conflicts(view, fp.content_hash, fp.minhash, bands, fp_params):
+    for cid, reason in conflicts(view, fp.content_hash, fp.minhash, fp.fingerprint, bands, a):
         other = require_contribution(view, cid)
         require((other.commit_height, other.commit_index) > place, reason,
                 f"{CONFLICT_TEXT[reason]} contribution {_named(view, cid)}, committed earlier")
@@ -134,21 +142,30 @@ def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
     ))
     view.put_obj(keys.contribution_sketch_key(tx.hash), Sketch(pack_u64s(fp.fingerprint), pack_u64s(fp.minhash)))
     index_contribution(view, tx.hash, fp.content_hash, bands)
+    index_containment(view, tx.hash, fp.fingerprint, a.containment_sample_mod)
     put_datanet(view, body.datanet, replace(dn, submitted=dn.submitted + 1))
 
 
-CONFLICT_TEXT = {"duplicate_content": "same content as", "near_duplicate": "near duplicate of"}
+CONFLICT_TEXT = {"duplicate_content": "same content as", "near_duplicate": "near duplicate of",
+                 "containment": "mostly contained in, or mostly containing,"}
 
 
-def conflicts(view: StateView, content_hash: bytes, minhash: tuple[int, ...], bands: list[bytes],
-              params: FingerprintParams) -> list[tuple[bytes, str]]:
-    """The live contributions (any datanet) a new content conflicts with, and why."""
+def conflicts(view: StateView, content_hash: bytes, minhash: tuple[int, ...], fingerprint: tuple[int, ...],
+              bands: list[bytes], a: AttributionParams) -> list[tuple[bytes, str]]:
+    """The live contributions (any datanet) a new content conflicts with, and why (each id once)."""
     out: list[tuple[bytes, str]] = []
     exact = find_exact_duplicate(view, content_hash)
     if exact is not None:
         out.append((exact, "duplicate_content"))
-    out.extend((cid, "near_duplicate") for cid in find_near_duplicates(view, minhash, bands, params)
-               if cid != exact)
+    seen = {exact}
+    for cid in find_near_duplicates(view, minhash, bands, fingerprint_params(a)):
+        if cid not in seen:
+            seen.add(cid)
+            out.append((cid, "near_duplicate"))
+    for cid in find_containments(view, fingerprint, a.containment_sample_mod, a.fingerprint_max, a.containment_bps):
+        if cid not in seen:
+            seen.add(cid)
+            out.append((cid, "containment"))
     return out
 
 
@@ -195,9 +212,10 @@ def reject_contribution(view: StateView, cid: bytes, c: Contribution, a: Attribu
 
 def forget_sketch(view: StateView, cid: bytes, c: Contribution, a: AttributionParams) -> None:
     """Free the duplicate-control entries and the stored sketch of a contribution."""
-    _, minhash = get_sketch(view, cid)
+    fingerprint, minhash = get_sketch(view, cid)
     bands = lsh_band_hashes(minhash, fingerprint_params(a))
     unindex_contribution(view, cid, c.content_hash, bands)
+    unindex_containment(view, cid, fingerprint, a.containment_sample_mod)
     view.delete(keys.contribution_sketch_key(cid))
 
 

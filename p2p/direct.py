@@ -1,0 +1,296 @@
+"""Direct consensus streams: validators send proposals and votes straight to each other.
+
+GossipSub costs ~2.5 ms of CPU per received message, and mesh forwarding makes every validator
+receive each consensus message several times; with 16 validators that alone fills a core. Here
+each validator keeps one persistent outbound stream to every other validator's node and writes
+batches of consensus messages on it; each message is received once per validator.
+
+Wire (protocol ``/attrchain/<chain_id>/consensus/1``, docs/p2p.md "Direct consensus streams"):
+every frame is ``uvarint(len) || body``.
+- The opener's first frame is its hello (at most ``hello_max_bytes``): opaque here, checked by the
+  node's ``check_hello`` (the opener's validator key signs its peer id). Nothing else the opener
+  sends is read before the hello is accepted; a refused hello resets the stream and scores the
+  peer. An accepted hello is answered with the single byte 0x00, the acceptor's only write.
+- Every later frame is a msgpack array of ``[kind, payload]`` pairs (a batch); ``kind`` maps to a
+  gossip topic and ``payload`` is exactly that topic's message. Each payload is authenticated by
+  the same validator as that topic's gossip before it is delivered (``deliver``).
+Apart from that byte the acceptor never writes. Streams are one-way: each pair of validators holds
+two.
+
+Outbound queues are bounded per peer (messages and bytes; the oldest message goes first when full):
+a slow validator cannot make us hold unbounded memory, and what it misses it gets by gossip or
+re-broadcast (consensus never depends on this path).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import msgpack
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.peer.id import ID
+
+from p2p.framing import FrameError, FrameReader, FrameTooLarge, write_frame
+from p2p.peers import is_connected
+from p2p.scoring import Offence
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = b"\x00"  # the acceptor's only write: its hello was accepted
+
+HelloCheck = Callable[[str, bytes], "bytes | Offence"]
+"""``check_hello(peer_id, hello) -> validator id`` (accepted) or an ``Offence`` (refused)."""
+
+
+@dataclass(frozen=True)
+class DirectSettings:
+    hello_max_bytes: int = 256
+    max_frame_bytes: int = 2 * 1024 * 1024
+    max_batch_items: int = 256
+    queue_messages: int = 512  # per peer, outbound
+    queue_bytes: int = 8 * 1024 * 1024  # per peer, outbound
+    batch_bytes: int = 512 * 1024  # a frame packs queued messages up to this size (one may be larger)
+    open_timeout_s: float = 3.0
+    write_timeout_s: float = 5.0
+    retry_s: float = 1.0  # after a write failed
+    unsupported_retry_s: float = 10.0  # after an open failed (the peer does not serve the protocol)
+    scan_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class DirectSpec:
+    """What the node gives ``P2PService(direct=...)``."""
+
+    protocol: str
+    kinds: Mapping[int, str]  # frame kind -> gossip topic
+    hello: Callable[[str], bytes | None]  # our hello for our own peer id; None: do not open streams
+    check_hello: HelloCheck
+    refuse_all: bool = False  # devnet fault: reset every inbound stream (direct path cut)
+    settings: DirectSettings = field(default_factory=DirectSettings)
+
+
+class _Outbound:
+    def __init__(self) -> None:
+        self.queue: deque[tuple[int, bytes]] = deque()
+        self.bytes = 0
+        self.wake = trio.Event()
+        self.ready = False
+        self.scope = trio.CancelScope()
+
+
+class DirectLinks:
+    """Both directions of the direct protocol for one host."""
+
+    def __init__(
+        self,
+        spec: DirectSpec,
+        deliver: Callable[[str, str, bytes], None],
+        report: Callable[[str, Offence, str], None],
+        is_banned: Callable[[str], bool],
+    ) -> None:
+        self.spec = spec
+        self.settings = spec.settings
+        self._kind_of = {topic: kind for kind, topic in spec.kinds.items()}
+        self._deliver = deliver
+        self._report = report
+        self._is_banned = is_banned
+        self._out: dict[str, _Outbound] = {}
+        self._retry_at: dict[str, float] = {}
+        self._inbound: dict[str, tuple[bytes, INetStream]] = {}  # peer -> (validator id, stream)
+        self.counters = {
+            "frames_sent": 0, "messages_sent": 0, "queue_drops": 0, "frames_received": 0,
+            "messages_received": 0, "streams_refused": 0, "open_failures": 0,
+        }
+
+    # ----- state -----
+    def outbound_peers(self) -> list[str]:
+        return sorted(p for p, link in self._out.items() if link.ready)
+
+    def inbound_peers(self) -> list[str]:
+        return sorted(self._inbound)
+
+    def inbound_validators(self) -> set[bytes]:
+        """Validator ids (from accepted hellos) with a live inbound stream."""
+        return {vid for vid, _ in self._inbound.values()}
+
+    # ----- sending -----
+    def send(self, topic: str, data: bytes) -> int:
+        """Queue ``data`` for every ready outbound link; returns how many peers it was queued for."""
+        kind = self._kind_of.get(topic)
+        if kind is None:
+            return 0
+        queued = 0
+        for link in self._out.values():
+            if not link.ready:
+                continue
+            link.queue.append((kind, data))
+            link.bytes += len(data)
+            while len(link.queue) > self.settings.queue_messages or (
+                link.bytes > self.settings.queue_bytes and len(link.queue) > 1
+            ):
+                _, old = link.queue.popleft()
+                link.bytes -= len(old)
+                self.counters["queue_drops"] += 1
+            link.wake.set()
+            queued += 1
+        return queued
+
+    async def maintain(self, host: IHost, my_id: str) -> None:
+        """Keep one outbound stream to every connected peer that serves the protocol."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                hello = self.spec.hello(my_id)
+                now = trio.current_time()
+                network = host.get_network()
+                connected = {pid.to_base58(): pid for pid in list(network.connections) if is_connected(host, pid)}
+                for peer, link in list(self._out.items()):
+                    if hello is None or peer not in connected or self._is_banned(peer):
+                        link.scope.cancel()
+                if hello is not None:
+                    for peer, pid in connected.items():
+                        if peer in self._out or self._is_banned(peer) or self._retry_at.get(peer, 0.0) > now:
+                            continue
+                        link = _Outbound()
+                        self._out[peer] = link
+                        nursery.start_soon(self._run_outbound, host, pid, peer, hello, link)
+                await trio.sleep(self.settings.scan_s)
+
+    async def _run_outbound(self, host: IHost, pid: ID, peer: str, hello: bytes, link: _Outbound) -> None:
+        stream: INetStream | None = None
+        try:
+            with link.scope:
+                with trio.fail_after(self.settings.open_timeout_s):
+                    stream = await host.new_stream(pid, [TProtocol(self.spec.protocol)])
+                    await write_frame(stream, hello)
+                    # the acceptor answers one byte once it has accepted the hello; a refusal
+                    # resets the stream (and this peer is asked again only after unsupported_retry_s)
+                    if await stream.read(1) != ACCEPTED:
+                        raise FrameError("hello not accepted")
+                link.ready = True
+                logger.info("direct consensus stream to %s open", peer[-8:])
+                while True:
+                    await link.wake.wait()
+                    link.wake = trio.Event()
+                    while link.queue:
+                        batch, size = [], 0
+                        while link.queue and len(batch) < self.settings.max_batch_items and (
+                            not batch or size + len(link.queue[0][1]) <= self.settings.batch_bytes
+                        ):
+                            kind, data = link.queue.popleft()
+                            link.bytes -= len(data)
+                            batch.append([kind, data])
+                            size += len(data)
+                        with trio.fail_after(self.settings.write_timeout_s):
+                            await write_frame(stream, msgpack.packb(batch, use_bin_type=True))
+                        self.counters["frames_sent"] += 1
+                        self.counters["messages_sent"] += len(batch)
+        except (BaseLibp2pError, OSError, trio.TooSlowError, FrameError, RuntimeError) as error:
+            if not link.ready:  # not served there (a full node) or unreachable: ask again later
+                self.counters["open_failures"] += 1
+                logger.debug("direct consensus stream to %s not opened: %r", peer[-8:], error)
+                self._retry_at[peer] = trio.current_time() + self.settings.unsupported_retry_s
+            else:
+                logger.info("direct consensus stream to %s broke: %r", peer[-8:], error)
+                self._retry_at[peer] = trio.current_time() + self.settings.retry_s
+        finally:
+            if self._out.get(peer) is link:
+                del self._out[peer]
+            if stream is not None:
+                await _reset(stream)
+
+    # ----- receiving -----
+    async def handle_stream(self, stream: INetStream) -> None:
+        peer = stream.muxed_conn.peer_id.to_base58()
+        try:
+            await self._serve(stream, peer)
+        except (BaseLibp2pError, OSError, FrameError, trio.TooSlowError) as error:
+            logger.debug("direct consensus stream from %s ended: %r", peer[-8:], error)
+        finally:
+            entry = self._inbound.get(peer)
+            if entry is not None and entry[1] is stream:
+                del self._inbound[peer]
+                logger.info("direct consensus stream from %s closed", peer[-8:])
+            await _reset(stream)
+
+    def _refuse(self, peer: str, offence: Offence | None, detail: str) -> None:
+        self.counters["streams_refused"] += 1
+        logger.info("direct consensus stream from %s refused: %s", peer[-8:], detail)
+        if offence is not None:
+            self._report(peer, offence, f"direct consensus stream: {detail}")
+
+    async def _serve(self, stream: INetStream, peer: str) -> None:
+        if self.spec.refuse_all:
+            self.counters["streams_refused"] += 1
+            return
+        if self._is_banned(peer):
+            self._refuse(peer, None, "banned")
+            return
+        reader = FrameReader(stream)
+        try:
+            with trio.fail_after(self.settings.open_timeout_s):
+                hello = await reader.read_frame(self.settings.hello_max_bytes)
+        except FrameTooLarge as error:
+            self._refuse(peer, Offence.OVERSIZED, f"hello of {error.length} bytes")
+            return
+        verdict = self.spec.check_hello(peer, hello)
+        if isinstance(verdict, Offence):
+            self._refuse(peer, verdict, verdict.value[0])
+            return
+        with trio.fail_after(self.settings.open_timeout_s):
+            await stream.write(ACCEPTED)
+        old = self._inbound.get(peer)
+        self._inbound[peer] = (verdict, stream)
+        if old is not None:
+            await _reset(old[1])
+        logger.info("direct consensus stream from %s accepted", peer[-8:])
+        while True:
+            try:
+                body = await reader.read_frame(self.settings.max_frame_bytes)
+            except FrameTooLarge as error:
+                self._refuse(peer, Offence.OVERSIZED, f"frame of {error.length} bytes")
+                return
+            if self._is_banned(peer):
+                self._refuse(peer, None, "banned")
+                return
+            items = _decode_batch(body, self.settings.max_batch_items)
+            if items is None:
+                self._refuse(peer, Offence.MALFORMED, "undecodable batch")
+                return
+            self.counters["frames_received"] += 1
+            for kind, data in items:
+                topic = self.spec.kinds.get(kind)
+                if topic is None:
+                    self._refuse(peer, Offence.MALFORMED, f"unknown kind {kind}")
+                    return
+                self.counters["messages_received"] += 1
+                self._deliver(topic, peer, data)
+            await trio.lowlevel.checkpoint()
+
+
+def _decode_batch(body: bytes, max_items: int) -> list[tuple[int, bytes]] | None:
+    try:
+        batch = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError):
+        return None
+    if not isinstance(batch, list) or not 0 < len(batch) <= max_items:
+        return None
+    out: list[tuple[int, bytes]] = []
+    for item in batch:
+        if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int and type(item[1]) is bytes):
+            return None
+        out.append((item[0], item[1]))
+    return out
+
+
+async def _reset(stream: INetStream) -> None:
+    try:
+        with trio.move_on_after(1.0):
+            await stream.reset()
+    except (BaseLibp2pError, OSError, RuntimeError) as error:
+        logger.debug("direct stream reset: %r", error)

@@ -1,0 +1,133 @@
+"""Direct consensus streams (issue 15 point 3, docs/p2p.md "Direct consensus streams").
+
+- A 4-validator devnet with ``[p2p] direct_consensus`` commits with proposals and votes received
+  over direct streams: once every stream is up, validators leave the consensus topics and what
+  they receive arrives directly, none through the mesh; a full node (no validator key, subscribed
+  to the topics) still follows the chain from the validators' publishes.
+- With every direct stream cut (``[faults] refuse_direct``), validators stay on the gossip topics
+  and the chain keeps committing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from netkit import height_of, node_log, rpc, running_devnet, wait_heights, wait_until
+
+from devnet import launcher
+from devnet.launcher import Layout, NodeSpec
+from node.config import Home, NodeConfig
+from p2p.identity import peer_id_from_seed
+
+pytestmark = pytest.mark.multinode
+
+PROPOSALS = "attrchain/{}/proposals/1"
+VOTES = "attrchain/{}/votes/1"
+
+
+def configure(layout: Layout, **faults: bool) -> None:
+    for spec in layout.nodes:
+        home = Home(layout.dir / spec.home)
+        cfg = home.load_config()
+        cfg.p2p.direct_consensus = True
+        for name, value in faults.items():
+            setattr(cfg.faults, name, value)
+        home.write_config(cfg)
+
+
+def add_observer(layout: Layout) -> NodeSpec:
+    """A full node (no validator key) with every validator as a peer; direct streams off."""
+    index = len(layout.nodes)
+    base = layout.nodes[0].rpc_port - 7
+    home = Home(layout.dir / "observer")
+    home.config_dir.mkdir(parents=True)
+    home.data_dir.mkdir(parents=True)
+    shutil.copy(layout.dir / "genesis.json", home.genesis_file)
+    spec = NodeSpec(index, "observer", "observer", base + 10 * index + 7, base + 10 * index + 6,
+                    peer_id_from_seed(home.node_key().seed))
+    cfg = NodeConfig(moniker="observer")
+    cfg.rpc.port = spec.rpc_port
+    cfg.p2p.port = spec.p2p_port
+    cfg.p2p.persistent_peers = [f"{v.peer_id}@127.0.0.1:{v.p2p_port}" for v in layout.nodes]
+    home.write_config(cfg)
+    layout.nodes.append(spec)
+    return spec
+
+
+def direct(spec: NodeSpec) -> dict[str, Any]:
+    return rpc(spec, "net_info")["direct_consensus"]
+
+
+def received(spec: NodeSpec, chain_id: str) -> dict[str, int]:
+    r = direct(spec)["received"]
+    return {"direct": sum(r[t.format(chain_id)]["direct"] for t in (PROPOSALS, VOTES)),
+            "gossip": sum(r[t.format(chain_id)]["gossip"] for t in (PROPOSALS, VOTES))}
+
+
+def show_logs(layout: Layout) -> None:
+    for spec in layout.nodes:
+        try:
+            print(spec.name, direct(spec))
+        except Exception as exc:  # noqa: BLE001 - diagnostics only
+            print(spec.name, "net_info failed:", exc)
+        try:
+            print(f"---- {spec.name} ----\n" + "\n".join(node_log(layout, spec).splitlines()[-25:]))
+        except OSError:
+            pass
+
+
+def test_validators_receive_consensus_directly_and_an_observer_follows(tmp_path: Path) -> None:
+    with running_devnet(tmp_path, 4, start=[]) as layout:
+        try:
+            configure(layout)
+            observer = add_observer(layout)
+            validators = layout.nodes[:4]
+            chain_id = layout.chain_id
+            for spec in layout.nodes:
+                launcher.start_node(layout, spec)
+            wait_heights(validators, 3, 60)
+            # every validator holds a stream from each other one and has left the topics
+            wait_until(lambda: all(len(direct(v)["inbound"]) == 3 and len(direct(v)["outbound"]) == 3
+                                   and not any(direct(v)["subscribed"].values()) for v in validators),
+                       30, "direct streams between all validators and the consensus topics left")
+            before = {v.name: received(v, chain_id) for v in validators}
+            start = max(height_of(v) or 0 for v in validators)
+            wait_heights(validators, start + 5, 60)
+            for v in validators:
+                after = received(v, chain_id)
+                got_direct = after["direct"] - before[v.name]["direct"]
+                got_gossip = after["gossip"] - before[v.name]["gossip"]
+                # 5 heights: at least a proposal or prevote/precommit from each other validator each
+                assert got_direct >= 5 * 3, (v.name, got_direct)
+                assert got_gossip == 0, (v.name, got_gossip)
+            # the observer follows from what validators still publish on the topics
+            wait_heights([observer], start + 5, 30)
+            seen = received(observer, chain_id)
+            assert seen["gossip"] >= 5 * 4 and seen["direct"] == 0, seen
+            assert direct(observer)["enabled"] is False
+        except BaseException:
+            show_logs(layout)
+            raise
+
+
+def test_gossip_fallback_keeps_committing_with_direct_streams_cut(tmp_path: Path) -> None:
+    with running_devnet(tmp_path, 4, start=[]) as layout:
+        try:
+            configure(layout, refuse_direct=True)
+            for spec in layout.nodes:
+                launcher.start_node(layout, spec)
+            wait_heights(layout.nodes, 3, 60)
+            start = max(height_of(v) or 0 for v in layout.nodes)
+            wait_heights(layout.nodes, start + 5, 60)
+            for v in layout.nodes:
+                d = direct(v)
+                assert d["inbound"] == [] and d["streams_refused"] > 0, (v.name, d)
+                assert all(d["subscribed"].values()), (v.name, d["subscribed"])
+                r = received(v, layout.chain_id)
+                assert r["direct"] == 0 and r["gossip"] > 0, (v.name, r)
+        except BaseException:
+            show_logs(layout)
+            raise
