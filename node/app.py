@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 MAX_TX_BATCH = 4000
+STATESYNC_PEER_WAIT_S = 60.0
 
 
 def parse_peer(text: str) -> PeerSpec:
@@ -459,7 +460,9 @@ class Node:
         """Catch up before joining consensus when peers are configured and reachable."""
         if not (self.config.p2p.persistent_peers or self.config.p2p.seeds):
             return
-        with trio.move_on_after(3.0):
+        # an empty node that should state-sync waits longer: without a peer it would replay from genesis
+        wanted = self.config.statesync.enable and self.chain.height == 0
+        with trio.move_on_after(STATESYNC_PEER_WAIT_S if wanted else 3.0):
             while not self.p2p.connected_peers():
                 await trio.sleep(0.05)
         peers = self._reachable_peers()
