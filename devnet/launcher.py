@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -47,15 +48,25 @@ VALIDATOR_STAKE = 10**9
 DEVNET_TX_BATCH_MS = 250
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_base_port(nodes: int = 8) -> int:
-    """A base port whose node ports (base+10i+6 and +7 for i < nodes) are all free right now."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base: int = s.getsockname()[1] // 100 * 100
-        if 20_000 <= base <= 60_000 and all(
-            _port_free(base + 10 * i + j) for i in range(nodes) for j in (6, 7)
-        ):
+    """A base port whose node ports (base+10i+6 and +7 for i < nodes) are all free right now.
+
+    The range lies below the kernel's ephemeral ports: a node started minutes after its devnet was
+    laid out (a late joiner) found its port taken by some outgoing connection when the base came
+    from the ephemeral range."""
+    top = min(_ephemeral_low(), 65_536) - 10 * nodes - 10
+    bases = list(range(10_000, max(10_100, top), 100))
+    random.shuffle(bases)  # parallel test runs start at different places
+    for base in bases[:400]:
+        if all(_port_free(base + 10 * i + j) for i in range(nodes) for j in (6, 7)):
             return base
     raise DevnetError("no free port range found on 127.0.0.1")
 

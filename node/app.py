@@ -51,7 +51,6 @@ from state.governance.upgrade import UpgradeNeeded
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-MAX_TX_BATCH = 4000
 STATESYNC_PEER_WAIT_S = 60.0
 
 
@@ -101,8 +100,13 @@ class Node:
             max_per_sender=config.mempool.max_per_sender,
         ))
         from node.metrics import Metrics
+        from node.tx_intake import IntakeSettings, TxIntake
 
         self.metrics = Metrics()
+        self.intake = TxIntake(self.mempool, self.metrics, IntakeSettings(
+            share_pct=config.mempool.intake_share_pct,
+            verify_workers=0 if config.mempool.verify_inline else config.mempool.verify_workers or -1,
+            peer_tx_rate=config.p2p.peer_tx_rate))
         self.signer = PrivValidator(self.validator_key, home.signer_state_file, self.chain.chain_id)
         chain_id = self.chain.chain_id
         self.topic = {
@@ -262,6 +266,10 @@ class Node:
             self.metrics.drop("gossip_out", "outbox_full")
             log.warning("gossip outbox full; dropping a %s message", kind)
 
+    def forget_gossip(self, kind: str, data: bytes) -> None:
+        """A consensus message dropped for now (too far ahead): a rebroadcast copy may come in."""
+        self.p2p.forget(self.topic[kind], data)
+
     def request_sync(self) -> None:
         self.syncer.wake()
 
@@ -362,8 +370,7 @@ class Node:
             "proposals": self.driver.on_proposal_message,
             "votes": self.driver.on_vote_message,
             "evidence": self.driver.on_evidence_message,
-            "txs": self._on_tx_batch,
-        }[kind]
+        }.get(kind)
         async for msg in self.p2p.subscribe(self.topic[kind]):
             # Consensus messages are handed to the driver even while syncing: it buffers those of
             # later heights and replays them when it starts that height. Dropping them here lost
@@ -372,23 +379,15 @@ class Node:
             if msg.sender in self.deny:
                 self.metrics.drop(f"gossip_{kind}", "denied")
                 continue
-            handler(msg.data, msg.sender)
+            if handler is None:  # txs: the reader waits while the batch is verified; the inbox is the bound
+                await self._on_tx_batch(msg.data, msg.sender)
+            else:
+                handler(msg.data, msg.sender)
             await trio.lowlevel.checkpoint()
 
-    def _on_tx_batch(self, data: bytes, sender: str = "") -> None:
-        try:
-            batch = unpack(data)
-        except CodecError:
-            batch = None
-        if not isinstance(batch, list):
-            self.metrics.drop("peer_tx", "malformed_batch")
-            return
-        if len(batch) > MAX_TX_BATCH:
-            self.metrics.drop("peer_tx", "batch_over_cap", len(batch) - MAX_TX_BATCH)
-        for raw in batch[:MAX_TX_BATCH]:
-            reason = self.mempool.admit_from_peer(raw) if type(raw) is bytes else "malformed"
-            if reason is not None:
-                self.metrics.drop("peer_tx", reason)
+    async def _on_tx_batch(self, data: bytes, sender: str = "") -> None:
+        """A peer's transaction batch through the intake (node/tx_intake.py): bounded, counted."""
+        await self.intake.peer_batch(data, sender)
         self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
 
     async def _publish_loop(self) -> None:
@@ -429,6 +428,7 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self.intake.run)
                 await nursery.start(self.p2p.run)
                 log.info("p2p listening on %s as %s", self.p2p.listen_addrs(), self.p2p.peer_id)
                 if self.config.p2p.pex:

@@ -50,7 +50,7 @@ KIND_HELP = {
     "transfer": "send tokens", "create_datanet": "create a datanet you own and curate",
     "add_curator": "add a curator to your datanet", "remove_curator": "remove a curator from your datanet",
     "contribute": "contribute a text file to a datanet, with a bond",
-    "review": "accept or reject a pending contribution (curators)",
+    "review": "accept or reject a pending contribution, or reverse an accepted one (curators)",
     "transfer_contribution": "give a contribution (and its future rewards) to another address",
     "register_model": "register a model trained on datanets", "register_adapter": "register a LoRA adapter",
     "register_agent": "make the sender's account an agent of a model",
@@ -262,6 +262,8 @@ def _add_derived_options(p: argparse.ArgumentParser, kind: str) -> None:
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--accept", dest="accept", action="store_const", const=1)
         g.add_argument("--reject", dest="accept", action="store_const", const=0)
+        g.add_argument("--reverse", dest="accept", action="store_const", const=2,
+                       help="reverse an accepted contribution within its challenge window (bond slashed)")
     elif kind == "infer":
         p.add_argument("--output-file", help="the inference output: its sha256 and fingerprint are computed")
         p.add_argument("--output-hash", type=_hex_parser((32,), "output_hash"), help="instead of --output-file")

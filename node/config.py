@@ -99,6 +99,7 @@ class P2PConfig:
     inbox_messages: int = opt(1024, "messages each gossip topic's inbox holds")
     inbox_bytes: int = opt(32 * 1024 * 1024, "bytes each gossip topic's inbox holds")
     inbox_peer_bytes: int = opt(8 * 1024 * 1024, "bytes of one topic's inbox one originating peer may fill")
+    peer_tx_rate: int = opt(5_000, "transactions per second taken from one peer's gossip; more are dropped")
     sync_request_timeout_s: int = opt(10, "block sync: one request's timeout, in seconds")
     sync_poll_s: int = opt(2, "block sync: how often peers' heights are polled, in seconds")
     direct_consensus: bool = opt(False, "validators send proposals and votes straight to each other over "
@@ -113,6 +114,12 @@ class MempoolConfig:
     max_txs: int = opt(50_000, "most transactions held")
     max_bytes: int = opt(64 * 1024 * 1024, "most bytes of transactions held")
     max_per_sender: int = opt(1_000, "most transactions held from one sender")
+    intake_share_pct: int = opt(50, "most of the event loop's time spent admitting transactions, in percent; "
+                                    "over it clients get intake_busy (-32005) and peers' transactions are "
+                                    "dropped (node/tx_intake.py)")
+    verify_workers: int = opt(0, "worker processes checking transaction signatures (0: one per core but one, "
+                                 "at most 4)")
+    verify_inline: bool = opt(False, "check every transaction signature on the event loop, no worker processes")
 
 
 @dataclass
@@ -253,6 +260,8 @@ def parse_config(text: str) -> NodeConfig:
         for entry in getattr(cfg.p2p, key):
             if not isinstance(entry, str) or split_peer(entry) is None:
                 raise ConfigError(f"[p2p] {key}: {entry!r} is not \"<peer id>@<host>:<port>\"")
+    if cfg.mempool.intake_share_pct > 100:
+        raise ConfigError("[mempool] intake_share_pct must be at most 100")
     ss = cfg.statesync
     if ss.trust_hash and (len(ss.trust_hash.removeprefix("0x")) != 64
                           or any(c not in "0123456789abcdefABCDEF" for c in ss.trust_hash.removeprefix("0x"))):
@@ -315,6 +324,7 @@ MUST_BE_POSITIVE = (
     ("rpc", "max_open_connections"), ("rpc", "read_timeout_s"),
     ("p2p", "ban_threshold"), ("p2p", "inbox_messages"), ("p2p", "inbox_bytes"), ("p2p", "inbox_peer_bytes"),
     ("p2p", "sync_request_timeout_s"), ("p2p", "sync_poll_s"), ("p2p", "pex_book_size"), ("statesync", "snapshot_keep"),
+    ("p2p", "peer_tx_rate"), ("mempool", "intake_share_pct"),
 )
 
 

@@ -290,6 +290,15 @@ class ConsensusDriver:
     def _defer(self, height: int, msg: RawMessage) -> None:
         if not self.future.add(height, msg):  # counted in future.dropped (pulled by the metrics)
             log.debug("future-height buffer: dropped a %s for height %d from %s", msg.kind, height, msg.sender[-8:])
+            self._not_yet(msg)
+
+    def _not_yet(self, msg: RawMessage) -> None:
+        """A message dropped only because this node is not there yet (a later height or round, a
+        full buffer): the gossip layer forgets it, so the signer's rebroadcast can bring it back.
+        Kept as seen, every copy was refused as a duplicate: a validator fresh from block sync
+        dropped the votes of the next height as too far ahead, never got them again, and with
+        one more validator down the chain stalled for good (test_late_nodes_block_sync...)."""
+        self.node.forget_gossip("votes" if msg.kind == "vote" else "proposals", msg.data)
 
     def _on_vote(self, msg: RawMessage) -> None:
         try:
@@ -305,11 +314,13 @@ class ConsensusDriver:
             return
         if place == "far":
             self._drop("vote", "far_height")
+            self._not_yet(msg)
             self.node.request_sync()  # far ahead: we are behind
             return
         round_base = self.state.round if place == "current" else 0
         if v.round > round_base + self.params.max_round_lookahead:
             self._drop("vote", "round_ahead")
+            self._not_yet(msg)
             return
         valset = self._validators_of(v.height)
         if valset is None:
@@ -362,11 +373,13 @@ class ConsensusDriver:
             return
         if place == "far":
             self._drop("proposal", "far_height")
+            self._not_yet(msg)
             self.node.request_sync()
             return
         round_base = self.state.round if place == "current" else 0
         if p.round > round_base + self.params.max_round_lookahead or not -1 <= p.pol_round < p.round:
             self._drop("proposal", "round_ahead")
+            self._not_yet(msg)
             return
         valset = self._validators_of(p.height)
         if valset is None:

@@ -66,6 +66,10 @@ class EvidencePool:
             return self._add_pending(view, ev, h)
         if offence > next_height:
             return Admission.REFUSED, f"offence height {offence} is beyond the height in progress {next_height}"
+        # room first: only verified evidence takes room, so a full share is refused without
+        # verifying again (a flood of copies against one validator costs no signature check)
+        if not self._has_room(self.pool, ev):
+            return Admission.REFUSED, "evidence pool full for this validator or overall"
         try:
             check_evidence(view, self.chain.chain_id, next_height, load_params(view).staking, ev)
         except InvalidBlock as exc:
@@ -75,19 +79,17 @@ class EvidencePool:
             if reason.startswith("duplicate_evidence"):
                 return Admission.KNOWN, reason
             return Admission.REFUSED, reason
-        if not self._has_room(self.pool, ev):
-            return Admission.REFUSED, "evidence pool full for this validator or overall"
         self.pool[h] = ev
         return Admission.ADDED, ""
 
     def _add_pending(self, view: StateView, ev: DuplicateVoteEvidence, h: bytes) -> tuple[Admission, str]:
         offence = ev.vote_a.vote.height
+        if not self._has_room(self.pending, ev):  # room first, as in add()
+            return Admission.REFUSED, "pending evidence full for this validator or overall"
         try:
             verify_duplicate_vote_evidence(self.chain.chain_id, validator_set_at(view, offence), ev)
         except (InvalidEvidence, InvalidBlock) as exc:
             return Admission.INVALID, str(exc)
-        if not self._has_room(self.pending, ev):
-            return Admission.REFUSED, "pending evidence full for this validator or overall"
         self.pending[h] = ev
         return Admission.PENDING, ""
 

@@ -107,6 +107,18 @@ class _Queue:
     view: StateView | None  # committed state with every entry applied; None: rebuild on demand
 
 
+@dataclass(slots=True)
+class _Plan:
+    """What admission found before the signature check: where the tx goes and what it evicts."""
+
+    tx: Tx
+    account: Account
+    idx: int
+    view: StateView
+    balance: int
+    cuts: dict[bytes, int]
+
+
 def debit_of(tx: Tx) -> int:
     """What ``tx`` takes from its sender's balance at most up front: the fee plus what it moves."""
     field_name = DEBIT_FIELDS.get(type(tx.body))
@@ -240,8 +252,22 @@ class Mempool:
             self._gossip.append((entry.tx.hash, entry.seq))
         return None
 
-    def _admit(self, raw: bytes) -> _Entry:
-        """Every check first (cheap ones before the signature and the rules), then the mutation."""
+    def precheck(self, raw: bytes) -> Tx:
+        """The admission checks that need no signature (decoding, duplicate, fee, nonce, balance,
+        room: ``mempool_full``); raises TxRejected, changes nothing. The door of node/tx_intake.py."""
+        return self._plan(raw).tx
+
+    def is_verified(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._verified
+
+    def mark_verified(self, tx_hashes: Iterable[bytes]) -> None:
+        """Hashes whose signature a worker verified for this chain id (node/tx_intake.py)."""
+        for h in tx_hashes:
+            if h not in self._verified:
+                self._remember_verified(h)
+
+    def _plan(self, raw: bytes) -> _Plan:
+        """Every check but the signature and the trial apply, cheapest first; mutates nothing."""
         self._sync()
         tx = self._decode(raw)
         require(tx.hash not in self._by_hash, "duplicate", "transaction already in the mempool")
@@ -270,14 +296,21 @@ class Mempool:
         size = len(raw)
         cuts = self._plan_eviction(sender, u.fee, 0 if old is not None else 1,
                                    size - (old.size if old is not None else 0))
+        return _Plan(tx, account, idx, view, balance, cuts)
+
+    def _admit(self, raw: bytes) -> _Entry:
+        """Every check first (cheap ones before the signature and the rules), then the mutation."""
+        plan = self._plan(raw)
+        tx, u = plan.tx, plan.tx.unsigned
         self._require_signature(tx)
-        result = apply_tx(view, tx, self._ctx())
+        result = apply_tx(plan.view, tx, self._ctx())
         if not result.ok:
             raise TxRejected(result.reason, result.message)
         # mutation: nothing below may reject
-        for victim, cut in sorted(cuts.items()):
+        for victim, cut in sorted(plan.cuts.items()):
             self._drop_tail(victim, self._queues[victim], cut, "evicted")
-        entry = self._insert(sender, account, idx, _Entry(tx, 0, sender, u.nonce, u.fee, size, balance), view)
+        entry = self._insert(tx.sender, plan.account, plan.idx,
+                             _Entry(tx, 0, tx.sender, u.nonce, u.fee, len(raw), plan.balance), plan.view)
         log.debug("mempool accepted %s nonce %d fee %d", tx.hash.hex(), u.nonce, u.fee)
         return entry
 
@@ -327,8 +360,11 @@ class Mempool:
         require(tx.has_valid_signature(self.chain_id), "invalid_signature",
                 f"signature does not verify for chain {self.chain_id!r} "
                 "(wrong chain id, wrong key or altered transaction)")
-        self._verified.add(tx.hash)
-        self._verified_order.append(tx.hash)
+        self._remember_verified(tx.hash)
+
+    def _remember_verified(self, tx_hash: bytes) -> None:
+        self._verified.add(tx_hash)
+        self._verified_order.append(tx_hash)
         if len(self._verified_order) > self.config.verified_capacity:
             self._verified.discard(self._verified_order.popleft())
 

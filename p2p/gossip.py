@@ -205,6 +205,9 @@ class ContentDedup:
     def __contains__(self, key: bytes) -> bool:
         return key in self._keys
 
+    def discard(self, key: bytes) -> None:
+        self._keys.pop(key, None)
+
     def add(self, key: bytes) -> None:
         self._keys[key] = None
         self._keys.move_to_end(key)

@@ -347,6 +347,12 @@ class P2PService:
             await pubsub.publish(topic, data)
             self._counters[topic]["published"] += 1
 
+    def forget(self, topic: str, data: bytes) -> None:
+        """Let a later copy of ``data`` in again: the node dropped this one for a passing reason
+        (a height or round it has not reached yet), and the sender's rebroadcast is the only way
+        it gets it back; kept as seen, every copy was refused as a duplicate."""
+        self._dedup.discard(content_key(topic, data))
+
     def send_direct(self, topic: str, data: bytes) -> int:
         """Queue ``data`` on every open direct consensus stream (no-op without ``direct``); returns
         the number of peers it was queued for. The caller still gossips it for observers."""

@@ -172,7 +172,8 @@ class RPCMethods:
         tx: the signed transaction bytes
 
         Returns `{hash, code: 0}`; a refused transaction is error -32003 with `data` {reason,
-        message, hash}
+        message, hash}; refused at the door before any signature check (`mempool_full`,
+        `intake_busy`: the node is busy, retry): -32005 with the same `data`
         """
         return self.call("broadcast_tx_sync", {"tx": tx})
 
@@ -194,7 +195,8 @@ class RPCMethods:
 
         Returns `{hash, committed: true, height, index, result {code, reason, message}}` (code 0:
         applied; a committed transaction can still have failed) or `{hash, committed: false,
-        timeout_s}`; refused by the mempool: error -32003
+        timeout_s}`; refused by the mempool: error -32003 (-32005 at the door, like
+        broadcast_tx_sync)
         """
         return self.call("broadcast_tx_commit", {"tx": tx, "timeout": timeout})
 
@@ -337,7 +339,8 @@ class RPCMethods:
 
         contribution: contribution id
 
-        Returns `{contribution, owner, status, unclaimed, claimed}`
+        Returns `{contribution, owner, status, unclaimed, claimed, bond, vests_at}` (vests_at: the
+        height from which an accepted contribution can claim, bond included; null unless accepted)
         """
         return self.call("rewards", {"contribution": contribution})
 

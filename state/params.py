@@ -48,6 +48,8 @@ class AttributionParams:
     reveal_window_blocks: int = f(U32)  # a contribution reveals its commitment within this many blocks
     containment_bps: int = f(U16)  # fingerprint share of one text found in another that makes a containment
     containment_sample_mod: int = f(U16)  # fingerprint hashes h with h % mod == 0 go into the containment index
+    challenge_window_blocks: int = f(U32)  # after acceptance: bond escrowed, rewards vest, reversal possible (>= reveal window)
+    reversal_slash_bps: int = f(U16)  # of the bond of an accepted contribution its curator reverses, burned
 
 
 @canonical
@@ -119,6 +121,8 @@ class Params:
             raise CodecError(f"{path}.attribution: lsh_bands * lsh_rows != minhash_size")
         if not 1 <= a.containment_bps <= BPS or a.containment_sample_mod < 1:
             raise CodecError(f"{path}.attribution: containment_bps must be in 1..{BPS}, containment_sample_mod >= 1")
+        if a.reversal_slash_bps > BPS:
+            raise CodecError(f"{path}.attribution.reversal_slash_bps exceeds {BPS}")
         if a.reveal_window_blocks < 1:
             raise CodecError(f"{path}.attribution.reveal_window_blocks must be at least 1")
         s = self.staking
@@ -154,6 +158,8 @@ _ATTRIBUTION = AttributionParams(
     reveal_window_blocks=600,
     containment_bps=5000,
     containment_sample_mod=4,
+    challenge_window_blocks=1200,
+    reversal_slash_bps=10_000,
 )
 
 DEFAULT = Params(
@@ -199,6 +205,9 @@ DEVNET = dataclasses.replace(
     governance=dataclasses.replace(
         DEFAULT.governance, min_deposit=10_000, deposit_period_blocks=50, voting_period_blocks=20,
     ),
+    # a 2-block challenge window: demos and tests claim right away. Below reveal_window_blocks, so a
+    # copy can vest (and be claimed) before an earlier-committed original is revealed; never in production.
+    attribution=dataclasses.replace(DEFAULT.attribution, challenge_window_blocks=2),
 )
 
 PRESETS: dict[str, Params] = {"default": DEFAULT, "devnet": DEVNET}

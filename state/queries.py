@@ -14,16 +14,19 @@ from typing import Any
 
 from state import keys
 from state.attribution.records import (
+    ACCEPTED,
     ID_SIZE,
     ROLE_NAMES,
     STATUS_NAMES,
     AgentActionRecord,
     Inference,
     Receipt,
+    Contribution,
     Sketch,
     unpack_u64s,
 )
 from state.attribution.contributions import get_contribution as _contribution
+from state.attribution.contributions import vested_at
 from state.crypto import to_hex
 from state.attribution.datanets import get_datanet as _datanet
 from state.attribution.models import get_adapter as _adapter
@@ -31,6 +34,7 @@ from state.attribution.models import get_agent as _agent
 from state.attribution.models import get_model as _model
 from state.attribution.pools import settle
 from state.store import StateDB, StateView
+from state.transition import load_params
 
 MAX_PER_PAGE = 100
 _INDEX_TAIL = 8 + 4 + ID_SIZE  # height, tx index, inference id after the recipient
@@ -99,7 +103,16 @@ def pending_rewards(source: StateView | StateDB, contribution_id: bytes) -> dict
         "status": STATUS_NAMES[c.status],
         "unclaimed": _owed(view, contribution_id),
         "claimed": str(c.claimed),
+        "bond": c.bond,  # escrowed: returned by the first claim once vested (accepted) or by review
+        "vests_at": _vests_at(view, c),
     }
+
+
+def _vests_at(view: StateView, c: Contribution) -> int | None:
+    """Height from which claim_rewards pays an accepted contribution (None unless accepted)."""
+    if c.status != ACCEPTED:
+        return None
+    return vested_at(c, load_params(view).attribution)
 
 
 def _owed(view: StateView, contribution_id: bytes) -> int:

@@ -94,7 +94,7 @@ class CommitContribution:
 @canonical
 class Review:
     contribution: bytes = f(HASH)
-    accept: int = f(U8)  # 1 accept, 0 reject
+    accept: int = f(U8)  # 1 accept, 0 reject (pending); 2 reverse (accepted, within the challenge window)
 
 
 @canonical

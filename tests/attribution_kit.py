@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from conftest import commit_txs
 
+from state import queries
 from state.accounts import get_account, supply_check
 from state.attribution.contributions import fingerprint_params
 from state.crypto import PrivateKey, sha256
@@ -91,6 +92,12 @@ class World:
 
     def view(self) -> Any:
         return self.chain.db.view()
+
+    def vest(self, contribution_id: bytes) -> None:
+        """Commit empty blocks until the accepted contribution's challenge window has closed."""
+        vests_at = queries.pending_rewards(self.chain.db, contribution_id)["vests_at"]  # type: ignore[index]
+        while self.chain.height + 1 < vests_at:
+            self.block()
 
     def balance(self, address: bytes) -> int:
         return get_account(self.view(), address).balance

@@ -77,9 +77,9 @@ def test_an_earlier_commitment_revealed_late_voids_the_accepted_copy_and_pays_th
     author_id = world.ok(ALICE, author).hash
     assert _contribution(world, copy_id).status == VOIDED
     assert _contribution(world, author_id).status == PENDING
-    # Mallory's bond was returned at acceptance (issue 13 point 5 escrows it); her unclaimed
-    # rewards, earned on Alice's text, are Alice's now
-    assert world.balance(ALICE.address) == before - 1 - BOND + owed
+    # Mallory's bond, still escrowed (challenge window), and her unvested rewards, earned on
+    # Alice's text, are Alice's now
+    assert world.balance(ALICE.address) == before - 1 - BOND + owed + BOND
     rejected(world, MALLORY, ClaimRewards((copy_id,)), "nothing_to_claim")
     # the author's contribution replaces the copy everywhere
     world.ok(OWNER, Review(author_id, 1))

@@ -114,16 +114,16 @@ def test_content_over_the_genesis_maximum_is_rejected(new_chain, chain_id) -> No
 # ---- review --------------------------------------------------------------------------------
 
 
-def test_accept_returns_bond_and_makes_the_contribution_matchable(world: World) -> None:
+def test_accept_keeps_the_bond_escrowed_and_makes_the_contribution_matchable(world: World) -> None:
     d = _datanet(world)
     body = world.contribute_body(d, make_text(1), BOND)
     cid = world.ok(ALICE, body).hash
     before = world.balance(ALICE.address)
     world.ok(OWNER, Review(cid, 1))
     c = _contribution(world, cid)
-    assert c.status == ACCEPTED and c.bond == 0
-    assert world.balance(ALICE.address) == before + BOND
-    assert world.balance(BOND_ESCROW) == 0
+    assert c.status == ACCEPTED and c.bond == BOND and c.accepted_height == world.chain.height
+    assert world.balance(ALICE.address) == before  # the bond stays at risk until the window closes
+    assert world.balance(BOND_ESCROW) == BOND
     dn = _datanet_record(world, d)
     assert (dn.accepted, dn.total_units) == (1, len(body.content))
     view = world.view()
@@ -154,9 +154,12 @@ def test_review_rejections(world: World) -> None:
     cid = world.ok(ALICE, world.contribute_body(d, make_text(1), BOND)).hash
     rejected(world, OWNER, Review(MISSING, 1), "unknown_contribution")
     rejected(world, BOB, Review(cid, 1), "not_curator")
-    rejected(world, OWNER, Review(cid, 2), "bad_decision")
+    rejected(world, OWNER, Review(cid, 3), "bad_decision")
+    rejected(world, OWNER, Review(cid, 2), "not_accepted")  # reversal is for accepted ones
     world.ok(OWNER, Review(cid, 1))
     rejected(world, OWNER, Review(cid, 0), "not_pending")
+    rejected(world, OWNER, Review(cid, 1), "not_pending")
+    rejected(world, BOB, Review(cid, 2), "not_curator")
 
 
 # ---- transfer and claim --------------------------------------------------------------------
@@ -176,6 +179,9 @@ def test_claim_rejections(world: World) -> None:
     d = _datanet(world)
     cid = world.ok(ALICE, crafted(world, d, 1, (1, 2), bond=BOND)).hash
     world.ok(OWNER, Review(cid, 1))
+    rejected(world, ALICE, ClaimRewards((cid,)), "vesting")  # the challenge window is open
+    world.vest(cid)
+    world.ok(ALICE, ClaimRewards((cid,)))  # the bond comes back
     rejected(world, ALICE, ClaimRewards(()), "empty_claim")
     rejected(world, ALICE, ClaimRewards((cid, cid)), "duplicate_contribution")
     rejected(world, ALICE, ClaimRewards((cid, MISSING)), "unknown_contribution")

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from attribution_kit import KEYS, World, crafted
+from attribution_kit import KEYS, World, crafted, rejected
 from conftest import make_genesis
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -102,11 +102,13 @@ def step(sim: Sim, data: Any, kind: str | None = None) -> None:
     elif kind == "review":
         pending = [c for c, _ in sim.contributions
                    if queries.get_contribution(w.chain.db, c)["status"] == "pending"]  # type: ignore[index]
-        if pending:
+        reversible = [c for c, _ in sim.contributions
+                      if (queries.pending_rewards(w.chain.db, c)["vests_at"] or 0) > w.chain.height + 1]  # type: ignore[index]
+        if reversible and (not pending or data.draw(st.booleans())):
+            reverse(sim, data.draw(st.sampled_from(reversible)))
+        elif pending:
             cid = data.draw(st.sampled_from(pending))
-            dn = queries.get_contribution(w.chain.db, cid)["datanet"]  # type: ignore[index]
-            owner = next(k for d, k in sim.datanets if "0x" + d.hex() == dn)
-            w.ok(owner, Review(cid, data.draw(st.sampled_from([0, 1, 1, 1]))))
+            w.ok(_curator(sim, cid), Review(cid, data.draw(st.sampled_from([0, 1, 1, 1]))))
     elif kind == "model":
         parents = [(m, depth) for m, depth in sim.models if depth < w.a.lineage_max_depth]
         parent = data.draw(st.sampled_from([(b"", -1), *parents]))
@@ -133,6 +135,26 @@ def step(sim: Sim, data: Any, kind: str | None = None) -> None:
         new_owner = data.draw(st.sampled_from(USERS))
         if new_owner is not sim.owner_key(cid):
             w.ok(sim.owner_key(cid), TransferContribution(cid, new_owner.address))
+
+
+def _curator(sim: Sim, cid: bytes) -> Any:
+    dn = queries.get_contribution(sim.world.chain.db, cid)["datanet"]  # type: ignore[index]
+    return next(k for d, k in sim.datanets if "0x" + d.hex() == dn)
+
+
+def reverse(sim: Sim, cid: bytes) -> None:
+    """A curator reverses an acceptance in the window: the unvested rewards stay in the pool for the
+    datanet's other contributors, or (none left) go to its owner; the bond is slashed."""
+    w = sim.world
+    owed = queries.pending_rewards(w.chain.db, cid)["unclaimed"]  # type: ignore[index]
+    pool = w.balance(REWARD_POOL)
+    w.ok(_curator(sim, cid), Review(cid, 2))
+    c = queries.get_contribution(w.chain.db, cid)
+    assert c is not None and c["status"] == "rejected" and c["bond"] == 0 and c["unclaimed"] == 0
+    units = queries.get_datanet(w.chain.db, bytes.fromhex(c["datanet"][2:]))["total_units"]  # type: ignore[index]
+    assert pool - w.balance(REWARD_POOL) == (0 if units else owed)
+    sim.slashed_from_pool += pool - w.balance(REWARD_POOL)
+    event("reversed")
 
 
 def infer(sim: Sim, data: Any) -> None:
@@ -168,12 +190,18 @@ def claim(sim: Sim, data: Any) -> None:
     key = sim.owner_key(cid)
     mine = [c for c, _ in sim.contributions if sim.owner_key(c) is key]
     chosen = data.draw(st.lists(st.sampled_from(mine), min_size=1, max_size=4, unique=True))
-    owed = sum(queries.pending_rewards(w.chain.db, c)["unclaimed"] for c in chosen)  # type: ignore[index]
-    if owed == 0:
+    info = [queries.pending_rewards(w.chain.db, c) for c in chosen]
+    if any(i["vests_at"] is not None and w.chain.height + 1 < i["vests_at"] for i in info):  # type: ignore[index]
+        rejected(w, key, ClaimRewards(tuple(chosen)), "vesting")
+        event("claim while vesting")
+        return
+    owed = sum(i["unclaimed"] for i in info)  # type: ignore[index]
+    bonds = sum(i["bond"] for i in info if i["status"] == "accepted")  # type: ignore[index]
+    if owed + bonds == 0:
         return
     before = w.balance(key.address)
     w.ok(key, ClaimRewards(tuple(chosen)))
-    assert w.balance(key.address) == before - 1 + owed
+    assert w.balance(key.address) == before - 1 + owed + bonds
     sim.claimed += owed
     event("claim paid")
 

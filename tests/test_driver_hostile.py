@@ -215,3 +215,28 @@ async def test_a_late_proposal_for_the_height_just_committed_is_not_scored_inval
         driver.on_proposal_message(pack([sp.to_wire(), block.encode()]), "late-peer")
         await wait_for(lambda: chain.height >= height + 2, 30, "two more blocks")
     assert [r for r in reports if r[0] == "late-peer"] == [], f"an honest late proposal was scored: {reports}"
+
+
+async def test_a_vote_dropped_as_too_far_ahead_gets_in_when_rebroadcast(tmp_path: Path) -> None:
+    """A vote for a height this node has not reached (too far ahead, as for a validator still
+    block-syncing) is dropped; the gossip layer must not keep it as seen, or the signer's
+    rebroadcast of the same bytes is refused as a duplicate for good. That stalled a 4-validator
+    chain: a validator fresh from block sync never got the next height's votes of the other two."""
+    from p2p.gossip import content_key
+
+    home = dev_home(tmp_path)
+    async with running_node(home) as node:
+        chain, driver = node.chain, node.driver
+        key = node.validator_key
+        assert key is not None
+        await wait_for(lambda: chain.height >= 2, 30, "height 2")
+        far = chain.height + 10
+        v = Vote(PREVOTE, far, 0, b"", 1_000, key.address)
+        data = SignedVote(v, key.sign(v.sign_bytes(chain.chain_id))).encode()  # type: ignore[attr-defined]
+        topic = node.topic["votes"]
+        dropped = node.metrics.drops.snapshot().get(("consensus_vote", "far_height"), 0)
+        for copy in (1, 2):  # the vote, then the signer's rebroadcast of the same bytes
+            node.p2p._offer(topic, "peer-ahead", data, "delivered")
+            await wait_for(lambda: node.metrics.drops.snapshot().get(("consensus_vote", "far_height"), 0)
+                           >= dropped + copy, 10, f"copy {copy} to reach the driver")
+        assert content_key(topic, data) not in node.p2p._dedup

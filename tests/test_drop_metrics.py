@@ -61,8 +61,8 @@ async def test_every_dropped_peer_message_is_counted_on_metrics(tmp_path: Path) 
                 driver.on_vote_message(vote(hostile, chain_id, h + 1, i), "peer-f")
             for _ in range(2):
                 driver.on_evidence_message(b"\x00not evidence", "peer-g")
-            node._on_tx_batch(b"\xc1", "peer-h")
-            node._on_tx_batch(pack([b"\x01", b"\x02", b"\x03", 7]), "peer-h")
+            await node._on_tx_batch(b"\xc1", "peer-h")
+            await node._on_tx_batch(pack([b"\x01", b"\x02", b"\x03", 7]), "peer-h")
             future_dropped = driver.future.dropped
             after = dropped((await http.get(url)).text)
     assert future_dropped > 0

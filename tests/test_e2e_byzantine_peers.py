@@ -142,11 +142,22 @@ def run_scenario(layout: Layout, attack: str, extra: tuple[str, ...] | list[str]
     times = sorted([t0, t1, *block_times(reference, h0 + 1, h1)])
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert max(gaps) <= MAX_GAP_MS, (
-        f"{attack}: a gap of {max(gaps)} ms between commits (heights {h0}..{h1}): {describe(layout)}")
+        f"{attack}: a gap of {max(gaps)} ms between commits (heights {h0}..{h1}; gaps {gaps}): {describe(layout)}\n"
+        + rounds_log(layout, specs))
     assert h1 - h0 >= 3, f"{attack}: only {h1 - h0} blocks committed in {ATTACK_S} s"
     # every honest node is still on the same chain and caught up
     wait_for_heights(layout, specs, h1, 30)
     return {"ready": ready, "done": done, "peer_id": ready["peer_id"], "blocks": h1 - h0}
+
+
+def rounds_log(layout: Layout, specs: list[NodeSpec]) -> str:
+    """Each honest node's log lines about rounds past the first and warnings (for a failed gap)."""
+    out = []
+    for spec in specs:
+        lines = [line for line in node_log(layout, spec).splitlines()
+                 if ": round " in line or " WARNING " in line or " ERROR " in line]
+        out.append(f"--- {spec.name}:\n" + "\n".join(lines[-20:]))
+    return "\n".join(out)
 
 
 def banned_by(spec: NodeSpec, peer_id: str) -> dict[str, Any] | None:

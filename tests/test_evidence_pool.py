@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+import node.evidence_pool as evidence_module
 from node.evidence_pool import MAX_EVIDENCE_PER_BLOCK, Admission, EvidencePool
 from staking_support import V0, V1, double_sign, make_genesis, next_block, open_chain
 from state.crypto import PrivateKey
@@ -68,3 +71,35 @@ def test_pool_is_bounded_overall_and_per_accused_validator(tmp_path: Path) -> No
     assert len(pool) == 3 <= MAX_EVIDENCE_PER_BLOCK
     c.db.close()
 
+
+
+def test_a_flood_of_copies_against_one_validator_costs_no_signature_checks(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evidence-now attack of issue 12: a validator's leaked key signs fresh double signs
+    against it for the height in progress, dozens a second, each one valid. Before, every copy
+    was verified (two Ed25519 checks and a validator set read) and only then refused for lack of
+    room; now a full share is refused first."""
+    c = make_chain(tmp_path)
+    for _ in range(6):
+        next_block(c)
+    verified: list[int] = []
+    real_pending, real_pool = evidence_module.verify_duplicate_vote_evidence, evidence_module.check_evidence
+
+    def count_pending(*args, **kwargs):  # type: ignore[no-untyped-def]
+        verified.append(1)
+        return real_pending(*args, **kwargs)
+
+    def count_pool(*args, **kwargs):  # type: ignore[no-untyped-def]
+        verified.append(1)
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(evidence_module, "verify_duplicate_vote_evidence", count_pending)
+    monkeypatch.setattr(evidence_module, "check_evidence", count_pool)
+    pool = EvidencePool(c, max_per_validator=2)
+    now = [pool.add(double_sign(V1, c.height + 1, round_=r))[0] for r in range(50)]
+    old = [pool.add(double_sign(V1, 5, round_=r))[0] for r in range(50)]
+    assert now == [Admission.PENDING] * 2 + [Admission.REFUSED] * 48
+    assert old == [Admission.ADDED] * 2 + [Admission.REFUSED] * 48
+    assert len(verified) == 4, f"{len(verified)} verifications for 4 pieces kept"
+    assert pool.add(double_sign(V0, 5))[0] is Admission.ADDED  # another validator still gets in
+    c.db.close()

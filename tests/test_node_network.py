@@ -45,10 +45,20 @@ def logs_on_failure(layout: Layout) -> Iterator[None]:
     except BaseException:
         for spec in layout.nodes:
             try:
-                tail = "\n".join(node_log(layout, spec).splitlines()[-40:])
+                lines = node_log(layout, spec).splitlines()
             except OSError:
                 continue
-            print(f"---- tail of {spec.name}/node.log ----\n{tail}")
+            # the routine commit lines hide the events that explain a stall: those, and the last commit
+            events = [line for line in lines if "committed height=" not in line][-40:]
+            last_commit = [line for line in lines if "committed height=" in line][-1:]
+            print(f"---- {spec.name}/node.log: last events, then last commit ----", *events, *last_commit, sep="\n")
+            try:
+                st = launcher.rpc_call(spec.rpc, "status", timeout=2.0)
+                peers = launcher.rpc_call(spec.rpc, "net_info", timeout=2.0)
+                print(f"---- {spec.name} now: consensus {st.get('consensus')}, peers "
+                      f"{[(p.get('id', '')[-6:], p.get('score')) for p in peers.get('peers', [])]}, banned {peers.get('banned')}")
+            except Exception as exc:  # noqa: BLE001 - a dead node is itself the information
+                print(f"---- {spec.name} does not answer: {exc}")
         raise
 
 

@@ -11,6 +11,7 @@ from node.config import RPCConfig
 from node.context import NodeContext
 from node.metrics import Metrics
 from node.rpc.errors import InternalError, NotFound
+from node.tx_intake import IntakeSettings, TxIntake
 from state.block import Block, Header
 from state.chain import Chain
 
@@ -27,8 +28,17 @@ class RPCEnv:
         self.metrics = metrics
         self.nursery: trio.Nursery | None = None  # the server's own tasks
         self.submitter: Any = None  # tx_methods.AsyncSubmitter, set by serve_rpc
+        self._intake: TxIntake | None = getattr(ctx, "intake", None)
         self._headers: OrderedDict[int, Header] = OrderedDict()
         self._genesis_json: dict[str, Any] | None = None
+
+    @property
+    def intake(self) -> TxIntake:
+        """The node's transaction intake; a context without one (tests, tools) gets one that
+        verifies inline over its mempool."""
+        if self._intake is None:
+            self._intake = TxIntake(self.ctx.mempool, self.metrics, IntakeSettings(verify_workers=0))  # type: ignore[arg-type]
+        return self._intake
 
     @property
     def chain(self) -> Chain:

@@ -24,7 +24,7 @@ ERROR_CODES: tuple[tuple[int, str, str], ...] = (
     (INTERNAL_ERROR, "Internal error", "the node failed to answer; also: a query whose module is not available yet"),
     (NOT_FOUND, "Not found", "the block, transaction, account record or key asked for does not exist"),
     (TX_REJECTED, "Transaction rejected", "the mempool refused the transaction; `data` holds `reason` and `message`"),
-    (LIMIT_EXCEEDED, "Limit exceeded", "a configured cap was hit: body size, batch size, page size, subscriptions"),
+    (LIMIT_EXCEEDED, "Limit exceeded", "a configured cap was hit: body size, batch size, page size, subscriptions; a transaction refused at the door (`data.reason` `mempool_full` or `intake_busy`)"),
 )
 
 

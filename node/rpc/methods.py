@@ -131,7 +131,9 @@ _TABLE: tuple[Method, ...] = (
            (Param("limit", PerPage(), "at most this many", default=30),),
            "`{n_txs, total_bytes, count, txs: [{hash, tx}]}`", c.unconfirmed_txs),
     Method("broadcast_tx_sync", "tx", "Check a transaction against the latest state and add it to the mempool.",
-           (TX,), "`{hash, code: 0}`; a refused transaction is error -32003 with `data` {reason, message, hash}",
+           (TX,), "`{hash, code: 0}`; a refused transaction is error -32003 with `data` {reason, message, hash}; refused "
+           "at the door before any signature check (`mempool_full`, `intake_busy`: the node is busy, retry): "
+           "-32005 with the same `data`",
            t.broadcast_tx_sync),
     Method("broadcast_tx_async", "tx",
            "Queue a transaction for the mempool and return its hash at once (only decoding is checked).",
@@ -142,7 +144,7 @@ _TABLE: tuple[Method, ...] = (
                       "seconds to wait; capped by the server's commit_timeout_s (default 30)")),
            "`{hash, committed: true, height, index, result {code, reason, message}}` (code 0: applied; a "
            "committed transaction can still have failed) or `{hash, committed: false, timeout_s}`; refused by "
-           "the mempool: error -32003", t.broadcast_tx_commit),
+           "the mempool: error -32003 (-32005 at the door, like broadcast_tx_sync)", t.broadcast_tx_commit),
     Method("abci_query", "state",
            "Any state key's committed value, with an optional sparse-Merkle proof against the latest state "
            "root (the `state_root` of the header at `height`).",
@@ -201,7 +203,8 @@ _TABLE: tuple[Method, ...] = (
            "amount}], matched: [{contribution, owner, score, amount}]}`", d.attribution),
     Method("rewards", "domain", "What claim_rewards would pay for a contribution now, and to whom.",
            (Param("contribution", HASH, "contribution id", required=True),),
-           "`{contribution, owner, status, unclaimed, claimed}`", d.rewards),
+           "`{contribution, owner, status, unclaimed, claimed, bond, vests_at}` (vests_at: the height from which "
+           "an accepted contribution can claim, bond included; null unless accepted)", d.rewards),
     # ---- explorer history (state/history.py: written with each block, not in the state root) -----
     Method("earnings", "explorer",
            "What a recipient (an address, a contribution id or a datanet id) earned from attribution "

@@ -8,7 +8,8 @@ from typing import Any
 import trio
 
 from node.rpc.env import RPCEnv
-from node.rpc.errors import InternalError, LimitExceeded, TxRejectedError
+from node.rpc.errors import InternalError, LimitExceeded, RPCError, TxRejectedError
+from node.tx_intake import DOOR_REASONS
 from state.chain import TxLocation
 from state.codec import CodecError
 from state.crypto import sha256, to_hex
@@ -20,12 +21,21 @@ log = logging.getLogger(__name__)
 ASYNC_QUEUE = 4096  # accepted-but-not-yet-checked async submissions
 
 
-def _submit(env: RPCEnv, raw: bytes) -> bytes:
-    """Mempool admission; a rejection becomes -32003 with the reason code and message."""
+def refusal(exc: TxRejected, tx_hash: str) -> RPCError:
+    """A refusal at the door (mempool_full, intake_busy) is -32005; any other rejection -32003.
+    Both carry ``data`` {reason, message, hash}."""
+    if exc.reason in DOOR_REASONS:
+        return LimitExceeded(f"transaction refused: {exc.reason}",
+                             {"reason": exc.reason, "message": exc.message, "hash": tx_hash})
+    return TxRejectedError(exc.reason, exc.message, tx_hash)
+
+
+async def _submit(env: RPCEnv, raw: bytes) -> bytes:
+    """Through the intake (node/tx_intake.py): the door, the budget, the signature workers, the pool."""
     try:
-        return env.ctx.mempool.submit(raw)
+        return await env.intake.submit(raw)
     except TxRejected as exc:
-        raise TxRejectedError(exc.reason, exc.message, to_hex(sha256(raw))) from None
+        raise refusal(exc, to_hex(sha256(raw))) from None
 
 
 def _committed(tx_hash: bytes, loc: TxLocation) -> dict[str, Any]:
@@ -38,8 +48,8 @@ def _committed(tx_hash: bytes, loc: TxLocation) -> dict[str, Any]:
     }
 
 
-def broadcast_tx_sync(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
-    tx_hash = _submit(env, p["tx"])
+async def broadcast_tx_sync(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
+    tx_hash = await _submit(env, p["tx"])
     return {"hash": to_hex(tx_hash), "code": 0}
 
 
@@ -60,7 +70,7 @@ class AsyncSubmitter:
     async def run(self) -> None:
         async for raw in self.receive:
             try:
-                self.env.ctx.mempool.submit(raw)
+                await self.env.intake.submit(raw)
             except TxRejected as exc:
                 log.debug("async tx %s rejected: %s", sha256(raw).hex()[:12], exc.reason)
             except Exception:  # a mempool bug must not take the RPC server (and the node) down
@@ -101,10 +111,10 @@ async def broadcast_tx_commit(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
     waiter = events.tx_waiter(tx_hash)  # registered before submitting: a fast commit is not missed
     try:
         try:
-            env.ctx.mempool.submit(raw)
+            await env.intake.submit(raw)
         except TxRejected as exc:
             if exc.reason != "duplicate":  # already pooled: wait for it like the first sender
-                raise TxRejectedError(exc.reason, exc.message, to_hex(tx_hash)) from None
+                raise refusal(exc, to_hex(tx_hash)) from None
         with trio.move_on_after(timeout):
             await waiter.wait()
     finally:

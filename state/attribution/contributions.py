@@ -2,9 +2,12 @@
 
 Life of a contribution (docs/attribution.md, "Contributions"):
 
-    contribute -> PENDING --review accept--> ACCEPTED (earns; bond returned)
+    contribute -> PENDING --review accept--> ACCEPTED (earns; bond escrowed, rewards vest)
                           --review reject--> REJECTED (reject_burn_bps of the bond burned)
+    ACCEPTED, within challenge_window_blocks of acceptance:
+              --review reverse--> REJECTED (reversal_slash_bps of the bond burned, rewards back to the pool)
     PENDING or ACCEPTED --an earlier-committed original is revealed--> VOIDED (stake to its author)
+    ACCEPTED, window closed: claim_rewards pays the rewards and returns the bond
 
 A contribution carries its content; validators compute its hash, size, fingerprint and MinHash.
 """
@@ -46,7 +49,7 @@ from state.attribution.fingerprint import (
     lsh_band_hashes,
 )
 from state.params import BPS, AttributionParams
-from state.attribution.pools import join, leave, settle
+from state.attribution.pools import deposit, has_units, join, leave, settle
 from state.attribution.postings import add_postings, remove_postings
 from state.store import StateView
 from state.context import BlockContext
@@ -139,6 +142,7 @@ def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         claimed=0,
         commit_height=place[0],
         commit_index=place[1],
+        accepted_height=0,
     ))
     view.put_obj(keys.contribution_sketch_key(tx.hash), Sketch(pack_u64s(fp.fingerprint), pack_u64s(fp.minhash)))
     index_contribution(view, tx.hash, fp.content_hash, bands)
@@ -179,27 +183,72 @@ def _named(view: StateView, cid: bytes) -> str:
 
 
 def process_review(view: StateView, tx: Tx, ctx: BlockContext) -> None:
-    """review: a curator accepts (bond back, starts earning) or rejects (part of the bond burned)."""
+    """review: a curator accepts (starts earning; bond stays escrowed) or rejects (part of the bond
+    burned) a pending contribution, or reverses an accepted one within its challenge window."""
     body: Review = tx.body
+    a = ctx.params.attribution
     c = require_contribution(view, body.contribution)
     require(is_curator(view, c.datanet, tx.sender), "not_curator",
             "only a curator of the contribution's datanet may review it")
-    require(c.status == PENDING, "not_pending", "only a pending contribution can be reviewed")
-    require(body.accept in (0, 1), "bad_decision", "accept must be 1 (accept) or 0 (reject)")
+    require(body.accept in (0, 1, REVERSE), "bad_decision", "accept must be 1 (accept), 0 (reject) or 2 (reverse)")
+    if body.accept == REVERSE:
+        require(c.status == ACCEPTED, "not_accepted", "only an accepted contribution can be reversed")
+        require(ctx.height < vested_at(c, a), "window_closed",
+                f"the challenge window closed at height {vested_at(c, a)}: the contribution has vested")
+        reverse_contribution(view, body.contribution, c, a)
+        return
+    require(c.status == PENDING, "not_pending", "only a pending contribution can be accepted or rejected")
     if body.accept:
-        accept_contribution(view, body.contribution, c)
+        accept_contribution(view, body.contribution, c, ctx.height)
     else:
-        reject_contribution(view, body.contribution, c, ctx.params.attribution)
+        reject_contribution(view, body.contribution, c, a)
 
 
-def accept_contribution(view: StateView, cid: bytes, c: Contribution) -> None:
+REVERSE = 2  # review decision: reverse an accepted contribution
+
+
+def vested_at(c: Contribution, a: AttributionParams) -> int:
+    """First height at which an accepted contribution's bond and rewards are its owner's to take."""
+    return c.accepted_height + a.challenge_window_blocks
+
+
+def accept_contribution(view: StateView, cid: bytes, c: Contribution, height: int) -> None:
+    """The contribution joins its datanet's pool; its bond stays escrowed until it vests."""
     dn = require_datanet(view, c.datanet)
     fingerprint, _ = get_sketch(view, cid)
-    move(view, BOND_ESCROW, c.owner, c.bond)
-    dn2, c2 = join(dn, replace(c, bond=0))
+    dn2, c2 = join(dn, replace(c, accepted_height=height))
     put_datanet(view, c.datanet, dn2)
     put_contribution(view, cid, c2)
     add_postings(view, c.datanet, cid, fingerprint)
+
+
+def reverse_contribution(view: StateView, cid: bytes, c: Contribution, a: AttributionParams) -> None:
+    """A curator takes an acceptance back within the window: the contribution leaves the pool and
+    the indexes, ``reversal_slash_bps`` of its bond is burned (the rest goes back to the owner) and
+    its unvested rewards go back to the datanet's other contributors (or, if none, its owner)."""
+    reclaimed = _leave_pool(view, cid, c)
+    dn = require_datanet(view, c.datanet)
+    if has_units(dn):
+        put_datanet(view, c.datanet, replace(deposit(dn, reclaimed), rewards_in=dn.rewards_in))
+    else:
+        move(view, REWARD_POOL, dn.owner, reclaimed)
+    slashed = c.bond * a.reversal_slash_bps // BPS
+    burn(view, BOND_ESCROW, slashed)
+    move(view, BOND_ESCROW, c.owner, c.bond - slashed)
+    forget_sketch(view, cid, c, a)
+    put_contribution(view, cid, replace(require_contribution(view, cid), status=REJECTED, bond=0, unclaimed=0))
+
+
+def _leave_pool(view: StateView, cid: bytes, c: Contribution) -> int:
+    """An accepted contribution stops earning and leaves the matching index; returns its settled
+    unclaimed tokens (still in REWARD_POOL; the caller decides where they go)."""
+    dn = require_datanet(view, c.datanet)
+    fingerprint, _ = get_sketch(view, cid)
+    dn2, c2 = leave(dn, c)
+    put_datanet(view, c.datanet, dn2)
+    remove_postings(view, c.datanet, cid, fingerprint)
+    put_contribution(view, cid, c2)
+    return c2.unclaimed
 
 
 def reject_contribution(view: StateView, cid: bytes, c: Contribution, a: AttributionParams) -> None:
@@ -225,18 +274,14 @@ def forget_sketch(view: StateView, cid: bytes, c: Contribution, a: AttributionPa
 def void_copy(view: StateView, cid: bytes, c: Contribution, author: bytes, a: AttributionParams) -> None:
     """A later-committed copy of what ``author`` revealed: removed everywhere, its stake to the author.
 
-    Pending: its escrowed bond goes to the author. Accepted: it leaves the pool and the matching
-    index, and its settled unclaimed rewards (earned on the author's text) go to the author.
+    Its escrowed bond goes to the author. Accepted (always within its challenge window, since
+    challenge_window_blocks >= reveal_window_blocks): it also leaves the pool and the matching
+    index, and its unvested rewards (earned on the author's text) go to the author.
     """
     if c.status == ACCEPTED:
-        dn = require_datanet(view, c.datanet)
-        fingerprint, _ = get_sketch(view, cid)
-        dn2, c = leave(dn, c)
-        put_datanet(view, c.datanet, dn2)
-        remove_postings(view, c.datanet, cid, fingerprint)
-        move(view, REWARD_POOL, author, c.unclaimed)
-    else:
-        move(view, BOND_ESCROW, author, c.bond)
+        move(view, REWARD_POOL, author, _leave_pool(view, cid, c))
+        c = require_contribution(view, cid)
+    move(view, BOND_ESCROW, author, c.bond)
     forget_sketch(view, cid, c, a)
     put_contribution(view, cid, replace(c, status=VOIDED, bond=0, unclaimed=0))
 
@@ -254,8 +299,10 @@ def process_transfer_contribution(view: StateView, tx: Tx, ctx: BlockContext) ->
 
 
 def process_claim_rewards(view: StateView, tx: Tx, ctx: BlockContext) -> None:
-    """claim_rewards: the owner of each listed contribution is paid exactly what it is owed."""
+    """claim_rewards: the owner of each listed vested contribution is paid exactly what it is
+    owed, and its escrowed bond comes back."""
     body: ClaimRewards = tx.body
+    a = ctx.params.attribution
     ids = body.contributions
     require(len(ids) > 0, "empty_claim", "name at least one contribution")
     require(len(set(ids)) == len(ids), "duplicate_contribution", "a contribution is listed twice")
@@ -264,11 +311,16 @@ def process_claim_rewards(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         c = require_contribution(view, cid)
         require(c.owner == tx.sender, "not_owner", f"contribution {to_hex(cid)} is not the sender's")
         if c.status == ACCEPTED:
+            require(ctx.height >= vested_at(c, a), "vesting",
+                    f"contribution {to_hex(cid)} vests at height {vested_at(c, a)} (challenge window)")
             c = settle(c, require_datanet(view, c.datanet))
         settled.append((cid, c))
     total = sum(c.unclaimed for _, c in settled)
-    require(total > 0, "nothing_to_claim", "the listed contributions have no unclaimed rewards")
+    bonds = sum(c.bond for _, c in settled if c.status == ACCEPTED)
+    require(total + bonds > 0, "nothing_to_claim", "the listed contributions have no unclaimed rewards or bond")
 
-    for cid, c in settled:
-        put_contribution(view, cid, replace(c, unclaimed=0, claimed=c.claimed + c.unclaimed))
+    for cid, c in settled:  # a pending contribution's bond stays escrowed
+        released = c.bond if c.status == ACCEPTED else 0
+        put_contribution(view, cid, replace(c, unclaimed=0, claimed=c.claimed + c.unclaimed, bond=c.bond - released))
     move(view, REWARD_POOL, tx.sender, total)
+    move(view, BOND_ESCROW, tx.sender, bonds)

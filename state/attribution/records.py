@@ -89,6 +89,7 @@ class Contribution:
     claimed: int = f(U256)  # tokens ever claimed
     commit_height: int = f(U64)  # block of its commitment: (commit_height, commit_index) orders conflicts
     commit_index: int = f(U32)  # position of the commitment in that block
+    accepted_height: int = f(U64)  # 0 until accepted; bond escrowed and rewards vesting until + challenge_window_blocks
 
 
 @canonical

@@ -1,0 +1,331 @@
+"""The door of the transaction path: overload is refused before it costs the node (issue 15).
+
+Every transaction, from an RPC client or in a peer's gossip batch, passes here on its way to the
+mempool, in this order:
+
+1. **Intake budget.** Admitting transactions (decoding, the pool's checks, the trial apply) may use
+   at most ``mempool.intake_share_pct`` percent of the event loop's time, measured with a token
+   bucket of loop seconds (``IntakeBudget``). The rest is left to consensus, block sync and the
+   RPC's reads: a node under any transaction load keeps committing. Over the budget a client gets
+   ``intake_busy`` (JSON-RPC -32005) at once and a peer's transactions are dropped, never queued.
+2. **The door** (``Mempool.precheck``): decoding, duplicate, fee, nonce, balance and room, with no
+   signature check. A full pool answers ``mempool_full`` (-32005) here, before any signature work.
+3. **The signature**, in worker processes when there are several transactions at once (a JSON-RPC
+   batch, a gossip batch, many clients in the same turn of the loop): ``TxVerifier`` hands them to
+   ``mempool.verify_workers`` processes in one round trip and marks the hashes that verify as
+   verified in the pool. A lone transaction is verified inline (a round trip to a worker costs
+   more than one verification). A worker never decides: a hash it did not confirm is verified
+   again inline.
+4. **Admission** on the loop (``Mempool.submit`` / ``admit_from_peer``): every check again (the
+   state may have moved while the worker ran), the signature skipped when verified, the trial apply.
+
+Per peer, gossip intake is also bounded by a token bucket of transactions per second
+(``p2p.peer_tx_rate``): one peer cannot use the whole intake budget. Nothing on this path queues
+without bound: gossip batches wait in the p2p inbox (bounded in count, bytes and per peer) while
+this module handles the previous one, and the verifier holds at most MAX_IN_FLIGHT transactions.
+Every refusal and drop is counted (attrchain_dropped_total, `rpc_tx` and `peer_tx`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections import OrderedDict
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from state.codec import CodecError, unpack
+from state.crypto import sha256
+from state.errors import TxRejected
+from state.tx import decode_tx
+
+log = logging.getLogger(__name__)
+
+# refusals at the door: the RPC answers them with -32005 (a configured limit), not -32003
+DOOR_REASONS = frozenset({"mempool_full", "intake_busy"})
+MAX_TX_BATCH = 4000  # transactions taken from one gossip batch
+MAX_IN_FLIGHT = 20_000  # transactions handed to the verifier and not verified yet
+MIN_WORKER_BATCH = 8  # fewer at once: verified inline, a worker round trip costs more
+MAX_WORKERS = 4
+MAX_TRACKED_PEERS = 1024
+
+
+class PoolAPI(Protocol):
+    chain_id: str
+
+    def precheck(self, raw: bytes) -> Any: ...
+
+    def submit(self, raw: bytes) -> bytes: ...
+
+    def admit_from_peer(self, raw: bytes) -> str | None: ...
+
+    def is_verified(self, tx_hash: bytes) -> bool: ...
+
+    def mark_verified(self, tx_hashes: Any) -> None: ...
+
+
+class DropSink(Protocol):
+    def drop(self, where: str, reason: str, n: int = 1) -> None: ...
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """``mempool.intake_share_pct``, ``mempool.verify_workers``, ``p2p.peer_tx_rate`` (docs/security.md)."""
+
+    share_pct: int = 50  # of the event loop's time, at most, admitting transactions
+    burst_s: float = 0.05  # loop seconds the budget can hold (a burst after an idle spell)
+    verify_workers: int = -1  # -1: one per core but one (at most MAX_WORKERS); 0: verify inline
+    peer_tx_rate: int = 5_000  # transactions per second from one gossip peer (burst: one second's)
+
+
+class IntakeBudget:
+    """A token bucket of event-loop seconds: refilled at ``share`` per second, up to ``burst_s``."""
+
+    def __init__(self, share_pct: int, burst_s: float) -> None:
+        self.rate = share_pct / 100
+        self.burst = burst_s
+        self.tokens = burst_s
+        self.last = time.monotonic()
+
+    def available(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        return self.tokens > 0
+
+    def spend(self, seconds: float) -> None:
+        self.tokens -= seconds
+
+
+class PeerBuckets:
+    """Transactions per second per gossip peer (the least recently seen peer is forgotten first)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, peer: str, want: int) -> int:
+        now = time.monotonic()
+        tokens, last = self._buckets.pop(peer, (float(self.rate), now))
+        tokens = min(float(self.rate), tokens + (now - last) * self.rate)
+        granted = min(want, int(tokens))
+        self._buckets[peer] = (tokens - granted, now)
+        if len(self._buckets) > MAX_TRACKED_PEERS:
+            self._buckets.popitem(last=False)
+        return granted
+
+
+def verified_hashes_of(chain_id: str, raws: list[bytes]) -> list[bytes]:
+    """(In a worker process.) Hashes of the transactions whose signature verifies for ``chain_id``."""
+    out = []
+    for raw in raws:
+        try:
+            tx = decode_tx(raw)
+        except CodecError:
+            continue
+        if tx.has_valid_signature(chain_id):
+            out.append(tx.hash)
+    return out
+
+
+def default_workers() -> int:
+    return max(0, min(MAX_WORKERS, (os.cpu_count() or 1) - 1))
+
+
+class TxVerifier:
+    """Signature checks of many transactions at once in worker processes (started on first use).
+
+    Processes, not threads: the workers also decode in Python, which would contend for the GIL
+    with the event loop (node/sync.py measured the same for block sync). Transactions handed in
+    during one turn of the loop go out together, split evenly over the workers."""
+
+    def __init__(self, pool: PoolAPI, workers: int) -> None:
+        self.pool = pool
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+        self._queue: list[bytes] = []
+        self._in_flight: dict[bytes, trio.Event] = {}
+        self._batch_done: trio.Event | None = None
+        self._nursery: trio.Nursery | None = None
+        self.verified_in_workers = 0
+        self.sent_to_workers = 0
+        self.round_trips = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.workers > 0 and self._nursery is not None
+
+    def start(self, raws: list[bytes]) -> None:
+        """Queue these transactions' signatures for the workers (those not verified or queued yet)."""
+        if not self.enabled or len(raws) < MIN_WORKER_BATCH and not self._queue:
+            return
+        for raw in raws:
+            if len(self._in_flight) >= MAX_IN_FLIGHT:
+                break
+            h = sha256(raw)
+            if h in self._in_flight or self.pool.is_verified(h):
+                continue
+            if self._batch_done is None:
+                self._batch_done = trio.Event()
+                assert self._nursery is not None
+                self._nursery.start_soon(self._flush)
+            self._in_flight[h] = self._batch_done
+            self._queue.append(raw)
+
+    async def wait(self, raw: bytes) -> None:
+        """Until the signature of ``raw`` has been checked by a worker, if one was asked."""
+        ev = self._in_flight.get(sha256(raw))
+        if ev is not None:
+            await ev.wait()
+
+    async def _flush(self) -> None:
+        await trio.lowlevel.checkpoint()  # let the rest of this turn's transactions join
+        raws, self._queue = self._queue, []
+        done, self._batch_done = self._batch_done, None
+        try:
+            if len(raws) >= MIN_WORKER_BATCH:
+                await self._verify(raws)
+        finally:
+            for raw in raws:
+                self._in_flight.pop(sha256(raw), None)
+            if done is not None:
+                done.set()
+
+    async def _verify(self, raws: list[bytes]) -> None:
+        try:
+            if self._executor is None:
+                # spawn: forking a process that runs trio and libp2p threads is not safe
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+                log.info("transaction signatures: %d worker process(es)", self.workers)
+            step = -(-len(raws) // self.workers)
+            futures: list[Future[list[bytes]]] = [
+                self._executor.submit(verified_hashes_of, self.pool.chain_id, raws[i:i + step])
+                for i in range(0, len(raws), step)]
+        except (BrokenProcessPool, RuntimeError, OSError) as exc:
+            log.warning("signature workers unavailable (%s); verifying inline", exc)
+            self._executor = None
+            return
+        self.round_trips += 1
+        self.sent_to_workers += len(raws)
+        for fut in futures:
+            try:
+                hashes = fut.result() if fut.done() else await trio.to_thread.run_sync(fut.result)
+            except (BrokenProcessPool, CancelledError, OSError) as exc:
+                log.warning("a signature worker failed (%s); verifying inline", exc)
+                self._executor = None
+                continue
+            self.pool.mark_verified(hashes)
+            self.verified_in_workers += len(hashes)
+
+
+class TxIntake:
+    """The transaction path's door, budget and signature workers (module docstring)."""
+
+    def __init__(self, pool: PoolAPI, drops: DropSink, settings: IntakeSettings | None = None) -> None:
+        self.pool = pool
+        self.drops = drops
+        self.settings = settings or IntakeSettings()
+        workers = self.settings.verify_workers
+        self.verifier = TxVerifier(pool, default_workers() if workers < 0 else workers)
+        self.budget = IntakeBudget(self.settings.share_pct, self.settings.burst_s)
+        self.peers = PeerBuckets(self.settings.peer_tx_rate)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.verifier.run(task_status=task_status)
+
+    def _timed(self, fn: Any, raw: bytes) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(raw)
+        finally:
+            self.budget.spend(time.perf_counter() - t0)
+
+    # ---- clients ------------------------------------------------------------------------------
+    def prefetch(self, raws: list[bytes]) -> None:
+        """A JSON-RPC batch's transactions: start their signature checks together (when the budget
+        has room; a full pool is refused at the door before any signature work)."""
+        room = self._room()
+        if self.budget.available() and room > 0:
+            self.verifier.start(raws[:room])
+
+    async def submit(self, raw: bytes) -> bytes:
+        """A client's transaction: its hash, or TxRejected (DOOR_REASONS: refused at the door)."""
+        if not self.budget.available():
+            self.drops.drop("rpc_tx", "intake_busy")
+            raise TxRejected("intake_busy", "the node is admitting transactions as fast as its intake "
+                                            "budget allows (mempool.intake_share_pct); retry later")
+        try:
+            self._timed(self.pool.precheck, raw)
+        except TxRejected as exc:
+            if exc.reason in DOOR_REASONS:
+                self.drops.drop("rpc_tx", exc.reason)
+            raise
+        self.verifier.start([raw])
+        await self.verifier.wait(raw)
+        return self._timed(self.pool.submit, raw)  # type: ignore[no-any-return]
+
+    def _room(self) -> int:
+        """How many more transactions the pool holds before it is full: no signature work is
+        started for more than that (those would be refused at the door, or evict by fee)."""
+        cap = getattr(getattr(self.pool, "config", None), "max_txs", None)
+        return cap - getattr(self.pool, "size", 0) if cap is not None else MAX_IN_FLIGHT
+
+    # ---- peers --------------------------------------------------------------------------------
+    async def peer_batch(self, data: bytes, sender: str) -> int:
+        """A peer's gossip batch: decode, bound by the peer's rate and the budget, verify (workers),
+        admit. Returns how many were pooled; every other transaction is counted as dropped."""
+        try:
+            batch = unpack(data)
+        except CodecError:
+            batch = None
+        if not isinstance(batch, list):
+            self.drops.drop("peer_tx", "malformed_batch")
+            return 0
+        if len(batch) > MAX_TX_BATCH:
+            self.drops.drop("peer_tx", "batch_over_cap", len(batch) - MAX_TX_BATCH)
+            batch = batch[:MAX_TX_BATCH]
+        raws = [raw for raw in batch if type(raw) is bytes]
+        if len(raws) < len(batch):
+            self.drops.drop("peer_tx", "malformed", len(batch) - len(raws))
+        granted = self.peers.take(sender, len(raws))
+        if granted < len(raws):
+            self.drops.drop("peer_tx", "peer_rate", len(raws) - granted)
+            raws = raws[:granted]
+        if not raws:
+            return 0
+        if not self.budget.available():
+            self.drops.drop("peer_tx", "intake_busy", len(raws))
+            return 0
+        room = self._room()
+        if room > 0:
+            self.verifier.start(raws[:room])
+        pooled = 0
+        for i, raw in enumerate(raws):
+            if not self.budget.available():
+                self.drops.drop("peer_tx", "intake_busy", len(raws) - i)
+                break
+            await self.verifier.wait(raw)
+            reason = self._timed(self.pool.admit_from_peer, raw)
+            if reason is None:
+                pooled += 1
+            else:
+                self.drops.drop("peer_tx", reason)
+        return pooled

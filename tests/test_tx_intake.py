@@ -1,0 +1,125 @@
+"""Overload is refused at the door (issue 15, points 1-2; node/tx_intake.py), against a real dev node
+(real LevelDB, libp2p host, RPC server over HTTP, consensus driver, signature worker processes).
+
+Each test reproduces what worked before: a full pool answered -32003 like any bad transaction (a
+client cannot tell "retry later" from "wrong"), one peer's gossip batches were all admitted on the
+event loop with no per-peer bound, and every signature was checked on the event loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from node.config import Home
+from nodekit import dev_home, running_node, wait_for
+from state.codec import pack
+from state.crypto import PrivateKey, to_hex
+from state.genesis import load_genesis
+from state.tx import Transfer, Tx, sign_tx
+
+SINK = PrivateKey.from_int(99).address
+
+
+def funded_home(tmp: Path, n: int, **options: Any) -> tuple[Home, list[PrivateKey], str]:
+    """A dev chain with ``n`` extra funded accounts; ``options`` are "section.key" config values."""
+    home = dev_home(tmp)
+    keys = [PrivateKey.from_int(5_000 + i) for i in range(n)]
+    data = json.loads(home.genesis_file.read_text())
+    data["accounts"] += [{"address": to_hex(k.address), "balance": 10**12} for k in keys]
+    home.genesis_file.write_text(json.dumps(data))
+    cfg = home.load_config()
+    for name, value in options.items():
+        section, key = name.split("__")
+        setattr(getattr(cfg, section), key, value)
+    home.write_config(cfg)
+    return home, keys, load_genesis(home.genesis_file).chain_id
+
+
+def transfer(key: PrivateKey, chain_id: str, nonce: int, good: bool = True) -> Tx:
+    tx = sign_tx(key, chain_id, nonce, Transfer(SINK, 1), 1)
+    if good:
+        return tx
+    return sign_tx(key, chain_id + "-other", nonce, Transfer(SINK, 1), 1)  # signed for another chain
+
+
+async def rpc_batch(url: str, txs: list[Tx]) -> list[dict[str, Any]]:
+    body = [{"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_sync", "params": {"tx": to_hex(tx.raw)}}
+            for i, tx in enumerate(txs)]
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = (await http.post(url, json=body)).json()
+    return sorted(answers, key=lambda a: a["id"])
+
+
+def rpc_url(home: Home) -> str:
+    return f"http://127.0.0.1:{home.load_config().rpc.port}/"
+
+
+async def test_a_full_pool_answers_mempool_full_at_the_door_before_any_signature_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: -32003 like an invalid transaction. Now: -32005 (retry later) with reason
+    mempool_full, decided without checking the signature (badly signed ones get the same answer)."""
+    home, keys, chain_id = funded_home(tmp_path, 50, mempool__max_txs=30, mempool__verify_inline=True)
+    checked: list[bytes] = []
+    real = Tx.has_valid_signature
+
+    def spy(self: Tx, chain: str) -> bool:
+        checked.append(self.hash)
+        return real(self, chain)
+
+    monkeypatch.setattr(Tx, "has_valid_signature", spy)
+    async with running_node(home) as node:
+        await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
+        fill = [transfer(k, chain_id, 0) for k in keys[:30]]
+        over = [transfer(k, chain_id, 0, good=i % 2 == 0) for i, k in enumerate(keys[30:])]
+        # one batch is handled in one turn of the event loop: no block can empty the pool midway
+        answers = await rpc_batch(rpc_url(home), fill + over)
+        text = (await httpx.AsyncClient().get(rpc_url(home) + "metrics")).text
+    assert all("result" in a for a in answers[:30]), answers[:30]
+    refused = answers[30:]
+    assert [a["error"]["code"] for a in refused] == [-32005] * 20, refused
+    assert {a["error"]["data"]["reason"] for a in refused} == {"mempool_full"}
+    assert not {tx.hash for tx in over} & set(checked), "a signature was checked for a transaction refused at the door"
+    assert 'attrchain_dropped_total{reason="mempool_full",where="rpc_tx"} 20.0' in text
+
+
+async def test_one_peer_cannot_flood_the_intake_and_the_node_keeps_committing(tmp_path: Path) -> None:
+    """Before: every transaction of every gossip batch was checked and admitted on the event loop,
+    however many one peer sent. Now one peer gets at most p2p.peer_tx_rate per second; the rest is
+    dropped (counted), another peer still gets in, and blocks keep coming."""
+    rate = 100
+    home, keys, chain_id = funded_home(tmp_path, 40, p2p__peer_tx_rate=rate, mempool__verify_inline=True)
+    async with running_node(home) as node:
+        await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
+        flood = [pack([transfer(k, chain_id, n).raw for k in keys[:30]]) for n in range(20)]  # 600 txs
+        start = node.chain.height
+        pooled_from_flood = 0
+        for batch in flood:  # what the txs topic reader does with each message (node/app.py)
+            pooled_from_flood += await node.intake.peer_batch(batch, "flooding-peer")
+        # (on a slow machine the flood's admissions may have used up the loop-time budget too)
+        await wait_for(node.intake.budget.available, 10, "the intake budget to refill")
+        honest_pooled = await node.intake.peer_batch(pack([transfer(k, chain_id, 0).raw for k in keys[30:]]),
+                                                     "honest-peer")
+        dropped = node.metrics.drops.snapshot().get(("peer_tx", "peer_rate"), 0)
+        await wait_for(lambda: node.chain.height >= start + 3, 30, "three more blocks")
+    assert pooled_from_flood <= 2 * rate, f"{pooled_from_flood} of one peer's 600 transactions pooled at once"
+    assert dropped >= 600 - 2 * rate, f"only {dropped} of 600 flooded transactions dropped"
+    assert honest_pooled == 10
+
+
+async def test_signatures_of_a_batch_are_checked_in_a_worker_process(tmp_path: Path) -> None:
+    """Before: every signature on the event loop. Now a JSON-RPC batch's signatures go to a worker
+    process in one round trip; the answers are the same (badly signed ones still refused)."""
+    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1)
+    async with running_node(home) as node:
+        await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
+        txs = [transfer(k, chain_id, 0, good=i % 4 != 0) for i, k in enumerate(keys)]
+        answers = await rpc_batch(rpc_url(home), txs)
+        verifier = node.intake.verifier
+    bad = [a for i, a in enumerate(answers) if i % 4 == 0]
+    assert all(a["error"]["code"] == -32003 and a["error"]["data"]["reason"] == "invalid_signature" for a in bad)
+    assert all("result" in a for i, a in enumerate(answers) if i % 4 != 0)
+    assert verifier.round_trips == 1 and verifier.sent_to_workers == 40 and verifier.verified_in_workers == 30
