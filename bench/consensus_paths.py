@@ -1,7 +1,7 @@
 """Benchmark: what consensus costs each validator with gossip only and with direct streams.
 
 Usage: .venv/bin/python bench/consensus_paths.py [--validators 4,7,10,16] [--modes gossip,direct]
-                                                 [--seconds 20]
+                                                 [--seconds 20] [--profile-node 1]
 
 For each validator count and mode it starts a fresh devnet (real processes, loopback), lets it run
 idle (empty blocks: consensus traffic only) for ``--seconds`` once every validator is at height 2
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import httpx  # noqa: E402
 
-from bench.devnet_load import ed25519_verify_rate, machine_busy_s, process_cpu_s  # noqa: E402
+from bench.devnet_load import ed25519_verify_rate, machine_busy_s, process_cpu_s, summarise_profile  # noqa: E402
 from devnet import launcher  # noqa: E402
 from devnet.launcher import DevnetError, Layout, NodeSpec  # noqa: E402
 from node.config import Home  # noqa: E402
@@ -78,7 +79,7 @@ def sample_intervals(spec: NodeSpec, seconds: float) -> list[float]:
     return [b - a for a, b in zip(seen, seen[1:])]
 
 
-def run_point(n: int, direct: bool, seconds: float, work: Path) -> dict[str, object]:
+def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: int = -1) -> dict[str, object]:
     directory = work / f"devnet-{n}-{'direct' if direct else 'gossip'}"
     layout = launcher.create(directory, n, launcher.free_base_port(n))
     configure(layout, direct)
@@ -105,9 +106,18 @@ def run_point(n: int, direct: bool, seconds: float, work: Path) -> dict[str, obj
         assert all(pids), f"a node exited: {pids}"
         h0, c0, cpu0, t0 = heights(layout), counts(layout), [process_cpu_s(p) for p in pids], time.monotonic()  # type: ignore[arg-type]
         busy0 = machine_busy_s()
+        profiler, raw = None, directory / "profile.pyspy.txt"
+        if 0 <= profile_node < n:
+            profiler = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pids[profile_node]), "-d",
+                 str(int(seconds)), "-r", "50", "-f", "raw", "-o", str(raw), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         gaps = sample_intervals(layout.nodes[0], seconds)
         h1, c1, cpu1, t1 = heights(layout), counts(layout), [process_cpu_s(p) for p in pids], time.monotonic()  # type: ignore[arg-type]
         busy1 = machine_busy_s()
+        if profiler is not None:
+            profiler.wait(timeout=60)
+            row["profile"] = summarise_profile(raw) if raw.exists() else ["(py-spy wrote nothing)"]
     finally:
         for spec in layout.nodes:
             launcher.stop_node(layout, spec, timeout=15.0)
@@ -138,6 +148,8 @@ def main() -> int:
     ap.add_argument("--validators", default="4,7,10,16")
     ap.add_argument("--modes", default="gossip,direct")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--profile-node", type=int, default=-1,
+                    help="py-spy record this node index during each point and print where its CPU went")
     args = ap.parse_args()
     print("measuring Ed25519 verify on 2 cores (two processes) ...", flush=True)
     verify_rate = ed25519_verify_rate(2)
@@ -147,7 +159,7 @@ def main() -> int:
     try:
         for n in (int(v) for v in args.validators.split(",")):
             for mode in args.modes.split(","):
-                row = run_point(n, mode == "direct", args.seconds, work)
+                row = run_point(n, mode == "direct", args.seconds, work, args.profile_node)
                 rows.append(row)
                 if row["error"]:
                     print(f"{n:>2} validators {mode:>6}: no commit: {row['error']}", flush=True)
@@ -160,6 +172,8 @@ def main() -> int:
                       f"{row['gossip_delivered_per_node_per_height']} (copies received "
                       f"{row['gossip_copies_per_node_per_height']})"
                       + ("" if row["streams_settled"] is not False else " [direct streams never all up]"), flush=True)
+                for line in row.get("profile", []):  # type: ignore[union-attr]
+                    print(f"    {line}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"ed25519_verify_per_s": round(verify_rate), "points": rows}))

@@ -134,7 +134,7 @@ def page_calls(ids: dict[str, str]) -> dict[str, tuple[str, list[tuple[str, dict
                                                         ("attribution", {"inference": ids["inference"]})]),
         "address": (f"address/{addr}", [("account", {"address": addr}), ("contributions", {"owner": addr, "per_page": 50}),
                                         ("attribution", {"recipient": addr, "per_page": 20}),
-                                        ("tx_search", {"sender": addr, "per_page": 20}),
+                                        ("sent_txs", {"address": addr, "per_page": 20}),
                                         ("agent", {"address": addr, "actions": 0}),
                                         ("earnings", {"recipient": addr, "points": 200})]),
     }

@@ -5,6 +5,7 @@
     attrchain config show | set SECTION.KEY VALUE               config.toml (node/config.py)
     attrchain node run                                          the node process
     attrchain node init                                         a single-validator dev chain
+    attrchain node reindex-history [--home H]                   rebuild the explorer history (state/history_rebuild.py)
 """
 
 from __future__ import annotations
@@ -41,7 +42,35 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     init.add_argument("--rpc-port", type=int, default=26657)
     init.add_argument("--p2p-port", type=int, default=26656)
     init.set_defaults(func=cmd_init)
+    rx = nsub.add_parser("reindex-history", help="rebuild the explorer history of a STOPPED node from its blocks "
+                                                 "(after an upgrade that added history indexes)")
+    _home_arg(rx)
+    rx.set_defaults(func=cmd_reindex_history)
     register_ceremony(sub)
+
+
+def cmd_reindex_history(args: argparse.Namespace) -> int:
+    from node.integrity import open_state_db
+    from state.chain import Chain
+    from state.genesis import load_genesis
+    from state.history_rebuild import RebuildError, rebuild
+
+    home = Home(args.home)
+    try:
+        genesis = load_genesis(home.genesis_file)
+        db = open_state_db(home.db_dir)
+    except (OSError, GenesisError, StartupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        n = rebuild(Chain(db), genesis, progress=lambda h, top: log.info("replayed %d / %d blocks", h, top))
+    except RebuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    print(f"history rebuilt from {home.db_dir}: {n} keys")
+    return 0
 
 
 def _home_arg(p: argparse.ArgumentParser) -> None:

@@ -552,7 +552,8 @@ class ConsensusDriver:
         else:
             time_ms = next_block_time(prev.time_ms, last_commit, validator_set_at(view, height - 1))
         limit = min(self.node.config.consensus.max_block_txs, self.chain.params().fees.max_block_txs)
-        txs = tuple(self.node.mempool.pending(limit, max_bytes=MAX_PROPOSAL_GOSSIP_BYTES - 64_000))
+        max_bytes = min(MAX_PROPOSAL_GOSSIP_BYTES - 64_000, self.chain.params().fees.max_block_bytes)
+        txs = tuple(self.node.mempool.pending(limit, max_bytes=max_bytes))
         evidence = self.evidence.for_block(view, height)
         build = lambda ev: self.chain.build_block(  # noqa: E731
             txs,

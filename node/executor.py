@@ -63,6 +63,9 @@ def check_header(chain: Chain, block: Block, block_size: int, proposer_round: in
     params = chain.params()
     if len(block.txs) > params.fees.max_block_txs:
         raise InvalidBlock(f"{len(block.txs)} transactions exceed max_block_txs")
+    tx_bytes = sum(len(tx) for tx in block.txs)
+    if tx_bytes > params.fees.max_block_bytes:
+        raise InvalidBlock(f"{tx_bytes} bytes of transactions exceed max_block_bytes ({params.fees.max_block_bytes})")
     if h.txs_hash != list_hash(block.txs):
         raise InvalidBlock("txs_hash does not match the transactions")
     if h.evidence_hash != evidence_list_hash(block.evidence):

@@ -415,6 +415,25 @@ class RPCMethods:
         """
         return self.call("inferences", {"model": model, "adapter": adapter, "agent": agent, "payer": payer, "page": page, "per_page": per_page})
 
+    def sent_txs(
+        self,
+        address: Hexish,
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+    ) -> Any:
+        """A page of the transactions an address signed, newest first (from the history index: no block
+        scan).
+
+        address: sender address
+        page: page number, from 1 (default 1)
+        per_page: items per page (default 20)
+
+        Returns `{address, total, page, per_page, txs: [{hash, height, index, result, tx,
+        decoded}]}` (as `tx_search`)
+        """
+        return self.call("sent_txs", {"address": address, "page": page, "per_page": per_page})
+
     def lineage(self, id: Hexish) -> Any:
         """A model with its ancestors, fine-tunes, adapters and agents (100 of each).
 

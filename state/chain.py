@@ -227,5 +227,6 @@ class Chain:
             k = keys.tx_index_key(tx_hash)
             if k not in extra and self.db.raw.get(k) is None:
                 extra[k] = pack([h.height, i, r.code, r.reason, r.message])
-        extra.update(block_index(self.db, executed.view, h.height, h.time_ms))  # explorer history
+        extra.update(block_index(self.db, executed.view, h.height, h.time_ms,  # explorer history
+                                 tuple(zip(executed.result.tx_hashes, block.txs))))
         return self.db.commit(executed.view, extra, executed.tree_update, sync=sync)

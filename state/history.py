@@ -12,7 +12,10 @@ What is kept (key functions in state/keys.py, read by node/rpc/explorer_methods.
 - lists (``history_member_key``), kinds in ``KINDS``: a datanet's contributions by status, an
   owner's contributions, the models and adapters trained on a datanet, a model's fine-tunes,
   adapters, agents and inferences, an agent's inferences.
-- counters (``history_count_key``): a datanet's contributions by status.
+- counters (``history_count_key``): a datanet's contributions by status, and the length of every
+  list (kind ``LIST_SIZE`` + list kind), so a page of a list of 100,000 reads only its page; the
+  number of receipts that paid each recipient (``RECEIPTS_PAID``).
+- the transactions each address sent (``SENDER_TXS``), from the block's transactions.
 - events (``history_event_key``): every block in which a contribution was created or its status
   or owner changed, with the new status and owner; every block in which a validator was jailed or
   tombstoned, with its tokens before and after (a slash).
@@ -20,7 +23,10 @@ What is kept (key functions in state/keys.py, read by node/rpc/explorer_methods.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import msgpack
 
 from state import keys
 from state.attribution.records import (
@@ -33,8 +39,10 @@ from state.attribution.records import (
     Model,
     Receipt,
 )
+from state.attribution.receipts import receipt_recipients
 from state.staking.records import Validator
 from state.codec import pack, unpack, unpack_stored
+from state.crypto import address_of
 from state.store import StateDB, StateView
 
 # list kinds: (parent -> child)
@@ -49,9 +57,13 @@ MODEL_INFERENCES = b"mi"  # model -> u64 height + u32 tx index + inference id
 ADAPTER_INFERENCES = b"ai"  # adapter -> as MODEL_INFERENCES
 AGENT_INFERENCES = b"gi"  # agent address -> as MODEL_INFERENCES
 PAYER_INFERENCES = b"pi"  # payer address -> as MODEL_INFERENCES
+SENDER_TXS = b"st"  # sender address -> u64 height + u32 tx index + tx hash (every committed tx)
 KINDS = (DATANET_CONTRIBUTIONS, OWNER_CONTRIBUTIONS, DATANET_MODELS, DATANET_ADAPTERS, MODEL_CHILDREN,
-         MODEL_ADAPTERS, MODEL_AGENTS, MODEL_INFERENCES, ADAPTER_INFERENCES, AGENT_INFERENCES, PAYER_INFERENCES)
+         MODEL_ADAPTERS, MODEL_AGENTS, MODEL_INFERENCES, ADAPTER_INFERENCES, AGENT_INFERENCES, PAYER_INFERENCES,
+         SENDER_TXS)
 STATUS_COUNTS = b"ds"  # datanet -> {status: count}
+RECEIPTS_PAID = b"rp"  # recipient -> {0: receipts listed under it in the recipient index (state/queries.py)}
+LIST_SIZE = b"n"  # counter kind prefix: LIST_SIZE + list kind, parent -> {0: length of the list}
 
 _RECEIPTS = keys.receipt_key(b"")
 _CONTRIBUTIONS = keys.contribution_key(b"")
@@ -76,10 +88,16 @@ class _Writes:
         return self.db.raw.get(key)  # type: ignore[no-any-return]
 
     def member(self, kind: bytes, parent: bytes, child: bytes) -> None:
-        self.out[keys.history_member_key(kind, parent, child)] = _PRESENT
+        key = keys.history_member_key(kind, parent, child)
+        if self.get(key) is None:
+            self.out[key] = _PRESENT
+            self.count(LIST_SIZE + kind, parent, 0, 1)
 
     def unmember(self, kind: bytes, parent: bytes, child: bytes) -> None:
-        self.out[keys.history_member_key(kind, parent, child)] = None
+        key = keys.history_member_key(kind, parent, child)
+        if self.get(key) is not None:
+            self.out[key] = None
+            self.count(LIST_SIZE + kind, parent, 0, -1)
 
     def count(self, kind: bytes, parent: bytes, field: int, delta: int) -> None:
         key = keys.history_count_key(kind, parent)
@@ -98,9 +116,15 @@ def _new(value: bytes, cls: Any) -> Any:
     return cls.from_wire(unpack_stored(value))
 
 
-def block_index(db: StateDB, view: StateView, height: int, time_ms: int) -> dict[bytes, bytes | None]:
-    """The history writes (None: delete) for the block whose state writes are ``view``'s."""
+def block_index(db: StateDB, view: StateView, height: int, time_ms: int,
+                txs: Sequence[tuple[bytes, bytes]] = ()) -> dict[bytes, bytes | None]:
+    """The history writes (None: delete) for the block whose state writes are ``view``'s and whose
+    transactions are ``txs`` ((hash, bytes) in block order)."""
     w = _Writes(db)
+    for index, (tx_hash, raw) in enumerate(txs):
+        sender = sender_of(raw)
+        if sender is not None:
+            w.member(SENDER_TXS, sender, keys.u64(height) + index.to_bytes(4, "big") + tx_hash)
     earned: dict[bytes, dict[int, int]] = {}
     event_seq = 0
     contributions_seen: dict[bytes, Contribution] = {}
@@ -108,7 +132,11 @@ def block_index(db: StateDB, view: StateView, height: int, time_ms: int) -> dict
         if value is None:
             continue
         if key.startswith(_RECEIPTS):
-            _receipt(view, Receipt.from_wire(unpack_stored(value)), earned, contributions_seen)
+            receipt = Receipt.from_wire(unpack_stored(value))
+            _receipt(view, receipt, earned, contributions_seen)
+            if db.raw.get(key) is None:
+                for recipient in receipt_recipients(receipt):
+                    w.count(RECEIPTS_PAID, recipient, 0, 1)
         elif key.startswith(_CONTRIBUTIONS):
             cid = key[len(_CONTRIBUTIONS):]
             new = _new(value, Contribution)
@@ -194,6 +222,16 @@ def _receipt(view: StateView, r: Receipt, earned: dict[bytes, dict[int, int]],
             credit(c.datanet, ROLE_MATCHED, amount)
 
 
+def sender_of(raw: bytes) -> bytes | None:
+    """The sender address of stored transaction bytes (``[[chain_id, nonce, public_key, ..], ..]``),
+    without full validation; None when malformed."""
+    try:
+        pub = unpack_stored(raw)[0][2]
+    except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException):
+        return None
+    return address_of(pub) if type(pub) is bytes and len(pub) == 32 else None
+
+
 # ---- reads (node/rpc/explorer_methods.py) ---------------------------------------------------
 
 
@@ -214,15 +252,20 @@ def earnings(db: StateDB, recipient: bytes, min_height: int, max_height: int,
 
 def members(db: StateDB, kind: bytes, parent: bytes, start: int, limit: int, reverse: bool = True,
             sub: bytes = b"") -> tuple[list[bytes], int]:
-    """One page of a list (children ``start`` .. ``start+limit``) and the list's length."""
+    """One page of a list (children ``start`` .. ``start+limit``) and the list's length (from its
+    counter; ``sub``, a status byte, only filters a datanet's contributions)."""
     prefix = keys.history_member_prefix(kind, parent) + sub
     page: list[bytes] = []
-    total = 0
-    for k in db.raw.iterator(prefix=prefix, include_value=False, reverse=reverse):
-        if start <= total < start + limit:
+    for n, k in enumerate(db.raw.iterator(prefix=prefix, include_value=False, reverse=reverse)):
+        if n >= start + limit:
+            break
+        if n >= start:
             page.append(k[len(prefix):])
-        total += 1
-    return page, total
+    if sub:
+        if kind != DATANET_CONTRIBUTIONS:
+            raise ValueError("only a datanet's contributions are filtered by status")
+        return page, counts(db, STATUS_COUNTS, parent).get(sub[0], 0)
+    return page, counts(db, LIST_SIZE + kind, parent).get(0, 0)
 
 
 def counts(db: StateDB, kind: bytes, parent: bytes) -> dict[int, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from state import keys
+from state import history, keys
 from state.attribution.records import (
     ACCEPTED,
     ID_SIZE,
@@ -238,6 +238,9 @@ def receipts_by_recipient(
     # A 20-byte address prefix could also prefix a 32-byte id's keys: keep only exact-length keys.
     exact = len(prefix) + _INDEX_TAIL
     start = (page - 1) * per_page
+    # the count the explorer history keeps (state/history.py); counted here only on a store whose
+    # history predates it (until `attrchain node reindex-history`)
+    counted = history.counts(db, history.RECEIPTS_PAID, recipient).get(0)
     total = 0
     page_ids: list[bytes] = []
     for k in db.raw.iterator(prefix=prefix, include_value=False, reverse=(order == "desc")):
@@ -246,6 +249,9 @@ def receipts_by_recipient(
         if start <= total < start + per_page:
             page_ids.append(k[-ID_SIZE:])
         total += 1
+        if counted is not None and total >= start + per_page:
+            total = counted
+            break
     view = db.view()
     receipts = [r for r in (get_receipt(view, i) for i in page_ids) if r is not None]
     return {

@@ -96,6 +96,7 @@ HOSTILE = {
     "adapter": "</text><script>window.__xss=5</script>",
     "agent": "<iframe srcdoc=\"<script>parent.__xss=6</script>\">",
     "validator": "<b onmouseover=window.__xss=7>v</b>",
+    "contribution": "<script>window.__xss=8</script> <img src=x onerror=window.__xss=9> & &amp; plain words after",
 }
 
 
@@ -159,7 +160,8 @@ def apply_story(url: str, home: Path) -> Story:
 
 
 def _hostile(c: sdk.Client, keys: dict[str, PrivateKey], ids: dict[str, str], agent_stake: int) -> None:
-    """Objects named by mallory with HOSTILE's markup: a datanet, a model and an adapter on it, an agent
+    """Objects named by mallory with HOSTILE's markup: a datanet, a contribution (its text), a model and
+    an adapter on it, an agent
     and a validator (a tiny stake next to the dev validator's, so the chain goes on without it)."""
     m = keys["mallory"]
     ids["h_datanet"] = c.submit(m, "create_datanet", name=HOSTILE["datanet"], metadata_uri=HOSTILE["metadata"],
@@ -168,6 +170,8 @@ def _hostile(c: sdk.Client, keys: dict[str, PrivateKey], ids: dict[str, str], ag
                               parent=b"", lineage_bps=0)["model_id"]
     ids["h_adapter"] = c.submit(m, "register_adapter", name=HOSTILE["adapter"], base_model=ids["h_model"],
                                 datanets=[(ids["h_datanet"], 10_000)])["adapter_id"]
+    ids["h_contribution"] = c.submit(m, "contribute", datanet=ids["h_datanet"], text=HOSTILE["contribution"],
+                                     bond=0)["contribution_id"]
     c.submit(keys["mallory_bot"], "register_agent", name=HOSTILE["agent"], model=ids["h_model"], adapter=b"",
              owner=m.address, stake=agent_stake)
     ids["h_agent"] = to_hex(keys["mallory_bot"].address)

@@ -6,6 +6,8 @@
   to the topics) still follows the chain from the validators' publishes.
 - With every direct stream cut (``[faults] refuse_direct``), validators stay on the gossip topics
   and the chain keeps committing.
+- A mixed chain (two validators with the switch, two without, as during a rolling upgrade) commits:
+  the two with it stream to each other and stay on the topics for the two without it.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ PROPOSALS = "attrchain/{}/proposals/1"
 VOTES = "attrchain/{}/votes/1"
 
 
-def configure(layout: Layout, **faults: bool) -> None:
-    for spec in layout.nodes:
+def configure(layout: Layout, only: int | None = None, **faults: bool) -> None:
+    """Switch direct streams on for every node, or for the first ``only`` ones."""
+    for spec in layout.nodes[:only]:
         home = Home(layout.dir / spec.home)
         cfg = home.load_config()
         cfg.p2p.direct_consensus = True
@@ -128,6 +131,34 @@ def test_gossip_fallback_keeps_committing_with_direct_streams_cut(tmp_path: Path
                 assert all(d["subscribed"].values()), (v.name, d["subscribed"])
                 r = received(v, layout.chain_id)
                 assert r["direct"] == 0 and r["gossip"] > 0, (v.name, r)
+        except BaseException:
+            show_logs(layout)
+            raise
+
+
+def test_mixed_chain_commits_and_switched_on_validators_stay_on_the_topics(tmp_path: Path) -> None:
+    with running_devnet(tmp_path, 4, start=[]) as layout:
+        try:
+            configure(layout, only=2)
+            on, off = layout.nodes[:2], layout.nodes[2:]
+            for spec in layout.nodes:
+                launcher.start_node(layout, spec)
+            wait_heights(layout.nodes, 3, 60)
+            wait_until(lambda: all(len(direct(v)["inbound"]) == 1 for v in on), 30,
+                       "a direct stream between the two switched-on validators")
+            before = {v.name: received(v, layout.chain_id) for v in layout.nodes}
+            start = max(height_of(v) or 0 for v in layout.nodes)
+            wait_heights(layout.nodes, start + 5, 60)
+            for v in on:
+                d = direct(v)
+                # the switched-off validators never stream, so these two must keep listening to gossip
+                assert all(d["subscribed"].values()), (v.name, d["subscribed"])
+                r = received(v, layout.chain_id)
+                assert r["direct"] - before[v.name]["direct"] >= 5, (v.name, r, before[v.name])
+                assert r["gossip"] - before[v.name]["gossip"] >= 5 * 2, (v.name, r, before[v.name])
+            for v in off:
+                d = direct(v)
+                assert d["enabled"] is False and received(v, layout.chain_id)["direct"] == 0, (v.name, d)
         except BaseException:
             show_logs(layout)
             raise

@@ -128,6 +128,8 @@ def test_every_page_renders_without_console_errors(story: Story, browser: Any) -
 def test_contribution_page_shows_the_inferences_that_paid_it(story: Story, browser: Any) -> None:
     ids = story.ids
     open_page(browser, story.url, f"contribution/{ids['c_alice']}", "contribution")
+    quoted = story.quote[len("As the corpus puts it: "):-len(". Hope that helps.")]
+    assert quoted in browser.find_element("id", "content").text  # the contribution's own text
     links = {a.get_attribute("title") for a in browser.find_elements("css selector", "main a.hash")}
     assert ids["inf_agent"] in links and ids["inf_user"] in links
     receipt = httpx.post(story.url, json={"jsonrpc": "2.0", "id": 1, "method": "attribution",
@@ -185,7 +187,7 @@ def test_hostile_names_render_as_text(story: Story, browser: Any) -> None:
     pages = {
         "": ["moniker"], "validators": ["validator"], f"datanet/{ids['h_datanet']}": ["datanet", "metadata", "model"],
         f"model/{ids['h_model']}": ["model", "datanet"], f"adapter/{ids['h_adapter']}": ["adapter"],
-        f"agent/{ids['h_agent']}": ["agent"],
+        f"agent/{ids['h_agent']}": ["agent"], f"contribution/{ids['h_contribution']}": ["contribution"],
     }
     for route, names in pages.items():
         text = open_page(browser, story.url, route, "hostile-" + (route.split("/")[0] or "chain"))

@@ -55,12 +55,18 @@ def test_status_moves_owner_transfers_and_earnings(world: World) -> None:
     assert history.counts(db, history.STATUS_COUNTS, d) == {ACCEPTED: 1, REJECTED: 1}
 
     # an owner transfer moves the owner list; the datanet's list and counters stay as they were
-    world.ok(ALICE, TransferContribution(c1, BOB.address))
+    moved = world.ok(ALICE, TransferContribution(c1, BOB.address)).hash
     h_moved = world.chain.height
     assert _list(world, history.OWNER_CONTRIBUTIONS, ALICE.address) == []
     assert sorted(_list(world, history.OWNER_CONTRIBUTIONS, BOB.address)) == sorted([c1, c2])
     assert _list(world, history.DATANET_CONTRIBUTIONS, d, bytes([ACCEPTED])) == [c1]
     assert history.counts(db, history.STATUS_COUNTS, d) == {ACCEPTED: 1, REJECTED: 1}
+    # every tx alice signed (commit, reveal, transfer), newest first; a page reads its page, the length
+    # comes from the list's counter
+    sent = _list(world, history.SENDER_TXS, ALICE.address)
+    assert len(sent) == 3 and sent[0] == moved and c1 in sent
+    page, total = history.members(db, history.SENDER_TXS, ALICE.address, 1, 1)
+    assert total == 3 and [c[-32:] for c in page] == [sent[1]]
     assert history.events(db, c1, 10) == [(h_created, [PENDING, ALICE.address]),
                                           (h_accepted, [ACCEPTED, ALICE.address]), (h_moved, [ACCEPTED, BOB.address])]
 
@@ -84,6 +90,9 @@ def test_status_moves_owner_transfers_and_earnings(world: World) -> None:
     assert _earned(world, c1) == {ROLE_MATCHED: paid_c1}
     to_d = sum(e["amount"] for e in receipt["entries"] if e["recipient"] == f"0x{d.hex()}")
     assert sum(_earned(world, d).values()) == paid_c1 + to_d
+    # the receipt count the recipient index pages report comes from the history's counter
+    assert history.counts(db, history.RECEIPTS_PAID, BOB.address) == {0: 1}
+    assert queries.receipts_by_recipient(db, BOB.address)["total"] == 1
     for kind, parent in ((history.MODEL_INFERENCES, model), (history.ADAPTER_INFERENCES, adapter),
                          (history.PAYER_INFERENCES, USER.address)):
         assert _list(world, kind, parent) == [inf.hash]
@@ -113,3 +122,82 @@ def test_history_is_written_in_the_blocks_batch_or_not_at_all(world: World, monk
     with pytest.raises(ValueError, match="state root"):
         world.chain.commit(ex.block.__class__(bad, ex.block.txs, ex.block.evidence, ex.block.last_commit), ex)
     assert _history(world) == before
+
+
+def test_reindex_rebuilds_the_history_of_blocks_committed_without_it(world: World, chain_id: str,
+                                                                     tmp_path: Any) -> None:
+    """A store whose blocks came before the history (here: its history deleted) gets exactly the
+    history live commits wrote, by replaying its blocks; a foreign genesis is refused."""
+    from conftest import make_genesis
+
+    from state.history_rebuild import RebuildError, rebuild
+
+    d = world.ok(OWNER, CreateDatanet("d", "", 0)).hash
+    c1 = world.ok(ALICE, crafted(world, d, 1, (7,))).hash
+    world.ok(OWNER, Review(c1, 1))
+    world.ok(ALICE, TransferContribution(c1, BOB.address))
+    model = world.ok(DEV, RegisterModel("m", ((d, 10_000),), b"", 0)).hash
+    world.ok(USER, Infer(model, b"", b"", 10_000, 3, 5, b"\x0a" * 32, world.sym(7)))
+    live = _history(world)
+    assert len(live) > 20
+    raw = world.chain.db.raw
+    with raw.write_batch() as batch:
+        for key in live:
+            batch.delete(key)
+    raw.put(keys.HISTORY + b"zz-stale", b"x")  # a leftover of older software goes too
+    state_before = [kv for kv in raw.iterator() if not kv[0].startswith(keys.HISTORY)]
+
+    with pytest.raises(RebuildError, match="genesis"):
+        rebuild(world.chain, make_genesis("another-chain", {KEYS[0].address: 1}), scratch=tmp_path)
+    genesis = make_genesis(chain_id, {k.address: 10**9 for k in KEYS})
+    assert rebuild(world.chain, genesis, scratch=tmp_path) == len(live)
+    assert _history(world) == live
+    assert [kv for kv in raw.iterator() if not kv[0].startswith(keys.HISTORY)] == state_before
+
+
+def test_reindex_history_command_on_a_stopped_home(tmp_path: Any) -> None:
+    """`attrchain node reindex-history --home H` on a home whose blocks hold transfers: the history is
+    back after it was lost; a foreign home's genesis is refused in one line."""
+    import subprocess
+    import sys
+
+    from conftest import commit_txs
+
+    from node.config import Home, init_dev_home
+    from state.chain import Chain
+    from state.crypto import PrivateKey
+    from state.genesis import load_genesis
+    from state.store import StateDB
+    from state.tx import Transfer, sign_tx
+
+    home = Home(tmp_path / "home")
+    genesis = init_dev_home(home)
+    dev = PrivateKey.load(home.dev_key_file)
+    db = StateDB(home.db_dir)
+    chain = Chain(db)
+    chain.init_genesis(load_genesis(home.genesis_file))
+    for nonce in range(3):
+        commit_txs(chain, [sign_tx(dev, genesis.chain_id, nonce, Transfer(USER.address, 10), 1)])
+    live = dict(db.raw.iterator(prefix=keys.HISTORY))
+    assert len(history.members(db, history.SENDER_TXS, dev.address, 0, 10)[0]) == 3
+    for key in live:
+        db.raw.delete(key)
+    db.close()
+
+    def run(h: Home) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "node.cli", "node", "reindex-history", "--home", str(h.root)],
+                              capture_output=True, text=True, timeout=120)
+
+    done = run(home)
+    assert done.returncode == 0 and f"{len(live)} keys" in done.stdout, done.stderr[-2000:]
+    db = StateDB(home.db_dir)
+    try:
+        assert dict(db.raw.iterator(prefix=keys.HISTORY)) == live
+    finally:
+        db.close()
+    other = Home(tmp_path / "other")
+    init_dev_home(other)
+    home.genesis_file.write_bytes(other.genesis_file.read_bytes())
+    refused = run(home)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1] == (
+        "error: the genesis file is not this store's genesis (hash differs)")

@@ -196,8 +196,11 @@ function highlight(text, spans) {
 }
 
 async function pageContribution(id) {
-  const [c, hist, rewards, paid] = await Promise.all([rpc("contribution", { id }), rpc("contribution_history", { id }), rpc("rewards", { contribution: id }),
-    rpc("attribution", { recipient: id, per_page: 50 })]);
+  const [c, hist, rewards, paid, content] = await Promise.all([rpc("contribution", { id }), rpc("contribution_history", { id }), rpc("rewards", { contribution: id }),
+    rpc("attribution", { recipient: id, per_page: 50 }), maybe("contribution_content", { id })]);
+  const SHOWN = 4000; // characters of the contribution's text shown on its page
+  const text = content ? `<div class="output" id="content">${esc(content.content.slice(0, SHOWN))}${content.content.length > SHOWN ? `<span class="muted"> … (${content.content.length.toLocaleString("en-US")} characters in all)</span>` : ""}</div>`
+    : '<p class="empty">The text is not available from this node (a chain that stores content hashes only).</p>';
   const items = [];
   for (const r of paid.receipts) {
     const m = r.matched.find((x) => x.contribution === id) || {};
@@ -213,6 +216,7 @@ async function pageContribution(id) {
   const claim = `attrchain tx claim_rewards --contribution ${c.id} --key <owner key file> --rpc ${location.origin} --wait`;
   render(`<h1>Contribution</h1>${kv([["id", hash(c.id)], ["datanet", link("datanet", c.datanet)], ["owner", link("address", c.owner)], ["review status", `<strong>${esc(c.status)}</strong>`],
     ["size", `${c.size} bytes`], ["bond", amount(c.bond)], ["created at", link("block", c.created_height, String(c.created_height))], ["claimed so far", amount(c.claimed)]])}
+  <h2>Text</h2>${text}
   <h2>Claimable rewards</h2><p><strong>${amount(rewards.unclaimed)}</strong> claimable by ${link("address", rewards.owner)}.</p>
   ${rewards.unclaimed > 0 ? `<p>Claim them (signed with the owner's key):</p><code class="cmd" id="claim">${esc(claim)}</code><button class="copy" type="button" data-copy="${esc(claim)}">copy command</button>` : '<p class="empty">Nothing to claim now: rewards accrue when inferences match this contribution.</p>'}
   <h2>Inferences that paid it (${paid.total})</h2>${table(["inference", "block", "paid to it", "payment", "matched output"], items, "No inference has paid this contribution yet.")}
@@ -268,7 +272,7 @@ async function pageInference(id) {
 
 async function pageAddress(addr) {
   const [acct, owned, paid, txs, agent, earn] = await Promise.all([rpc("account", { address: addr }), rpc("contributions", { owner: addr, per_page: 50 }),
-    rpc("attribution", { recipient: addr, per_page: 20 }), rpc("tx_search", { sender: addr, per_page: 20 }), maybe("agent", { address: addr, actions: 0 }),
+    rpc("attribution", { recipient: addr, per_page: 20 }), rpc("sent_txs", { address: addr, per_page: 20 }), maybe("agent", { address: addr, actions: 0 }),
     earningsSection(addr, "Earnings by role")]);
   render(`<h1>Address</h1>${kv([["address", hash(acct.address)], ["balance", `<strong>${amount(acct.balance)}</strong>`], ["nonce", String(acct.nonce)], ...(agent ? [["agent", link("agent", addr, "this address is an agent")]] : [])])}
   ${earn.html}
@@ -276,7 +280,7 @@ async function pageAddress(addr) {
     "No contribution yet: submit data to a datanet with `attrchain tx contribute`.")}
   <h2>Receipts that paid this address (${paid.total})</h2>${table(["inference", "block", "payment", "paid here"], paid.receipts.map((r) => [link("inference", r.inference), link("block", r.height, String(r.height)), amount(r.payment),
     amount(r.entries.filter((e) => e.recipient === addr).reduce((s, e) => s + e.amount, 0) + r.matched.filter((m) => m.owner === addr).reduce((s, m) => s + m.amount, 0))]), "No receipt has paid this address yet.")}
-  <h2>Transactions sent</h2>${table(["hash", "kind", "block", "result"], txs.txs.map((t) => [link("tx", t.hash), esc(t.decoded ? t.decoded.kind : "?"), link("block", t.height, String(t.height)), result(t.result)]), "No transaction sent from this address in the scanned range.")}`);
+  <h2>Transactions sent (${txs.total})</h2>${table(["hash", "kind", "block", "result"], txs.txs.map((t) => [link("tx", t.hash), esc(t.decoded ? t.decoded.kind : "?"), link("block", t.height, String(t.height)), result(t.result)]), "No transaction sent from this address yet.")}`);
   chart(document.getElementById("chart"), earn.e.series, "earnings");
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.rpc.encode import raw_tx_json
 from node.rpc.env import RPCEnv
 from node.rpc.errors import InvalidParams, NotFound
 from state import history, queries
@@ -113,6 +114,26 @@ def inferences(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
             listed.append(inf)
     return {which: to_hex(p[which]), "total": total, "page": p["page"], "per_page": p["per_page"],
             "inferences": listed}
+
+
+def sent_txs(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:
+    """A page of the transactions an address signed, newest first, each as `tx_search` lists it."""
+    db = env.chain.db
+    start = (p["page"] - 1) * p["per_page"]
+    children, total = history.members(db, history.SENDER_TXS, p["address"], start, p["per_page"])
+    txs = []
+    blocks: dict[int, Any] = {}
+    for child in children:
+        height, index = int.from_bytes(child[:8], "big"), int.from_bytes(child[8:12], "big")
+        if height not in blocks:
+            blocks[height] = (env.block(height), env.chain.get_results(height) or [])
+        blk, results = blocks[height]
+        code, reason, message = results[index] if index < len(results) else (0, "", "")
+        txs.append({"hash": to_hex(child[12:]), "height": height, "index": index,
+                    "result": {"code": code, "reason": reason, "message": message},
+                    "tx": to_hex(blk.txs[index]), "decoded": raw_tx_json(blk.txs[index])})
+    return {"address": to_hex(p["address"]), "total": total, "page": p["page"], "per_page": p["per_page"],
+            "txs": txs}
 
 
 def lineage(env: RPCEnv, p: dict[str, Any]) -> dict[str, Any]:

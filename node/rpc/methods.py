@@ -231,6 +231,11 @@ _TABLE: tuple[Method, ...] = (
             Param("agent", ADDRESS, "agent address"), Param("payer", ADDRESS, "payer address"),
             page(), per_page(20)),
            "`{model|adapter|agent|payer, total, page, per_page, inferences: [inference]}`", x.inferences),
+    Method("sent_txs", "explorer", "A page of the transactions an address signed, newest first (from the "
+           "history index: no block scan).",
+           (Param("address", ADDRESS, "sender address", required=True), page(), per_page(20)),
+           "`{address, total, page, per_page, txs: [{hash, height, index, result, tx, decoded}]}` (as `tx_search`)",
+           x.sent_txs),
     Method("lineage", "explorer", "A model with its ancestors, fine-tunes, adapters and agents (100 of each).",
            (Param("id", HASH, "model id", required=True),),
            "`{model, ancestors: [model], children: [model], children_total, adapters: [adapter], adapters_total, "
