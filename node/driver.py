@@ -428,9 +428,21 @@ class ConsensusDriver:
         if (self.state.height, self.state.round) != before:
             self.node.metrics.set_round(self.state.round)
             if self.state.round > 0:
-                log.info("height %d: round %d", self.state.height, self.state.round)
+                log.info("height %d: round %d%s", self.state.height, self.state.round, self._round_failure(before))
         for eff in effects:
             self._effect(eff)
+
+    def _round_failure(self, before: tuple[int, int]) -> str:
+        """Why the previous round of this height ended without a decision, as far as this node saw:
+        its proposer and whether its proposal arrived (for the log line of a round change)."""
+        height, last = before
+        valset = self.state.validators
+        if height != self.state.height or valset is None:
+            return ""
+        proposer = self._proposer_of(height, last, valset)
+        got = bool(self.state.proposals.get(last))
+        return (f" (round {last}: proposer {proposer.hex()[:12]}{' (this node)' if proposer == self.address else ''}"
+                f", its proposal {'received' if got else 'never arrived'})")
 
     def _plan_recovery(self) -> ReplayResult | None:
         """Replay the WAL of the height in progress (at construction: a log that cannot be

@@ -153,3 +153,51 @@ def test_reindex_rebuilds_the_history_of_blocks_committed_without_it(world: Worl
     assert rebuild(world.chain, genesis, scratch=tmp_path) == len(live)
     assert _history(world) == live
     assert [kv for kv in raw.iterator() if not kv[0].startswith(keys.HISTORY)] == state_before
+
+
+def test_reindex_history_command_on_a_stopped_home(tmp_path: Any) -> None:
+    """`attrchain node reindex-history --home H` on a home whose blocks hold transfers: the history is
+    back after it was lost; a foreign home's genesis is refused in one line."""
+    import subprocess
+    import sys
+
+    from conftest import commit_txs
+
+    from node.config import Home, init_dev_home
+    from state.chain import Chain
+    from state.crypto import PrivateKey
+    from state.genesis import load_genesis
+    from state.store import StateDB
+    from state.tx import Transfer, sign_tx
+
+    home = Home(tmp_path / "home")
+    genesis = init_dev_home(home)
+    dev = PrivateKey.load(home.dev_key_file)
+    db = StateDB(home.db_dir)
+    chain = Chain(db)
+    chain.init_genesis(load_genesis(home.genesis_file))
+    for nonce in range(3):
+        commit_txs(chain, [sign_tx(dev, genesis.chain_id, nonce, Transfer(USER.address, 10), 1)])
+    live = dict(db.raw.iterator(prefix=keys.HISTORY))
+    assert len(history.members(db, history.SENDER_TXS, dev.address, 0, 10)[0]) == 3
+    for key in live:
+        db.raw.delete(key)
+    db.close()
+
+    def run(h: Home) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "node.cli", "node", "reindex-history", "--home", str(h.root)],
+                              capture_output=True, text=True, timeout=120)
+
+    done = run(home)
+    assert done.returncode == 0 and f"{len(live)} keys" in done.stdout, done.stderr[-2000:]
+    db = StateDB(home.db_dir)
+    try:
+        assert dict(db.raw.iterator(prefix=keys.HISTORY)) == live
+    finally:
+        db.close()
+    other = Home(tmp_path / "other")
+    init_dev_home(other)
+    home.genesis_file.write_bytes(other.genesis_file.read_bytes())
+    refused = run(home)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1] == (
+        "error: the genesis file is not this store's genesis (hash differs)")
