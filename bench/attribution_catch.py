@@ -45,7 +45,7 @@ from state.params import DEFAULT  # noqa: E402
 
 def conflict(a: Fingerprint, b: Fingerprint, p, attr) -> bool:  # type: ignore[no-untyped-def]
     """Would the chain refuse one of the two texts, the other being live? (its pairwise rule)"""
-    return pair_conflict(a, b, p.near_duplicate_bps, attr.containment_bps, attr.fingerprint_max) is not None
+    return pair_conflict(a, b, p, attr.containment_bps, attr.containment_sample_mod) is not None
 
 
 def true_containment_bps(x: set[str], y: set[str]) -> int:

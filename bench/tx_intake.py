@@ -107,6 +107,10 @@ class Flood:
                     answers = http.post(self.url, json=body).json()
                 except (httpx.HTTPError, ValueError):
                     continue
+                if not isinstance(answers, list):  # refused as a whole (an HTTP-level error object)
+                    with self.lock:
+                        self.refused["whole_batch"] += len(batch)
+                    continue
                 refused_at: dict[int, int] = {}
                 ok = 0
                 for a in answers:

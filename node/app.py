@@ -31,6 +31,7 @@ from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
 from node.gossip_auth import GossipAuthenticator
+from node.pex import AddressBook, PeerExchange, configured, pex_protocol
 from node.statesync import (MAX_ANSWER_BYTES, SnapshotStore, StateSyncer, StateSyncError, Trust,
                             handle_statesync_request, statesync_protocol)
 from node.sync import BlockSyncer, SyncSettings, handle_sync_request
@@ -50,6 +51,7 @@ from state.governance.upgrade import UpgradeNeeded
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+STATESYNC_PEER_WAIT_S = 60.0
 
 
 def parse_peer(text: str) -> PeerSpec:
@@ -116,6 +118,7 @@ class Node:
         self.sync_protocol = topics.sync_protocol(chain_id)
         self.block_protocol = topics.proposal_block_protocol(chain_id)
         self.statesync_protocol = statesync_protocol(chain_id)
+        self.pex_protocol = pex_protocol(chain_id)
         ss = config.statesync
         self.snapshots = (SnapshotStore(home.data_dir / "snapshots", ss.snapshot_interval, ss.snapshot_keep)
                           if ss.snapshot_interval > 0 else None)
@@ -135,12 +138,14 @@ class Node:
             validators=GossipAuthenticator(self.chain).validators(self.topic),
             request_handlers={self.sync_protocol: self._serve_sync,
                               self.block_protocol: self._serve_proposal_block,
-                              self.statesync_protocol: self._serve_statesync},
+                              self.statesync_protocol: self._serve_statesync,
+                              self.pex_protocol: self._serve_pex},
             listen_host=config.p2p.host,
             inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
             scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
             direct=direct,
         )
+        self.pex = self._peer_exchange(config)
         from node.driver import ConsensusDriver
 
         self.driver = ConsensusDriver(self)
@@ -167,6 +172,21 @@ class Node:
         rows.append(("subscribers", "fell_behind", self.events.dropped_subscribers))
         return rows
 
+    def _peer_exchange(self, config: NodeConfig) -> PeerExchange:
+        """Peer exchange (node/pex.py): configured peers are shared, learned ones dialled up to the target."""
+        p2p = config.p2p
+        book = AddressBook(self.p2p.peer_id, p2p.allow_private_addresses, p2p.pex_book_size)
+        configured(book, [*p2p.persistent_peers, *p2p.seeds])
+        unspecified = p2p.host in ("0.0.0.0", "::", "[::]")
+        advertised = p2p.external_address or ("" if unspecified else f"{p2p.host}:{p2p.port}")
+
+        async def request(peer: str, payload: bytes) -> bytes:
+            return await self.p2p.request(peer, self.pex_protocol, payload, timeout=5.0, max_response_bytes=8192)
+        return PeerExchange(
+            book, advertised, p2p.pex_target_peers, self._reachable_peers,
+            lambda: {s.peer_id for s in self.p2p.known_peers()}, self.p2p.remote_ip, request,
+            self.p2p.dial_once, self.report_peer, self.p2p.is_banned)
+
     # ---- NodeContext for the RPC -----------------------------------------------------
     def node_info(self) -> dict[str, Any]:
         return {
@@ -185,7 +205,8 @@ class Node:
         scored = {p["id"]: p for p in report["peers"]}  # type: ignore[union-attr]
         return {"listening": self.p2p.is_running, "n_peers": len(peers),
                 "peers": [scored.get(p, {"id": p}) for p in sorted(peers)],
-                "banned": report["banned"], "direct_consensus": self.p2p.direct_report()}
+                "banned": report["banned"], "direct_consensus": self.p2p.direct_report(),
+                "pex": self.pex.info()}
 
     def consensus_info(self) -> dict[str, Any]:
         return self.driver.info()
@@ -297,6 +318,11 @@ class Node:
             return pack(["error", "partitioned"])
         return handle_sync_request(self.chain, payload)
 
+    async def _serve_pex(self, requester: str, payload: bytes) -> bytes:
+        if requester in self.deny:
+            return pack(["error", "partitioned"])
+        return self.pex.serve(requester, payload)
+
     async def _serve_statesync(self, requester: str, payload: bytes) -> bytes:
         if requester in self.deny:
             return pack(["error", "partitioned"])
@@ -405,6 +431,8 @@ class Node:
                 await nursery.start(self.intake.run)
                 await nursery.start(self.p2p.run)
                 log.info("p2p listening on %s as %s", self.p2p.listen_addrs(), self.p2p.peer_id)
+                if self.config.p2p.pex:
+                    nursery.start_soon(self.pex.run)
                 for kind in self.topic:
                     nursery.start_soon(self._read_topic, kind)
                 nursery.start_soon(self._publish_loop)
@@ -432,7 +460,9 @@ class Node:
         """Catch up before joining consensus when peers are configured and reachable."""
         if not (self.config.p2p.persistent_peers or self.config.p2p.seeds):
             return
-        with trio.move_on_after(3.0):
+        # an empty node that should state-sync waits longer: without a peer it would replay from genesis
+        wanted = self.config.statesync.enable and self.chain.height == 0
+        with trio.move_on_after(STATESYNC_PEER_WAIT_S if wanted else 3.0):
             while not self.p2p.connected_peers():
                 await trio.sleep(0.05)
         peers = self._reachable_peers()

@@ -82,6 +82,14 @@ class P2PConfig:
                                           "\"<peer id>@<host>:<port>\"")
     seeds: list[str] = opt([], "peers dialled at start to learn other peers from (peer exchange), "
                                "\"<peer id>@<host>:<port>\"")
+    pex: bool = opt(True, "peer exchange: ask connected peers for addresses and dial learned ones "
+                          "(docs/p2p.md)")
+    pex_target_peers: int = opt(8, "peer exchange dials learned addresses while fewer than this many "
+                                   "peers are connected")
+    pex_book_size: int = opt(256, "most peer addresses kept from peer exchange (at most 16 from one peer)")
+    allow_private_addresses: bool = opt(False, "peer exchange may learn, dial and share loopback and "
+                                               "private addresses (10/8, 192.168/16, ...): a LAN or "
+                                               "a local devnet")
     gossip_degree: int = opt(3, "peers each gossip message is forwarded to")
     tx_batch_interval_ms: int = opt(50, "newly accepted transactions are gossiped as one batch this often")
     max_tx_batch_bytes: int = opt(256 * 1024, "largest transaction batch gossiped, in bytes")
@@ -315,7 +323,7 @@ def split_peer(text: str) -> tuple[str, str, int] | None:
 MUST_BE_POSITIVE = (
     ("rpc", "max_open_connections"), ("rpc", "read_timeout_s"),
     ("p2p", "ban_threshold"), ("p2p", "inbox_messages"), ("p2p", "inbox_bytes"), ("p2p", "inbox_peer_bytes"),
-    ("p2p", "sync_request_timeout_s"), ("p2p", "sync_poll_s"), ("statesync", "snapshot_keep"),
+    ("p2p", "sync_request_timeout_s"), ("p2p", "sync_poll_s"), ("p2p", "pex_book_size"), ("statesync", "snapshot_keep"),
     ("p2p", "peer_tx_rate"), ("mempool", "intake_share_pct"),
 )
 

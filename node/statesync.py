@@ -62,6 +62,11 @@ class StateSyncError(Exception):
     """State sync could not complete (no usable snapshot, or every peer failed); one line."""
 
 
+class Unavailable(StateSyncError):
+    """A peer answered ``["error", reason]``: it does not have what was asked (a snapshot pruned
+    since it was listed, for one). Not an offence: the next peer or snapshot is tried."""
+
+
 class BadPeerAnswer(Exception):
     """A peer's answer does not verify; the peer is scored down."""
 
@@ -316,6 +321,8 @@ class StateSyncer:
     async def _ask(self, peer: str, req: list[Any]) -> Any:
         with trio.fail_after(self.timeout_s):
             answer = unpack(await self.request(peer, pack(req)), MAX_ANSWER_BYTES)
+        if isinstance(answer, list) and len(answer) == 2 and answer[0] == "error" and isinstance(answer[1], str):
+            raise Unavailable(f"peer {peer[-8:]} answered {req[0]}: {answer[1][:80]}")
         if not (isinstance(answer, list) and answer and answer[0] == req[0] and len(answer) == 2):
             raise BadPeerAnswer(f"unexpected answer to {req[0]}: {str(answer)[:80]}")
         return answer[1]
@@ -338,7 +345,7 @@ class StateSyncer:
                         found.append((m, peer))
             except (BadPeerAnswer, CodecError) as exc:
                 self._blame(peer, f"snapshot list: {exc}")
-            except (P2PError, trio.TooSlowError, OSError) as exc:
+            except (P2PError, trio.TooSlowError, OSError, Unavailable) as exc:
                 log.info("state sync: peer %s: %s", peer[-8:], exc)
         found.sort(key=lambda mp: -mp[0].height)
         return found
@@ -369,7 +376,7 @@ class StateSyncer:
                 except (BadPeerAnswer, CodecError) as exc:
                     self._blame(peer, str(exc))
                     peers.remove(peer)
-                except (P2PError, trio.TooSlowError, OSError) as exc:
+                except (P2PError, trio.TooSlowError, OSError, Unavailable) as exc:
                     log.info("state sync: chunk %d from %s: %s", i, peer[-8:], exc)
             else:
                 raise StateSyncError(f"no peer served chunk {i} of snapshot {m.height}")

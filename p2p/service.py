@@ -208,6 +208,27 @@ class P2PService:
             return True
         return self._dialer.add_peer(spec)
 
+    async def dial_once(self, spec: PeerSpec) -> bool:
+        """One bounded dial of a peer that is not kept connected (peer exchange); True when connected."""
+        if self._dialer is None or self._host is None or not self._running:
+            return False
+        return await self._dialer.dial(spec) and is_connected(self._host, spec.peer_info().peer_id)
+
+    def remote_ip(self, peer_id: str) -> str | None:
+        """The IP address a connected peer's connection comes from; None when not connected."""
+        if self._host is None:
+            return None
+        try:
+            pid = ID.from_base58(peer_id)
+        except (ValueError, BaseLibp2pError):
+            return None
+        for conn in self._host.get_network().get_connections(pid):
+            getter = getattr(getattr(conn, "muxed_conn", None), "get_remote_address", None)
+            address = getter() if getter is not None else None
+            if address:
+                return str(address[0])
+        return None
+
     def topic_stats(self, topic: str) -> dict[str, int]:
         """Gossip counters of one topic: published, delivered, duplicates, inbox_drops."""
         if topic not in self._counters:

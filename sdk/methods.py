@@ -35,11 +35,13 @@ class RPCMethods:
         return self.call("status", {})
 
     def net_info(self) -> Any:
-        """P2P listening state, connected peers with their scores, and banned peers (docs/security.md).
+        """P2P listening state, connected peers with their scores, banned peers (docs/security.md),
+        direct consensus links and peer exchange counters.
 
         Returns `{listening, n_peers, peers: [{id, score, offences: {NAME: count}, banned}], banned:
         [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}], direct_consensus:
         {enabled, outbound, inbound, subscribed, received: {topic: {direct, gossip}}, ...counters}
+        (docs/p2p.md), pex: {known_addresses, dialled, refused_addresses, target_peers}
         (docs/p2p.md)}`
         """
         return self.call("net_info", {})

@@ -118,6 +118,112 @@ def example_bodies() -> list[Any]:
     ]
 
 
+def state_records() -> list[tuple[str, tuple[Any, ...], Any, str]]:
+    """Every provable state record: key function, example arguments, value class, meaning."""
+    from state import accounts as A
+    from state.attribution import records as AR
+    from state.governance import records as GR
+    from state.staking import records as SR
+    from state.staking.validator_set import ValidatorSet
+
+    a, b = KEY.address, OTHER.address
+    return [
+        ("account_key", (a,), A.Account, "balance and nonce of an address (absent = 0, 0)"),
+        ("chain_meta_key", (), A.ChainMeta, "genesis supply and burned total"),
+        ("params_key", (), Params, "the chain parameters in force"),
+        ("validator_key", (a,), SR.Validator, "a validator by operator address"),
+        ("validator_by_consensus_key", (b,), SR.ConsensusLink, "consensus address to operator"),
+        ("delegation_key", (a, b), SR.Delegation, "a delegation (validator, delegator)"),
+        ("unbonding_key", (100, a, b), SR.UnbondingEntry, "an unbonding (completion height, validator, delegator)"),
+        ("signing_info_key", (b,), SR.SigningInfo, "liveness record of a consensus address"),
+        ("validator_set_key", (5,), ValidatorSet, "the validator set that signs a height"),
+        ("datanet_key", (H1,), AR.Datanet, "a datanet by id"),
+        ("contribution_key", (H1,), AR.Contribution, "a contribution by id"),
+        ("contribution_sketch_key", (H1,), AR.Sketch, "a contribution's similarity sketch"),
+        ("model_key", (H1,), AR.Model, "a model by id"),
+        ("adapter_key", (H1,), AR.Adapter, "an adapter by id"),
+        ("agent_key", (a,), AR.Agent, "an agent by address"),
+        ("agent_action_key", (a, 3), AR.AgentActionRecord, "an agent's action by sequence number"),
+        ("inference_key", (H1,), AR.Inference, "an inference by id"),
+        ("receipt_key", (H1,), AR.Receipt, "the receipt of an inference"),
+        ("gov_meta_key", (), GR.GovMeta, "governance counters"),
+        ("proposal_key", (1,), GR.Proposal, "a governance proposal by id"),
+        ("proposal_deposit_key", (1, a), GR.DepositRecord, "a deposit (proposal id, depositor)"),
+        ("proposal_vote_key", (1, a), GR.VoteRecord, "a vote (proposal id, voter)"),
+        ("upgrade_plan_key", (), GR.UpgradePlan, "the scheduled upgrade"),
+        ("upgrade_done_key", ("v2",), GR.UpgradeDone, "an upgrade already applied"),
+    ]
+
+
+def example_validator_set() -> Any:
+    from state.staking.validator_set import ValidatorSet
+
+    return ValidatorSet.new([(KEY.public_key, 10), (OTHER.public_key, 30)])
+
+
+def render_state_records(out: list[str]) -> None:
+    from state import accounts as A
+    from state import keys as K
+
+    w = out.append
+    w("## State records a client may prove")
+    w("")
+    w("Every state key starts with `s` (0x73) and a tag; integers in keys are 8-byte big-endian")
+    w("(so LevelDB order is numeric order), addresses are 20 raw bytes, ids 32 raw bytes, names UTF-8.")
+    w("The value under a key is the canonical msgpack array of its record (fields below, in order).")
+    w("Ask `abci_query` with the key's hex and `prove: true`; an absent key has an absence proof.")
+    w("")
+    w("| key function | example arguments | example key (hex) | value | meaning |")
+    w("|---|---|---|---|---|")
+    for fn, args, cls, meaning in state_records():
+        key = getattr(K, fn)(*args)
+        shown = ", ".join(to_hex(x) if isinstance(x, bytes) else repr(x) for x in args)
+        w(f"| `{fn}` | {shown} | `{key.hex()}` | `{cls.__name__}` | {meaning} |")
+    w("")
+    w(f"### Worked example: the account of `{to_hex(KEY.address)}`")
+    w("")
+    acct = A.Account(1_000_000, 7)
+    key = K.account_key(KEY.address)
+    w(f"Key = `73` (`s`) `612f` (`a/`) + the 20-byte address = `{key.hex()}`.")
+    w(f"Value for balance 1000000, nonce 7 = `{pack(acct.to_wire()).hex()}`:")  # type: ignore[attr-defined]
+    w("")
+    w("```")
+    out.extend(annotate(pack(acct.to_wire())))  # type: ignore[attr-defined]
+    w("```")
+    seen: set[str] = set()
+    for _fn, _args, cls, _m in state_records():
+        if cls.__name__ in seen or cls is Params:
+            continue
+        seen.add(cls.__name__)
+        w("")
+        w(f"### `{cls.__name__}`")
+        w("")
+        out.extend(field_table(cls))
+    w("")
+    w("`Params` is listed under Genesis parameters.")
+    w("")
+    w("## Validator set hashes")
+    w("")
+    w("`validators_hash` (the set signing this height) and `next_validators_hash` (the set signing")
+    w("the next height) in a header are both `sha256(msgpack([[address, public_key, power], ...]))`")
+    w("over the set's validators in set order: power descending, then address ascending. Proposer")
+    w("priorities are not hashed.")
+    vs = example_validator_set()
+    w("")
+    w("Example, two validators in set order:")
+    w("")
+    for v in vs.validators:
+        w(f"- address `{v.address.hex()}`, public key `{v.public_key.hex()}`, power {v.power}")
+    w("")
+    rows = [[v.address, v.public_key, v.power] for v in vs.validators]
+    w("```")
+    out.extend(annotate(pack(rows)))
+    w("```")
+    w("")
+    w(f"validators_hash = `{vs.hash().hex()}`")
+    w("")
+
+
 def hexblock(data: bytes) -> list[str]:
     h = data.hex()
     return ["```", *[h[i:i + 96] for i in range(0, len(h), 96)], "```"]
@@ -131,6 +237,7 @@ def render() -> str:
     w("Generated by `python -m state.encoding_doc` from the code; `tests/test_encoding_doc.py` fails")
     w("if this file and the code disagree. Everything here is enough to build, sign and submit a")
     w("transaction from another language and to verify a state proof (see `state_tree.md`).")
+    w("The p2p message layouts (gossip, sync requests and answers) are in `wire.md`.")
     w("")
     w("## Rules")
     w("")
@@ -250,6 +357,7 @@ def render() -> str:
     w("")
     out.extend(hexblock(pack(DEVNET.to_wire())))  # type: ignore[attr-defined]
     w("")
+    render_state_records(out)
     w("## State proofs")
     w("")
     w("State keys, values and the tree are described in `state_tree.md` (the collapsed binary")

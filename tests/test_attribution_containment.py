@@ -122,12 +122,12 @@ def test_no_hash_key_choice_rejects_a_distinct_pair_or_lets_a_10_percent_substit
         p = _keyed(i)
         fps = {n: fingerprint_text(corpus()[n].encode(), p) for n in names}
         for x, y in pairs:
-            reason = pair_conflict(fps[x], fps[y], p.near_duplicate_bps, a.containment_bps, a.fingerprint_max)
+            reason = pair_conflict(fps[x], fps[y], p, a.containment_bps, a.containment_sample_mod)
             assert reason is None, f"key {i}: {x} / {y} refused as {reason}"
         for n in ("licence:MPL-2.0", "stdlib:heapq.py"):
             copy = substitute(random.Random(f"{i}/{n}"), corpus()[n])
-            reason = pair_conflict(fps[n], fingerprint_text(copy.encode(), p), p.near_duplicate_bps,
-                                   a.containment_bps, a.fingerprint_max)
+            reason = pair_conflict(fps[n], fingerprint_text(copy.encode(), p), p, a.containment_bps,
+                                   a.containment_sample_mod)
             assert reason is not None, f"key {i}: 10% substitution of {n} passed"
 
 

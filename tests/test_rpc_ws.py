@@ -163,3 +163,22 @@ async def test_cancellation_closes_listener_and_connections(ctx: StandaloneConte
     assert ctx.events.subscriber_count == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def test_an_oversized_message_closes_with_1009_as_documented(ctx: StandaloneContext) -> None:
+    from trio_websocket import ConnectionClosed
+
+    limit = 16 * 1024
+    async with serving(ctx, RPCConfig(max_body_bytes=limit)) as url:
+        async with open_websocket_url(ws_url(url)) as ws:  # at the limit: answered
+            pad = " " * (limit - 80)
+            await ws.send_message('{"jsonrpc": "2.0", "id": 1, "method": "health"}' + pad)
+            assert json.loads(await ws.get_message()) == {"jsonrpc": "2.0", "id": 1, "result": {}}
+        async with open_websocket_url(ws_url(url)) as ws:
+            await ws.send_message('{"jsonrpc": "2.0", "id": 1, "method": "health"}' + " " * limit)
+            with pytest.raises(ConnectionClosed) as closed:
+                with trio.fail_after(10):
+                    await ws.get_message()
+            assert closed.value.reason.code == 1009
+        async with open_websocket_url(ws_url(url)) as ws:  # the server is still up
+            assert (await rpc(ws, "health")) == {"jsonrpc": "2.0", "id": 1, "result": {}}

@@ -103,6 +103,24 @@ async def test_state_sync_then_block_sync_reproduces_the_chain(new_chain, chain_
 
 
 @pytest.mark.trio
+async def test_a_snapshot_pruned_meanwhile_is_not_an_offence(new_chain, chain_id, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A peer that listed a snapshot and pruned it before the chunks were asked answers
+    ["error", "unknown chunk"]: honest, not scored (it was banned for this on a loaded network)."""
+    src, store = build_source(new_chain, chain_id, tmp_path)
+    gone = SnapshotStore(tmp_path / "snapshots", INTERVAL, keep=2)  # lists what store lists
+    gone.manifests = dict(store.manifests)
+
+    def pruned(answer: bytes) -> bytes:
+        gone.manifests.clear()
+        return pack(["error", "unknown chunk"])
+    dst = new_chain(balances())
+    reports: list = []  # type: ignore[type-arg]
+    peers = {"pruned": peer(src, gone, chunk_hook=pruned), "honest": peer(src, store)}
+    assert await syncer(dst, peers, trusted(src), reports).run() == 10
+    assert reports == []
+
+
+@pytest.mark.trio
 async def test_bad_chunk_is_refused_and_scored_then_honest_peer_completes(new_chain, chain_id, tmp_path) -> None:  # type: ignore[no-untyped-def]
     src, store = build_source(new_chain, chain_id, tmp_path)
 

@@ -54,7 +54,8 @@ curl -s 'http://127.0.0.1:26657/status'
 - **Notifications** (requests without an `id` member) are executed and get no response; a batch
   of only notifications, or a single one, gets HTTP 204 with an empty body.
 - **Bodies** over `max_body_bytes` (default $max_body) are refused with HTTP 413 and a `-32005`
-  error object before they are read; WebSocket messages over the same size get `-32005`.
+  error object before they are read. A WebSocket message over the same size closes that
+  connection with close code 1009 (message too big) before it is read; other connections go on.
 - **Transactions** are submitted as the canonical signed bytes (docs/encoding.md). A transaction's
   hash is sha256 of those bytes; the id of what a transaction creates (datanet, contribution,
   model, adapter, inference) is that hash.

@@ -78,12 +78,13 @@ _TABLE: tuple[Method, ...] = (
         "`consensus` {height, round, step}",
         c.status,
     ),
-    Method("net_info", "node", "P2P listening state, connected peers with their scores, and banned peers "
-           "(docs/security.md).", (),
+    Method("net_info", "node", "P2P listening state, connected peers with their scores, banned peers "
+           "(docs/security.md), direct consensus links and peer exchange counters.", (),
            "`{listening, n_peers, peers: [{id, score, offences: {NAME: count}, banned}], "
            "banned: [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}], "
            "direct_consensus: {enabled, outbound, inbound, subscribed, received: {topic: {direct, gossip}}, "
-           "...counters} (docs/p2p.md)}`", c.net_info),
+           "...counters} (docs/p2p.md), pex: {known_addresses, dialled, refused_addresses, target_peers} "
+           "(docs/p2p.md)}`", c.net_info),
     Method("genesis", "node", "The genesis document this chain started from.", (),
            "`genesis` {chain_id, genesis_time_ms, params_preset, params, accounts, validators, genesis_hash, "
            "consensus_params (every genesis parameter by section)}", c.genesis),

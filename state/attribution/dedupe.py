@@ -33,7 +33,14 @@ from __future__ import annotations
 from state import keys
 from state.attribution.records import Sketch, join_ids, split_ids, unpack_u64s
 from state.codec import pack, unpack
-from state.attribution.fingerprint import BPS, Fingerprint, FingerprintParams, estimated_jaccard_bps, is_near_duplicate
+from state.attribution.fingerprint import (
+    BPS,
+    Fingerprint,
+    FingerprintParams,
+    estimated_jaccard_bps,
+    is_near_duplicate,
+    lsh_band_hashes,
+)
 from state.store import StateView
 
 LSH_BUCKET_CAP = 16
@@ -71,15 +78,21 @@ def containment_bps(fp_a: tuple[int, ...], fp_b: tuple[int, ...], cap: int) -> i
     return max(containment_pair_bps(fp_a, fp_b, cap))
 
 
-def pair_conflict(a: Fingerprint, b: Fingerprint, near_duplicate_bps: int, containment_threshold_bps: int,
-                  cap: int) -> str | None:
-    """The rule the indexes apply, for one pair of texts: why one of them would be refused while
-    the other is live (``duplicate_content``, ``near_duplicate``, ``containment``), or None."""
+def pair_conflict(a: Fingerprint, b: Fingerprint, params: FingerprintParams, containment_threshold_bps: int,
+                  sample_mod: int) -> str | None:
+    """What the indexes find for one pair of texts, one of them live and the other new: why the new
+    one is refused (``duplicate_content``, ``near_duplicate``, ``containment``), or None. A near
+    duplicate must also share an LSH band, a containment MIN_SAMPLED_SHARED sampled hashes, as
+    the index lookups require (the candidate caps cannot matter with one live text)."""
     if a.content_hash == b.content_hash:
         return "duplicate_content"
-    if estimated_jaccard_bps(a.minhash, b.minhash) >= near_duplicate_bps:
+    bands_a, bands_b = lsh_band_hashes(a.minhash, params), lsh_band_hashes(b.minhash, params)
+    if (any(x == y for x, y in zip(bands_a, bands_b))
+            and estimated_jaccard_bps(a.minhash, b.minhash) >= params.near_duplicate_bps):
         return "near_duplicate"
-    if containment_bps(a.fingerprint, b.fingerprint, cap) >= containment_threshold_bps:
+    sampled = set(containment_sample(a.fingerprint, sample_mod)) & set(containment_sample(b.fingerprint, sample_mod))
+    if (len(sampled) >= MIN_SAMPLED_SHARED
+            and containment_bps(a.fingerprint, b.fingerprint, params.fingerprint_max) >= containment_threshold_bps):
         return "containment"
     return None
 
