@@ -1,7 +1,7 @@
 """Benchmark: what consensus costs each validator with gossip only and with direct streams.
 
 Usage: .venv/bin/python bench/consensus_paths.py [--validators 4,7,10,16] [--modes gossip,direct]
-                                                 [--seconds 20] [--profile-node 1]
+                                                 [--seconds 20] [--observer] [--profile-node 1]
 
 For each validator count and mode it starts a fresh devnet (real processes, loopback), lets it run
 idle (empty blocks: consensus traffic only) for ``--seconds`` once every validator is at height 2
@@ -62,31 +62,37 @@ def heights(layout: Layout) -> list[int]:
     return [launcher.node_status(layout, s)["height"] or 0 for s in layout.nodes]
 
 
-def sample_intervals(spec: NodeSpec, seconds: float) -> list[float]:
-    """Seconds between successive heights of one node over ``seconds`` (status polled every 0.2 s)."""
-    seen: list[float] = []
-    last = None
+def sample_heights(specs: list[NodeSpec], seconds: float) -> list[dict[int, float]]:
+    """Per node, when (monotonic s) each new height was first seen, polling status every 0.2 s."""
+    seen: list[dict[int, float]] = [{} for _ in specs]
+    last: list[int | None] = [None] * len(specs)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        try:
-            h = int(launcher.rpc_call(spec.rpc, "status", timeout=5.0)["sync_info"]["latest_block_height"])
-        except (DevnetError, httpx.HTTPError, KeyError, ValueError):
-            h = last
-        if h is not None and last is not None and h > last:
-            seen.append(time.monotonic())
-        last = h
+        for i, spec in enumerate(specs):
+            try:
+                h = int(launcher.rpc_call(spec.rpc, "status", timeout=5.0)["sync_info"]["latest_block_height"])
+            except (DevnetError, httpx.HTTPError, KeyError, ValueError):
+                continue
+            if last[i] is not None and h > last[i]:  # type: ignore[operator]
+                seen[i][h] = time.monotonic()
+            last[i] = h
         time.sleep(0.2)
-    return [b - a for a, b in zip(seen, seen[1:])]
+    return seen
 
 
-def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: int = -1) -> dict[str, object]:
+def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: int = -1,
+              observer: bool = False) -> dict[str, object]:
     directory = work / f"devnet-{n}-{'direct' if direct else 'gossip'}"
-    layout = launcher.create(directory, n, launcher.free_base_port(n))
+    layout = launcher.create(directory, n, launcher.free_base_port(n + 1))
     configure(layout, direct)
+    watcher = None
+    if observer:  # a full node following from what validators publish on the topics
+        watcher = launcher.add_full_node(layout)
+        layout.nodes.pop()
     row: dict[str, object] = {"validators": n, "mode": "direct" if direct else "gossip", "streams_settled": None,
                               "heights": 0, "block_interval_s": None, "error": None}
     try:
-        for spec in layout.nodes:
+        for spec in layout.nodes + ([watcher] if watcher else []):
             launcher.start_node(layout, spec)
         try:
             launcher.wait_for_height(layout, 2, START_TIMEOUT_S, progress=False)
@@ -112,14 +118,17 @@ def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: in
                 [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pids[profile_node]), "-d",
                  str(int(seconds)), "-r", "50", "-f", "raw", "-o", str(raw), "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        gaps = sample_intervals(layout.nodes[0], seconds)
+        seen = sample_heights([layout.nodes[0]] + ([watcher] if watcher else []), seconds)
+        times = sorted(seen[0].values())
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        lags = sorted(seen[1][h] - t for h, t in seen[0].items() if h in seen[1]) if watcher else []
         h1, c1, cpu1, t1 = heights(layout), counts(layout), [process_cpu_s(p) for p in pids], time.monotonic()  # type: ignore[arg-type]
         busy1 = machine_busy_s()
         if profiler is not None:
             profiler.wait(timeout=60)
             row["profile"] = summarise_profile(raw) if raw.exists() else ["(py-spy wrote nothing)"]
     finally:
-        for spec in layout.nodes:
+        for spec in layout.nodes + ([watcher] if watcher else []):
             launcher.stop_node(layout, spec, timeout=15.0)
     committed = min(h1) - max(h0)
     per_h = max(1, committed)
@@ -132,6 +141,9 @@ def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: in
         "block_interval_s": round((t1 - t0) / per_h, 3) if committed > 0 else None,
         "interval_p50_s": round(gaps[len(gaps) // 2], 2) if gaps else None,
         "interval_max_s": round(gaps[-1], 2) if gaps else None,
+        # how long after node0 the full node had each height (0.2 s polling: +-0.2 s)
+        "observer_lag_p50_s": round(lags[len(lags) // 2], 2) if lags else None,
+        "observer_lag_max_s": round(lags[-1], 2) if lags else None,
         "cpu_ms_per_node_per_height": round(sum(cpu_ms) / n, 1), "cpu_ms_max_node": round(max(cpu_ms), 1),
         "cores_per_node": round(nodes_cpu_s / n / (t1 - t0), 2),
         # what everything else on the machine used meanwhile (other helpers' work competes for the cores)
@@ -148,6 +160,8 @@ def main() -> int:
     ap.add_argument("--validators", default="4,7,10,16")
     ap.add_argument("--modes", default="gossip,direct")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--observer", action="store_true",
+                    help="also run a full node (no validator key) and print how far behind node0 it sees each height")
     ap.add_argument("--profile-node", type=int, default=-1,
                     help="py-spy record this node index during each point and print where its CPU went")
     args = ap.parse_args()
@@ -159,7 +173,7 @@ def main() -> int:
     try:
         for n in (int(v) for v in args.validators.split(",")):
             for mode in args.modes.split(","):
-                row = run_point(n, mode == "direct", args.seconds, work, args.profile_node)
+                row = run_point(n, mode == "direct", args.seconds, work, args.profile_node, args.observer)
                 rows.append(row)
                 if row["error"]:
                     print(f"{n:>2} validators {mode:>6}: no commit: {row['error']}", flush=True)
@@ -171,6 +185,8 @@ def main() -> int:
                       f"consensus msgs/node/height: direct {row['direct_per_node_per_height']}, gossip "
                       f"{row['gossip_delivered_per_node_per_height']} (copies received "
                       f"{row['gossip_copies_per_node_per_height']})"
+                      + (f"; full node behind node0 p50 {row['observer_lag_p50_s']} s, max {row['observer_lag_max_s']} s"
+                         if args.observer else "")
                       + ("" if row["streams_settled"] is not False else " [direct streams never all up]"), flush=True)
                 for line in row.get("profile", []):  # type: ignore[union-attr]
                     print(f"    {line}", flush=True)

@@ -175,6 +175,26 @@ def create(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT,
     return layout
 
 
+
+def add_full_node(layout: Layout, name: str = "observer") -> NodeSpec:
+    """A full node (no validator key) peered with every node of ``layout``, on the ports of the next
+    index (``free_base_port(validators + 1)`` keeps them free); not saved to devnet.json."""
+    index = len(layout.nodes)
+    base = layout.nodes[0].rpc_port - 7
+    home = Home(layout.dir / name)
+    home.config_dir.mkdir(parents=True)
+    home.data_dir.mkdir(parents=True)
+    shutil.copy(layout.dir / "genesis.json", home.genesis_file)
+    spec = NodeSpec(index, name, name, base + 10 * index + 7, base + 10 * index + 6,
+                    peer_id_from_seed(home.node_key().seed))
+    cfg = NodeConfig(moniker=name)
+    cfg.rpc.port = spec.rpc_port
+    cfg.p2p.port = spec.p2p_port
+    cfg.p2p.persistent_peers = [f"{v.peer_id}@127.0.0.1:{v.p2p_port}" for v in layout.nodes]
+    home.write_config(cfg)
+    layout.nodes.append(spec)
+    return spec
+
 # ---- processes -----------------------------------------------------------------------------
 def pid_file(layout: Layout, spec: NodeSpec) -> Path:
     return layout.dir / spec.home / "node.pid"

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,7 @@ from netkit import height_of, node_log, rpc, running_devnet, wait_heights, wait_
 
 from devnet import launcher
 from devnet.launcher import Layout, NodeSpec
-from node.config import Home, NodeConfig
-from p2p.identity import peer_id_from_seed
+from node.config import Home
 
 pytestmark = pytest.mark.multinode
 
@@ -39,25 +37,6 @@ def configure(layout: Layout, only: int | None = None, **faults: bool) -> None:
         for name, value in faults.items():
             setattr(cfg.faults, name, value)
         home.write_config(cfg)
-
-
-def add_observer(layout: Layout) -> NodeSpec:
-    """A full node (no validator key) with every validator as a peer; direct streams off."""
-    index = len(layout.nodes)
-    base = layout.nodes[0].rpc_port - 7
-    home = Home(layout.dir / "observer")
-    home.config_dir.mkdir(parents=True)
-    home.data_dir.mkdir(parents=True)
-    shutil.copy(layout.dir / "genesis.json", home.genesis_file)
-    spec = NodeSpec(index, "observer", "observer", base + 10 * index + 7, base + 10 * index + 6,
-                    peer_id_from_seed(home.node_key().seed))
-    cfg = NodeConfig(moniker="observer")
-    cfg.rpc.port = spec.rpc_port
-    cfg.p2p.port = spec.p2p_port
-    cfg.p2p.persistent_peers = [f"{v.peer_id}@127.0.0.1:{v.p2p_port}" for v in layout.nodes]
-    home.write_config(cfg)
-    layout.nodes.append(spec)
-    return spec
 
 
 def direct(spec: NodeSpec) -> dict[str, Any]:
@@ -86,7 +65,7 @@ def test_validators_receive_consensus_directly_and_an_observer_follows(tmp_path:
     with running_devnet(tmp_path, 4, start=[]) as layout:
         try:
             configure(layout)
-            observer = add_observer(layout)
+            observer = launcher.add_full_node(layout)  # direct streams off: no validator key
             validators = layout.nodes[:4]
             chain_id = layout.chain_id
             for spec in layout.nodes:

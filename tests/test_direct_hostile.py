@@ -82,6 +82,7 @@ def test_non_validators_are_refused_before_any_frame_is_read(tmp_path: Path) -> 
             # 1. a key outside the validator set, properly signed: refused and scored, no frame read
             outsider = PrivateKey.generate()
             hello = pack([outsider.public_key, outsider.sign(hello_message(chain_id, attacker_id))])
+            t0 = trio.current_time()
             await attack(node, [hello] + [vote_batch()] * 20)
             assert offences(node, attacker_id).get("NOT_A_VALIDATOR_STREAM") == 1
             assert links.counters["frames_received"] == 0 and links.counters["messages_received"] == 0
@@ -100,7 +101,8 @@ def test_non_validators_are_refused_before_any_frame_is_read(tmp_path: Path) -> 
             assert offences(node, attacker_id).get("OVERSIZED") == 1
             assert links.counters["frames_received"] == 0 and links.counters["messages_received"] == 0
 
-            assert node.p2p.scores.describe(attacker_id)["score"] <= -(10 + 50 + 20) + 5  # plus recovery
+            # the score recovers 1 point per second since the first offence (slow on a loaded machine)
+            assert node.p2p.scores.describe(attacker_id)["score"] <= -(10 + 50 + 20) + (trio.current_time() - t0) + 1
 
 
             # 4. control (another host): the validator's genuine hello (say, its second node) is

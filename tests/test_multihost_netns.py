@@ -5,8 +5,9 @@ collect-gentxs, everyone checks the genesis hash), the chain runs; a 5th node th
 seed learns the others by peer exchange, state-syncs from a snapshot, becomes a validator and signs;
 one of the first four is killed and the chain goes on.
 
-Needs root (CI runs as root) and iproute2 (`.ci/bootstrap` installs it when missing). It does not
-skip: without them it fails with one line saying what is missing."""
+Needs iproute2 (`.ci/bootstrap` installs it when missing: without it the test fails with one line)
+and the capability to create network namespaces (CI runs as root): without that capability it skips
+with one line, as issue 16 asks, so a developer's unprivileged run of the suite stays meaningful."""
 
 from __future__ import annotations
 
@@ -100,12 +101,16 @@ class Bridge:
 def bridge() -> Iterator[Bridge]:
     if shutil.which("ip") is None:
         pytest.fail("the multi-host test needs iproute2's `ip` command (bash .ci/bootstrap installs it)")
+    if os.geteuid() != 0:
+        pytest.skip("multi-host test: creating network namespaces needs root (CAP_NET_ADMIN); CI runs it as root")
     net = Bridge(5)
     try:
         try:
             net.create()
         except RuntimeError as exc:
-            pytest.fail(f"the multi-host test needs root to create network namespaces: {exc}")
+            if "Operation not permitted" in str(exc):
+                pytest.skip(f"multi-host test: no capability to create network namespaces here: {exc}")
+            pytest.fail(f"the multi-host test could not create its network namespaces: {exc}")
         yield net
     finally:
         net.destroy()

@@ -5,7 +5,6 @@ gossip to non-proposers, block sync of a node that joins late, and recovery from
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from collections import Counter
@@ -20,8 +19,6 @@ from netkit import assert_same_chain, height_of, kill9, node_log, running_devnet
 
 from devnet import launcher
 from devnet.launcher import Layout, NodeSpec
-from node.config import Home, NodeConfig
-from p2p.identity import peer_id_from_seed
 from state.crypto import PrivateKey, from_hex, sha256, to_hex
 from state.tx import Tx, Transfer, sign_tx
 
@@ -107,22 +104,10 @@ def clients(specs: list[NodeSpec]) -> Iterator[list[Client]]:
 
 
 def add_full_node(layout: Layout, index: int) -> NodeSpec:
-    """A node home with the devnet's genesis and every validator as a peer, but no validator key."""
-    base = layout.nodes[0].rpc_port - 7
-    name = f"full{index}"
-    home = Home(layout.dir / name)
-    home.config_dir.mkdir(parents=True)
-    home.data_dir.mkdir(parents=True)
-    shutil.copy(layout.dir / "genesis.json", home.genesis_file)
-    spec = NodeSpec(index, name, name, base + 10 * index + 7, base + 10 * index + 6,
-                    peer_id_from_seed(home.node_key().seed))
-    cfg = NodeConfig(moniker=name)
-    cfg.rpc.port = spec.rpc_port
-    cfg.p2p.port = spec.p2p_port
-    cfg.p2p.persistent_peers = [f"{v.peer_id}@127.0.0.1:{v.p2p_port}" for v in layout.nodes]
-    home.write_config(cfg)
-    layout.nodes.append(spec)  # running_devnet stops every node of the layout at the end
-    return spec
+    """A node home with the devnet's genesis and every validator as a peer, but no validator key;
+    appended to the layout (running_devnet stops every node of the layout at the end)."""
+    assert index == len(layout.nodes), (index, len(layout.nodes))
+    return launcher.add_full_node(layout, f"full{index}")
 
 
 def fund(client: Client, faucet: PrivateKey, chain_id: str, first_nonce: int,
