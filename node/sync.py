@@ -16,11 +16,10 @@ status height is only a claim: how peers are chosen, timed out, scored and retri
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ import trio
 
 from consensus.votes import InvalidCommit, verify_commit
 from node.executor import validate_and_execute, validator_set_at
+from node.workers import worker_pool
 from p2p.errors import P2PError, PeerBanned, ProtocolNotSupported, RemoteError, RequestTimeout
 from p2p.scoring import Offence
 from state.block import Block, Commit, decode_block
@@ -114,8 +114,7 @@ class SignatureVerifier:
     def __init__(self, chain_id: str, workers: int | None = None) -> None:
         self.chain_id = chain_id
         self.workers = workers or max(1, min(MAX_VERIFY_WORKERS, (os.cpu_count() or 2) - 1))
-        # spawn: forking a process that runs trio and libp2p threads is not safe
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = worker_pool(self.workers)
 
     def submit(self, block_raws: list[bytes]) -> list[Future[set[bytes]]]:
         """Start checking these blocks' transactions, split evenly over the workers."""

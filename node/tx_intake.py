@@ -29,7 +29,6 @@ Every refusal and drop is counted (attrchain_dropped_total, `rpc_tx` and `peer_t
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections import OrderedDict
@@ -40,6 +39,7 @@ from typing import Any, Protocol
 
 import trio
 
+from node.workers import worker_pool
 from state.codec import CodecError, unpack
 from state.crypto import sha256
 from state.errors import TxRejected
@@ -212,8 +212,7 @@ class TxVerifier:
     async def _verify(self, raws: list[bytes]) -> None:
         try:
             if self._executor is None:
-                # spawn: forking a process that runs trio and libp2p threads is not safe
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+                self._executor = worker_pool(self.workers)
                 log.info("transaction signatures: %d worker process(es)", self.workers)
             step = -(-len(raws) // self.workers)
             futures: list[Future[list[bytes]]] = [

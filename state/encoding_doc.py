@@ -207,7 +207,9 @@ def render_state_records(out: list[str]) -> None:
     w("`validators_hash` (the set signing this height) and `next_validators_hash` (the set signing")
     w("the next height) in a header are both `sha256(msgpack([[address, public_key, power], ...]))`")
     w("over the set's validators in set order: power descending, then address ascending. Proposer")
-    w("priorities are not hashed.")
+    w("priorities are not hashed. The set signing height h is the `ValidatorSet` stored under")
+    w("`validator_set_key(h)` (provable, table above): `validators_hash` of block h hashes that record's")
+    w("members and `next_validators_hash` those under `validator_set_key(h + 1)`.")
     vs = example_validator_set()
     w("")
     w("Example, two validators in set order:")
@@ -221,6 +223,34 @@ def render_state_records(out: list[str]) -> None:
     w("```")
     w("")
     w(f"validators_hash = `{vs.hash().hex()}`")
+    w("")
+
+
+def render_first_block(out: list[str]) -> None:
+    from state.staking.records import POWER_REDUCTION
+
+    w = out.append
+    w("## The first block and the genesis hash")
+    w("")
+    w("Heights start at 1; genesis is not a block. `genesis_hash` (the `status` sync answer, and what")
+    w("peers compare before syncing) = `sha256(msgpack([chain_id, genesis_time_ms, params,")
+    w("[[address, balance], ...], [[operator, consensus_public_key, stake, moniker], ...]]))`, accounts")
+    w("and validators in the order of `genesis.json`, `params` as under Genesis parameters.")
+    w("")
+    w("Block 1 follows these conventions (everything else is as for any block):")
+    w("")
+    empty = pack(B.EMPTY_COMMIT.to_wire())  # type: ignore[attr-defined]
+    w("- `last_block_hash` is empty (`c400`); later: the previous header's hash.")
+    w(f"- `last_commit` is the empty commit `Commit(0, 0, 32 zero bytes, [])` = `{empty.hex()}`,")
+    w(f"  so `last_commit_hash` = `{B.EMPTY_COMMIT.hash().hex()}`; later: the commit of the previous")
+    w("  height, which must verify against that height's validator set.")
+    w("- `time_ms` must be strictly after `genesis_time_ms`; later: exactly the BFT time of the last")
+    w("  commit (the power-weighted median of its signatures' `time_ms`).")
+    w("- `validators_hash` is the hash of the genesis set: `ValidatorSet.new` of the genesis")
+    w(f"  validators with power = stake // {POWER_REDUCTION}; `next_validators_hash` is the hash")
+    w("  of the same members (set 2 = set 1 with priorities advanced once, and priorities are not")
+    w("  hashed). A change made in block H takes effect at height H+2, so `next_validators_hash` of")
+    w("  block H+1 is the first to show it.")
     w("")
 
 
@@ -358,6 +388,7 @@ def render() -> str:
     out.extend(hexblock(pack(DEVNET.to_wire())))  # type: ignore[attr-defined]
     w("")
     render_state_records(out)
+    render_first_block(out)
     w("## State proofs")
     w("")
     w("State keys, values and the tree are described in `state_tree.md` (the collapsed binary")

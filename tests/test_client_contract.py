@@ -6,7 +6,8 @@ import hashlib
 import re
 from pathlib import Path
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "encoding.md").read_text()
+DOC_DIR = Path(__file__).resolve().parent.parent / "docs"
+DOC = (DOC_DIR / "encoding.md").read_text()
 
 
 def mp_uint(n: int) -> bytes:
@@ -49,3 +50,28 @@ def test_validators_hash_from_the_doc() -> None:
     assert vals == sorted(vals, key=lambda v: (-v[2], v[0]))
     packed = mp_array([mp_array([mp_bin(a), mp_bin(pk), mp_uint(p)]) for a, pk, p in vals])
     assert hashlib.sha256(packed).hexdigest() == want.group(1)
+
+
+def test_first_block_empty_commit_from_the_doc() -> None:
+    m = re.search(r"the empty commit .*? = `([0-9a-f]+)`,\n  so `last_commit_hash` = `([0-9a-f]{64})`", DOC)
+    assert m, "first-block conventions missing from docs/encoding.md"
+    commit, commit_hash = bytes.fromhex(m.group(1)), m.group(2)
+    assert commit == mp_array([mp_uint(0), mp_uint(0), mp_bin(bytes(32)), mp_array([])])
+    assert hashlib.sha256(commit).hexdigest() == commit_hash
+
+
+def test_key_file_example_from_the_doc() -> None:
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    wire = (DOC_DIR / "wire.md").read_text()
+    m = re.search(r"```json\n(.*?)```", wire, re.S)
+    assert m, "key file example missing from docs/wire.md"
+    key = json.loads(m.group(1))
+    assert key["type"] == "ed25519"
+    pub = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key["seed"][2:])).public_key()
+    raw = pub.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert "0x" + raw.hex() == key["public_key"]
+    assert "0x" + hashlib.sha256(raw).digest()[:20].hex() == key["address"]

@@ -1,0 +1,33 @@
+"""Worker processes for CPU work off the event loop (block-sync and transaction signature checks).
+
+One constructor for every pool: ``spawn`` (forking a process that runs trio and libp2p threads is
+not safe), and workers that exit when the node does. A pool's workers hold both ends of its call
+queue, so a node killed with SIGKILL left them blocked on it for good; each worker now watches its
+parent and exits within a second of it going away.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+PARENT_CHECK_S = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            if os.getppid() != parent:
+                os._exit(0)  # the node is gone: nobody will ever read this worker's results
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool of ``workers`` spawned workers that end when this process ends, however."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
