@@ -1,4 +1,4 @@
-"""Generates docs/wire.md: every p2p message layout and the key file format, with worked bytes computed by the code.
+"""Generates docs/wire.md: every p2p message layout and the key file format, worked bytes by the code.
 
 Run `python -m node.wire_doc > docs/wire.md`; tests/test_wire_doc.py checks the file matches, and
 the error answers shown are produced by calling the real request handlers.
@@ -47,7 +47,8 @@ REQUESTS = [
         ('["chunk", height uint, index uint]', '["chunk", chunk bin] (chunk = msgpack [[key, value], ...]) or '
                                                 '["error", "unknown chunk"]'),
         ('["light", from_height uint >= 1, count uint >= 1]',
-         '["light", [[header bin, commit bin, validator_set bin or bin(0)], ...]]: the set only where it changes'),
+         '["light", [[header bin, commit bin, validator_set bin or bin(0)], ...]]: the set (canonical '
+         'ValidatorSet bytes) on the first item and where it changes, else empty'),
     ]),
     (topics.proposal_block_protocol, "proposal bodies (`node/app.py`)", [
         ('["proposal_block", block_hash bin(32)]',
