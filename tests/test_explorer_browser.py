@@ -136,6 +136,12 @@ def test_contribution_page_shows_the_inferences_that_paid_it(story: Story, brows
                                           "params": {"inference": ids["inf_agent"]}}).json()["result"]["receipts"][0]
     paid = [m["amount"] for m in receipt["matched"] if m["contribution"] == ids["c_alice"]]
     assert paid and f"{paid[0]:,} tokens" in browser.find_element("id", "main").text
+    # the matched spans of the paying outputs are highlighted, and what is marked is the quote
+    marked = [m.text for m in browser.find_elements("css selector", "main mark")]
+    assert marked and all(m and m in quoted for m in marked), f"highlighted: {marked}"
+    open_page(browser, story.url, f"inference/{ids['inf_agent']}", "inference")
+    marked = [m.text for m in browser.find_elements("css selector", "main mark")]
+    assert marked and all(m and m in quoted for m in marked), f"highlighted on the inference page: {marked}"
 
 
 def test_search_finds_every_kind(story: Story, browser: Any) -> None:
