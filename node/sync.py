@@ -28,14 +28,13 @@ import trio
 
 from consensus.votes import InvalidCommit, verify_commit
 from node.executor import validate_and_execute, validator_set_at
-from node.workers import worker_pool
+from node.workers import verified_hashes_of, worker_pool
 from p2p.errors import P2PError, PeerBanned, ProtocolNotSupported, RemoteError, RequestTimeout
 from p2p.scoring import Offence
 from state.block import Block, Commit, decode_block
 from state.chain import Chain, Executed
 from state.codec import CodecError, decode, pack, unpack
 from state.errors import InvalidBlock
-from state.tx import decode_tx
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +148,7 @@ def verified_tx_hashes(chain_id: str, block_raws: list[bytes]) -> set[bytes]:
             txs = decode_block(raw).txs
         except CodecError:
             continue  # the applying side rejects the block with the reason
-        for tx_raw in txs:
-            try:
-                tx = decode_tx(tx_raw)
-            except CodecError:
-                continue
-            if tx.has_valid_signature(chain_id):
-                verified.add(tx.hash)
+        verified.update(verified_hashes_of(chain_id, list(txs)))
     return verified
 
 

@@ -39,11 +39,10 @@ from typing import Any, Protocol
 
 import trio
 
-from node.workers import worker_pool
+from node.workers import verified_hashes_of, worker_pool
 from state.codec import CodecError, unpack
 from state.crypto import sha256
 from state.errors import TxRejected
-from state.tx import decode_tx
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +118,6 @@ class PeerBuckets:
         if len(self._buckets) > MAX_TRACKED_PEERS:
             self._buckets.popitem(last=False)
         return granted
-
-
-def verified_hashes_of(chain_id: str, raws: list[bytes]) -> list[bytes]:
-    """(In a worker process.) Hashes of the transactions whose signature verifies for ``chain_id``."""
-    out = []
-    for raw in raws:
-        try:
-            tx = decode_tx(raw)
-        except CodecError:
-            continue
-        if tx.has_valid_signature(chain_id):
-            out.append(tx.hash)
-    return out
 
 
 def default_workers() -> int:

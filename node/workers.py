@@ -14,6 +14,9 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from state.codec import CodecError
+from state.tx import decode_tx
+
 PARENT_CHECK_S = 1.0
 
 
@@ -31,3 +34,17 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     """A process pool of ``workers`` spawned workers that end when this process ends, however."""
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def verified_hashes_of(chain_id: str, raws: list[bytes]) -> list[bytes]:
+    """(In a worker process.) Hashes of the transactions whose signature verifies for ``chain_id``;
+    undecodable ones are left out (the applying side rejects them with the reason)."""
+    out = []
+    for raw in raws:
+        try:
+            tx = decode_tx(raw)
+        except CodecError:
+            continue
+        if tx.has_valid_signature(chain_id):
+            out.append(tx.hash)
+    return out
