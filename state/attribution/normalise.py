@@ -63,13 +63,82 @@ def tables() -> tuple[dict[int, None], dict[int, str]]:
     return drop, skeleton
 
 
+CharTables = tuple[frozenset[str], dict[str, str], tuple[str, ...]]
+_char_tables_cache: list[tuple[object, CharTables]] = []
+
+
+def _char_tables() -> CharTables:
+    """``tables()`` as characters: (characters to drop, skeleton map, the ASCII characters that
+    have a prototype: ``m`` -> ``rn``, ``0`` -> ``O``, ...), derived once per loaded table.
+
+    ``_skeleton`` replaces one character after another with ``str.replace``, which equals one
+    ``str.translate`` only because no prototype holds a character that has a prototype itself
+    (UTS #39 skeletons are closed); checked here, so another table could not silently differ.
+    """
+    source = tables()  # loads and checks the pinned file (cached)
+    if _char_tables_cache and _char_tables_cache[0][0] is source:
+        return _char_tables_cache[0][1]
+    drop, skeleton = source
+    by_char = {chr(cp): target for cp, target in skeleton.items()}
+    if any(ch in by_char for target in by_char.values() for ch in target):
+        raise NormalisationDataError(f"{CONFUSABLES_PATH}: a prototype has a prototype of its own")
+    derived = (frozenset(chr(cp) for cp in drop), by_char, tuple(ch for ch in by_char if ch.isascii()))
+    _char_tables_cache[:] = [(source, derived)]
+    return derived
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _drop_ignorables(text: str) -> str:
+    """``text.translate(drop)``: only the few characters the text holds are looked at (every
+    Default_Ignorable code point is outside ASCII)."""
+    drop = _char_tables()[0]
+    for ch in drop.intersection(_NON_ASCII.findall(text)):
+        text = text.replace(ch, "")
+    return text
+
+
+def _skeleton(text: str) -> str:
+    """``text.translate(skeleton)``, each character the text holds replaced once (C-speed scans
+    instead of a dictionary lookup per character)."""
+    _, skeleton, ascii_keys = _char_tables()
+    present = [ch for ch in ascii_keys if ch in text]
+    present += skeleton.keys() & set(_NON_ASCII.findall(text))
+    for ch in present:
+        text = text.replace(ch, skeleton[ch])
+    return text
+
+
+_JOINER_RUN = re.compile(r"['\-]+")
+
+
+def _join_inner(text: str) -> str:
+    """``_INNER_JOINER.sub("", text)``: a maximal run of apostrophes and hyphens goes when a word
+    character (``[^\W_]``, i.e. ``str.isalnum``) is on each side; the regex's lookbehind would try
+    every position, this looks only at the runs."""
+    cuts: list[tuple[int, int]] = []
+    end = len(text)
+    for m in _JOINER_RUN.finditer(text):
+        a, b = m.span()
+        if a > 0 and b < end and text[a - 1].isalnum() and text[b].isalnum():
+            cuts.append((a, b))
+    if not cuts:
+        return text
+    parts, at = [], 0
+    for a, b in cuts:
+        parts.append(text[at:a])
+        at = b
+    parts.append(text[at:])
+    return "".join(parts)
+
+
 def _pass(text: str) -> str:
-    drop, skeleton = tables()
     nfkc = unicodedata.normalize
-    text = nfkc("NFKC", text.translate(drop)).casefold()
-    text = nfkc("NFD", nfkc("NFD", text).translate(skeleton))
+    text = nfkc("NFKC", _drop_ignorables(text)).casefold()
+    text = nfkc("NFD", _skeleton(nfkc("NFD", text)))
     text = nfkc("NFKC", nfkc("NFKC", text).casefold())
-    return _INNER_JOINER.sub("", text)
+    return _join_inner(text)
 
 
 def normalise(text: str) -> str:
