@@ -139,7 +139,8 @@ def test_reindex_rebuilds_the_history_of_blocks_committed_without_it(world: Worl
     world.ok(OWNER, Review(c1, 1))
     world.ok(ALICE, TransferContribution(c1, BOB.address))
     model = world.ok(DEV, RegisterModel("m", ((d, 10_000),), b"", 0)).hash
-    world.ok(USER, Infer(model, b"", b"", 10_000, 3, 5, b"\x0a" * 32, world.sym(7)))
+    quote = crafted(world, d, 1, (7,)).content  # the output quotes c1's whole text
+    world.ok(USER, Infer(model, b"", b"", 10_000, 3, 5, sha256(quote), quote))
     live = _history(world)
     assert len(live) > 20
     raw = world.chain.db.raw
