@@ -123,7 +123,9 @@ def _owed(view: StateView, contribution_id: bytes) -> int:
     c = _contribution(view, contribution_id)
     assert c is not None
     dn = _datanet(view, c.datanet)
-    return settle(c, dn).unclaimed if dn is not None else c.unclaimed
+    from state.transition import load_params
+
+    return settle(c, dn, load_params(view).attribution.pool_unit_cap).unclaimed if dn is not None else c.unclaimed
 
 
 def get_model(source: StateView | StateDB, model_id: bytes) -> dict[str, Any] | None:
@@ -209,6 +211,11 @@ def get_inference(source: StateView | StateDB, inference_id: bytes) -> dict[str,
     }
 
 
+POOL_RULE = ("each datanet_pool amount is shared by that datanet's accepted contributions in proportion to "
+             "min(size, pool_unit_cap), size being the byte length the validators measured; datanet_owner: the "
+             "datanet had no accepted contribution, its owner was paid")
+
+
 def receipt_json(inference_id: bytes, r: Receipt) -> dict[str, Any]:
     return {
         "inference": to_hex(inference_id),
@@ -218,6 +225,8 @@ def receipt_json(inference_id: bytes, r: Receipt) -> dict[str, Any]:
             {"recipient": to_hex(recipient), "role": ROLE_NAMES[role], "amount": amount}
             for recipient, role, amount in r.entries
         ],
+        # how a datanet_pool amount reaches contributions (docs/attribution.md "Reward pools")
+        "pool_rule": POOL_RULE,
         "matched": [
             {"contribution": to_hex(cid), "owner": to_hex(owner), "score": score, "amount": amount,
              "spans": [{"output_shingle": o, "contribution_shingle": c, "shingles": n, "credited": cr,

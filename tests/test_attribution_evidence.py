@@ -276,3 +276,21 @@ def test_evidence_locates_paid_spans_and_names_quoted_pending_contributions(worl
     (note,) = ev["pending_matches"]
     assert (note["contribution"], note["status"]) == (to_hex(pending), "pending") and "not accepted" in note["note"]
     assert all(output[sp["start"]:sp["end"]] in pending_text for sp in note["spans"])
+
+
+def test_pool_part_weighs_contributions_by_size_up_to_the_cap(world: World) -> None:
+    """Bound: in the pool part a contribution weighs min(size, pool_unit_cap), so a document
+    larger than the cap earns no more from the pool than one of exactly the cap."""
+    s = Setup(world)
+    d = s.datanet()
+    cap = world.a.pool_unit_cap
+    small = s.contribute(d, words(150, 300)[: cap // 4])
+    big = s.contribute(d, (words(151, 12_000) + " ")[: cap * 3], key=BOB)
+    size_small = len(s.texts[small][1])
+    assert len(s.texts[big][1]) > cap > size_small
+    m = s.model(d)
+    r = s.infer(m, "", payment=1_000_000)  # unattributed: the whole data share to the pool
+    pool = sum(e["amount"] for e in r["entries"] if e["role"] == "datanet_pool")
+    owed = {c: queries.pending_rewards(world.chain.db, c)["unclaimed"] for c in (small, big)}  # type: ignore[index]
+    assert owed[big] == pool * cap // (cap + size_small)  # by size it would be 3 * cap / (3 * cap + size)
+    assert owed[small] == pool * size_small // (cap + size_small)

@@ -218,7 +218,7 @@ def check_invariants(sim: Sim) -> None:
         c = Contribution.from_wire(unpack(raw))  # type: ignore[attr-defined]
         scaled += PRECISION * c.unclaimed + c.reward_frac
         if c.status == ACCEPTED:
-            scaled += c.size * (datanets[c.datanet].reward_per_unit - c.reward_entry)
+            scaled += min(c.size, w.a.pool_unit_cap) * (datanets[c.datanet].reward_per_unit - c.reward_entry)
     pool = w.balance(REWARD_POOL)
     assert scaled == PRECISION * pool
     assert sim.paid_into_pool == sim.claimed + pool + sim.slashed_from_pool
@@ -231,7 +231,9 @@ def test_random_histories_conserve_and_pay_exactly(data: Any) -> None:
         db = StateDB(tmp)
         try:
             chain = Chain(db)
-            chain.init_genesis(make_genesis(CHAIN_ID, {k.address: 10**12 for k in KEYS}))
+            # pool_unit_cap 2000 against sizes 400..5000: capped and uncapped pool units both occur
+            chain.init_genesis(make_genesis(CHAIN_ID, {k.address: 10**12 for k in KEYS},
+                                            overrides={"attribution": {"pool_unit_cap": 2000}}))
             sim = Sim(World(chain, CHAIN_ID))
             # a populated start (so most histories match and pay), then anything in any order
             script = ["datanet"] * data.draw(st.integers(1, 3)) + ["contribute"] * data.draw(st.integers(2, 8))
