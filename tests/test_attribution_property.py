@@ -178,10 +178,21 @@ def infer(sim: Sim, data: Any) -> None:
     fp = tuple(sorted(data.draw(st.sets(UNIVERSE, max_size=12))))
     payment = data.draw(st.integers(1, 10**7))
     output = w.quote(*fp)
+    before = {d: queries.get_datanet(w.chain.db, d) for d, _ in sim.datanets}
     tx = w.ok(key, Infer(model, adapter, agent, payment, 1, 1, sha256(output), output))
     receipt = queries.get_receipt(w.chain.db, tx.hash)
     assert receipt is not None
     assert sum(e["amount"] for e in receipt["entries"]) == payment
+    # the pool part, datanet by datanet: the pool's units and what each unit earned (scaled)
+    deposits = {e["recipient"]: e["amount"] for e in receipt["entries"] if e["role"] == "datanet_pool"}
+    assert sorted(deposits) == [p["datanet"] for p in receipt["pools"]]
+    for p in receipt["pools"]:
+        old, new = before[bytes.fromhex(p["datanet"][2:])], queries.get_datanet(w.chain.db, bytes.fromhex(p["datanet"][2:]))
+        assert (p["total_units"], p["accepted"]) == (old["total_units"], old["accepted"])  # type: ignore[index]
+        added = int(p["reward_per_unit_added"])
+        assert added == int(new["reward_per_unit"]) - int(old["reward_per_unit"])  # type: ignore[index]
+        scaled = p["amount"] * PRECISION + int(old["carry"])  # type: ignore[index]
+        assert added * p["total_units"] + int(new["carry"]) == scaled  # type: ignore[index]
     if receipt["matched"]:
         event("matched")
     if any(e["role"] == "datanet_owner" for e in receipt["entries"]):
