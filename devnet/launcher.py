@@ -122,8 +122,10 @@ class Layout:
 
 
 def create(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT,
-           double_sign: tuple[int, ...] = (), params: dict[str, Any] | None = None) -> Layout:
-    """Keys, genesis and configs for ``validators`` nodes under ``directory``."""
+           double_sign: tuple[int, ...] = (), params: dict[str, Any] | None = None,
+           stakes: dict[int, int] | None = None) -> Layout:
+    """Keys, genesis and configs for ``validators`` nodes under ``directory``; ``stakes`` gives some
+    validators (by index) another stake than VALIDATOR_STAKE."""
     if validators < 1:
         raise DevnetError("a devnet needs at least one validator")
     if (directory / "devnet.json").exists():
@@ -152,7 +154,7 @@ def create(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT,
         + [{"address": to_hex(k.address), "balance": VALIDATOR_BALANCE} for k in keys],
         "validators": [
             {"operator": to_hex(k.address), "consensus_public_key": to_hex(k.public_key),
-             "stake": VALIDATOR_STAKE, "moniker": f"node{i}"}
+             "stake": (stakes or {}).get(i, VALIDATOR_STAKE), "moniker": f"node{i}"}
             for i, k in enumerate(keys)
         ],
     })

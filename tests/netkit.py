@@ -86,9 +86,10 @@ def assert_same_chain(specs: list[NodeSpec], upto: int) -> None:
 
 @contextmanager
 def running_devnet(tmp: Path, validators: int, params: dict[str, Any] | None = None,
-                   double_sign: tuple[int, ...] = (), start: list[int] | None = None) -> Iterator[Layout]:
+                   double_sign: tuple[int, ...] = (), start: list[int] | None = None,
+                   stakes: dict[int, int] | None = None) -> Iterator[Layout]:
     """Create a devnet in ``tmp``, start the nodes in ``start`` (default all), stop them all after."""
-    layout = launcher.create(tmp / "devnet", validators, free_base_port(), double_sign, params)
+    layout = launcher.create(tmp / "devnet", validators, free_base_port(), double_sign, params, stakes)
     try:
         for spec in layout.nodes:
             if start is None or spec.index in start:
