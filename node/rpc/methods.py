@@ -202,7 +202,8 @@ _TABLE: tuple[Method, ...] = (
            (Param("inference", HASH, "inference id"),
             Param("recipient", AddressOrId(), "recipient address or id"),
             page(), per_page(20), order()),
-           "by inference: `{inference, receipts: [receipt], total: 1}`; by recipient: `{recipient, total, page, "
+           "by inference: `{inference, receipts: [receipt], total: 1, pending_matches}` (pending_matches: "
+           "contributions the output quotes that are not accepted yet, so were paid nothing, as in `inference`); by recipient: `{recipient, total, page, "
            "per_page, order, receipts}`. A receipt: `{inference, height, payment, entries: [{recipient, role, "
            "amount}], pool_rule, pool_unit_cap, pools: [{datanet, amount, total_units, accepted, "
            "reward_per_unit_added}], matched: [{contribution, owner, score, amount, spans: [{output_shingle, "
