@@ -1,6 +1,7 @@
 """Benchmark: a real validator process under sustained transfers, and block sync between processes.
 
 Usage: .venv/bin/python bench/node.py [--seconds 20] [--clients 3] [--blocks 10000] [--block-txs 100]
+       [--accounts 100000] [--contributions 10000] [--skip-single] [--skip-sync] [--skip-statesync]
 
 (a) single_node_tps: one validator process (its own genesis with prefunded senders); a few client
     threads submit pre-signed transfers as JSON-RPC batches of broadcast_tx_sync for a bounded
@@ -10,7 +11,18 @@ Usage: .venv/bin/python bench/node.py [--seconds 20] [--clients 3] [--blocks 100
     validator key), then a serving node process (no validator key) and a fresh node process start;
     the fresh one block-syncs everything. The figure is synced transactions / (time between the
     fresh node's first and last synced block, observed over RPC).
-Both are printed next to this machine's Ed25519 verify rate measured in the same run (one core).
+(c) statesync_s vs blocksync_s: a chain holding --accounts accounts (made by transfers, 1,000 per
+    block) and one datanet with --contributions accepted contributions (commit, reveal and review
+    blocks of 250), a snapshot of its state at that height, then --tail-blocks blocks of 100
+    transfers, is built offline in a serving node's LevelDB (every block with a real commit). Then
+    one fresh node process state-syncs (trusted height 1: light-client checks of every header and
+    commit up to the snapshot, chunks, state root, then block sync of the tail) and, after it, another
+    block-syncs from genesis, both over libp2p on loopback. Each figure is the time from launching
+    the process to its RPC reporting the tip, and (the headline, statesync_s / blocksync_s) the time
+    from its first peer connection to its commit of the tip, both from its log (a node whose peer
+    does not list it may wait p2p's 3 s inbound grace before dialling); bytes are the sync answers
+    it received (its log).
+All are printed next to this machine's Ed25519 verify rate measured in the same run (one core).
 Target: sync_tx_per_s >= 0.5 * ed25519_verify_per_s; when it is missed, the first --profile-blocks
 blocks are applied again in-process (node.sync.apply_synced_block) plainly and under cProfile.
 Progress goes to stderr; the LAST stdout line is one JSON object.
@@ -21,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -386,6 +399,209 @@ def profile_sync_path(tmp: Path, n_blocks: int) -> None:
             progress(out.getvalue())
 
 
+# ---- (c) state sync against block sync ----------------------------------------------------
+ACCOUNT_BLOCK_TXS = 1000
+CONTRIB_BLOCK_TXS = 250
+VOCAB = [f"w{i}" for i in range(5000)]
+
+
+class BigChain:
+    """Blocks appended offline with the single validator's commit (devnet.prebuilt)."""
+
+    def __init__(self, chain: Chain, validator: PrivateKey) -> None:
+        self.chain = chain
+        self.validator = validator
+        self.tip = ChainTip()
+        self.nonces: dict[bytes, int] = {}
+        self.n_txs = 0
+
+    def sign(self, key: PrivateKey, body: Any) -> Any:
+        n = self.nonces.get(key.address, 0)
+        self.nonces[key.address] = n + 1
+        return sign_tx(key, CHAIN_ID, n, body, fee=1)
+
+    def block(self, txs: list[Any]) -> None:
+        ex, self.tip = append_block(self.chain, self.validator, self.tip, tuple(t.raw for t in txs),
+                                    {t.hash for t in txs})
+        failed = [r for r in ex.result.tx_results if not r.ok]
+        if failed:
+            raise RuntimeError(f"block {self.chain.height}: {len(failed)} transactions failed, e.g. {failed[0]}")
+        self.n_txs += len(txs)
+
+
+def build_big_chain(home: Home, genesis: Genesis, validator: PrivateKey, funders: list[PrivateKey],
+                    owner: PrivateKey, contributor: PrivateKey, n_accounts: int, n_contributions: int,
+                    tail_blocks: int) -> dict[str, Any]:
+    """``n_accounts`` new accounts (transfers of ACCOUNT_BLOCK_TXS per block), one datanet with
+    ``n_contributions`` accepted contributions (commit, reveal and review blocks), a snapshot of
+    the state at that height written where the serving node finds it, then ``tail_blocks`` blocks
+    of 100 transfers the state-synced node has to block-sync."""
+    import random
+
+    from node.statesync import SnapshotStore
+    from state.attribution.commitments import contribution_commitment
+    from state.tx import CommitContribution, Contribute, CreateDatanet, Review
+
+    db = StateDB(home.db_dir)
+    chain = Chain(db)
+    chain.init_genesis(genesis)
+    b = BigChain(chain, validator)
+    started = time.monotonic()
+    try:
+        txs: list[Any] = []
+        for i in range(n_accounts):
+            to = sha256(b"bench account" + i.to_bytes(4, "big"))[:20]
+            txs.append(b.sign(funders[i % len(funders)], Transfer(to, 1000 + i % 1000)))
+            if len(txs) == ACCOUNT_BLOCK_TXS or i == n_accounts - 1:
+                b.block(txs)
+                txs = []
+                if chain.height % 20 == 0 or i == n_accounts - 1:
+                    progress(f"(c) {i + 1}/{n_accounts} accounts, height {chain.height}, "
+                             f"{time.monotonic() - started:.0f} s")
+        create = b.sign(owner, CreateDatanet("bench", "ipfs://bench", 0))
+        b.block([create])
+        datanet = create.hash
+        rng = random.Random(16)
+        done = 0
+        while done < n_contributions:
+            texts = [" ".join(rng.choices(VOCAB, k=60)).encode()
+                     for _ in range(min(CONTRIB_BLOCK_TXS, n_contributions - done))]
+            salts = [sha256(b"bench salt" + t) for t in texts]
+            b.block([b.sign(contributor, CommitContribution(contribution_commitment(
+                contributor.address, datanet, sha256(t), salt))) for t, salt in zip(texts, salts)])
+            reveals = [b.sign(contributor, Contribute(datanet, t, salt, 0)) for t, salt in zip(texts, salts)]
+            b.block(reveals)
+            b.block([b.sign(owner, Review(r.hash, 1)) for r in reveals])
+            done += len(texts)
+            if done % 2000 == 0 or done == n_contributions:
+                progress(f"(c) {done}/{n_contributions} contributions, height {chain.height}, "
+                         f"{time.monotonic() - started:.0f} s")
+        snap_height = chain.height
+        header = chain.get_header(snap_height)
+        assert header is not None
+        store = SnapshotStore(home.data_dir / "snapshots", 0, keep=1)
+        snap = store.take(db.raw, snap_height, header.state_root)
+        try:
+            manifest = store.write(snap, snap_height, header.state_root)
+        finally:
+            snap.close()
+        snap_bytes = sum(len(store.chunk(snap_height, i) or b"") for i in range(len(manifest.chunk_hashes)))
+        progress(f"(c) snapshot at height {snap_height}: {len(manifest.chunk_hashes)} chunks, "
+                 f"{snap_bytes / 1e6:.1f} MB")
+        for t in range(tail_blocks):
+            b.block([b.sign(funders[k % len(funders)], Transfer(sha256(b"tail" + bytes([t, k]))[:20], 5))
+                     for k in range(100)])
+        first = chain.get_header(1)
+        assert first is not None
+        progress(f"(c) chain built: height {chain.height}, {b.n_txs} transactions, "
+                 f"{time.monotonic() - started:.0f} s")
+        return {"tip": chain.height, "snapshot_height": snap_height, "snapshot_chunks": len(manifest.chunk_hashes),
+                "snapshot_bytes": snap_bytes, "chain_txs": b.n_txs, "trust_hash": first.hash().hex()}
+    finally:
+        db.close()
+
+
+BLOCK_SYNC_LINE = re.compile(r"block sync applied (\d+) blocks\D.*\((\d+) bytes received in total\)")
+CONNECTED_LINE = re.compile(r"^(\S+ \S+) INFO +p2p.peers: connected to ", re.M)
+STATE_SYNC_LINE = re.compile(r"state sync done: height (\d+) in ([\d.]+) s \((\d+) chunks, (\d+) bytes received\)")
+
+
+def log_time(stamp: str) -> float:
+    """Seconds of a node log line's '2026-12-05 11:25:48,357' stamp."""
+    import datetime as dt
+    return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def join_and_time(home: Home, rpc_port: int, tip: int, label: str, limit_s: float) -> dict[str, Any]:
+    """Start a fresh node and time it from launch to the tip; bytes received from its log."""
+    launched = time.monotonic()
+    node = NodeProcess(home, rpc_port)
+    try:
+        last_report = launched
+        while (node.height() or 0) < tip:
+            now = time.monotonic()
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"{label} node exited ({node.proc.returncode}); see {node.log}")
+            if now - launched > limit_s:
+                raise RuntimeError(f"{label} node not at the tip after {limit_s:.0f} s; see {node.log}")
+            if now - last_report >= 5:
+                last_report = now
+                lines = [ln for ln in node.log.read_text(errors="replace").splitlines() if "sync" in ln]
+                progress(f"(c) {label}: {now - launched:5.1f} s, height {node.height() or 0}/{tip}"
+                         + (f" | {lines[-1].split(' ', 3)[-1][:100]}" if lines else ""))
+            time.sleep(0.1)
+        took = time.monotonic() - launched
+        mine = node.call("block", {"height": tip})["block_id"]["hash"]
+        text = node.log.read_text(errors="replace")
+        blocks = BLOCK_SYNC_LINE.findall(text)
+        state = STATE_SYNC_LINE.findall(text)
+        connected = CONNECTED_LINE.search(text)
+        at_tip = re.search(rf"^(\S+ \S+) INFO +node.app: committed height={tip} ", text, re.M)
+        if connected is None or at_tip is None:
+            raise RuntimeError(f"{label} node log lacks its first connection or the tip commit; see {node.log}")
+        return {"seconds": took, "tip_hash": mine, "connected_to_tip_s": log_time(at_tip[1]) - log_time(connected[1]),
+                "block_bytes": int(blocks[-1][1]) if blocks else 0, "blocks": sum(int(n) for n, _b in blocks),
+                "snapshot_height": int(state[-1][0]) if state else 0,
+                "install_s": float(state[-1][1]) if state else 0.0,
+                "chunks": int(state[-1][2]) if state else 0, "state_bytes": int(state[-1][3]) if state else 0}
+    finally:
+        node.stop()
+
+
+def statesync_vs_blocksync(tmp: Path, n_accounts: int, n_contributions: int, tail_blocks: int,
+                           limit_s: float) -> dict[str, Any]:
+    validator = PrivateKey.from_int(30)
+    funders = [PrivateKey.from_int(300_000 + i) for i in range(8)]
+    owner, contributor = PrivateKey.from_int(300_100), PrivateKey.from_int(300_101)
+    genesis = make_genesis(validator, funders + [owner, contributor], {})
+    server_home, server_rpc, server_addr = make_home(tmp / "c-server", genesis, None, [])
+    built = build_big_chain(server_home, genesis, validator, funders, owner, contributor,
+                            n_accounts, n_contributions, tail_blocks)
+    tip = built["tip"]
+    cfg = server_home.load_config()
+    cfg.statesync.snapshot_interval = 10**6  # serve the prebuilt snapshot; write none
+    server_home.write_config(cfg)
+    ss_home, ss_rpc, _ = make_home(tmp / "c-statesync", genesis, None, [server_addr])
+    bs_home, bs_rpc, _ = make_home(tmp / "c-blocksync", genesis, None, [server_addr])
+    for home, state_sync in ((ss_home, True), (bs_home, False)):
+        cfg = home.load_config()
+        cfg.statesync.snapshot_interval = 0
+        if state_sync:
+            cfg.statesync.enable = True
+            cfg.statesync.trust_height = 1
+            cfg.statesync.trust_hash = built["trust_hash"]
+        home.write_config(cfg)
+    server = NodeProcess(server_home, server_rpc)
+    try:
+        server.wait_height(tip, 300)
+        want = server.call("block", {"height": tip})["block_id"]["hash"]
+        progress(f"(c) serving node up at height {tip}; state sync (trusted height 1) first")
+        ss = join_and_time(ss_home, ss_rpc, tip, "state sync", limit_s)
+        progress(f"(c) state sync: tip {ss['seconds']:.1f} s after launch, {ss['connected_to_tip_s']:.1f} s after "
+                 f"connecting; {ss['chunks']} chunks, {(ss['state_bytes'] + ss['block_bytes']) / 1e6:.1f} MB received")
+        bs = join_and_time(bs_home, bs_rpc, tip, "block sync", limit_s)
+        progress(f"(c) block sync from genesis: tip {bs['seconds']:.1f} s after launch, {bs['connected_to_tip_s']:.1f} s "
+                 f"after connecting; {bs['block_bytes'] / 1e6:.1f} MB received")
+        if ss["snapshot_height"] != built["snapshot_height"]:
+            raise RuntimeError(f"the state-sync node did not install snapshot {built['snapshot_height']}; "
+                               f"see {ss_home.root / 'node.log'}")
+        for label, got in (("state-synced", ss), ("block-synced", bs)):
+            if got["tip_hash"] != want:
+                raise RuntimeError(f"the {label} node has another block at {tip}: {got['tip_hash']} vs {want}")
+    finally:
+        server.stop()
+    return {
+        "statesync_s": round(ss["connected_to_tip_s"], 1), "blocksync_s": round(bs["connected_to_tip_s"], 1),
+        "statesync_speedup": round(bs["connected_to_tip_s"] / ss["connected_to_tip_s"], 1),
+        "statesync_launch_to_tip_s": round(ss["seconds"], 1), "blocksync_launch_to_tip_s": round(bs["seconds"], 1),
+        "statesync_bytes": ss["state_bytes"] + ss["block_bytes"], "statesync_chunks": ss["chunks"],
+        "statesync_install_s": ss["install_s"], "statesync_tail_blocks": ss["blocks"],
+        "blocksync_bytes": bs["block_bytes"], "accounts": n_accounts, "contributions": n_contributions,
+        "tip": tip, "snapshot_height": built["snapshot_height"], "snapshot_bytes": built["snapshot_bytes"],
+        "chain_txs": built["chain_txs"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0, help="(a) submission time")
@@ -397,6 +613,11 @@ def main() -> None:
     ap.add_argument("--sync-senders", type=int, default=2000)
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--skip-sync", action="store_true")
+    ap.add_argument("--skip-statesync", action="store_true")
+    ap.add_argument("--accounts", type=int, default=100_000, help="(c) accounts created by transfers")
+    ap.add_argument("--contributions", type=int, default=10_000, help="(c) accepted contributions")
+    ap.add_argument("--tail-blocks", type=int, default=20, help="(c) blocks after the snapshot")
+    ap.add_argument("--join-limit", type=float, default=300.0, help="(c) seconds a joining node may take")
     ap.add_argument("--keep", action="store_true", help="keep the temporary node homes")
     ap.add_argument("--profile-blocks", type=int, default=300,
                     help="when (b) misses its target, profile applying this many synced blocks "
@@ -417,6 +638,9 @@ def main() -> None:
             if args.profile_blocks and rate < 0.5 * before:
                 progress(f"(b) below the target of half the verify rate ({0.5 * before:.0f} tx/s): profiling")
                 profile_sync_path(tmp, args.profile_blocks)
+        if not args.skip_statesync:
+            result.update(statesync_vs_blocksync(tmp, args.accounts, args.contributions, args.tail_blocks,
+                                                 args.join_limit))
         after = ed25519_verify_per_s()
         verify_rate = (before + after) / 2
         progress(f"ed25519 verify/s (one core): {after:.0f} after the runs; using the mean {verify_rate:.0f}")
@@ -428,7 +652,8 @@ def main() -> None:
             progress(f"node homes kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    ordered: dict[str, Any] = {k: result[k] for k in ("single_node_tps", "sync_tx_per_s", "ed25519_verify_per_s") if k in result}
+    ordered: dict[str, Any] = {k: result[k] for k in ("single_node_tps", "sync_tx_per_s", "statesync_s", "blocksync_s",
+                                                      "ed25519_verify_per_s") if k in result}
     ordered.update({k: v for k, v in result.items() if k not in ordered})
     print(json.dumps(ordered))
 

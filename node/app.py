@@ -106,7 +106,7 @@ class Node:
         self.intake = TxIntake(self.mempool, self.metrics, IntakeSettings(
             share_pct=config.mempool.intake_share_pct,
             verify_workers=0 if config.mempool.verify_inline else config.mempool.verify_workers or -1,
-            peer_tx_rate=config.p2p.peer_tx_rate))
+            peer_tx_rate=config.p2p.peer_tx_rate, max_wait_ms=config.mempool.max_wait_ms))
         self.signer = PrivValidator(self.validator_key, home.signer_state_file, self.chain.chain_id)
         chain_id = self.chain.chain_id
         self.topic = {
@@ -480,7 +480,8 @@ class Node:
         finally:
             self._initial_syncing = False
         if applied:
-            log.info("initial block sync applied %d blocks; now at height %d", applied, self.chain.height)
+            log.info("initial block sync applied %d blocks; now at height %d (%d bytes received in total)", applied,
+                     self.chain.height, self.syncer.received_bytes)
 
 
     async def _state_sync(self) -> None:
@@ -498,7 +499,8 @@ class Node:
         for attempt in range(1, 7):  # peers may still be connecting or not have a snapshot yet
             try:
                 height = await syncer.run()
-                log.info("state sync done: height %d in %.1f s", height, time.monotonic() - started)
+                log.info("state sync done: height %d in %.1f s (%d chunks, %d bytes received)", height,
+                         time.monotonic() - started, syncer.chunks_fetched, syncer.received_bytes)
                 return
             except StateSyncError as exc:
                 log.warning("state sync attempt %d: %s", attempt, exc)

@@ -317,10 +317,14 @@ class StateSyncer:
         self.trust = trust
         self.timeout_s = timeout_s
         self.progress = ""
+        self.received_bytes = 0  # every answer, verified or not (the benchmark reports it)
+        self.chunks_fetched = 0
 
     async def _ask(self, peer: str, req: list[Any]) -> Any:
         with trio.fail_after(self.timeout_s):
-            answer = unpack(await self.request(peer, pack(req)), MAX_ANSWER_BYTES)
+            raw = await self.request(peer, pack(req))
+        self.received_bytes += len(raw)
+        answer = unpack(raw, MAX_ANSWER_BYTES)
         if isinstance(answer, list) and len(answer) == 2 and answer[0] == "error" and isinstance(answer[1], str):
             raise Unavailable(f"peer {peer[-8:]} answered {req[0]}: {answer[1][:80]}")
         if not (isinstance(answer, list) and answer and answer[0] == req[0] and len(answer) == 2):
@@ -372,6 +376,7 @@ class StateSyncer:
                     if type(raw) is not bytes or hashlib.sha256(raw).digest() != want:
                         raise BadPeerAnswer(f"chunk {i} of snapshot {m.height} does not match its hash")
                     chunks.append(raw)
+                    self.chunks_fetched += 1
                     break
                 except (BadPeerAnswer, CodecError) as exc:
                     self._blame(peer, str(exc))
@@ -421,7 +426,9 @@ class StateSyncer:
 
     async def _fetch_block(self, peer: str, header: Header) -> bytes:
         with trio.fail_after(self.timeout_s):
-            answer = unpack(await self.block_request(peer, pack(["blocks", header.height, 1])))
+            raw_answer = await self.block_request(peer, pack(["blocks", header.height, 1]))
+        self.received_bytes += len(raw_answer)
+        answer = unpack(raw_answer)
         try:
             raw = answer[1][0][0]
             if type(raw) is not bytes or decode_block(raw).header.hash() != header.hash():

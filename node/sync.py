@@ -247,6 +247,7 @@ class BlockSyncer:
         self._wanted = trio.Event()
         self._verifier: SignatureVerifier | None = None
         self._last_log = 0.0
+        self.received_bytes = 0  # answers received (the benchmark reports it)
 
     def wake(self) -> None:
         """Check peers now instead of at the next poll (the driver heard of a later height)."""
@@ -264,7 +265,8 @@ class BlockSyncer:
             before = self.chain.height
             applied = await self.catch_up(0 if stuck else 1, consensus)
             if applied:
-                log.info("block sync applied %d blocks: %d -> %d", applied, before, self.chain.height)
+                log.info("block sync applied %d blocks: %d -> %d (%d bytes received in total)", applied, before,
+                         self.chain.height, self.received_bytes)
             if consensus.paused:
                 # the driver paused itself for a block it decided but does not hold
                 consensus.paused = False
@@ -338,6 +340,7 @@ class BlockSyncer:
         try:
             with trio.fail_after(timeout):
                 raw = await self._request(peer, payload)
+            self.received_bytes += len(raw)
         except (trio.TooSlowError, RequestTimeout):
             raise _Failure(Offence.STALLED_REQUEST, f"no answer to {what} within {timeout:g} s") from None
         except ProtocolNotSupported:
