@@ -2,6 +2,12 @@
 
 Usage: .venv/bin/python bench/devnet_load.py [--rate 1200] [--duration 60] [--validators 4]
                                               [--profile-node 1] [--keep DIR]
+       .venv/bin/python bench/devnet_load.py --sweep [--validators 4,7,16] [--loads 1,2,5]
+                                              [--capacity 4:1200,16:300] [--idle-validators 16]
+
+``--sweep`` (issue 15 point 4): see bench/load_sweep.py; one devnet per validator count, the idle
+figure, the capacity (given or measured), then each offered load; prints one line per point and
+the same JSON last line with every point.
 
 Creates a fresh devnet in a temporary folder (loopback ports), submits transfers through every
 node for ``--duration`` seconds at up to ``--rate`` tx/s (bounded by ``--max-txs`` too; it stops by
@@ -30,6 +36,7 @@ from pathlib import Path
 # bench/devnet_load.py must not shadow the packages: put the repository root first.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench import load_sweep  # noqa: E402
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, LoadReport  # noqa: E402
 from node.config import Home  # noqa: E402
@@ -141,9 +148,24 @@ def configure(layout: launcher.Layout, tx_batch_ms: int, max_block_txs: int) -> 
         home.write_config(cfg)
 
 
+def run_sweep(args: argparse.Namespace) -> int:
+    args.validators = args.validators or "4,7,16"
+    print(f"measuring Ed25519 verify on 2 cores ({VERIFY_SECONDS:.0f} s, two processes) ...", flush=True)
+    verify_rate = ed25519_verify_rate(2)
+    print(f"ed25519 verify/s, 2 processes: {verify_rate:,.0f}", flush=True)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="attrchain-sweep-"))
+    try:
+        result = load_sweep.sweep(args, work)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"ed25519_verify_per_s": round(verify_rate), **result}))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--validators", type=int, default=4)
+    ap.add_argument("--validators", default="", help="validator count (sweep: a comma list, default 4,7,16)")
     ap.add_argument("--rate", type=float, default=1200.0, help="target submitted tx/s (all nodes)")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of submission")
     ap.add_argument("--max-txs", type=int, default=0, help="cap on submitted txs (default rate*duration)")
@@ -157,7 +179,11 @@ def main() -> int:
     ap.add_argument("--drain", type=float, default=60.0, help="max seconds to wait for commits after submitting")
     ap.add_argument("--profile-node", type=int, default=-1, help="py-spy record this node index during the load")
     ap.add_argument("--keep", type=Path, default=None, help="create the devnet here and keep it (logs)")
+    load_sweep.add_arguments(ap)
     args = ap.parse_args()
+    if args.sweep:
+        return run_sweep(args)
+    args.validators = int(args.validators or 4)
     max_txs = args.max_txs or int(args.rate * args.duration)
 
     print(f"measuring Ed25519 verify on 2 cores ({VERIFY_SECONDS:.0f} s, two processes) ...", flush=True)

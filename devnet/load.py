@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ MAX_RPC_BATCH = 100  # the RPC server's default max_batch
 HTTP_TIMEOUT_S = 10.0
 TRACK_POLL_S = 0.05
 DRAIN_IDLE_BLOCKS = 8
+DOOR_REFUSALS = ("mempool_full", "intake_busy")  # node/tx_intake.py: refused before any check, retry later
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class LoadConfig:
     fund_each: int = 10**9
     drain_s: float = 30.0  # after stop: how long to wait for accepted transactions to commit
     nodes: tuple[int, ...] | None = None  # submit only through these node indexes (default: all)
+    presign: int = 0  # transactions signed ahead per sender by presign() (the rest are signed when sent)
 
 
 @dataclass
@@ -150,6 +152,7 @@ class Sender:
     recipient: bytes = b""
     nonce: int = 0
     needs_sync: bool = True
+    signed: dict[int, Tx] = field(default_factory=dict)  # nonce -> transaction signed ahead
 
 
 class _Bucket:
@@ -234,6 +237,15 @@ class LoadGenerator:
                 time.sleep(0.1)
             self._tracked_height = int(rpc(client, spec.rpc, "status")["sync_info"]["latest_block_height"])
 
+    def presign(self) -> None:
+        """Sign ``presign`` transfers per (fresh, funded) sender ahead, so the load offered is not
+        bounded by signing in this process; a refused one is offered again later, like a client would."""
+        cfg = self.config
+        for s in self.senders:
+            s.nonce, s.needs_sync = 0, False
+            s.signed = {n: sign_tx(s.key, self.layout.chain_id, n, Transfer(s.recipient, cfg.amount), cfg.fee)
+                        for n in range(cfg.presign)}
+
     # ---- running ----------------------------------------------------------------------------
     def start(self) -> None:
         cfg = self.config
@@ -260,13 +272,14 @@ class LoadGenerator:
         for t in self._threads[1:]:
             t.join(timeout)
 
-    def stop(self, drain: bool = True) -> LoadReport:
-        """Stop submitting, wait (bounded by drain_s) for accepted transactions to commit, report."""
+    def stop(self, drain: bool = True, drain_s: float | None = None) -> LoadReport:
+        """Stop submitting, wait (bounded by ``drain_s``, default the config's) for accepted
+        transactions to commit, report."""
         self._stop_submitting.set()
         for t in self._threads[1:]:
             t.join(HTTP_TIMEOUT_S + 5)
         if drain:
-            self._drain()
+            self._drain(self.config.drain_s if drain_s is None else drain_s)
         self._stop_tracking.set()
         self._threads[0].join(HTTP_TIMEOUT_S + 5)
         return self.report()
@@ -277,11 +290,11 @@ class LoadGenerator:
         self.wait_submitted(self.config.duration_s + HTTP_TIMEOUT_S + 5)
         return self.stop()
 
-    def _drain(self) -> None:
+    def _drain(self, seconds: float) -> None:
         """Wait for accepted transactions to commit: until none is outstanding, ``drain_s`` passes,
         or DRAIN_IDLE_BLOCKS blocks commit none of them (those were lost, e.g. with a crashed
         node's mempool: accepted is not committed)."""
-        deadline = time.monotonic() + self.config.drain_s
+        deadline = time.monotonic() + seconds
         last = (self._outstanding(), self._tracked_height)
         while time.monotonic() < deadline:
             outstanding = self._outstanding()
@@ -338,8 +351,9 @@ class LoadGenerator:
                     if s.needs_sync and not self._resync(client, s):
                         continue
                     for _ in range(min(per, n - len(batch))):
-                        batch.append((s, sign_tx(s.key, self.layout.chain_id, s.nonce,
-                                                 Transfer(s.recipient, cfg.amount), cfg.fee)))
+                        tx = s.signed.get(s.nonce) or sign_tx(s.key, self.layout.chain_id, s.nonce,
+                                                              Transfer(s.recipient, cfg.amount), cfg.fee)
+                        batch.append((s, tx))
                         s.nonce += 1
                 if batch:
                     self._send(client, pos, batch)
@@ -374,6 +388,7 @@ class LoadGenerator:
                 s.needs_sync = True
             return
         rewind: dict[int, tuple[Sender, int]] = {}
+        resync: set[int] = set()
         with self._lock:
             self.submitted += len(batch)
             self.last_submit = time.monotonic()
@@ -387,9 +402,13 @@ class LoadGenerator:
                 nonce = tx.unsigned.nonce
                 if id(s) not in rewind or nonce < rewind[id(s)][1]:
                     rewind[id(s)] = (s, nonce)
+                if reason not in DOOR_REFUSALS:
+                    resync.add(id(s))
         for s, nonce in rewind.values():
             s.nonce = nonce
-            s.needs_sync = True  # the node's next_nonce is the truth after a rejection
+            # the node's next_nonce is the truth after a rejection; a refusal at the door (pool
+            # full, intake busy) left the sender's earlier transactions pooled: offer it again
+            s.needs_sync = id(s) in resync
 
     # ---- tracker ----------------------------------------------------------------------------
     def _track(self) -> None:

@@ -120,6 +120,9 @@ class MempoolConfig:
     verify_workers: int = opt(0, "worker processes checking transaction signatures (0: one per core but one, "
                                  "at most 4)")
     verify_inline: bool = opt(False, "check every transaction signature on the event loop, no worker processes")
+    max_wait_ms: int = opt(1_500, "clients get mempool_full (-32005) while the pool holds more than this much "
+                                  "of the recent commit rate (at least 500 transactions): what is accepted "
+                                  "commits within about this time; 0: only max_txs bounds the pool")
 
 
 @dataclass
@@ -262,6 +265,8 @@ def parse_config(text: str) -> NodeConfig:
                 raise ConfigError(f"[p2p] {key}: {entry!r} is not \"<peer id>@<host>:<port>\"")
     if cfg.mempool.intake_share_pct > 100:
         raise ConfigError("[mempool] intake_share_pct must be at most 100")
+    if cfg.mempool.max_wait_ms < 0:
+        raise ConfigError("[mempool] max_wait_ms must not be negative (0: off)")
     ss = cfg.statesync
     if ss.trust_hash and (len(ss.trust_hash.removeprefix("0x")) != 64
                           or any(c not in "0123456789abcdefABCDEF" for c in ss.trust_hash.removeprefix("0x"))):

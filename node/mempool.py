@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ DEBIT_FIELDS: dict[type[Any], str] = {
     RegisterAgent: "stake",
     CreateValidator: "self_stake",
 }
+
+
+COMMIT_LOG_BLOCKS = 64  # recent blocks remembered for the commit rate
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class Mempool:
         self._verified: set[bytes] = set()
         self._verified_order: deque[bytes] = deque()
         self._gossip: deque[tuple[bytes, int]] = deque(maxlen=self.config.max_txs)
+        self.commit_log: deque[tuple[float, int]] = deque(maxlen=COMMIT_LOG_BLOCKS)
         self._height = -1
         self._params: Params = load_params(chain.db.view())
         self._time_ms = 0
@@ -518,11 +523,16 @@ class Mempool:
         when the queue was checked, or always with ``full_recheck``. Order is kept.
         """
         committed = 0
+        n_block = 0
         for tx_hash in committed_tx_hashes:
+            n_block += 1
             e = self._by_hash.get(tx_hash)
             if e is not None:
                 self._forget(e)
                 committed += 1
+        # (when, how many) per committed block: node/tx_intake.py's backlog bound reads the rate.
+        # Local wall-clock time of this node's admission policy, never consensus.
+        self.commit_log.append((time.monotonic(), n_block))
         dropped = self._recheck(self.chain.height)
         log.debug("mempool after block %d: %d committed, %d dropped, %d pending",
                   self._height, committed, dropped, len(self._by_hash))

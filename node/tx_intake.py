@@ -8,15 +8,20 @@ mempool, in this order:
    bucket of loop seconds (``IntakeBudget``). The rest is left to consensus, block sync and the
    RPC's reads: a node under any transaction load keeps committing. Over the budget a client gets
    ``intake_busy`` (JSON-RPC -32005) at once and a peer's transactions are dropped, never queued.
-2. **The door** (``Mempool.precheck``): decoding, duplicate, fee, nonce, balance and room, with no
+2. **The backlog bound**: a client's transaction is refused with ``mempool_full`` (-32005) while
+   the pool holds more than ``mempool.max_wait_ms`` of what the chain committed per second lately
+   (at least MIN_BACKLOG transactions): what is accepted commits within about that time, instead
+   of waiting behind tens of seconds of backlog (the pool's count limit alone allowed 50,000).
+   Peers' transactions are not bound by it (they were accepted by their origin node).
+3. **The door** (``Mempool.precheck``): decoding, duplicate, fee, nonce, balance and room, with no
    signature check. A full pool answers ``mempool_full`` (-32005) here, before any signature work.
-3. **The signature**, in worker processes when there are several transactions at once (a JSON-RPC
+4. **The signature**, in worker processes when there are several transactions at once (a JSON-RPC
    batch, a gossip batch, many clients in the same turn of the loop): ``TxVerifier`` hands them to
    ``mempool.verify_workers`` processes in one round trip and marks the hashes that verify as
    verified in the pool. A lone transaction is verified inline (a round trip to a worker costs
    more than one verification). A worker never decides: a hash it did not confirm is verified
    again inline.
-4. **Admission** on the loop (``Mempool.submit`` / ``admit_from_peer``): every check again (the
+5. **Admission** on the loop (``Mempool.submit`` / ``admit_from_peer``): every check again (the
    state may have moved while the worker ran), the signature skipped when verified, the trial apply.
 
 Per peer, gossip intake is also bounded by a token bucket of transactions per second
@@ -53,6 +58,9 @@ MAX_IN_FLIGHT = 20_000  # transactions handed to the verifier and not verified y
 MIN_WORKER_BATCH = 8  # fewer at once: verified inline, a worker round trip costs more
 MAX_WORKERS = 4
 MAX_TRACKED_PEERS = 1024
+MIN_BACKLOG = 500  # transactions the backlog bound always allows (an idle chain's rate is unknown)
+RATE_WINDOW_S = 3.0  # the commit rate is read over the blocks of this many seconds ...
+RATE_MIN_BLOCKS = 3  # ... or over the last this many blocks, if that reaches further back
 
 
 class PoolAPI(Protocol):
@@ -65,7 +73,6 @@ class PoolAPI(Protocol):
     def admit_from_peer(self, raw: bytes) -> str | None: ...
 
     def is_verified(self, tx_hash: bytes) -> bool: ...
-
     def mark_verified(self, tx_hashes: Any) -> None: ...
 
 
@@ -81,6 +88,7 @@ class IntakeSettings:
     burst_s: float = 0.05  # loop seconds the budget can hold (a burst after an idle spell)
     verify_workers: int = -1  # -1: one per core but one (at most MAX_WORKERS); 0: verify inline
     peer_tx_rate: int = 5_000  # transactions per second from one gossip peer (burst: one second's)
+    max_wait_ms: int = 1_500  # the backlog bound: pooled txs <= this much of the commit rate; 0: off
 
 
 class IntakeBudget:
@@ -247,7 +255,7 @@ class TxIntake:
     def prefetch(self, raws: list[bytes]) -> None:
         """A JSON-RPC batch's transactions: start their signature checks together (when the budget
         has room; a full pool is refused at the door before any signature work)."""
-        room = self._room()
+        room = self._room(clients=True)
         if self.budget.available() and room > 0:
             self.verifier.start(raws[:room])
 
@@ -257,6 +265,12 @@ class TxIntake:
             self.drops.drop("rpc_tx", "intake_busy")
             raise TxRejected("intake_busy", "the node is admitting transactions as fast as its intake "
                                             "budget allows (mempool.intake_share_pct); retry later")
+        bound, size = self.backlog_bound(), getattr(self.pool, "size", 0)
+        if bound is not None and size >= bound:
+            self.drops.drop("rpc_tx", "mempool_full")
+            raise TxRejected("mempool_full", f"the pool holds {size} transactions, more than "
+                                             f"{self.settings.max_wait_ms} ms of what the chain commits "
+                                             f"({bound}, mempool.max_wait_ms); retry later")
         try:
             self._timed(self.pool.precheck, raw)
         except TxRejected as exc:
@@ -267,11 +281,32 @@ class TxIntake:
         await self.verifier.wait(raw)
         return self._timed(self.pool.submit, raw)  # type: ignore[no-any-return]
 
-    def _room(self) -> int:
-        """How many more transactions the pool holds before it is full: no signature work is
-        started for more than that (those would be refused at the door, or evict by fee)."""
+    def _room(self, clients: bool = False) -> int:
+        """How many more transactions the pool holds before it is full (for clients: before the
+        backlog bound): no signature work is started for more (those would be refused at the door,
+        or evict by fee)."""
         cap = getattr(getattr(self.pool, "config", None), "max_txs", None)
-        return cap - getattr(self.pool, "size", 0) if cap is not None else MAX_IN_FLIGHT
+        size = getattr(self.pool, "size", 0)
+        room = cap - size if cap is not None else MAX_IN_FLIGHT
+        bound = self.backlog_bound() if clients else None
+        return room if bound is None else min(room, bound - size)
+
+    def backlog_bound(self) -> int | None:
+        """Most transactions pooled before clients are refused: ``max_wait_ms`` of the commit rate
+        over the blocks of the last RATE_WINDOW_S or RATE_MIN_BLOCKS (counted to now, so a stalled
+        chain admits less), at least MIN_BACKLOG; None when off or the pool keeps no commit log."""
+        log_ = getattr(self.pool, "commit_log", None)
+        if not self.settings.max_wait_ms or log_ is None:
+            return None
+        now = time.monotonic()
+        entries = list(log_)
+        recent = [(t, n) for t, n in entries if now - t <= RATE_WINDOW_S]
+        if len(recent) < RATE_MIN_BLOCKS:
+            recent = entries[-RATE_MIN_BLOCKS:]
+        if len(recent) < 2:
+            return MIN_BACKLOG
+        rate = sum(n for _, n in recent[1:]) / max(now - recent[0][0], 1e-3)
+        return max(MIN_BACKLOG, int(rate * self.settings.max_wait_ms / 1000))
 
     # ---- peers --------------------------------------------------------------------------------
     async def peer_batch(self, data: bytes, sender: str) -> int:

@@ -123,3 +123,30 @@ async def test_signatures_of_a_batch_are_checked_in_a_worker_process(tmp_path: P
     assert all(a["error"]["code"] == -32003 and a["error"]["data"]["reason"] == "invalid_signature" for a in bad)
     assert all("result" in a for i, a in enumerate(answers) if i % 4 != 0)
     assert verifier.round_trips == 1 and verifier.sent_to_workers == 40 and verifier.verified_in_workers == 30
+
+
+async def test_clients_are_refused_once_the_pool_holds_more_than_max_wait_of_commits(tmp_path: Path) -> None:
+    """Before: only mempool.max_txs (50,000) bounded the pool, so under overload an accepted
+    transaction waited behind tens of seconds of backlog. Now clients get -32005 mempool_full once
+    the pool holds more than mempool.max_wait_ms of the recent commit rate (at least MIN_BACKLOG),
+    while blocks keep committing."""
+    from node.tx_intake import MIN_BACKLOG
+
+    senders = 70
+    home, keys, chain_id = funded_home(tmp_path, senders, mempool__max_wait_ms=1_000, consensus__max_block_txs=5)
+    async with running_node(home) as node:
+        await wait_for(lambda: node.chain.height >= 2, 30, "height 2")
+        txs = [transfer(k, chain_id, n) for n in range(10) for k in keys]  # 700, nonces in order
+        answers: list[dict[str, Any]] = []
+        for i in range(0, len(txs), 100):
+            answers += await rpc_batch(rpc_url(home), txs[i:i + 100])
+        bound = node.intake.backlog_bound()
+        start = node.chain.height
+        await wait_for(lambda: node.chain.height >= start + 3, 30, "three more blocks under the backlog")
+    accepted = sum("result" in a for a in answers)
+    refused = [a["error"] for a in answers if "error" in a]
+    assert bound is not None and bound < MIN_BACKLOG + 100, bound  # 5-tx blocks: the floor decides
+    assert MIN_BACKLOG - 50 <= accepted <= bound + 50, accepted  # a few 5-tx blocks commit meanwhile
+    full = [e for e in refused if e["data"]["reason"] == "mempool_full"]
+    assert len(full) >= len(txs) - bound - 50 and all(e["code"] == -32005 for e in full), refused[:3]
+    assert "max_wait_ms" in full[0]["data"].get("message", full[0]["message"]), full[0]

@@ -1,0 +1,299 @@
+"""The sweep of `bench/devnet_load.py --sweep` (issue 15 point 4): validators x offered load.
+
+For each validator count a fresh devnet is started (real processes, loopback; direct consensus
+streams on unless ``--gossip``), then:
+  idle      ``--idle-seconds`` with no load: CPU-ms per node per committed height
+  capacity  given (``--capacity 1200`` or ``--capacity 4:1200,16:300``) or measured: offered
+            ``--probe-rate`` tx/s for ``--probe-seconds``; capacity = committed tx/s while submitting
+  points    for each factor of ``--loads`` (default 1,2,5): offered factor x capacity for
+            ``--point-seconds``, then a bounded drain; a point never takes more than POINT_BUDGET_S
+Per point: offered (and achieved) tx/s, committed tx/s overall and while submitting, p50/p95
+submit-to-commit latency of accepted transactions, block interval p50/max (BFT times), CPU-ms per
+node per committed height (node process + its signature workers), refusals by reason, and the
+answer time of refusals: a probe sends one lone transaction every 50 ms to the nodes in turn and
+times the answer (the 50 ms rule of issue 15 point 1 is about this time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.devnet_load import machine_busy_s
+from devnet import launcher
+from devnet.launcher import Layout
+from devnet.load import DOOR_REFUSALS, LoadConfig, LoadGenerator, rpc
+from node.config import Home
+from state.crypto import PrivateKey, to_hex
+from state.tx import Transfer, sign_tx
+
+POINT_BUDGET_S = 60.0
+PROBE_EVERY_S = 0.05
+START_TIMEOUT_S = 180.0
+SETTLE_TIMEOUT_S = 60.0
+PRESIGN_MAX = 60_000  # transfers signed ahead per point (~5 s on one core); more are signed when sent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cpu_with_children(pids: list[int]) -> list[float]:
+    """utime + stime (s) of each pid plus its live children (the signature worker processes)."""
+    total = {p: 0.0 for p in pids}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        if int(entry) in total:
+            total[int(entry)] += cpu
+        elif int(fields[1]) in total:
+            total[int(fields[1])] += cpu
+    return [total[p] for p in pids]
+
+
+def parse_capacity(text: str) -> dict[int, float]:
+    """"1200" -> {0: 1200} (every validator count); "4:1200,16:300" -> per count."""
+    out: dict[int, float] = {}
+    for part in filter(None, text.split(",")):
+        n, _, rate = part.rpartition(":")
+        out[int(n) if n else 0] = float(rate)
+    return out
+
+
+class Probe:
+    """One lone broadcast_tx_sync every PROBE_EVERY_S, to the nodes in turn (one funded key per
+    node, so its nonces stay in one pool); answer times by outcome."""
+
+    def __init__(self, layout: Layout, keys: list[PrivateKey]) -> None:
+        self.layout = layout
+        self.keys = keys
+        self.stop = threading.Event()
+        self.times: dict[str, list[float]] = {}
+        self.thread = threading.Thread(target=self._run, name="load-probe", daemon=True)
+
+    def _run(self) -> None:
+        nonces: dict[int, int] = {i: 0 for i in range(len(self.keys))}  # fresh keys: nonce 0
+        turn = 0
+        with httpx.Client(timeout=30) as http:
+            while not self.stop.wait(PROBE_EVERY_S):
+                i = turn % len(self.keys)
+                turn += 1
+                url, key = self.layout.nodes[i].rpc, self.keys[i]
+                raw = sign_tx(key, self.layout.chain_id, nonces[i], Transfer(key.address, 1), 1).raw
+                t0 = time.perf_counter()
+                try:
+                    a = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync",
+                                             "params": {"tx": to_hex(raw)}}).json()
+                    dt = time.perf_counter() - t0
+                    if "error" in a:
+                        reason = (a["error"].get("data") or {}).get("reason") or str(a["error"].get("code"))
+                        if reason in DOOR_REFUSALS:
+                            outcome = f"refused {reason}"
+                        else:
+                            outcome = f"error {reason}"
+                            nonces[i] = int(rpc(http, url, "account", {"address": to_hex(key.address)})
+                                            ["next_nonce"])
+                    else:
+                        outcome = "accepted"
+                        nonces[i] += 1
+                except Exception:  # noqa: BLE001 - a probe that got no answer is counted, never fatal
+                    self.times.setdefault("no_answer", []).append(time.perf_counter() - t0)
+                    continue
+                self.times.setdefault(outcome, []).append(dt)
+
+    def summary(self) -> dict[str, Any]:
+        refusals = [t for k, v in self.times.items() if k.startswith("refused") for t in v]
+        return {
+            "answers": {k: len(v) for k, v in self.times.items()},
+            "refusal_p50_ms": round(1000 * percentile(refusals, 0.5), 1),
+            "refusal_p95_ms": round(1000 * percentile(refusals, 0.95), 1),
+            "refusal_max_ms": round(1000 * max(refusals), 1) if refusals else float("nan"),
+            "accepted_p95_ms": round(1000 * percentile(self.times.get("accepted", []), 0.95), 1),
+        }
+
+
+class Devnet:
+    """One running devnet of the sweep."""
+
+    def __init__(self, work: Path, n: int, args: argparse.Namespace) -> None:
+        self.n = n
+        params = {"timeouts": {"commit_ms": args.commit_ms, "propose_ms": args.propose_ms}}
+        self.layout = launcher.create(work / f"devnet-{n}", n, launcher.free_base_port(n), (), params)
+        for spec in self.layout.nodes:
+            home = Home(self.layout.dir / spec.home)
+            cfg = home.load_config()
+            cfg.p2p.direct_consensus = not args.gossip
+            if args.tx_batch_ms:
+                cfg.p2p.tx_batch_interval_ms = args.tx_batch_ms
+            cfg.consensus.max_block_txs = args.max_block_txs
+            home.write_config(cfg)
+        self.pids: list[int] = []
+
+    def start(self, direct: bool) -> str | None:
+        """Start every node, wait for height 2 (and the direct streams); an error text or None."""
+        for spec in self.layout.nodes:
+            launcher.start_node(self.layout, spec)
+        try:
+            launcher.wait_for_height(self.layout, 2, START_TIMEOUT_S, progress=False)
+        except launcher.DevnetError as exc:
+            return str(exc)[:300]
+        self.pids = [launcher.read_pid(self.layout, s) or 0 for s in self.layout.nodes]
+        if not all(self.pids):
+            return f"a node exited: {self.pids}"
+        if direct:
+            deadline = time.monotonic() + SETTLE_TIMEOUT_S
+            while time.monotonic() < deadline:
+                reports = [launcher.rpc_call(s.rpc, "net_info", timeout=10.0)["direct_consensus"]
+                           for s in self.layout.nodes]
+                if all(not any(r["subscribed"].values()) for r in reports):
+                    return None
+                time.sleep(0.5)
+            return "direct streams not all up within 60 s (measuring anyway)"
+        return None
+
+    def stop(self) -> None:
+        for spec in self.layout.nodes:
+            launcher.stop_node(self.layout, spec, timeout=15.0)
+
+    def height(self) -> int:
+        return int(launcher.rpc_call(self.layout.nodes[0].rpc, "status", timeout=10.0)["sync_info"]
+                   ["latest_block_height"])
+
+    def idle(self, seconds: float) -> dict[str, Any]:
+        h0, cpu0, t0 = self.height(), cpu_with_children(self.pids), time.monotonic()
+        time.sleep(seconds)  # the measurement window itself, not a synchronisation
+        h1, cpu1, t1 = self.height(), cpu_with_children(self.pids), time.monotonic()
+        heights = max(1, h1 - h0)
+        used = [b - a for a, b in zip(cpu0, cpu1)]
+        return {"validators": self.n, "heights": h1 - h0, "blocks_per_s": round((h1 - h0) / (t1 - t0), 2),
+                "cpu_ms_per_node_per_height": round(sum(used) * 1000 / self.n / heights, 1),
+                "cpu_ms_max_node": round(max(used) * 1000 / heights, 1),
+                "cores_per_node": round(sum(used) / self.n / (t1 - t0), 3)}
+
+    def load(self, rate: float, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+        """Offer ``rate`` tx/s for ``seconds``, drain (bounded), measure; at most POINT_BUDGET_S."""
+        t_begin = time.monotonic()
+        gen = LoadGenerator(self.layout, LoadConfig(rate=rate, duration_s=seconds, max_txs=int(rate * seconds) + 1,
+                                                    senders=args.senders + self.n, batch=args.batch, drain_s=0.0,
+                                                    presign=min(int(rate * seconds), PRESIGN_MAX) // args.senders + 1))
+        gen.fund()
+        probe = Probe(self.layout, [gen.senders.pop().key for _ in range(self.n)])  # the last funded senders
+        gen.presign()
+        h0, cpu0, busy0, t0 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
+        probe.thread.start()
+        gen.start()
+        gen.wait_submitted(seconds + 20)
+        probe.stop.set()
+        report = gen.stop(drain_s=max(2.0, POINT_BUDGET_S - (time.monotonic() - t_begin) - 3))  # the budget left
+        probe.thread.join(35)
+        h1, cpu1, busy1, t1 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
+        used = [b - a for a, b in zip(cpu0, cpu1)]
+        heights = max(1, h1 - h0)
+        blocks = [b for b in report.blocks if b.height > h0]
+        gaps = sorted((b.time_ms - a.time_ms) / 1000 for a, b in zip(blocks, blocks[1:]))
+        span = report.last_submit - report.first_submit
+        refused = sum(n for reason, n in report.rejected.items() if reason in DOOR_REFUSALS)
+        return {
+            "validators": self.n, "offered_tx_s": round(rate), "achieved_offer_tx_s": round(report.submitted / span)
+            if span > 0 else 0, "submitted": report.submitted, "accepted": report.accepted,
+            "committed": len(report.committed), "tps": round(report.tps, 1),
+            "tps_while_submitting": round(report.tps_while_submitting, 1),
+            "p50_latency_s": round(report.latency_percentile(0.5), 2),
+            "p95_latency_s": round(report.latency_percentile(0.95), 2),
+            "block_interval_p50_s": round(gaps[len(gaps) // 2], 2) if gaps else None,
+            "block_interval_max_s": round(gaps[-1], 2) if gaps else None,
+            "heights": h1 - h0,
+            "cpu_ms_per_node_per_height": round(sum(used) * 1000 / self.n / heights, 1),
+            "cores_per_node": round(sum(used) / self.n / (t1 - t0), 2),
+            "other_cores": round(max(0.0, (busy1 - busy0) - sum(used)) / (t1 - t0), 2),
+            "refused": refused, "rejected": dict(report.rejected), "unreachable": report.unreachable,
+            "point_s": round(time.monotonic() - t_begin, 1),
+            **probe.summary(),
+        }
+
+
+
+
+def print_point(r: dict[str, Any]) -> None:
+    print(f"  {r['validators']:>2} validators, offered {r['offered_tx_s']:,} tx/s (achieved "
+          f"{r['achieved_offer_tx_s']:,}): committed {r['tps']:,} tx/s, while submitting "
+          f"{r['tps_while_submitting']:,}; latency p50 {r['p50_latency_s']} / p95 {r['p95_latency_s']} s; "
+          f"blocks p50 {r['block_interval_p50_s']} / max {r['block_interval_max_s']} s; "
+          f"CPU {r['cpu_ms_per_node_per_height']} ms/node/height ({r['cores_per_node']} cores/node, others "
+          f"{r['other_cores']}); refused {r['refused']:,} {r['rejected']}; refusal answer p50 "
+          f"{r['refusal_p50_ms']} / p95 {r['refusal_p95_ms']} ms (probe {r['answers']}); {r['point_s']} s",
+          flush=True)
+
+
+def sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    counts = [int(v) for v in str(args.validators).split(",")]
+    loads = [float(v) for v in args.loads.split(",") if v.strip() and float(v) > 0] if args.loads else []
+    given = parse_capacity(args.capacity or "")
+    out: dict[str, Any] = {"idle": [], "capacity": {}, "points": [], "errors": []}
+    for n in counts:
+        net = Devnet(work, n, args)
+        try:
+            print(f"{n} validators: starting ({'gossip' if args.gossip else 'direct streams'}) ...", flush=True)
+            err = net.start(not args.gossip)
+            if err:
+                print(f"  {n} validators: {err}", flush=True)
+                out["errors"].append({"validators": n, "error": err})
+                if not net.pids or not all(net.pids):
+                    continue
+            if args.idle_seconds > 0 and (args.idle_validators is None or n in args.idle_validators):
+                idle = net.idle(args.idle_seconds)
+                out["idle"].append(idle)
+                print(f"  {n} validators idle {args.idle_seconds:.0f} s: {idle['heights']} heights "
+                      f"({idle['blocks_per_s']} blocks/s), CPU {idle['cpu_ms_per_node_per_height']} ms per node "
+                      f"per height (max node {idle['cpu_ms_max_node']}, {idle['cores_per_node']} cores/node)",
+                      flush=True)
+            if not loads:
+                continue
+            capacity = given.get(n, given.get(0, 0.0))
+            if not capacity:
+                r = net.load(args.probe_rate, args.probe_seconds, args)
+                capacity = max(10.0, r["tps_while_submitting"])
+                print(f"  capacity probe: offered {args.probe_rate:,.0f} tx/s for {args.probe_seconds:.0f} s -> "
+                      f"capacity {capacity:,.0f} tx/s", flush=True)
+                print_point(r)
+            out["capacity"][n] = capacity
+            for f in loads:
+                r = net.load(f * capacity, args.point_seconds, args)
+                r["load_factor"] = f
+                out["points"].append(r)
+                print_point(r)
+        finally:
+            net.stop()
+    return out
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--sweep", action="store_true",
+                    help="validators (comma list, default 4,7,16) x --loads, plus the idle figure; see bench/load_sweep.py")
+    ap.add_argument("--loads", default="1,2,5", help="sweep: offered load as multiples of capacity (empty: idle only)")
+    ap.add_argument("--capacity", default="", help="sweep: capacity tx/s, one figure or per count (4:1200,16:300); "
+                                                   "default: measured by a probe run")
+    ap.add_argument("--probe-rate", type=float, default=4000.0, help="sweep: offered tx/s of the capacity probe")
+    ap.add_argument("--probe-seconds", type=float, default=15.0)
+    ap.add_argument("--point-seconds", type=float, default=20.0, help="sweep: seconds of submission per point")
+    ap.add_argument("--idle-seconds", type=float, default=20.0, help="sweep: idle measurement (0: none)")
+    ap.add_argument("--idle-validators", type=lambda s: [int(v) for v in s.split(",")], default=None,
+                    help="sweep: measure idle only for these counts (default: every count)")
+    ap.add_argument("--gossip", action="store_true", help="sweep: consensus over gossip only (default: direct streams)")
