@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -26,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench.devnet_load import machine_busy_s
+from bench.devnet_load import machine_busy_s, summarise_profile
 from devnet import launcher
 from devnet.launcher import Layout
 from devnet.load import DOOR_REFUSALS, LoadConfig, LoadGenerator, rpc
@@ -197,10 +199,21 @@ class Devnet:
         probe = Probe(self.layout, [gen.senders.pop().key for _ in range(self.n)])  # the last funded senders
         gen.presign()
         h0, cpu0, busy0, t0 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
+        profiler = None
+        if 0 <= args.profile_node < self.n:  # where node I's CPU goes during the submission
+            raw = self.layout.dir / f"profile-{round(rate)}.pyspy.txt"
+            profiler = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(self.pids[args.profile_node]),
+                 "-d", str(int(seconds)), "-r", "50", "-f", "raw", "-o", str(raw), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         probe.thread.start()
         gen.start()
         gen.wait_submitted(seconds + 20)
         probe.stop.set()
+        profile: list[str] = []
+        if profiler is not None:
+            profiler.wait(timeout=60)
+            profile = summarise_profile(raw) if raw.exists() else ["(py-spy wrote nothing)"]
         report = gen.stop(drain_s=max(2.0, POINT_BUDGET_S - (time.monotonic() - t_begin) - 3))  # the budget left
         probe.thread.join(35)
         h1, cpu1, busy1, t1 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
@@ -224,7 +237,7 @@ class Devnet:
             "cores_per_node": round(sum(used) / self.n / (t1 - t0), 2),
             "other_cores": round(max(0.0, (busy1 - busy0) - sum(used)) / (t1 - t0), 2),
             "refused": refused, "rejected": dict(report.rejected), "unreachable": report.unreachable,
-            "point_s": round(time.monotonic() - t_begin, 1),
+            "point_s": round(time.monotonic() - t_begin, 1), "profile": profile,
             **probe.summary(),
         }
 
@@ -240,6 +253,8 @@ def print_point(r: dict[str, Any]) -> None:
           f"{r['other_cores']}); refused {r['refused']:,} {r['rejected']}; refusal answer p50 "
           f"{r['refusal_p50_ms']} / p95 {r['refusal_p95_ms']} ms (probe {r['answers']}); {r['point_s']} s",
           flush=True)
+    for line in r.get("profile") or []:
+        print(f"      {line}", flush=True)
 
 
 def sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
