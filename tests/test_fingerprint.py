@@ -13,7 +13,7 @@ import struct
 import subprocess
 import sys
 import time
-import unicodedata
+import unicodedata2
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -63,9 +63,8 @@ REF_IGNORABLE = [(0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 
                  (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF)]
 
 
-@functools.cache
-def ref_skeleton_map() -> dict[str, str]:
-    path = ROOT / "state" / "attribution" / "data" / "confusables-13.0.0.tsv"
+def ref_map(name: str) -> dict[str, str]:
+    path = ROOT / "state" / "attribution" / "data" / name
     out = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
@@ -74,12 +73,32 @@ def ref_skeleton_map() -> dict[str, str]:
     return out
 
 
+@functools.cache
+def ref_skeleton_map() -> dict[str, str]:
+    return ref_map("confusables-13.0.0.tsv")
+
+
+def ref_casefold(text: str) -> str:
+    """Full case folding from the shipped CaseFolding-15.0.0 table (never Python's str.casefold)."""
+    table = ref_casefold_map()
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+@functools.cache
+def ref_casefold_map() -> dict[str, str]:
+    return ref_map("casefolding-15.0.0.tsv")
+
+
+def ref_is_word(ch: str) -> bool:
+    return unicodedata2.category(ch)[0] in ("L", "M", "N")
+
+
 def ref_pass(text: str) -> str:
-    nf = unicodedata.normalize
+    nf = unicodedata2.normalize
     kept = "".join(ch for ch in text if not any(lo <= ord(ch) <= hi for lo, hi in REF_IGNORABLE))
-    folded = nf("NFKC", kept).casefold()
+    folded = ref_casefold(nf("NFKC", kept))
     skeleton = nf("NFD", "".join(ref_skeleton_map().get(ch, ch) for ch in nf("NFD", folded)))
-    norm = nf("NFKC", nf("NFKC", skeleton).casefold())
+    norm = nf("NFKC", ref_casefold(nf("NFKC", skeleton)))
     out = []
     for i, ch in enumerate(norm):  # an apostrophe or hyphen run between two word characters goes
         if ch in "'-":
@@ -88,7 +107,7 @@ def ref_pass(text: str) -> str:
                 j -= 1
             while k + 1 < len(norm) and norm[k + 1] in "'-":
                 k += 1
-            if j > 0 and k + 1 < len(norm) and norm[j - 1].isalnum() and norm[k + 1].isalnum():
+            if j > 0 and k + 1 < len(norm) and ref_is_word(norm[j - 1]) and ref_is_word(norm[k + 1]):
                 continue
         out.append(ch)
     return "".join(out)
@@ -108,8 +127,8 @@ def ref_words(text: str) -> list[str]:
     words: list[str] = []
     run = ""
     for ch in norm:
-        is_word = unicodedata.category(ch)[0] in ("L", "M", "N")
-        is_wide = unicodedata.east_asian_width(ch) in ("W", "F")
+        is_word = ref_is_word(ch)
+        is_wide = unicodedata2.east_asian_width(ch) in ("W", "F")
         if is_word and is_wide:
             if run:
                 words.append(run)
@@ -296,7 +315,7 @@ def test_doc_constants_match_the_reference() -> None:
 def test_default_params_are_consistent_and_round_trip() -> None:
     assert P.lsh_bands * P.lsh_rows == P.minhash_size
     assert P.max_content_bytes == 65536
-    assert P.unicode_version == unicode_version_number("14.0.0")
+    assert P.unicode_version == unicode_version_number("17.0.0")
     assert decode(FingerprintParams, P.encode()) == P  # type: ignore[attr-defined]
     with pytest.raises(CodecError, match="lsh_bands"):
         replace(P, lsh_bands=16)
@@ -309,7 +328,7 @@ def test_default_params_are_consistent_and_round_trip() -> None:
 
 
 def test_unicode_pinning() -> None:
-    running = unicode_version_number(unicodedata.unidata_version)
+    running = unicode_version_number(unicodedata2.unidata_version)
     require_pinned_unicode(replace(P, unicode_version=running))
     with pytest.raises(FingerprintError, match="differs from the version pinned"):
         require_pinned_unicode(replace(P, unicode_version=running + 1))
@@ -584,17 +603,29 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def test_a_confusables_table_other_than_the_pinned_one_is_refused(tmp_path: Path, monkeypatch: Any) -> None:
+@pytest.mark.parametrize("path_attr, cache, edit, sample", [
+    ("CONFUSABLES_PATH", "confusables", (b"0430\t0061", b"0430\t0062"), ("сору", "copy")),
+    ("CASEFOLDING_PATH", "_casefolding", (b"00DF\t0073 0073", b"00DF\t0073"), ("Straße", "strasse")),
+])
+def test_a_table_other_than_the_pinned_one_is_refused(tmp_path: Path, monkeypatch: Any, path_attr: str,
+                                                      cache: str, edit: tuple[bytes, bytes],
+                                                      sample: tuple[str, str]) -> None:
+    """A node with an edited shipped table refuses to start (and to fingerprint), one line naming it."""
     from state.attribution import normalise as n
+    from state.attribution import unicode_data as ucd
 
-    tampered = tmp_path / "confusables.tsv"
-    tampered.write_bytes(n.CONFUSABLES_PATH.read_bytes().replace(b"0430\t0061", b"0430\t0062"))
-    monkeypatch.setattr(n, "CONFUSABLES_PATH", tampered)
-    n.tables.cache_clear()
+    original = getattr(ucd, path_attr).read_bytes()
+    assert edit[0] in original
+    tampered = tmp_path / "table.tsv"
+    tampered.write_bytes(original.replace(edit[0], edit[1]))
+    monkeypatch.setattr(ucd, path_attr, tampered)
+    getattr(ucd, cache).cache_clear()
     try:
-        with pytest.raises(n.NormalisationDataError, match="not the pinned"):
-            n.normalise("text")
+        with pytest.raises(FingerprintError, match=f"{tampered} has sha256 .*, not the pinned"):
+            require_pinned_unicode(P)
+        with pytest.raises(ucd.UnicodeDataError, match="not the pinned"):
+            n.normalise(sample[0])
     finally:
         monkeypatch.undo()
-        n.tables.cache_clear()
-    assert n.normalise("сору") == "copy"
+        getattr(ucd, cache).cache_clear()
+    assert n.normalise(sample[0]) == sample[1]

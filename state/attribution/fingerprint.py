@@ -8,9 +8,9 @@ every node. The byte-exact specification, with test vectors, is ``docs/attributi
     distinct shingle hashes --one-permutation MinHash, optimal densification--> minhash
     minhash --sha256 per band--> LSH band keys
 
-Integers only. The one dependency on the platform is Python's Unicode database (NFKC, casefold,
-General Category, East Asian Width); ``require_pinned_unicode`` lets a node refuse to run on a
-Unicode version other than the one genesis pins.
+Integers only. Unicode data (NFKC, casefold, General Category, East Asian Width) is pinned, none
+of it the running Python's (unicode_data.py); ``require_pinned_unicode`` lets a node refuse to run
+with a Unicode version other than the one genesis pins.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import unicodedata
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from state.attribution import unicode_data as ucd
+from state.attribution.normalise import as_class, word_ranges
 from state.attribution.normalise import normalise as normalise_v2
 from state.codec import U16, U32, U64, CodecError, canonical, f
 from state.tx import MAX_CONTENT, MAX_FINGERPRINT, MAX_MINHASH
@@ -59,7 +60,7 @@ class FingerprintParams:
     near_duplicate_bps: int = f(U16, default=5000)
     max_content_bytes: int = f(U32, default=MAX_CONTENT)
     max_output_bytes: int = f(U32, default=256 * 1024)
-    unicode_version: int = f(U32, default=14_000_000)
+    unicode_version: int = f(U32, default=17_000_000)
     shingle_seed: int = f(U64, default=_ascii_seed(b"shingle1"))
     minhash_seed: int = f(U64, default=_ascii_seed(b"minhash1"))
 
@@ -111,23 +112,28 @@ class Fingerprint:
 
 
 def require_pinned_unicode(params: FingerprintParams) -> None:
-    """Raise unless this Python's Unicode database is the version genesis pins.
+    """Raise unless the installed unicodedata2 is the Unicode version genesis pins, and every
+    shipped table is the pinned one.
 
-    Normalisation and word boundaries depend on it; two nodes on different versions could
-    fingerprint a challenged text differently, so a node must refuse to start instead.
+    Normalisation and word boundaries depend on them; two nodes on different versions could
+    fingerprint a text differently, so a node must refuse to start instead.
     """
-    running = unicode_version_number(unicodedata.unidata_version)
+    running = unicode_version_number(ucd.running_version)
     if running != params.unicode_version:
         raise FingerprintError(
-            f"Unicode database {unicodedata.unidata_version} (Python) differs from the version "
-            f"pinned in genesis ({params.unicode_version})"
+            f"Unicode database {ucd.running_version} (unicodedata2) differs from the version "
+            f"pinned in genesis ({params.unicode_version}); install the version pyproject.toml pins"
         )
+    try:
+        ucd.load()
+    except ucd.UnicodeDataError as exc:
+        raise FingerprintError(str(exc)) from None
 
 
 def warm_caches(params: FingerprintParams) -> None:
     """Build the word-character classes and the probe orders now rather than on first use."""
     _word_pattern()
-    normalise_v2("")  # loads and checks the pinned confusables table
+    ucd.load()  # the shipped tables, each checked against its pinned sha256
     densification_order(params.minhash_size, params.minhash_seed)
 
 
@@ -142,36 +148,20 @@ def normalise(text: str) -> str:
 
 def is_word_character(ch: str) -> bool:
     """Word characters are letters, marks and numbers: General Category L*, M* or N*."""
-    return unicodedata.category(ch)[0] in "LMN"
+    return ucd.category(ch)[0] in "LMN"
 
 
 def is_wide_character(ch: str) -> bool:
     """East Asian Width W or F: scripts written without spaces, where one character is one word."""
-    return unicodedata.east_asian_width(ch) in ("W", "F")
+    return ucd.east_asian_width(ch) in ("W", "F")
 
 
 @functools.cache
 def _word_pattern() -> re.Pattern[str]:
-    # One scan of the running Unicode database (about 0.2 s, once per process) turns the two
-    # predicates into range classes, so tokenising runs at regex speed.
-    narrow: list[tuple[int, int]] = []
-    wide: list[tuple[int, int]] = []
-    for cp in range(0x110000):
-        ch = chr(cp)
-        if is_word_character(ch):
-            _extend(wide if is_wide_character(ch) else narrow, cp)
-    return re.compile(f"[{_as_class(wide)}]|[{_as_class(narrow)}]+")
-
-
-def _extend(ranges: list[tuple[int, int]], cp: int) -> None:
-    if ranges and ranges[-1][1] == cp - 1:
-        ranges[-1] = (ranges[-1][0], cp)
-    else:
-        ranges.append((cp, cp))
-
-
-def _as_class(ranges: list[tuple[int, int]]) -> str:
-    return "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
+    # The word-character ranges (one scan of the pinned database, once per process) as classes,
+    # so tokenising runs at regex speed.
+    narrow, wide = word_ranges()
+    return re.compile(f"[{as_class(wide)}]|[{as_class(narrow)}]+")
 
 
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")

@@ -3,73 +3,67 @@
     text --drop Default_Ignorable--> --NFKC, casefold--> --UTS #39 skeleton--> --NFKC, casefold-->
          --apostrophes and hyphens inside words removed--> (repeated until nothing changes, <= 4 passes)
 
+Every table comes from state/attribution/unicode_data.py (pinned data, none of it the running
+Python's own Unicode database):
 - Default_Ignorable_Code_Point (zero-width space and joiners, soft hyphen, bidi controls, variation
-  selectors, tags, ...): the ranges of DerivedCoreProperties.txt, unchanged since Unicode 9 and
-  written out below, so they do not depend on the running Python.
-- NFKC and casefold: Python's Unicode database, pinned to genesis `unicode_version` (14.0.0; a
-  node refuses to start on another, `require_pinned_unicode`).
-- Skeleton: each character of the NFD form replaced by its prototype from confusables.txt of
-  UTS #39 version 13.0.0, shipped as ``data/confusables-13.0.0.tsv`` and checked against
-  CONFUSABLES_SHA256 when loaded (a node with a different table refuses to fingerprint).
-- Apostrophes and hyphens (after the skeleton every variant is ``'`` or ``-``) between two word
-  characters are removed: "don't" = "dont", "well-known" = "wellknown".
+  selectors, tags, ...);
+- NFKC and NFD: unicodedata2 at the pinned version; casefold: the shipped full case folding table;
+- skeleton: each character of the NFD form replaced by its prototype from UTS #39 confusables;
+- apostrophes and hyphens (after the skeleton every variant is ``'`` or ``-``) between two word
+  characters (General Category L*, M*, N*) are removed: "don't" = "dont", "well-known" = "wellknown".
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
-import unicodedata
-from pathlib import Path
 
-CONFUSABLES_PATH = Path(__file__).resolve().parent / "data" / "confusables-13.0.0.tsv"
-CONFUSABLES_SHA256 = "6c7d5f5fae65453a5cf806ed4b6424b9dae383107286ebbfcd6ab087f63d2350"
-CONFUSABLES_VERSION = "13.0.0"
+from state.attribution import unicode_data as ucd
+
 MAX_PASSES = 4
 
-# DerivedCoreProperties.txt, Default_Ignorable_Code_Point (identical in Unicode 9.0 through 16.0)
-DEFAULT_IGNORABLE = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
-    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
-)
-
-_INNER_JOINER = re.compile(r"(?<=[^\W_])['\-]+(?=[^\W_])")
-
-
-class NormalisationDataError(RuntimeError):
-    """The shipped confusables table is missing or is not the pinned one."""
+_ASCII_JOINER = re.compile(r"(?<=[A-Za-z0-9])['\-]+(?=[A-Za-z0-9])")
 
 
 @functools.cache
-def tables() -> tuple[dict[int, None], dict[int, str]]:
-    """(code points to drop, skeleton map): built once per process from pinned data."""
-    try:
-        raw = CONFUSABLES_PATH.read_bytes()
-    except OSError as exc:
-        raise NormalisationDataError(f"cannot read {CONFUSABLES_PATH}: {exc.strerror or exc}") from None
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != CONFUSABLES_SHA256:
-        raise NormalisationDataError(f"{CONFUSABLES_PATH} has sha256 {digest}, not the pinned {CONFUSABLES_SHA256}")
-    skeleton: dict[int, str] = {}
-    for line in raw.decode("utf-8").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        source, target = line.split("\t")
-        skeleton[int(source, 16)] = "".join(chr(int(cp, 16)) for cp in target.split())
-    drop: dict[int, None] = {cp: None for lo, hi in DEFAULT_IGNORABLE for cp in range(lo, hi + 1)}
-    return drop, skeleton
+def word_ranges() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """(narrow, wide) word characters as code point ranges: General Category L*, M* or N*, split by
+    East Asian Width W or F (wide: scripts written without spaces). One scan of the pinned database,
+    about 0.2 s, once per process."""
+    narrow: list[tuple[int, int]] = []
+    wide: list[tuple[int, int]] = []
+    for cp in range(0x110000):
+        ch = chr(cp)
+        if ucd.category(ch)[0] in "LMN":
+            _extend(wide if ucd.east_asian_width(ch) in ("W", "F") else narrow, cp)
+    return tuple(narrow), tuple(wide)
+
+
+def _extend(ranges: list[tuple[int, int]], cp: int) -> None:
+    if ranges and ranges[-1][1] == cp - 1:
+        ranges[-1] = (ranges[-1][0], cp)
+    else:
+        ranges.append((cp, cp))
+
+
+def as_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    """The ranges as the inside of a regular-expression character class."""
+    return "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
+
+
+@functools.cache
+def _joiner() -> re.Pattern[str]:
+    narrow, wide = word_ranges()
+    word = as_class(narrow) + as_class(wide)
+    return re.compile(f"(?<=[{word}])['\\-]+(?=[{word}])")
 
 
 def _pass(text: str) -> str:
-    drop, skeleton = tables()
-    nfkc = unicodedata.normalize
-    text = nfkc("NFKC", text.translate(drop)).casefold()
-    text = nfkc("NFD", nfkc("NFD", text).translate(skeleton))
-    text = nfkc("NFKC", nfkc("NFKC", text).casefold())
-    return _INNER_JOINER.sub("", text)
+    nf = ucd.normalize
+    text = ucd.fold_case(nf("NFKC", text.translate(ucd.default_ignorable())))
+    text = nf("NFD", nf("NFD", text).translate(ucd.confusables()))
+    text = nf("NFKC", ucd.fold_case(nf("NFKC", text)))
+    return (_ASCII_JOINER if text.isascii() else _joiner()).sub("", text)
 
 
 def normalise(text: str) -> str:

@@ -81,7 +81,8 @@ def process_submit_proposal(view: StateView, tx: Tx, ctx: "BlockContext") -> Non
     g = ctx.params.governance
     require(body.kind in R.CONTENT_TYPES, "unknown_proposal_kind",
             f"kind {body.kind} is not one of {sorted(R.KIND_NAMES.items())}")
-    require(body.title.strip() != "", "empty_title", "a proposal needs a title")
+    # ASCII whitespace only: strip without arguments would read the running Python's Unicode data
+    require(body.title.strip(" \t\n\r\f\v") != "", "empty_title", "a proposal needs a title")
     try:
         content = decode_content(body.kind, body.content)
     except CodecError as exc:
