@@ -119,9 +119,18 @@ def find_containments(view: StateView, fingerprint: tuple[int, ...], mod: int, c
     """Live contributions (any datanet) that hold at least ``threshold_bps`` of ``fingerprint``, or
     whose own fingerprint lies at least that much in it, in candidate rank order."""
     found = []
+    held = frozenset(fingerprint)  # one set for every candidate
     for cid in containment_candidates(view, fingerprint, mod):
         sketch = view.get_obj(keys.contribution_sketch_key(cid), Sketch)
-        if sketch is not None and containment_bps(fingerprint, unpack_u64s(sketch.fingerprint), cap) >= threshold_bps:
+        if sketch is None:
+            continue
+        other = unpack_u64s(sketch.fingerprint)
+        if len(fingerprint) < cap and len(other) < cap:  # neither cut: whole sets (the cut below is a no-op)
+            shared = len(held.intersection(other))
+            share = 0 if shared < MIN_SHARED else max(shared * BPS // len(fingerprint), shared * BPS // len(other))
+        else:
+            share = containment_bps(fingerprint, other, cap)
+        if share >= threshold_bps:
             found.append(cid)
     return found
 
