@@ -335,8 +335,9 @@ class RPCMethods:
         (pending_matches: contributions the output quotes that are not accepted yet, so were paid
         nothing, as in `inference`); by recipient: `{recipient, total, page, per_page, order,
         receipts}`. A receipt: `{inference, height, payment, entries: [{recipient, role, amount}],
-        pool_rule, pool_unit_cap, pools: [{datanet, amount, total_units, accepted,
-        reward_per_unit_added}], matched: [{contribution, owner, score, amount, spans:
+        data_share: {amount, absent_parties, absent_note, matched_part, pool_part, covered_shingles,
+        output_shingles, why}, pool_rule, pool_unit_cap, pools: [{datanet, amount, total_units,
+        accepted, reward_per_unit_added}], matched: [{contribution, owner, score, amount, spans:
         [{output_shingle, contribution_shingle, shingles, credited, weight}]}]}` (`pools`: each
         datanet_pool deposit; a contribution earned min(size, pool_unit_cap) * reward_per_unit_added
         / 10**18 of it)

@@ -18,7 +18,7 @@ from state import queries
 from state.attribution.pools import PRECISION
 from state.attribution.split import split_fee
 from state.crypto import sha256, to_hex
-from state.tx import CreateDatanet, Infer, RegisterModel, Review
+from state.tx import CreateDatanet, Infer, RegisterAdapter, RegisterAgent, RegisterModel, Review
 
 OWNER, DEV, ALICE, BOB, USER, MALLORY, CAROL = KEYS[:7]
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,3 +347,39 @@ def test_verifier_checks_the_pool_part_against_lineage_mixes_and_the_cap(world: 
     forged["pools"][0]["reward_per_unit_added"] = str(int(forged["pools"][0]["reward_per_unit_added"]) * 2)
     assert verify_receipt.check_pool(forged, chain_of(m1), owners, cap)
     assert verify_receipt.check_pool(quoting, chain_of(m1), owners, cap * 2)
+
+
+def test_no_overlap_receipt_says_where_the_data_share_and_absent_parties_shares_went(world: World) -> None:
+    """An output that overlaps nothing: the data share (with the shares of an absent adapter and
+    agent in it, and nothing else) all goes to the pool part, weighted min(size, pool_unit_cap), and
+    the receipt says so: data_share names the absent parties, the matched part 0 and why."""
+    s = Setup(world)
+    d = s.datanet()
+    small = s.contribute(d, words(140, 100))
+    big = s.contribute(d, words(141, 2_500), key=BOB)  # over the cap
+    m = s.model(d)
+    a = world.a
+    payment = 1_000_000
+    unrelated = words(142, 80)
+    bare = s.infer(m, unrelated, payment=payment)
+    ds = bare["data_share"]
+    assert bare["matched"] == [] and ds["matched_part"] == 0 and ds["covered_shingles"] == 0
+    assert ds["absent_parties"] == ["adapter", "agent"] and "stays in the data share" in ds["absent_note"]
+    assert "no span" in ds["why"]
+    # exactly validators + model are taken out; adapter and agent bps stay in data, and all of it pools
+    expected = payment - payment * a.validators_bps // 10_000 - payment * a.model_bps // 10_000
+    assert ds["amount"] == ds["pool_part"] == expected
+    assert sum(e["amount"] for e in bare["entries"] if e["role"] == "datanet_pool") == expected
+    (pool,) = bare["pools"]
+    cap = a.pool_unit_cap
+    assert pool["total_units"] == len(s.texts[small][1]) + cap  # the big text weighs the cap, not its size
+    # with an adapter and an agent named, their shares go to their owners and the data share shrinks by them
+    adapter = world.ok(CAROL, RegisterAdapter("ad", m, ((d, 10_000),))).hash
+    world.ok(MALLORY, RegisterAgent("bot", m, adapter, CAROL.address, 0))
+    data = unrelated.encode()
+    tx = world.ok(MALLORY, Infer(m, adapter, MALLORY.address, payment, 1, 1, sha256(data), data))
+    full = queries.get_receipt(world.chain.db, tx.hash)
+    assert full is not None and full["data_share"]["absent_parties"] == [] and full["data_share"]["absent_note"] == ""
+    assert expected - full["data_share"]["amount"] == payment * a.adapter_bps // 10_000 + payment * a.agent_bps // 10_000
+    unattributed = s.infer(m, "", payment=payment)
+    assert "unattributed" in unattributed["data_share"]["why"]
