@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -26,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench.devnet_load import machine_busy_s
+from bench.devnet_load import machine_busy_s, summarise_profile
 from devnet import launcher
 from devnet.launcher import Layout
 from devnet.load import DOOR_REFUSALS, LoadConfig, LoadGenerator, rpc
@@ -176,16 +178,36 @@ class Devnet:
         return int(launcher.rpc_call(self.layout.nodes[0].rpc, "status", timeout=10.0)["sync_info"]
                    ["latest_block_height"])
 
-    def idle(self, seconds: float) -> dict[str, Any]:
+    def profile_start(self, node: int, seconds: float, name: str) -> tuple[subprocess.Popen[bytes], Path] | None:
+        """py-spy recording node ``node`` for ``seconds`` (none for an index out of range)."""
+        if not 0 <= node < self.n:
+            return None
+        raw = self.layout.dir / f"profile-{name}.pyspy.txt"
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(self.pids[node]), "-d",
+             str(int(seconds)), "-r", "50", "-f", "raw", "-o", str(raw), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), raw
+
+    @staticmethod
+    def profile_end(profiler: tuple[subprocess.Popen[bytes], Path] | None) -> list[str]:
+        if profiler is None:
+            return []
+        proc, raw = profiler
+        proc.wait(timeout=60)
+        return summarise_profile(raw) if raw.exists() else ["(py-spy wrote nothing)"]
+
+    def idle(self, seconds: float, profile_node: int = -1) -> dict[str, Any]:
         h0, cpu0, t0 = self.height(), cpu_with_children(self.pids), time.monotonic()
+        profiler = self.profile_start(profile_node, seconds, "idle")
         time.sleep(seconds)  # the measurement window itself, not a synchronisation
+        profile = self.profile_end(profiler)
         h1, cpu1, t1 = self.height(), cpu_with_children(self.pids), time.monotonic()
         heights = max(1, h1 - h0)
         used = [b - a for a, b in zip(cpu0, cpu1)]
         return {"validators": self.n, "heights": h1 - h0, "blocks_per_s": round((h1 - h0) / (t1 - t0), 2),
                 "cpu_ms_per_node_per_height": round(sum(used) * 1000 / self.n / heights, 1),
                 "cpu_ms_max_node": round(max(used) * 1000 / heights, 1),
-                "cores_per_node": round(sum(used) / self.n / (t1 - t0), 3)}
+                "cores_per_node": round(sum(used) / self.n / (t1 - t0), 3), "profile": profile}
 
     def load(self, rate: float, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
         """Offer ``rate`` tx/s for ``seconds``, drain (bounded), measure; at most POINT_BUDGET_S."""
@@ -197,10 +219,12 @@ class Devnet:
         probe = Probe(self.layout, [gen.senders.pop().key for _ in range(self.n)])  # the last funded senders
         gen.presign()
         h0, cpu0, busy0, t0 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
+        profiler = self.profile_start(args.profile_node, seconds, f"load-{round(rate)}")
         probe.thread.start()
         gen.start()
         gen.wait_submitted(seconds + 20)
         probe.stop.set()
+        profile = self.profile_end(profiler)
         report = gen.stop(drain_s=max(2.0, POINT_BUDGET_S - (time.monotonic() - t_begin) - 3))  # the budget left
         probe.thread.join(35)
         h1, cpu1, busy1, t1 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
@@ -224,7 +248,7 @@ class Devnet:
             "cores_per_node": round(sum(used) / self.n / (t1 - t0), 2),
             "other_cores": round(max(0.0, (busy1 - busy0) - sum(used)) / (t1 - t0), 2),
             "refused": refused, "rejected": dict(report.rejected), "unreachable": report.unreachable,
-            "point_s": round(time.monotonic() - t_begin, 1),
+            "point_s": round(time.monotonic() - t_begin, 1), "profile": profile,
             **probe.summary(),
         }
 
@@ -240,6 +264,8 @@ def print_point(r: dict[str, Any]) -> None:
           f"{r['other_cores']}); refused {r['refused']:,} {r['rejected']}; refusal answer p50 "
           f"{r['refusal_p50_ms']} / p95 {r['refusal_p95_ms']} ms (probe {r['answers']}); {r['point_s']} s",
           flush=True)
+    for line in r.get("profile") or []:
+        print(f"      {line}", flush=True)
 
 
 def sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -258,12 +284,14 @@ def sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 if not net.pids or not all(net.pids):
                     continue
             if args.idle_seconds > 0 and (args.idle_validators is None or n in args.idle_validators):
-                idle = net.idle(args.idle_seconds)
+                idle = net.idle(args.idle_seconds, args.profile_node)
                 out["idle"].append(idle)
                 print(f"  {n} validators idle {args.idle_seconds:.0f} s: {idle['heights']} heights "
                       f"({idle['blocks_per_s']} blocks/s), CPU {idle['cpu_ms_per_node_per_height']} ms per node "
                       f"per height (max node {idle['cpu_ms_max_node']}, {idle['cores_per_node']} cores/node)",
                       flush=True)
+                for line in idle["profile"]:
+                    print(f"      {line}", flush=True)
             if not loads:
                 continue
             capacity = given.get(n, given.get(0, 0.0))

@@ -60,6 +60,7 @@ MAX_WORKERS = 4
 MAX_TRACKED_PEERS = 1024
 MIN_BACKLOG = 500  # transactions the backlog bound always allows (an idle chain's rate is unknown)
 RATE_WINDOW_S = 3.0  # the commit rate is read over the blocks of this many seconds ...
+YIELD_EVERY_S = 0.005  # admission work between two checkpoints: other requests and consensus get in
 RATE_MIN_BLOCKS = 3  # ... or over the last this many blocks, if that reaches further back
 
 
@@ -240,6 +241,7 @@ class TxIntake:
         self.verifier = TxVerifier(pool, default_workers() if workers < 0 else workers)
         self.budget = IntakeBudget(self.settings.share_pct, self.settings.burst_s)
         self.peers = PeerBuckets(self.settings.peer_tx_rate)
+        self._since_yield = 0.0  # admission seconds since this module last let the loop run others
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.verifier.run(task_status=task_status)
@@ -249,7 +251,17 @@ class TxIntake:
         try:
             return fn(raw)
         finally:
-            self.budget.spend(time.perf_counter() - t0)
+            spent = time.perf_counter() - t0
+            self.budget.spend(spent)
+            self._since_yield += spent
+
+    async def _yield_if_due(self) -> None:
+        """A checkpoint once YIELD_EVERY_S of admission ran without one: a JSON-RPC batch or a
+        gossip batch of hundreds of transactions is otherwise one uninterrupted stretch of the
+        loop, and a lone client's request (its refusal included) and consensus wait behind it."""
+        if self._since_yield >= YIELD_EVERY_S:
+            self._since_yield = 0.0
+            await trio.lowlevel.checkpoint()
 
     # ---- clients ------------------------------------------------------------------------------
     def prefetch(self, raws: list[bytes]) -> None:
@@ -261,6 +273,7 @@ class TxIntake:
 
     async def submit(self, raw: bytes) -> bytes:
         """A client's transaction: its hash, or TxRejected (DOOR_REASONS: refused at the door)."""
+        await self._yield_if_due()
         if not self.budget.available():
             self.drops.drop("rpc_tx", "intake_busy")
             raise TxRejected("intake_busy", "the node is admitting transactions as fast as its intake "
@@ -343,6 +356,7 @@ class TxIntake:
                 self.drops.drop("peer_tx", "intake_busy", len(raws) - i)
                 break
             await self.verifier.wait(raw)
+            await self._yield_if_due()
             reason = self._timed(self.pool.admit_from_peer, raw)
             if reason is None:
                 pooled += 1

@@ -24,12 +24,15 @@ from state.tx import Transfer, Tx, sign_tx
 SINK = PrivateKey.from_int(99).address
 
 
-def funded_home(tmp: Path, n: int, **options: Any) -> tuple[Home, list[PrivateKey], str]:
-    """A dev chain with ``n`` extra funded accounts; ``options`` are "section.key" config values."""
+def funded_home(tmp: Path, n: int, commit_ms: int = 0, **options: Any) -> tuple[Home, list[PrivateKey], str]:
+    """A dev chain with ``n`` extra funded accounts; ``options`` are "section.key" config values;
+    ``commit_ms``: the genesis pause after each commit (the block interval floor)."""
     home = dev_home(tmp)
     keys = [PrivateKey.from_int(5_000 + i) for i in range(n)]
     data = json.loads(home.genesis_file.read_text())
     data["accounts"] += [{"address": to_hex(k.address), "balance": 10**12} for k in keys]
+    if commit_ms:
+        data["params"]["timeouts"] = {"commit_ms": commit_ms}
     home.genesis_file.write_text(json.dumps(data))
     cfg = home.load_config()
     for name, value in options.items():
@@ -62,7 +65,8 @@ async def test_a_full_pool_answers_mempool_full_at_the_door_before_any_signature
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: -32003 like an invalid transaction. Now: -32005 (retry later) with reason
     mempool_full, decided without checking the signature (badly signed ones get the same answer)."""
-    home, keys, chain_id = funded_home(tmp_path, 50, mempool__max_txs=30, mempool__verify_inline=True)
+    home, keys, chain_id = funded_home(tmp_path, 50, commit_ms=3_000, mempool__max_txs=30,
+                                       mempool__verify_inline=True)
     checked: list[bytes] = []
     real = Tx.has_valid_signature
 
@@ -72,10 +76,11 @@ async def test_a_full_pool_answers_mempool_full_at_the_door_before_any_signature
 
     monkeypatch.setattr(Tx, "has_valid_signature", spy)
     async with running_node(home) as node:
-        await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
         fill = [transfer(k, chain_id, 0) for k in keys[:30]]
         over = [transfer(k, chain_id, 0, good=i % 2 == 0) for i, k in enumerate(keys[30:])]
-        # one batch is handled in one turn of the event loop: no block can empty the pool midway
+        await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
+        await wait_for(lambda: node.chain.height >= 2, 30, "height 2")
+        # just after a commit the next one is >= 3 s away: no block can empty the pool midway
         answers = await rpc_batch(rpc_url(home), fill + over)
         text = (await httpx.AsyncClient().get(rpc_url(home) + "metrics")).text
     assert all("result" in a for a in answers[:30]), answers[:30]
