@@ -241,7 +241,7 @@ class P2PService:
     def stats(self) -> dict[str, int]:
         """Totals for metrics: gossip published/delivered/duplicates/drops, dials, requests."""
         out = {"published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0,
-               "direct_delivered": 0, "direct_sent": 0}
+               "direct_delivered": 0, "direct_sent": 0, "publish_skipped": 0}
         for counters in self._counters.values():
             for name, value in counters.items():
                 out[name] += value
