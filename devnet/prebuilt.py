@@ -1,11 +1,14 @@
 """Building a chain offline: blocks executed on a store, each signed off by a real commit.
 
-A single validator key signs every commit, so the result is a chain any node can block-sync and
-verify exactly as one produced by consensus (the benchmark's 10,000-block chain, sync tests).
+By default a single validator key signs every commit; with ``signers`` every member of the height's
+validator set whose key is given signs it (a chain whose set changes). Either way the result is a
+chain any node can block-sync and verify exactly as one produced by consensus (the benchmark's
+10,000-block chain, sync and state-sync tests).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from consensus.bft_time import next_block_time
@@ -31,9 +34,11 @@ def precommit_sig(chain_id: str, validator: PrivateKey, height: int, block_hash:
 
 
 def append_block(chain: Chain, validator: PrivateKey, tip: ChainTip, txs: tuple[bytes, ...],
-                 txs_verified: frozenset[bytes] | set[bytes] = frozenset()) -> tuple[Executed, ChainTip]:
-    """Execute ``txs`` as the next block proposed by ``validator`` (the only validator), commit it
-    with the validator's precommit, and return the executed block and the new tip."""
+                 txs_verified: frozenset[bytes] | set[bytes] = frozenset(),
+                 signers: Mapping[bytes, PrivateKey] | None = None) -> tuple[Executed, ChainTip]:
+    """Execute ``txs`` as the next block proposed by ``validator``, commit it with the precommits of
+    ``signers`` (consensus address -> key; default: ``validator`` alone) that are in the height's
+    validator set, in set order, and return the executed block and the new tip."""
     view = chain.db.view()
     height = chain.height + 1
     if height == 1:
@@ -49,7 +54,9 @@ def append_block(chain: Chain, validator: PrivateKey, tip: ChainTip, txs: tuple[
     block: Block | None = executed.block
     assert block is not None
     block_hash = block.hash()
-    sig = precommit_sig(chain.chain_id, validator, height, block_hash, time_ms + COMMIT_DELAY_MS)
-    commit = Commit(height, 0, block_hash, (sig,))
+    keys = signers if signers is not None else {validator.address: validator}
+    sigs = tuple(precommit_sig(chain.chain_id, keys[m.address], height, block_hash, time_ms + COMMIT_DELAY_MS)
+                 for m in validator_set_at(view, height).validators if m.address in keys)
+    commit = Commit(height, 0, block_hash, sigs)
     chain.commit(block, executed, seen_commit=commit)
     return executed, ChainTip(commit, time_ms)

@@ -9,7 +9,8 @@ Usage:
 
 asks a node for the inference, its output text, its receipt, the params and the text of every
 paid contribution (`contribution_content`), and checks every paid span, score and amount against
-the texts (``check_spans``: valid whatever happened on chain since). It prints ``OK`` or each
+the texts (``check_spans``: valid whatever happened on chain since), and the pool part against
+the model's lineage and mixes and the pool rule (``check_pool``). It prints ``OK`` or each
 difference. ``verify(bundle)`` recomputes the whole matched part from the output and the texts
 of all accepted contributions of the relevant datanets as they were at the inference's block
 (the tests use it; a node keeps no history of state).
@@ -178,6 +179,67 @@ def check_spans(output: bytes, receipt: dict[str, Any], inference: dict[str, Any
     return problems
 
 
+def split_lineage(pool: int, chain: list[tuple[list[tuple[str, int]], int]]) -> dict[str, int]:
+    """The pool part over the lineage chain (nearest model first: (mix, lineage_bps)), then over each
+    model's mix by weight, the first datanet of a mix taking the remainder (docs "Inference")."""
+    out: dict[str, int] = {}
+    part = pool
+    for i, (mix, lineage_bps) in enumerate(chain):
+        up = part * lineage_bps // BPS if i + 1 < len(chain) else 0
+        own = part - up
+        amounts = [own * w // sum(w for _, w in mix) for _, w in mix]
+        amounts[0] += own - sum(amounts)
+        for (datanet, _), amount in zip(mix, amounts):
+            out[datanet] = out.get(datanet, 0) + amount
+        part = up
+    return out
+
+
+PRECISION = 10**18
+
+
+def check_pool(receipt: dict[str, Any], chain: list[tuple[list[tuple[str, int]], int]],
+               datanet_owners: dict[str, str], pool_unit_cap: int) -> list[str]:
+    """The pool part: what the matched part left of the data share follows the model's lineage and
+    mixes to each datanet; a datanet with accepted contributions got a ``datanet_pool`` entry and a
+    ``pools`` row whose accumulator step is ``(amount * 10**18 + carry) // total_units`` for some
+    carry below ``total_units``, the others paid their owner (``datanet_owner``). With a
+    contribution's ``units = min(size, pool_unit_cap)`` its share of a deposit is
+    ``units * reward_per_unit_added / 10**18`` (``pool_share``)."""
+    problems = []
+    owners = {"validators", "model_owner", "adapter_owner", "agent_owner"}
+    data = receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in owners)
+    pool_part = data - sum(m["amount"] for m in receipt["matched"])
+    want = {d: a for d, a in split_lineage(pool_part, chain).items() if a > 0}
+    deposits = {e["recipient"]: e["amount"] for e in receipt["entries"] if e["role"] == "datanet_pool"}
+    to_owners = sorted((e["recipient"], e["amount"]) for e in receipt["entries"] if e["role"] == "datanet_owner")
+    want_owners = sorted((datanet_owners[d], a) for d, a in want.items() if d not in deposits)
+    for d, amount in deposits.items():
+        if want.get(d) != amount:
+            problems.append(f"pool {d}: deposit {amount}, lineage and mixes give {want.get(d, 0)}")
+    if to_owners != want_owners:
+        problems.append(f"datanet owners paid {to_owners}, lineage and mixes give {want_owners}")
+    if receipt.get("pool_unit_cap") != pool_unit_cap:
+        problems.append(f"receipt states pool_unit_cap {receipt.get('pool_unit_cap')}, the params say {pool_unit_cap}")
+    rows = {p["datanet"]: p for p in receipt.get("pools", [])}
+    if sorted(rows) != sorted(deposits):
+        problems.append(f"pools rows for {sorted(rows)}, deposits to {sorted(deposits)}")
+    for d, p in rows.items():
+        total, added, amount = p["total_units"], int(p["reward_per_unit_added"]), deposits.get(d, 0)
+        if p["amount"] != amount or total < 1 or p["accepted"] < 1 or p["accepted"] > total:
+            problems.append(f"pool {d}: row {p} does not fit its deposit {amount}")
+        elif not amount * PRECISION - total < added * total < amount * PRECISION + total:
+            problems.append(f"pool {d}: reward_per_unit_added {added} is not {amount} * 10**18 / {total}")
+    return problems
+
+
+def pool_share(receipt: dict[str, Any], datanet: str, size: int, pool_unit_cap: int) -> int:
+    """Whole tokens a contribution of ``size`` bytes accepted in ``datanet`` earned from this
+    receipt's deposit (its fraction went to the contribution's ``reward_frac``)."""
+    added = sum(int(p["reward_per_unit_added"]) for p in receipt["pools"] if p["datanet"] == datanet)
+    return min(size, pool_unit_cap) * added // PRECISION
+
+
 def _rpc(url: str, method: str, **params: Any) -> Any:
     req = urllib.request.Request(url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
                                                   "params": params}).encode(),
@@ -193,19 +255,34 @@ def _hex(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
+def lineage_from_node(url: str, model: str, max_depth: int) -> list[tuple[list[tuple[str, int]], int]]:
+    """(mix, lineage_bps) of the model then its ancestors, at most ``max_depth`` ancestors (mixes
+    and parents never change once registered)."""
+    chain = []
+    m = _rpc(url, "model", id=model)
+    while True:
+        chain.append(([(x["datanet"], x["weight_bps"]) for x in m["datanets"]], m["lineage_bps"]))
+        if not m["parent"] or len(chain) > max_depth:
+            return chain
+        m = _rpc(url, "model", id=m["parent"])
+
+
 def check_from_node(url: str, inference_id: str) -> list[str]:
     inference = _rpc(url, "inference", id=inference_id)
-    if not inference["attributed"]:
-        return []  # unattributed: no text, nothing matched; the whole data share went to the pools
     receipt = _rpc(url, "attribution", inference=inference_id)["receipts"][0]
     params = _rpc(url, "params")["params"]["attribution"]
+    chain = lineage_from_node(url, inference["model"], params["lineage_max_depth"])
+    owners = {d: _rpc(url, "datanet", id=d)["owner"] for mix, _ in chain for d, _ in mix}
+    problems = check_pool(receipt, chain, owners, params["pool_unit_cap"])
+    if not inference["attributed"]:
+        return problems  # unattributed: no text, nothing matched; the whole data share went to the pools
     for m in receipt["matched"]:
         m["contribution"] = _hex(m["contribution"])
         m["spans"] = [(s["output_shingle"], s["contribution_shingle"], s["shingles"], s["credited"], s["weight"])
                       for s in m["spans"]]
     texts = {m["contribution"]: _rpc(url, "contribution_content", id="0x" + m["contribution"].hex())["content"]
              .encode() for m in receipt["matched"]}
-    return check_spans(inference["output"].encode(), receipt, inference, texts, params)
+    return problems + check_spans(inference["output"].encode(), receipt, inference, texts, params)
 
 
 def main() -> int:

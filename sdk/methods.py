@@ -331,10 +331,16 @@ class RPCMethods:
         per_page: items per page (default 20)
         order: newest first (desc) or oldest first (asc) (default 'desc')
 
-        Returns by inference: `{inference, receipts: [receipt], total: 1}`; by recipient:
-        `{recipient, total, page, per_page, order, receipts}`. A receipt: `{inference, height,
-        payment, entries: [{recipient, role, amount}], matched: [{contribution, owner, score,
-        amount}]}`
+        Returns by inference: `{inference, receipts: [receipt], total: 1, pending_matches}`
+        (pending_matches: contributions the output quotes that are not accepted yet, so were paid
+        nothing, as in `inference`); by recipient: `{recipient, total, page, per_page, order,
+        receipts}`. A receipt: `{inference, height, payment, entries: [{recipient, role, amount}],
+        data_share: {amount, absent_parties, absent_note, matched_part, pool_part, covered_shingles,
+        output_shingles, why}, pool_rule, pool_unit_cap, pools: [{datanet, amount, total_units,
+        accepted, reward_per_unit_added}], matched: [{contribution, owner, score, amount, spans:
+        [{output_shingle, contribution_shingle, shingles, credited, weight}]}]}` (`pools`: each
+        datanet_pool deposit; a contribution earned min(size, pool_unit_cap) * reward_per_unit_added
+        / 10**18 of it)
         """
         return self.call("attribution", {"inference": inference, "recipient": recipient, "page": page, "per_page": per_page, "order": order})
 

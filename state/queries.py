@@ -18,6 +18,7 @@ from state import history, keys
 from state.attribution.records import (
     ACCEPTED,
     ID_SIZE,
+    ROLE_DATANET_POOL,
     ROLE_NAMES,
     STATUS_NAMES,
     AgentActionRecord,
@@ -123,7 +124,7 @@ def _owed(view: StateView, contribution_id: bytes) -> int:
     c = _contribution(view, contribution_id)
     assert c is not None
     dn = _datanet(view, c.datanet)
-    return settle(c, dn).unclaimed if dn is not None else c.unclaimed
+    return settle(c, dn, _pool_unit_cap(view)).unclaimed if dn is not None else c.unclaimed
 
 
 def get_model(source: StateView | StateDB, model_id: bytes) -> dict[str, Any] | None:
@@ -209,7 +210,15 @@ def get_inference(source: StateView | StateDB, inference_id: bytes) -> dict[str,
     }
 
 
-def receipt_json(inference_id: bytes, r: Receipt) -> dict[str, Any]:
+POOL_RULE = ("each datanet_pool amount is shared by that datanet's accepted contributions in proportion to "
+             "units = min(size, pool_unit_cap), size being the byte length the validators measured (nobody "
+             "declares a weight): a contribution earned units * reward_per_unit_added / 10**18 of it "
+             "(the fraction waits in its reward_frac); datanet_owner: the datanet had no accepted "
+             "contribution, its owner was paid")
+
+
+def receipt_json(inference_id: bytes, r: Receipt, pool_unit_cap: int) -> dict[str, Any]:
+    amounts = {recipient: amount for recipient, role, amount in r.entries if role == ROLE_DATANET_POOL}
     return {
         "inference": to_hex(inference_id),
         "height": r.height,
@@ -217,6 +226,14 @@ def receipt_json(inference_id: bytes, r: Receipt) -> dict[str, Any]:
         "entries": [
             {"recipient": to_hex(recipient), "role": ROLE_NAMES[role], "amount": amount}
             for recipient, role, amount in r.entries
+        ],
+        # the pool part, datanet by datanet, and how it reaches contributions (docs/attribution.md "Receipts")
+        "pool_rule": POOL_RULE,
+        "pool_unit_cap": pool_unit_cap,
+        "pools": [
+            {"datanet": to_hex(d), "amount": amounts[d], "total_units": total, "accepted": accepted,
+             "reward_per_unit_added": str(added)}
+            for d, total, accepted, added in r.pools
         ],
         "matched": [
             {"contribution": to_hex(cid), "owner": to_hex(owner), "score": score, "amount": amount,
@@ -228,8 +245,53 @@ def receipt_json(inference_id: bytes, r: Receipt) -> dict[str, Any]:
 
 
 def get_receipt(source: StateView | StateDB, inference_id: bytes) -> dict[str, Any] | None:
-    r = _view(source).get_obj(keys.receipt_key(inference_id), Receipt)
-    return receipt_json(inference_id, r) if r is not None else None
+    view = _view(source)
+    r = view.get_obj(keys.receipt_key(inference_id), Receipt)
+    if r is None:
+        return None
+    out = receipt_json(inference_id, r, _pool_unit_cap(view))
+    inf = view.get_obj(keys.inference_key(inference_id), Inference)
+    if inf is not None:
+        out["data_share"] = data_share_json(r, inf)
+    return out
+
+
+OWNER_ROLES = ("validators", "model_owner", "adapter_owner", "agent_owner")
+
+
+def data_share_json(r: Receipt, inf: Inference) -> dict[str, Any]:
+    """Where the data share came from and why it split as it did, from the receipt and the inference
+    alone (params may have changed since): the shares of the parties the inference did not name
+    (adapter, agent) stay in it; the matched part scales with the output shingles credited to paid
+    spans; the pool part is the rest (docs/attribution.md "Inference")."""
+    owners = sum(amount for _, role, amount in r.entries if ROLE_NAMES[role] in OWNER_ROLES)
+    data = r.payment - owners
+    matched = sum(m[3] for m in r.matched)
+    absent = [name for name, given in (("adapter", inf.adapter), ("agent", inf.agent)) if not given]
+    if inf.output_bytes == 0:
+        why = "unattributed (no output text): nothing can be matched, the pool part is the whole data share"
+    elif inf.covered_shingles == 0:
+        why = ("no span of at least min_span_shingles shingles of the output is held by an accepted "
+               "contribution: the pool part is the whole data share")
+    else:
+        why = (f"{inf.covered_shingles} of {inf.output_shingles} output shingles are credited to paid spans: "
+               "the matched part is matched_bps of the data share times that fraction")
+    return {
+        "amount": data,
+        "absent_parties": absent,
+        "absent_note": ("the share of each absent party stays in the data share (it is not paid to anyone "
+                        "else)") if absent else "",
+        "matched_part": matched,
+        "pool_part": data - matched,
+        "covered_shingles": inf.covered_shingles,
+        "output_shingles": inf.output_shingles,
+        "why": why,
+    }
+
+
+def _pool_unit_cap(view: StateView) -> int:
+    """Genesis ``pool_unit_cap`` (immutable, so today's value is the value of every block)."""
+    return load_params(view).attribution.pool_unit_cap
 
 
 def receipts_by_recipient(

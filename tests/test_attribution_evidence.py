@@ -15,9 +15,10 @@ from typing import Any
 from attribution_kit import KEYS, World, make_text, world_fixture  # noqa: F401
 
 from state import queries
+from state.attribution.pools import PRECISION
 from state.attribution.split import split_fee
 from state.crypto import sha256, to_hex
-from state.tx import CreateDatanet, Infer, RegisterModel, Review
+from state.tx import CreateDatanet, Infer, RegisterAdapter, RegisterAgent, RegisterModel, Review
 
 OWNER, DEV, ALICE, BOB, USER, MALLORY, CAROL = KEYS[:7]
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,3 +277,109 @@ def test_evidence_locates_paid_spans_and_names_quoted_pending_contributions(worl
     (note,) = ev["pending_matches"]
     assert (note["contribution"], note["status"]) == (to_hex(pending), "pending") and "not accepted" in note["note"]
     assert all(output[sp["start"]:sp["end"]] in pending_text for sp in note["spans"])
+
+
+def test_pool_part_weighs_contributions_by_size_up_to_the_cap(world: World) -> None:
+    """Bound: in the pool part a contribution weighs min(size, pool_unit_cap), so a document
+    larger than the cap earns no more from the pool than one of exactly the cap."""
+    s = Setup(world)
+    d = s.datanet()
+    cap = world.a.pool_unit_cap
+    small = s.contribute(d, words(150, 300)[: cap // 4])
+    big = s.contribute(d, (words(151, 12_000) + " ")[: cap * 3], key=BOB)
+    size_small = len(s.texts[small][1])
+    assert len(s.texts[big][1]) > cap > size_small
+    m = s.model(d)
+    r = s.infer(m, "", payment=1_000_000)  # unattributed: the whole data share to the pool
+    pool = sum(e["amount"] for e in r["entries"] if e["role"] == "datanet_pool")
+    owed = {c: queries.pending_rewards(world.chain.db, c)["unclaimed"] for c in (small, big)}  # type: ignore[index]
+    assert owed[big] == pool * cap // (cap + size_small)  # by size it would be 3 * cap / (3 * cap + size)
+    assert owed[small] == pool * size_small // (cap + size_small)
+    # the receipt names the datanet, the rule and the pool's state, so each share can be recomputed
+    (p,) = r["pools"]
+    assert (p["datanet"], p["amount"], p["total_units"], p["accepted"]) == (to_hex(d), pool, cap + size_small, 2)
+    assert r["pool_unit_cap"] == cap and "min(size, pool_unit_cap)" in r["pool_rule"]
+    added = int(p["reward_per_unit_added"])
+    assert (owed[big], owed[small]) == (cap * added // PRECISION, size_small * added // PRECISION)
+
+
+def test_verifier_checks_the_pool_part_against_lineage_mixes_and_the_cap(world: World) -> None:
+    """docs/verify_receipt.py check_pool: the pool part follows lineage and mixes to each datanet,
+    the receipt's pools rows fit their deposits, and a contribution's pool share is
+    min(size, pool_unit_cap) * reward_per_unit_added / 10**18; a moved token, a forged accumulator
+    step or a misstated cap is caught."""
+    s = Setup(world)
+    d1, d2, d3 = s.datanet("a"), s.datanet("b"), s.datanet("c")  # d3 stays empty: its owner is paid
+    small = s.contribute(d1, words(130, 100))
+    big = s.contribute(d1, words(131, 2_500), key=BOB)  # over the cap
+    other = s.contribute(d2, words(132, 100), key=KEYS[4])
+    cap = world.a.pool_unit_cap
+    assert len(s.texts[big][1]) > cap
+    m0 = world.ok(DEV, RegisterModel("m0", ((d2, 10_000),), b"", 0)).hash
+    m1 = world.ok(DEV, RegisterModel("m1", ((d1, 6_000), (d3, 4_000)), m0, 2_500)).hash
+
+    def chain_of(model: bytes) -> list[tuple[list[tuple[str, int]], int]]:
+        out = []
+        while model:
+            info = queries.get_model(world.chain.db, model)
+            assert info is not None
+            out.append(([(x["datanet"], x["weight_bps"]) for x in info["datanets"]], info["lineage_bps"]))
+            model = bytes.fromhex(info["parent"][2:]) if info["parent"] else b""
+        return out
+
+    owners = {to_hex(d): queries.get_datanet(world.chain.db, d)["owner"] for d in (d1, d2, d3)}  # type: ignore[index]
+    unattributed = s.infer(m1, "", payment=999_983)
+    assert verify_receipt.check_pool(unattributed, chain_of(m1), owners, cap) == []
+    assert {e["role"] for e in unattributed["entries"]} >= {"datanet_pool", "datanet_owner"}
+    for cid in (small, big, other):  # first deposit after acceptance: the share is exact
+        d, text = s.texts[cid]
+        owed = queries.pending_rewards(world.chain.db, cid)["unclaimed"]  # type: ignore[index]
+        assert verify_receipt.pool_share(unattributed, to_hex(d), len(text), cap) == owed > 0
+    quoting = s.infer(m1, " ".join(s.texts[small][1].decode().split()[10:60]), payment=777_777)
+    assert quoting["matched"] and verify_receipt.check_pool(quoting, chain_of(m1), owners, cap) == []
+
+    moved = {**quoting, "entries": [dict(e) for e in quoting["entries"]]}
+    pools = [e for e in moved["entries"] if e["role"] == "datanet_pool"]
+    pools[0]["amount"] += 1
+    pools[1]["amount"] -= 1
+    assert verify_receipt.check_pool(moved, chain_of(m1), owners, cap)
+    forged = {**quoting, "pools": [dict(p) for p in quoting["pools"]]}
+    forged["pools"][0]["reward_per_unit_added"] = str(int(forged["pools"][0]["reward_per_unit_added"]) * 2)
+    assert verify_receipt.check_pool(forged, chain_of(m1), owners, cap)
+    assert verify_receipt.check_pool(quoting, chain_of(m1), owners, cap * 2)
+
+
+def test_no_overlap_receipt_says_where_the_data_share_and_absent_parties_shares_went(world: World) -> None:
+    """An output that overlaps nothing: the data share (with the shares of an absent adapter and
+    agent in it, and nothing else) all goes to the pool part, weighted min(size, pool_unit_cap), and
+    the receipt says so: data_share names the absent parties, the matched part 0 and why."""
+    s = Setup(world)
+    d = s.datanet()
+    small = s.contribute(d, words(140, 100))
+    big = s.contribute(d, words(141, 2_500), key=BOB)  # over the cap
+    m = s.model(d)
+    a = world.a
+    payment = 1_000_000
+    unrelated = words(142, 80)
+    bare = s.infer(m, unrelated, payment=payment)
+    ds = bare["data_share"]
+    assert bare["matched"] == [] and ds["matched_part"] == 0 and ds["covered_shingles"] == 0
+    assert ds["absent_parties"] == ["adapter", "agent"] and "stays in the data share" in ds["absent_note"]
+    assert "no span" in ds["why"]
+    # exactly validators + model are taken out; adapter and agent bps stay in data, and all of it pools
+    expected = payment - payment * a.validators_bps // 10_000 - payment * a.model_bps // 10_000
+    assert ds["amount"] == ds["pool_part"] == expected
+    assert sum(e["amount"] for e in bare["entries"] if e["role"] == "datanet_pool") == expected
+    (pool,) = bare["pools"]
+    cap = a.pool_unit_cap
+    assert pool["total_units"] == len(s.texts[small][1]) + cap  # the big text weighs the cap, not its size
+    # with an adapter and an agent named, their shares go to their owners and the data share shrinks by them
+    adapter = world.ok(CAROL, RegisterAdapter("ad", m, ((d, 10_000),))).hash
+    world.ok(MALLORY, RegisterAgent("bot", m, adapter, CAROL.address, 0))
+    data = unrelated.encode()
+    tx = world.ok(MALLORY, Infer(m, adapter, MALLORY.address, payment, 1, 1, sha256(data), data))
+    full = queries.get_receipt(world.chain.db, tx.hash)
+    assert full is not None and full["data_share"]["absent_parties"] == [] and full["data_share"]["absent_note"] == ""
+    assert expected - full["data_share"]["amount"] == payment * a.adapter_bps // 10_000 + payment * a.agent_bps // 10_000
+    unattributed = s.infer(m, "", payment=payment)
+    assert "unattributed" in unattributed["data_share"]["why"]

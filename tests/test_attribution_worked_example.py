@@ -1,7 +1,7 @@
 """The worked example of docs/attribution.md, replayed on a chain: its tables are the expectations.
 
 The numbers in the document were worked out by hand (the steps are printed there); this test
-reads the two tables between their markers, so the document and the code cannot drift apart.
+reads the tables between their markers, so the document and the code cannot drift apart.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ def test_worked_example_reproduces_the_documented_numbers(world: World) -> None:
     assert [(m["contribution"], s["output_shingle"], s["contribution_shingle"], s["shingles"], s["credited"],
              s["weight"]) for m in receipt["matched"] for s in m["spans"]] == spans
     assert sum(amount for _, _, amount in got) == 1_000_003
+    pools = [(to_hex(names[who]), *map(int, rest)) for who, *rest in doc_table("worked-example:pools")]
+    assert sorted((p["datanet"], p["amount"], p["total_units"], p["accepted"], int(p["reward_per_unit_added"]))
+                  for p in receipt["pools"]) == sorted(pools)
 
     claims = {row[0]: int(row[1]) for row in doc_table("worked-example:claims")}
     for name, cid in contributions.items():

@@ -418,6 +418,30 @@ def test_arbitrary_text_matches_the_reference_and_is_well_formed(text: str) -> N
     assert is_near_duplicate(fp.minhash, fp.minhash, SMALL)
 
 
+# Characters where the fast paths of normalise/split_words could part from the spec: confusable
+# keys (ASCII ones map to several characters: m -> rn, % -> º/₀), Default_Ignorables, apostrophe
+# and hyphen variants, combining marks, wide characters, full width letters, underscores.
+TRICKY = ("abmIl10%|`\"'-_ .,\n\u2019\u2018\u201c\u2014\u2013\u2010\u00ad\u200b\u200d\ufeff\u0301\u0308"
+          "\u0430\u0435\u043e\u0440\u0441\u00df\u00e9\u4e2d\u30fc\u3002\uff21\uff4d\u00b2\u2126\u212a\u0391\u039c")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(TRICKY), max_size=120))
+def test_fast_paths_agree_with_the_reference_on_tricky_text(text: str) -> None:
+    assert normalise(text) == ref_normalise(text)
+    assert words_of(text) == ref_words(text)
+
+
+def test_split_words_small_and_whole_table_patterns_agree() -> None:
+    from state.attribution.fingerprint import SMALL_CLASS_MAX, _word_pattern
+
+    few = "caf\u00e9 \u4e2d\u6587 na\u0308ive \u30fcx \u00b0 \u2126"
+    many = " ".join(chr(cp) + "a" + chr(cp + 1) for cp in range(0x400, 0x400 + 3 * SMALL_CLASS_MAX, 3))
+    for text in (few, many, few + many):
+        assert split_words(text) == _word_pattern().findall(text)
+        assert words_of(text) == ref_words(text)
+
+
 # ---- winnowing -----------------------------------------------------------------------------
 
 small_hashes = st.lists(st.integers(0, 6), max_size=60)

@@ -343,6 +343,7 @@ async def test_attribution_domain_queries(node: Node) -> None:
 
     by_inf = await node.call("attribution", {"inference": to_hex(inf_tx.hash)})
     (receipt,) = by_inf["receipts"]
+    assert by_inf["pending_matches"] == []  # the quoted contribution was accepted
     assert sum(e["amount"] for e in receipt["entries"]) == 1_000  # amounts are conserved
     roles = {e["role"] for e in receipt["entries"]}
     assert {"model_owner", "adapter_owner", "agent_owner"} <= roles

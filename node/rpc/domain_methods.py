@@ -83,12 +83,19 @@ def agent(env: RPCEnv, p: dict[str, Any]) -> Any:
 
 def inference(env: RPCEnv, p: dict[str, Any]) -> Any:
     out = dict(_found(_query("get_inference")(env.chain.db, p["id"]), "inference", p["id"]))
-    out.update(output=None, output_spans=[], pending_matches=[])
-    loc = env.chain.get_tx_location(p["id"]) if out["attributed"] else None
-    if loc is not None:  # the text stays in the block that carried the infer
+    out.update(_evidence(env, p["id"], out["attributed"]))
+    return out
+
+
+def _evidence(env: RPCEnv, inference_id: bytes, attributed: bool) -> dict[str, Any]:
+    """The output text (from the block that carried the infer), the character ranges of its paid
+    spans and the quoted contributions that were not accepted yet (paid nothing)."""
+    out: dict[str, Any] = {"output": None, "output_spans": [], "pending_matches": []}
+    loc = env.chain.get_tx_location(inference_id) if attributed else None
+    if loc is not None:
         text = decode_tx(env.block(loc.height).txs[loc.index]).body.output
         out["output"] = text.decode("utf-8")
-        out.update(_query("inference_evidence")(env.chain.db, p["id"], text) or {})
+        out.update(_query("inference_evidence")(env.chain.db, inference_id, text) or {})
     return out
 
 
@@ -99,7 +106,10 @@ def attribution(env: RPCEnv, p: dict[str, Any]) -> Any:
         raise InvalidParams("give exactly one of inference or recipient")
     if by_inference is not None:
         receipt = _found(_query("get_receipt")(env.chain.db, by_inference), "receipt of inference", by_inference)
-        return {"inference": to_hex(by_inference), "receipts": [receipt], "total": 1}
+        inf = _query("get_inference")(env.chain.db, by_inference) or {"attributed": False}
+        # beside the receipt: the contributions the output quotes that no curator had accepted (paid nothing)
+        pending = _evidence(env, by_inference, inf["attributed"])["pending_matches"]
+        return {"inference": to_hex(by_inference), "receipts": [receipt], "total": 1, "pending_matches": pending}
     per_page = p["per_page"]
     fn = _query("receipts_by_recipient")
     cap = getattr(importlib.import_module("state.queries"), "MAX_PER_PAGE", per_page)

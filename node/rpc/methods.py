@@ -202,9 +202,14 @@ _TABLE: tuple[Method, ...] = (
            (Param("inference", HASH, "inference id"),
             Param("recipient", AddressOrId(), "recipient address or id"),
             page(), per_page(20), order()),
-           "by inference: `{inference, receipts: [receipt], total: 1}`; by recipient: `{recipient, total, page, "
+           "by inference: `{inference, receipts: [receipt], total: 1, pending_matches}` (pending_matches: "
+           "contributions the output quotes that are not accepted yet, so were paid nothing, as in `inference`); by recipient: `{recipient, total, page, "
            "per_page, order, receipts}`. A receipt: `{inference, height, payment, entries: [{recipient, role, "
-           "amount}], matched: [{contribution, owner, score, amount}]}`", d.attribution),
+           "amount}], data_share: {amount, absent_parties, absent_note, matched_part, pool_part, covered_shingles, "
+           "output_shingles, why}, pool_rule, pool_unit_cap, pools: [{datanet, amount, total_units, accepted, "
+           "reward_per_unit_added}], matched: [{contribution, owner, score, amount, spans: [{output_shingle, "
+           "contribution_shingle, shingles, credited, weight}]}]}` (`pools`: each datanet_pool deposit; a "
+           "contribution earned min(size, pool_unit_cap) * reward_per_unit_added / 10**18 of it)", d.attribution),
     Method("rewards", "domain", "What claim_rewards would pay for a contribution now, and to whom.",
            (Param("contribution", HASH, "contribution id", required=True),),
            "`{contribution, owner, status, unclaimed, claimed, bond, vests_at}` (vests_at: the height from which "

@@ -202,7 +202,7 @@ def process_review(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         return
     require(c.status == PENDING, "not_pending", "only a pending contribution can be accepted or rejected")
     if body.accept:
-        accept_contribution(view, body.contribution, c, ctx.height)
+        accept_contribution(view, body.contribution, c, ctx.height, a.pool_unit_cap)
     else:
         reject_contribution(view, body.contribution, c, a)
 
@@ -223,12 +223,12 @@ def vested_at(c: Contribution, a: AttributionParams) -> int:
     return c.accepted_height + a.challenge_window_blocks
 
 
-def accept_contribution(view: StateView, cid: bytes, c: Contribution, height: int) -> None:
+def accept_contribution(view: StateView, cid: bytes, c: Contribution, height: int, cap: int) -> None:
     """The contribution joins its datanet's pool; its bond stays escrowed until it vests."""
     dn = require_datanet(view, c.datanet)
     fingerprint, _ = get_sketch(view, cid)
     positions = get_positions(view, cid)
-    dn2, c2 = join(dn, replace(c, accepted_height=height))
+    dn2, c2 = join(dn, replace(c, accepted_height=height), cap)
     put_datanet(view, c.datanet, dn2)
     put_contribution(view, cid, c2)
     add_postings(view, c.datanet, cid, fingerprint, positions, (c.commit_height, c.commit_index))
@@ -238,7 +238,7 @@ def reverse_contribution(view: StateView, cid: bytes, c: Contribution, a: Attrib
     """A curator takes an acceptance back within the window: the contribution leaves the pool and
     the indexes, ``reversal_slash_bps`` of its bond is burned (the rest goes back to the owner) and
     its unvested rewards go back to the datanet's other contributors (or, if none, its owner)."""
-    reclaimed = _leave_pool(view, cid, c)
+    reclaimed = _leave_pool(view, cid, c, a.pool_unit_cap)
     dn = require_datanet(view, c.datanet)
     if has_units(dn):
         put_datanet(view, c.datanet, replace(deposit(dn, reclaimed), rewards_in=dn.rewards_in))
@@ -251,12 +251,12 @@ def reverse_contribution(view: StateView, cid: bytes, c: Contribution, a: Attrib
     put_contribution(view, cid, replace(require_contribution(view, cid), status=REJECTED, bond=0, unclaimed=0))
 
 
-def _leave_pool(view: StateView, cid: bytes, c: Contribution) -> int:
+def _leave_pool(view: StateView, cid: bytes, c: Contribution, cap: int) -> int:
     """An accepted contribution stops earning and leaves the matching index; returns its settled
     unclaimed tokens (still in REWARD_POOL; the caller decides where they go)."""
     dn = require_datanet(view, c.datanet)
     fingerprint, _ = get_sketch(view, cid)
-    dn2, c2 = leave(dn, c)
+    dn2, c2 = leave(dn, c, cap)
     put_datanet(view, c.datanet, dn2)
     remove_postings(view, c.datanet, cid, fingerprint)
     put_contribution(view, cid, c2)
@@ -291,7 +291,7 @@ def void_copy(view: StateView, cid: bytes, c: Contribution, author: bytes, a: At
     index, and its unvested rewards (earned on the author's text) go to the author.
     """
     if c.status == ACCEPTED:
-        move(view, REWARD_POOL, author, _leave_pool(view, cid, c))
+        move(view, REWARD_POOL, author, _leave_pool(view, cid, c, a.pool_unit_cap))
         c = require_contribution(view, cid)
     move(view, BOND_ESCROW, author, c.bond)
     forget_sketch(view, cid, c, a)
@@ -325,7 +325,7 @@ def process_claim_rewards(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         if c.status == ACCEPTED:
             require(ctx.height >= vested_at(c, a), "vesting",
                     f"contribution {to_hex(cid)} vests at height {vested_at(c, a)} (challenge window)")
-            c = settle(c, require_datanet(view, c.datanet))
+            c = settle(c, require_datanet(view, c.datanet), ctx.params.attribution.pool_unit_cap)
         settled.append((cid, c))
     total = sum(c.unclaimed for _, c in settled)
     bonds = sum(c.bond for _, c in settled if c.status == ACCEPTED)

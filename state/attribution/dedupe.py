@@ -30,9 +30,11 @@ an accepted text and a text made of an accepted one plus added material are both
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from state import keys
 from state.attribution.records import Sketch, join_ids, split_ids, unpack_u64s
-from state.codec import pack, unpack
+from state.codec import pack, unpack_stored
 from state.attribution.fingerprint import (
     BPS,
     Fingerprint,
@@ -65,12 +67,14 @@ def containment_pair_bps(fp_a: tuple[int, ...], fp_b: tuple[int, ...], cap: int)
     shared hashes count as nothing shared (a few common phrases do not make a containment).
     """
     cut = min(fp_a[-1] if len(fp_a) >= cap else U64_LIMIT, fp_b[-1] if len(fp_b) >= cap else U64_LIMIT)
-    sa = {h for h in fp_a if h <= cut}
-    sb = {h for h in fp_b if h <= cut}
-    shared = len(sa & sb)
+    # Fingerprints are strictly ascending: the hashes at or below the cut are a prefix.
+    a = fp_a[: bisect_right(fp_a, cut)]
+    b = fp_b[: bisect_right(fp_b, cut)]
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    shared = len(set(small).intersection(large))
     if shared < MIN_SHARED:
         return 0, 0
-    return shared * BPS // len(sa), shared * BPS // len(sb)
+    return shared * BPS // len(a), shared * BPS // len(b)
 
 
 def containment_bps(fp_a: tuple[int, ...], fp_b: tuple[int, ...], cap: int) -> int:
@@ -104,7 +108,7 @@ def containment_candidates(view: StateView, fingerprint: tuple[int, ...], mod: i
         raw = view.get(keys.containment_key(h))
         if raw is None:
             continue
-        for cid in split_ids(unpack(raw)[0]):
+        for cid in split_ids(unpack_stored(raw)[0]):
             shared[cid] = shared.get(cid, 0) + 1
     ranked = sorted((c for c in shared if shared[c] >= MIN_SAMPLED_SHARED), key=lambda c: (-shared[c], c))
     return ranked[:MAX_CONTAINMENT_CANDIDATES]
@@ -137,7 +141,7 @@ def find_exact_duplicate(view: StateView, content_hash: bytes) -> bytes | None:
     raw = view.get(keys.content_hash_key(content_hash))
     if raw is None:
         return None
-    original: bytes = unpack(raw)[0]
+    original: bytes = unpack_stored(raw)[0]
     return original
 
 
@@ -148,7 +152,7 @@ def near_duplicate_candidates(view: StateView, band_hashes: list[bytes]) -> list
         raw = view.get(keys.lsh_band_key(band, band_hash))
         if raw is None:
             continue
-        for cid in split_ids(unpack(raw)[0]):
+        for cid in split_ids(unpack_stored(raw)[0]):
             shared[cid] = shared.get(cid, 0) + 1
     ranked = sorted(shared, key=lambda cid: (-shared[cid], cid))
     return ranked[:MAX_NEAR_DUP_CANDIDATES]
@@ -187,7 +191,7 @@ def unindex_contribution(view: StateView, contribution_id: bytes, content_hash: 
 def _bucket_add(view: StateView, k: bytes, contribution_id: bytes, cap: int) -> None:
     """Append an id to a bucket (msgpack [bin(32 * n)]) unless it already holds ``cap``."""
     raw = view.get(k)
-    ids = unpack(raw)[0] if raw is not None else b""
+    ids = unpack_stored(raw)[0] if raw is not None else b""
     if len(ids) < cap * len(contribution_id):
         view.put(k, pack([ids + contribution_id]))
 
@@ -197,7 +201,7 @@ def _bucket_remove(view: StateView, k: bytes, contribution_id: bytes) -> None:
     raw = view.get(k)
     if raw is None:
         return
-    held = split_ids(unpack(raw)[0])
+    held = split_ids(unpack_stored(raw)[0])
     if contribution_id not in held:
         return
     ids = [cid for cid in held if cid != contribution_id]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import struct
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,6 +166,25 @@ def _word_pattern() -> re.Pattern[str]:
 
 
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+_ASCII_WORD_CLASS = "A-Za-z0-9"  # the ASCII word characters; none of them wide
+SMALL_CLASS_MAX = 256  # distinct non-ASCII characters up to which a text gets its own pattern
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _char_class(ch: str) -> int:
+    """0: not a word character, 1: narrow word character, 2: wide word character."""
+    return (2 if is_wide_character(ch) else 1) if is_word_character(ch) else 0
+
+
+def _words_pattern_for(chars: frozenset[str]) -> re.Pattern[str]:
+    """``_word_pattern()`` cut down to the non-ASCII characters ``chars`` (all of a text's): on
+    that text both find the same words, and a small class is matched many times faster than the
+    whole Unicode range list (sre tests a character against a long range list one by one)."""
+    narrow = "".join(re.escape(ch) for ch in sorted(chars) if _char_class(ch) == 1)
+    wide = "".join(re.escape(ch) for ch in sorted(chars) if _char_class(ch) == 2)
+    pattern = f"[{_ASCII_WORD_CLASS}{narrow}]+"
+    return re.compile(f"[{wide}]|{pattern}" if wide else pattern)
 
 
 def split_words(normalised: str) -> list[str]:
@@ -173,7 +193,10 @@ def split_words(normalised: str) -> list[str]:
     if normalised.isascii():
         # Fast path: the ASCII word characters are [A-Za-z0-9], none of them wide.
         return _ASCII_WORD.findall(normalised)
-    return _word_pattern().findall(normalised)
+    extra = frozenset(_NON_ASCII.findall(normalised))
+    if len(extra) > SMALL_CLASS_MAX:  # many scripts at once: the whole table
+        return _word_pattern().findall(normalised)
+    return _words_pattern_for(extra).findall(normalised)
 
 
 def words_of(text: str) -> list[str]:
@@ -194,14 +217,21 @@ def shingle_texts(words: Sequence[str], k: int) -> list[str]:
     return list(map(" ".join, zip(*(words[i:] for i in range(k)))))
 
 
+_U64_BE = struct.Struct(">Q").unpack_from
+
+
 def shingle_hashes(words: Sequence[str], params: FingerprintParams) -> list[int]:
     """Shingle hash = first 8 bytes, big-endian, of sha256(u64be(shingle_seed) || UTF-8 shingle)."""
-    prefix = params.shingle_seed.to_bytes(8, "big")
-    sha = hashlib.sha256
-    from_bytes = int.from_bytes
+    seeded = hashlib.sha256(params.shingle_seed.to_bytes(8, "big"))
+    first8 = _U64_BE
     shingles = shingle_texts(words, params.shingle_k)
-    # Repetitive text repeats shingles; hash each distinct one once.
-    value = {s: from_bytes(sha(prefix + s.encode()).digest()[:8], "big") for s in set(shingles)}
+    # Repetitive text repeats shingles; hash each distinct one once (from a copy of the hash
+    # state that has already taken the seed).
+    value: dict[str, int] = {}
+    for s in set(shingles):
+        h = seeded.copy()
+        h.update(s.encode())
+        value[s] = first8(h.digest())[0]
     return list(map(value.__getitem__, shingles))
 
 
@@ -389,12 +419,10 @@ def fingerprint_text(data: bytes, params: FingerprintParams = DEFAULT_FINGERPRIN
 
 def first_positions(hashes: Sequence[int], values: Sequence[int]) -> tuple[int, ...]:
     """For each of ``values`` (all present in ``hashes``), the index of its first occurrence."""
-    wanted = set(values)
-    first: dict[int, int] = {}
-    for i, h in enumerate(hashes):
-        if h in wanted and h not in first:
-            first[h] = i
-    return tuple(first[v] for v in values)
+    # Built from the end, so the index a hash keeps is its first one.
+    n = len(hashes)
+    first = dict(zip(reversed(hashes), range(n - 1, -1, -1)))
+    return tuple(map(first.__getitem__, values))
 
 
 def fingerprint_output(

@@ -120,15 +120,18 @@ def process_infer(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         matches.append((x.contribution, c.owner, x.score, amount, tuple(x.spans)))
 
     to_pool = matched_part
+    pools: list[tuple[bytes, int, int, int]] = []
     for datanet_id in sorted(per_datanet):
         amount = per_datanet[datanet_id]
         if amount == 0:
             continue
         dn = require_datanet(view, datanet_id)
         if has_units(dn):
-            put_datanet(view, datanet_id, deposit(dn, amount))
+            dn2 = deposit(dn, amount)
+            put_datanet(view, datanet_id, dn2)
             to_pool += amount
             entries.append((datanet_id, ROLE_DATANET_POOL, amount))
+            pools.append((datanet_id, dn.total_units, dn.accepted, dn2.reward_per_unit - dn.reward_per_unit))
         else:  # nobody to pay through the pool yet: the datanet's owner takes it
             put_datanet(view, datanet_id, replace(dn, rewards_in=dn.rewards_in + amount))
             pay(dn.owner, ROLE_DATANET_OWNER, amount)
@@ -150,4 +153,4 @@ def process_infer(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         height=ctx.height,
         tx_index=ctx.tx_index,
     ))
-    write_receipt(view, tx.hash, Receipt(body.payment, ctx.height, tuple(entries), tuple(matches)), ctx)
+    write_receipt(view, tx.hash, Receipt(body.payment, ctx.height, tuple(entries), tuple(matches), tuple(pools)), ctx)

@@ -58,12 +58,87 @@ def _joiner() -> re.Pattern[str]:
     return re.compile(f"(?<=[{word}])['\\-]+(?=[{word}])")
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+CharTables = tuple[frozenset[str], dict[str, str], tuple[str, ...]]
+_char_tables_cache: list[tuple[tuple[object, object], CharTables]] = []
+
+
+def _char_tables() -> CharTables:
+    """The pinned tables as characters: (Default_Ignorables, skeleton map, the ASCII characters
+    that have a prototype: ``m`` -> ``rn``, ``0`` -> ``O``, ...), derived once per loaded table.
+
+    ``_skeleton`` replaces one character after another with ``str.replace``, which equals one
+    ``str.translate`` only because no prototype holds a character that has a prototype itself
+    (UTS #39 skeletons are closed); checked here, so another table could not silently differ.
+    """
+    sources = (ucd.default_ignorable(), ucd.confusables())
+    if _char_tables_cache and all(a is b for a, b in zip(_char_tables_cache[0][0], sources)):
+        return _char_tables_cache[0][1]
+    skeleton = {chr(cp): target for cp, target in sources[1].items()}
+    if any(ch in skeleton for target in skeleton.values() for ch in target):
+        raise ucd.UnicodeDataError(f"{ucd.CONFUSABLES_PATH}: a prototype has a prototype of its own")
+    derived = (frozenset(chr(cp) for cp in sources[0]), skeleton, tuple(ch for ch in skeleton if ch.isascii()))
+    _char_tables_cache[:] = [(sources, derived)]
+    return derived
+
+
+def _drop_ignorables(text: str) -> str:
+    """``text.translate(default_ignorable)``: only the few characters the text holds are looked at
+    (every Default_Ignorable code point is outside ASCII)."""
+    if text.isascii():
+        return text
+    for ch in _char_tables()[0].intersection(_NON_ASCII.findall(text)):
+        text = text.replace(ch, "")
+    return text
+
+
+def _skeleton(text: str) -> str:
+    """``text.translate(confusables)``, each character the text holds replaced once (C-speed scans
+    instead of a dictionary lookup per character)."""
+    _, skeleton, ascii_keys = _char_tables()
+    present = [ch for ch in ascii_keys if ch in text]
+    if not text.isascii():
+        present += skeleton.keys() & set(_NON_ASCII.findall(text))
+    for ch in present:
+        text = text.replace(ch, skeleton[ch])
+    return text
+
+
+_JOINER_RUN = re.compile(r"['\-]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_word(ch: str) -> bool:
+    return ucd.category(ch)[0] in "LMN"
+
+
+def _join_inner(text: str) -> str:
+    """``_joiner().sub("", text)``: a maximal run of apostrophes and hyphens goes when a word
+    character is on each side; the regex's lookbehind against the whole word class would try
+    every position, this looks only at the runs."""
+    cuts: list[tuple[int, int]] = []
+    end = len(text)
+    is_word = _is_word
+    for m in _JOINER_RUN.finditer(text):
+        a, b = m.span()
+        if a > 0 and b < end and is_word(text[a - 1]) and is_word(text[b]):
+            cuts.append((a, b))
+    if not cuts:
+        return text
+    parts, at = [], 0
+    for a, b in cuts:
+        parts.append(text[at:a])
+        at = b
+    parts.append(text[at:])
+    return "".join(parts)
+
+
 def _pass(text: str) -> str:
     nf = ucd.normalize
-    text = ucd.fold_case(nf("NFKC", text.translate(ucd.default_ignorable())))
-    text = nf("NFD", nf("NFD", text).translate(ucd.confusables()))
+    text = ucd.fold_case(nf("NFKC", _drop_ignorables(text)))
+    text = nf("NFD", _skeleton(nf("NFD", text)))
     text = nf("NFKC", ucd.fold_case(nf("NFKC", text)))
-    return (_ASCII_JOINER if text.isascii() else _joiner()).sub("", text)
+    return _ASCII_JOINER.sub("", text) if text.isascii() else _join_inner(text)
 
 
 def normalise(text: str) -> str:

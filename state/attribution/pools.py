@@ -25,12 +25,19 @@ from state.attribution.records import ACCEPTED, Contribution, Datanet
 PRECISION = 10**18
 
 
-def settle(c: Contribution, dn: Datanet) -> Contribution:
+def units(c: Contribution, cap: int) -> int:
+    """A contribution's weight in its datanet's pool: its validator-computed size, at most ``cap``
+    (genesis ``pool_unit_cap``, immutable: joins and leaves must agree), so the largest document
+    does not win the pool part by size alone."""
+    return min(c.size, cap)
+
+
+def settle(c: Contribution, dn: Datanet, cap: int) -> Contribution:
     """Fold the pool rewards an accepted contribution accrued since its last settlement into
     ``unclaimed`` (whole tokens) and ``reward_frac`` (the scaled rest)."""
     if c.status != ACCEPTED or c.reward_entry == dn.reward_per_unit:
         return c
-    scaled = c.size * (dn.reward_per_unit - c.reward_entry) + c.reward_frac
+    scaled = units(c, cap) * (dn.reward_per_unit - c.reward_entry) + c.reward_frac
     return replace(
         c,
         reward_entry=dn.reward_per_unit,
@@ -55,24 +62,24 @@ def deposit(dn: Datanet, amount: int) -> Datanet:
     )
 
 
-def join(dn: Datanet, c: Contribution) -> tuple[Datanet, Contribution]:
+def join(dn: Datanet, c: Contribution, cap: int) -> tuple[Datanet, Contribution]:
     """An accepted contribution starts earning from the current accumulator value."""
-    dn2 = replace(dn, total_units=dn.total_units + c.size, accepted=dn.accepted + 1)
+    dn2 = replace(dn, total_units=dn.total_units + units(c, cap), accepted=dn.accepted + 1)
     c2 = replace(c, status=ACCEPTED, reward_entry=dn.reward_per_unit, reward_frac=0)
     return dn2, c2
 
 
-def leave(dn: Datanet, c: Contribution) -> tuple[Datanet, Contribution]:
+def leave(dn: Datanet, c: Contribution, cap: int) -> tuple[Datanet, Contribution]:
     """An accepted contribution stops earning: it is settled, its units leave the pool and its
     sub-token remainder goes back to the datanet's carry (so the scaled ledger stays exact).
 
     The returned contribution still holds its settled ``unclaimed`` tokens; the caller decides
     what happens to them.
     """
-    s = settle(c, dn)
+    s = settle(c, dn, cap)
     dn2 = replace(
         dn,
-        total_units=dn.total_units - s.size,
+        total_units=dn.total_units - units(s, cap),
         accepted=dn.accepted - 1,
         carry=dn.carry + s.reward_frac,
     )

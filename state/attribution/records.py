@@ -62,7 +62,7 @@ class Datanet:
     curators: int = f(U32)  # number of curators, the owner included
     submitted: int = f(U64)  # contributions ever submitted
     accepted: int = f(U64)  # contributions currently accepted
-    total_units: int = f(U64)  # sum of the sizes of the accepted contributions
+    total_units: int = f(U64)  # sum of the pool units, min(size, pool_unit_cap), of the accepted contributions
     reward_per_unit: int = f(U256)  # accumulator, scaled by pools.PRECISION
     carry: int = f(U256)  # undistributed remainder, scaled by pools.PRECISION
     rewards_in: int = f(U256)  # tokens ever paid to this datanet (pool or owner fallback)
@@ -193,6 +193,9 @@ SPAN = Tuple((U32, U32, U32, U32, U64))
 MAX_SPANS = 1 << 16
 # (contribution, owner, score, amount, spans); a score can exceed 64 bits when genesis picks a huge idf_scale
 MATCH = Tuple((HASH, ADDRESS, U256, U64, List(SPAN, MAX_SPANS)))
+# a pool deposit: (datanet, its total_units and accepted count at the deposit, reward_per_unit added):
+# each accepted contribution of the datanet earned min(size, pool_unit_cap) * added / PRECISION
+POOL = Tuple((HASH, U64, U64, U256))
 
 
 @canonical
@@ -204,6 +207,7 @@ class Receipt:
     entries: tuple[tuple[bytes, int, int], ...] = f(List(ENTRY, MAX_RECEIPT_ENTRIES))
     matched: tuple[tuple[bytes, bytes, int, int, tuple[tuple[int, int, int, int, int], ...]], ...] = f(
         List(MATCH, MAX_RECEIPT_ENTRIES))
+    pools: tuple[tuple[bytes, int, int, int], ...] = f(List(POOL, MAX_RECEIPT_ENTRIES))
 
 
 # ---- fixed-width packing of id and hash lists -------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from pathlib import Path
 
 import unicodedata2
@@ -83,12 +84,40 @@ def default_ignorable() -> dict[int, None]:
     return {cp: None for lo, hi in DEFAULT_IGNORABLE for cp in range(lo, hi + 1)}
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+_folding_cache: list[tuple[dict[int, str], dict[str, str] | None]] = []
+
+
+def _non_ascii_folding() -> dict[str, str] | None:
+    """The table's non-ASCII entries by character, if ``fold_case`` may apply it by replacing the
+    characters a text holds: ASCII entries exactly A-Z -> a-z and no target holding a source
+    (full case folding is closed); None otherwise (then it translates). Derived once per loaded
+    table."""
+    table = _casefolding()  # loads and checks the pinned file (cached)
+    if _folding_cache and _folding_cache[0][0] is table:
+        return _folding_cache[0][1]
+    ascii_ok = {cp: t for cp, t in table.items() if cp < 0x80} == {cp: chr(cp + 32) for cp in range(65, 91)}
+    closed = not any(ord(ch) in table for t in table.values() for ch in t)
+    rest = {chr(cp): t for cp, t in table.items() if cp >= 0x80} if ascii_ok and closed else None
+    _folding_cache[:] = [(table, rest)]
+    return rest
+
+
 def fold_case(text: str) -> str:
     """Full case folding from the pinned table (for ASCII text, which it maps as ``lower``, the
     same without the table)."""
     if text.isascii():
         return text.lower()
-    return text.translate(_casefolding())
+    rest = _non_ascii_folding()
+    if rest is None:
+        return text.translate(_casefolding())
+    # bytes.lower maps only A-Z (every byte of a multi-byte UTF-8 sequence is >= 0x80)
+    text = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+    for ch in rest.keys() & set(_NON_ASCII.findall(text)):
+        text = text.replace(ch, rest[ch])
+    return text
 
 
 def load() -> None:

@@ -24,6 +24,8 @@ IMMUTABLE = frozenset({
     "attribution.minhash_size",
     "attribution.lsh_bands",
     "attribution.lsh_rows",
+    # every accepted contribution's pool units are min(size, pool_unit_cap): joins and leaves must agree
+    "attribution.pool_unit_cap",
 })
 MAX_PERIOD_BLOCKS = 5_000_000  # a longer deposit or voting period would freeze governance itself
 MAX_TIMEOUT_MS = 600_000  # a consensus timeout beyond ten minutes stalls the chain at one crash
