@@ -396,20 +396,29 @@ def inference_evidence(db: StateDB, inference_id: bytes, output: bytes) -> dict[
     pending = []
     chain = lineage(view, inf.model, a.lineage_max_depth)
     adapter = require_adapter_for(view, inf.adapter, inf.model) if inf.adapter else None
+    paid = {m[0] for m in receipt.matched}
     for d in relevant_datanets(chain, adapter):
-        children, _ = history.members(db, history.DATANET_CONTRIBUTIONS, d, 0, PENDING_SCAN, sub=bytes([PENDING]))
-        for child in children:
-            cid = child[-32:]
-            c = _contribution(view, cid)
-            if c is None or c.status != PENDING:
-                continue
-            fp, _ = get_sketch(view, cid)
-            found = chains_with(hashes, fp, get_positions(view, cid), a.min_span_shingles, a.winnow_window)
-            if found:
-                pending.append({"contribution": to_hex(cid), "datanet": to_hex(d), "status": "pending",
-                                "shingles": sum(n for _, _, n in found),
-                                "spans": [{"output_shingle": o, "contribution_shingle": cs, "shingles": n,
-                                           **dict(zip(("start", "end"), chars(o, n)))} for o, cs, n in found],
-                                "note": "quoted but not accepted yet: paid nothing; later inferences "
-                                        "pay it once a curator accepts it"})
+        # pending now, or accepted only after this inference: quoted, but not accepted when it ran
+        for status in (PENDING, ACCEPTED):
+            children, _ = history.members(db, history.DATANET_CONTRIBUTIONS, d, 0, PENDING_SCAN, sub=bytes([status]))
+            for child in children:
+                cid = child[-32:]
+                c = _contribution(view, cid)
+                if c is None or c.status != status or cid in paid:
+                    continue
+                if status == ACCEPTED and c.accepted_height <= inf.height:
+                    continue  # accepted when the inference ran: the matching rules decided
+                fp, _ = get_sketch(view, cid)
+                found = chains_with(hashes, fp, get_positions(view, cid), a.min_span_shingles, a.winnow_window)
+                if found:
+                    note = ("quoted but not accepted yet: paid nothing; later inferences pay it once a curator "
+                            "accepts it") if status == PENDING else (
+                            f"quoted but accepted only at height {c.accepted_height}, after this inference "
+                            f"(height {inf.height}): paid nothing by it")
+                    pending.append({"contribution": to_hex(cid), "datanet": to_hex(d),
+                                    "status": "pending" if status == PENDING else "accepted_later",
+                                    "shingles": sum(n for _, _, n in found),
+                                    "spans": [{"output_shingle": o, "contribution_shingle": cs, "shingles": n,
+                                               **dict(zip(("start", "end"), chars(o, n)))} for o, cs, n in found],
+                                    "note": note})
     return {"output_spans": spans, "pending_matches": pending}

@@ -277,6 +277,17 @@ def test_evidence_locates_paid_spans_and_names_quoted_pending_contributions(worl
     (note,) = ev["pending_matches"]
     assert (note["contribution"], note["status"]) == (to_hex(pending), "pending") and "not accepted" in note["note"]
     assert all(output[sp["start"]:sp["end"]] in pending_text for sp in note["spans"])
+    # accepted afterwards: that receipt still says why it paid nothing (the quote came before acceptance)
+    world.ok(OWNER, Review(pending, 1))
+    ev = queries.inference_evidence(world.chain.db, bytes.fromhex(r["inference"]["id"][2:]), output.encode())
+    assert ev is not None
+    (note,) = ev["pending_matches"]
+    assert (note["contribution"], note["status"]) == (to_hex(pending), "accepted_later")
+    assert "after this inference" in note["note"]
+    later = s.infer(m, output)  # and a new output quoting it pays it, with nothing left to explain
+    assert sorted(mm["contribution"] for mm in later["matched"]) == sorted([to_hex(accepted), to_hex(pending)])
+    ev = queries.inference_evidence(world.chain.db, bytes.fromhex(later["inference"]["id"][2:]), output.encode())
+    assert ev is not None and ev["pending_matches"] == []
 
 
 def test_pool_part_weighs_contributions_by_size_up_to_the_cap(world: World) -> None:
