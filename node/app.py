@@ -31,7 +31,7 @@ from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
 from node.gossip_auth import GossipAuthenticator
-from node.pex import AddressBook, PeerExchange, configured, pex_protocol
+from node.pex import AddressBook, PeerExchange, advertised_address, configured, pex_protocol
 from node.statesync import (MAX_ANSWER_BYTES, SnapshotStore, StateSyncer, StateSyncError, Trust,
                             handle_statesync_request, statesync_protocol)
 from node.sync import BlockSyncer, SyncSettings, handle_sync_request
@@ -177,8 +177,9 @@ class Node:
         p2p = config.p2p
         book = AddressBook(self.p2p.peer_id, p2p.allow_private_addresses, p2p.pex_book_size)
         configured(book, [*p2p.persistent_peers, *p2p.seeds])
-        unspecified = p2p.host in ("0.0.0.0", "::", "[::]")
-        advertised = p2p.external_address or ("" if unspecified else f"{p2p.host}:{p2p.port}")
+        advertised, why = advertised_address(p2p.host, p2p.port, p2p.external_address)
+        if why is not None and p2p.pex:
+            log.warning("peer exchange will not pass on [p2p] external_address %s: %s", advertised, why)
 
         async def request(peer: str, payload: bytes) -> bytes:
             return await self.p2p.request(peer, self.pex_protocol, payload, timeout=5.0, max_response_bytes=8192)

@@ -137,7 +137,7 @@ class ConsensusConfig:
     peer_queue_events: int = opt(4_096, "authenticated peer events waiting for the consensus machine")
     candidate_bytes: int = opt(32 * 1024 * 1024, "bytes of received blocks kept for the height in progress")
     proposal_inline_bytes: int = opt(512 * 1024, "a proposal whose block is larger is gossiped without it; "
-                                                 "peers fetch the body by hash")
+                                                 "peers fetch the body by hash (816000 at most)")
 
 
 @dataclass

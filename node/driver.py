@@ -79,6 +79,7 @@ FUTURE_HEIGHTS = 2
 REBROADCAST_S = 2.0
 MAX_REBROADCAST = 16
 MAX_PROPOSAL_GOSSIP_BYTES = 880_000  # py-libp2p drops pubsub messages of 1 MiB or more
+MAX_INLINE_BYTES = MAX_PROPOSAL_GOSSIP_BYTES - 64_000  # a block carried in its proposal, whatever the config
 # A proposal whose block is larger than [consensus] proposal_inline_bytes is gossiped without its
 # body (``[signed proposal, b""]``); peers fetch the body by hash from the sender by
 # request/response (docs/p2p.md "Proposal blocks"). At most this many fetches run at once, each
@@ -482,7 +483,7 @@ class ConsensusDriver:
         if h in self.candidates:
             return self.candidates[h]
         try:
-            cand = Candidate(block, raw, validate_and_execute(self.chain, block, len(raw)), True)
+            cand = Candidate(block, raw, validate_and_execute(self.chain, block, len(raw), verify=self.verify), True)
         except InvalidBlock:
             cand = Candidate(block, raw, None, False)
         self.candidates[h] = cand
@@ -564,7 +565,9 @@ class ConsensusDriver:
         else:
             time_ms = next_block_time(prev.time_ms, last_commit, validator_set_at(view, height - 1))
         limit = min(self.node.config.consensus.max_block_txs, self.chain.params().fees.max_block_txs)
-        max_bytes = min(MAX_PROPOSAL_GOSSIP_BYTES - 64_000, self.chain.params().fees.max_block_bytes)
+        # the genesis limit only: a block too large for one gossip message is proposed without its
+        # body, which peers fetch by hash (_proposal_message)
+        max_bytes = self.chain.params().fees.max_block_bytes
         txs = tuple(self.node.mempool.pending(limit, max_bytes=max_bytes))
         evidence = self.evidence.for_block(view, height)
         build = lambda ev: self.chain.build_block(  # noqa: E731
@@ -608,7 +611,8 @@ class ConsensusDriver:
 
     def _proposal_message(self, sp: SignedProposal, raw: bytes) -> bytes:
         """The gossip message of a proposal: with its block, or without it when the block is large."""
-        inline = raw if len(raw) <= self.node.config.consensus.proposal_inline_bytes else b""
+        limit = min(self.node.config.consensus.proposal_inline_bytes, MAX_INLINE_BYTES)
+        inline = raw if len(raw) <= limit else b""
         return pack([sp.to_wire(), inline])  # type: ignore[attr-defined]
 
     def serve_proposal_block(self, block_hash: bytes) -> bytes | None:
@@ -707,7 +711,8 @@ class ConsensusDriver:
                 return
             try:
                 executed = validate_and_execute(self.chain, block, len(raw), self.node.mempool.verified_hashes(),
-                                                proposer_round=p.pol_round if p.pol_round >= 0 else p.round)
+                                                proposer_round=p.pol_round if p.pol_round >= 0 else p.round,
+                                                verify=self.verify)
                 cand = Candidate(block, raw, executed, True)
             except InvalidBlock as exc:
                 log.warning("invalid block proposed at height %d: %s", p.height, exc)

@@ -65,6 +65,20 @@ def check_address(host: str, port: int, allow_private: bool) -> str | None:
     return None
 
 
+def advertised_address(host: str, port: int, external_address: str) -> tuple[str, str | None]:
+    """(what this node advertises in its PEX requests, why peers will not pass it on or None).
+
+    ``[p2p] external_address`` when set (a host behind NAT: its public IP and forwarded port),
+    else the listen address unless it is unspecified (0.0.0.0 / ::), else nothing. Peers keep an
+    advertised address only when it passes ``check_address`` (a DNS name, fine in persistent_peers,
+    does not) and its host is the IP the connection comes from."""
+    if not external_address:
+        return ("" if host in ("0.0.0.0", "::", "[::]") else f"{host}:{port}"), None
+    hp = split_host_port(external_address)
+    why = "not \"host:port\"" if hp is None else check_address(hp[0], hp[1], allow_private=True)
+    return external_address, why
+
+
 def same_ip(a: str, b: str) -> bool:
     try:
         return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))

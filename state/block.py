@@ -32,6 +32,9 @@ from state.tx import MAX_TX_BYTES
 BLOCK_VERSION = 1
 MAX_BLOCK_TXS = 20_000
 MAX_BLOCK_BYTES = 8 * 1024 * 1024
+# the most transaction bytes genesis or governance may allow (fees.max_block_bytes): the rest of the
+# decode cap is room for the header, the last commit (MAX_VALIDATORS_WIRE signatures) and evidence
+MAX_BLOCK_TX_BYTES = MAX_BLOCK_BYTES - 1024 * 1024
 MAX_EVIDENCE = 64
 MAX_VALIDATORS_WIRE = 1024
 OPT_HASH = Bytes(sizes=(0, 32))

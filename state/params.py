@@ -135,6 +135,11 @@ class Params:
             raise CodecError(f"{path}.attribution.max_output_bytes must be 1..{MAX_OUTPUT}")
         if a.min_span_shingles < 1 or a.pool_unit_cap < 1:
             raise CodecError(f"{path}.attribution: min_span_shingles and pool_unit_cap must be at least 1")
+        from state.block import MAX_BLOCK_TX_BYTES
+
+        if self.fees.max_block_bytes > MAX_BLOCK_TX_BYTES:
+            raise CodecError(f"{path}.fees.max_block_bytes must be at most {MAX_BLOCK_TX_BYTES} "
+                             "(a larger block could not be decoded)")
         s = self.staking
         for name in ("double_sign_slash_bps", "downtime_slash_bps", "min_signed_bps"):
             if getattr(s, name) > BPS:

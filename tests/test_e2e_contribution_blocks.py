@@ -3,8 +3,9 @@ and commit it with its body fetched by hash (it is over `[consensus] proposal_in
 its proposal is gossiped without it), and a full node that starts afterwards block-syncs it and
 serves the texts with proofs that check. Real node processes over libp2p on 127.0.0.1.
 
-"Full": the proposer takes at most node/driver.py's MAX_PROPOSAL_GOSSIP_BYTES - 64,000 bytes of
-transactions (816,000: twelve 64 KiB contributions), below the genesis max_block_bytes."""
+The proposer fills up to genesis fees.max_block_bytes (4 MiB); how many of the 20 reveals share
+a block depends on when they arrive, so the test asks only that the biggest block be over
+proposal_inline_bytes. tests/test_block_limits.py shows a block of over 1 MiB being built."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.multinode
 
 MAX_CONTENT = 65_536  # the genesis max_content_bytes of the devnet
 TEXTS = 20  # 20 x 64 KiB = 1.25 MiB of contributions
-FULL = 12  # 64 KiB contributions that fit the proposer's 816,000-byte budget
 INLINE = 512 * 1024  # [consensus] proposal_inline_bytes: larger blocks are fetched by hash
 BATCH = 6  # transactions per RPC batch: the HTTP body limit is 1 MB (hex doubles the bytes)
 # a block every ~3 s, so the reveals sent are in the mempool when the next block is proposed
@@ -111,7 +111,7 @@ def test_a_block_of_maximum_size_contributions_is_committed_and_block_synced(tmp
             blocks = {h: c.call("block", {"height": h})["block"]["txs"] for h in heights}
             full_height = max(blocks, key=lambda h: len(blocks[h]))
             size = sum(len(from_hex(t)) for t in blocks[full_height])
-            assert len(blocks[full_height]) >= FULL and size > INLINE, {h: len(b) for h, b in blocks.items()}
+            assert size > INLINE, {h: len(b) for h, b in blocks.items()}
 
             # a full node started now block-syncs the big block and serves its texts with proofs
             launcher.start_node(layout, full)

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from node.pex import (MAX_ANSWER_ADDRS, MAX_FAILURES, AddressBook, PeerExchange, check_address,
-                      parse_answer)
+from node.pex import (MAX_ANSWER_ADDRS, MAX_FAILURES, AddressBook, PeerExchange, advertised_address,
+                      check_address, parse_answer)
 from p2p.identity import peer_id_from_seed
 from p2p.scoring import Offence
 from state.codec import CodecError, pack, unpack
@@ -109,3 +109,39 @@ def test_a_liars_many_addresses_do_not_come_first() -> None:
         book.add(IDS[100 + i], f"127.0.0.1:{1 + i}", IDS[2])
     book.add(IDS[599], "127.0.0.1:26656", IDS[1])
     assert IDS[599] in book.candidates(set(), 0.0)[:2]
+
+
+def test_what_a_node_advertises() -> None:
+    assert advertised_address("0.0.0.0", 26656, "") == ("", None)  # nothing dialable to say
+    assert advertised_address("9.9.1.2", 26656, "") == ("9.9.1.2:26656", None)
+    assert advertised_address("0.0.0.0", 26656, "9.9.113.7:30000") == ("9.9.113.7:30000", None)
+    addr, why = advertised_address("0.0.0.0", 26656, "node.example.com:26656")
+    assert addr == "node.example.com:26656" and why is not None and "not an IP" in why  # warned at start
+
+
+@pytest.mark.trio
+async def test_a_node_behind_nat_is_passed_on_at_its_external_address() -> None:
+    """A node behind NAT listens on 0.0.0.0:26656 (a private 10.0.0.5 inside) and has its router forward
+    public 9.9.113.7:30000. It asks the seed, advertising its external address; the seed sees the
+    connection come from 9.9.113.7, keeps the address and gives it to a third node (never the
+    private one). Advertising the private listen address instead is not kept."""
+    nat_id, seed_id, other_id = IDS[7], IDS[8], IDS[9]
+    reports: list[tuple[str, Offence]] = []
+    seed = exchange(AddressBook(seed_id, allow_private=False), "9.9.113.7", reports)
+
+    def behind_nat(advertised: str) -> PeerExchange:
+        async def ask_seed(peer: str, payload: bytes) -> bytes:
+            assert peer == seed_id
+            return seed.serve(nat_id, payload)
+
+        async def no_dial(spec: object) -> bool:
+            return False
+        return PeerExchange(AddressBook(nat_id, allow_private=False), advertised, 1, lambda: [seed_id], set,
+                            lambda peer: None, ask_seed, no_dial,  # type: ignore[arg-type]
+                            lambda peer, offence, detail: reports.append((peer, offence)), lambda peer: False)
+
+    await behind_nat(advertised_address("10.0.0.5", 26656, "")[0]).round()
+    assert nat_id not in seed.book.entries  # its private address is not where the connection comes from
+    await behind_nat(advertised_address("0.0.0.0", 26656, "9.9.113.7:30000")[0]).round()
+    assert unpack(seed.serve(other_id, pack(["pex", ""]))) == ["addrs", [[nat_id, "9.9.113.7:30000"]]]
+    assert reports == []
