@@ -140,6 +140,14 @@ def verify(bundle: dict[str, Any]) -> list[str]:
 # ---- against a node: what can be checked whatever happened since --------------------------------
 
 
+OWNER_ROLES = ("validators", "model_owner", "adapter_owner", "agent_owner")
+
+
+def data_share(receipt: dict[str, Any]) -> int:
+    """The payment less the validators', model's, adapter's and agent's entries."""
+    return receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in OWNER_ROLES)
+
+
 def check_spans(output: bytes, receipt: dict[str, Any], inference: dict[str, Any], texts: dict[bytes, bytes],
                 p: dict[str, Any]) -> list[str]:
     """Checks that hold however the chain changed after the inference: every paid span is really in
@@ -171,8 +179,7 @@ def check_spans(output: bytes, receipt: dict[str, Any], inference: dict[str, Any
             problems.append(f"{cid.hex()}: score {m['score']}, its spans give {score}")
     if covered != inference["covered_shingles"]:
         problems.append(f"spans credit {covered} shingles, the inference says {inference['covered_shingles']}")
-    owners = {"validators", "model_owner", "adapter_owner", "agent_owner"}
-    data = receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in owners)
+    data = data_share(receipt)
     ranked = [dict(m, credited=sum(s[3] for s in m["spans"])) for m in receipt["matched"]]
     if ranked:
         matched_payouts(data, p["matched_bps"], max(1, len(out)), ranked)
@@ -210,8 +217,7 @@ def check_pool(receipt: dict[str, Any], chain: list[tuple[list[tuple[str, int]],
     contribution's ``units = min(size, pool_unit_cap)`` its share of a deposit is
     ``units * reward_per_unit_added / 10**18`` (``pool_share``)."""
     problems = []
-    owners = {"validators", "model_owner", "adapter_owner", "agent_owner"}
-    data = receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in owners)
+    data = data_share(receipt)
     pool_part = data - sum(m["amount"] for m in receipt["matched"])
     want = {d: a for d, a in split_lineage(pool_part, chain).items() if a > 0}
     deposits = {e["recipient"]: e["amount"] for e in receipt["entries"] if e["role"] == "datanet_pool"}
@@ -332,12 +338,11 @@ def full_check_from_node(url: str, inference_id: str, limit: int = 5000) -> list
             if page * 100 >= listed["total"]:
                 break
             page += 1
-    owners = {"validators", "model_owner", "adapter_owner", "agent_owner"}
     matched = [{"contribution": _hex(m["contribution"]), "score": m["score"], "amount": m["amount"],
                 "spans": [(s["output_shingle"], s["contribution_shingle"], s["shingles"], s["credited"], s["weight"])
                           for s in m["spans"]]} for m in receipt["matched"]]
     bundle = {"params": params, "receipt": {"matched": matched}, "output": inference["output"].encode(),
-              "data_share": receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in owners),
+              "data_share": data_share(receipt),
               "relevant_datanets": len(relevant), "contributions": contributions}
     return problems + verify(bundle)
 
