@@ -483,7 +483,7 @@ class ConsensusDriver:
         if h in self.candidates:
             return self.candidates[h]
         try:
-            cand = Candidate(block, raw, validate_and_execute(self.chain, block, len(raw)), True)
+            cand = Candidate(block, raw, validate_and_execute(self.chain, block, len(raw), verify=self.verify), True)
         except InvalidBlock:
             cand = Candidate(block, raw, None, False)
         self.candidates[h] = cand
@@ -711,7 +711,8 @@ class ConsensusDriver:
                 return
             try:
                 executed = validate_and_execute(self.chain, block, len(raw), self.node.mempool.verified_hashes(),
-                                                proposer_round=p.pol_round if p.pol_round >= 0 else p.round)
+                                                proposer_round=p.pol_round if p.pol_round >= 0 else p.round,
+                                                verify=self.verify)
                 cand = Candidate(block, raw, executed, True)
             except InvalidBlock as exc:
                 log.warning("invalid block proposed at height %d: %s", p.height, exc)

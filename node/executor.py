@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from consensus.bft_time import InvalidBlockTime, is_valid_block_time
 from state.staking.validator_set import ValidatorSet
-from consensus.votes import InvalidCommit, verify_commit
+from consensus.votes import InvalidCommit, Verifier, verify_commit
+from state.crypto import verify as ed25519_verify
 from state import keys
 from state.block import BLOCK_VERSION, EMPTY_COMMIT, MAX_BLOCK_BYTES, Block, evidence_list_hash, list_hash
 from state.chain import Chain, Executed
@@ -41,8 +42,12 @@ def proposers_up_to(valset: ValidatorSet, last_round: int) -> set[bytes]:
     return found
 
 
-def check_header(chain: Chain, block: Block, block_size: int, proposer_round: int | None = None) -> None:
+def check_header(chain: Chain, block: Block, block_size: int, proposer_round: int | None = None,
+                 verify: Verifier = ed25519_verify) -> None:
     """Every header rule that does not need execution. Raises InvalidBlock.
+
+    ``verify`` checks the last commit's signatures (the consensus driver passes its cache of
+    precommit signatures it already verified as votes: the same bytes, not checked twice).
 
     ``header.proposer`` must be a member of the height's validator set; with ``proposer_round``
     (the round of the proposal carrying the block, or of the commit deciding it) it must be the
@@ -93,7 +98,7 @@ def check_header(chain: Chain, block: Block, block_size: int, proposer_round: in
         raise InvalidBlock("last_block_hash is not the previous block's hash")
     prev_set = validator_set_at(view, height - 1)
     try:
-        verify_commit(h.chain_id, prev_set, block.last_commit, height - 1, prev.hash())
+        verify_commit(h.chain_id, prev_set, block.last_commit, height - 1, prev.hash(), verify)
     except InvalidCommit as exc:
         raise InvalidBlock(f"last commit: {exc}") from exc
     try:
@@ -106,9 +111,9 @@ def check_header(chain: Chain, block: Block, block_size: int, proposer_round: in
 
 def validate_and_execute(chain: Chain, block: Block, block_size: int,
                          verified: frozenset[bytes] | set[bytes] = frozenset(),
-                         proposer_round: int | None = None) -> Executed:
+                         proposer_round: int | None = None, verify: Verifier = ed25519_verify) -> Executed:
     """Check the header, execute the block on a fresh view, and compare root and results."""
-    check_header(chain, block, block_size, proposer_round)
+    check_header(chain, block, block_size, proposer_round, verify)
     executed = chain.execute(block, verified)
     if executed.state_root != block.header.state_root:
         raise InvalidBlock("state_root differs from the result of executing the block")

@@ -49,6 +49,7 @@ from p2p.logs import route_libp2p_logs
 from p2p.peers import DialSettings, PeerDialer, disable_auto_connector, is_connected
 from p2p.reqresp import ReqRespLimits, RequestHandler, RequestServer, send_request
 from p2p.scoring import Offence, PeerScores, ScoreSettings
+from p2p import yamux_credit
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class P2PService:
         self._counters: dict[str, dict[str, int]] = {
             topic: {
                 "published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0,
-                "direct_delivered": 0, "direct_sent": 0,
+                "direct_delivered": 0, "direct_sent": 0, "publish_skipped": 0,
             }
             for topic in self._topics
         }
@@ -151,7 +152,9 @@ class P2PService:
             DirectLinks(direct, self._deliver_direct, self.report_peer, self.scores.is_banned)
             if direct is not None else None
         )
+        self._direct_topics = frozenset(direct.kinds.values()) if direct is not None else frozenset()
         self._subscriptions: dict[str, object] = {}
+        yamux_credit.install()
 
     # ----- identity and state -----
 
@@ -238,7 +241,7 @@ class P2PService:
     def stats(self) -> dict[str, int]:
         """Totals for metrics: gossip published/delivered/duplicates/drops, dials, requests."""
         out = {"published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0,
-               "direct_delivered": 0, "direct_sent": 0}
+               "direct_delivered": 0, "direct_sent": 0, "publish_skipped": 0}
         for counters in self._counters.values():
             for name, value in counters.items():
                 out[name] += value
@@ -339,6 +342,12 @@ class P2PService:
                 f"{self.max_message_bytes} bytes; send it by request/response instead"
             )
         pubsub = self._require_pubsub()
+        if topic in self._direct_topics and not pubsub.peer_topics.get(topic):
+            # a consensus message already sent over the direct streams, and no peer (full node,
+            # outside subscriber, validator on the gossip fallback) subscribes to the topic:
+            # GossipSub would sign and cache it and send it to nobody
+            self._counters[topic]["publish_skipped"] += 1
+            return
         async with self._publish_lock:
             await self._wait_for_queue_room(pubsub)
             if not self._running:

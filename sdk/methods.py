@@ -309,7 +309,9 @@ class RPCMethods:
         output, output_spans: [{contribution, start, end}], pending_matches: [{contribution,
         datanet, status, shingles, spans, note}]}` (`output`: the text from the block that carried
         it, null when unattributed; `output_spans`: character ranges of the paid spans in it;
-        `pending_matches`: contributions it quotes that were not accepted yet, so were paid nothing)
+        `pending_matches`: contributions it quotes that were not accepted when it ran, so were paid
+        nothing: status `pending` (still) or `accepted_later` (accepted after it; newest 50 per
+        status and datanet are checked))
         """
         return self.call("inference", {"id": id})
 
@@ -332,14 +334,15 @@ class RPCMethods:
         order: newest first (desc) or oldest first (asc) (default 'desc')
 
         Returns by inference: `{inference, receipts: [receipt], total: 1, pending_matches}`
-        (pending_matches: contributions the output quotes that are not accepted yet, so were paid
-        nothing, as in `inference`); by recipient: `{recipient, total, page, per_page, order,
-        receipts}`. A receipt: `{inference, height, payment, entries: [{recipient, role, amount}],
-        pool_rule, pool_unit_cap, pools: [{datanet, amount, total_units, accepted,
-        reward_per_unit_added}], matched: [{contribution, owner, score, amount, spans:
-        [{output_shingle, contribution_shingle, shingles, credited, weight}]}]}` (`pools`: each
-        datanet_pool deposit; a contribution earned min(size, pool_unit_cap) * reward_per_unit_added
-        / 10**18 of it)
+        (pending_matches: contributions the output quotes that were not accepted when it ran, so
+        were paid nothing, as in `inference`); by recipient: `{recipient, total, page, per_page,
+        order, receipts}`. A receipt: `{inference, height, payment, entries: [{recipient, role,
+        amount}], data_share: {amount, absent_parties, absent_note, matched_part, pool_part,
+        covered_shingles, output_shingles, why}, pool_rule, pool_unit_cap, pools: [{datanet, amount,
+        total_units, accepted, reward_per_unit_added}], matched: [{contribution, owner, score,
+        amount, spans: [{output_shingle, contribution_shingle, shingles, credited, weight}]}]}`
+        (`pools`: each datanet_pool deposit; a contribution earned min(size, pool_unit_cap) *
+        reward_per_unit_added / 10**18 of it)
         """
         return self.call("attribution", {"inference": inference, "recipient": recipient, "page": page, "per_page": per_page, "order": order})
 

@@ -247,7 +247,46 @@ def receipt_json(inference_id: bytes, r: Receipt, pool_unit_cap: int) -> dict[st
 def get_receipt(source: StateView | StateDB, inference_id: bytes) -> dict[str, Any] | None:
     view = _view(source)
     r = view.get_obj(keys.receipt_key(inference_id), Receipt)
-    return receipt_json(inference_id, r, _pool_unit_cap(view)) if r is not None else None
+    if r is None:
+        return None
+    out = receipt_json(inference_id, r, _pool_unit_cap(view))
+    inf = view.get_obj(keys.inference_key(inference_id), Inference)
+    if inf is not None:
+        out["data_share"] = data_share_json(r, inf)
+    return out
+
+
+OWNER_ROLES = ("validators", "model_owner", "adapter_owner", "agent_owner")
+
+
+def data_share_json(r: Receipt, inf: Inference) -> dict[str, Any]:
+    """Where the data share came from and why it split as it did, from the receipt and the inference
+    alone (params may have changed since): the shares of the parties the inference did not name
+    (adapter, agent) stay in it; the matched part scales with the output shingles credited to paid
+    spans; the pool part is the rest (docs/attribution.md "Inference")."""
+    owners = sum(amount for _, role, amount in r.entries if ROLE_NAMES[role] in OWNER_ROLES)
+    data = r.payment - owners
+    matched = sum(m[3] for m in r.matched)
+    absent = [name for name, given in (("adapter", inf.adapter), ("agent", inf.agent)) if not given]
+    if inf.output_bytes == 0:
+        why = "unattributed (no output text): nothing can be matched, the pool part is the whole data share"
+    elif inf.covered_shingles == 0:
+        why = ("no span of at least min_span_shingles shingles of the output is held by an accepted "
+               "contribution: the pool part is the whole data share")
+    else:
+        why = (f"{inf.covered_shingles} of {inf.output_shingles} output shingles are credited to paid spans: "
+               "the matched part is matched_bps of the data share times that fraction")
+    return {
+        "amount": data,
+        "absent_parties": absent,
+        "absent_note": ("the share of each absent party stays in the data share (it is not paid to anyone "
+                        "else)") if absent else "",
+        "matched_part": matched,
+        "pool_part": data - matched,
+        "covered_shingles": inf.covered_shingles,
+        "output_shingles": inf.output_shingles,
+        "why": why,
+    }
 
 
 def _pool_unit_cap(view: StateView) -> int:
@@ -357,20 +396,29 @@ def inference_evidence(db: StateDB, inference_id: bytes, output: bytes) -> dict[
     pending = []
     chain = lineage(view, inf.model, a.lineage_max_depth)
     adapter = require_adapter_for(view, inf.adapter, inf.model) if inf.adapter else None
+    paid = {m[0] for m in receipt.matched}
     for d in relevant_datanets(chain, adapter):
-        children, _ = history.members(db, history.DATANET_CONTRIBUTIONS, d, 0, PENDING_SCAN, sub=bytes([PENDING]))
-        for child in children:
-            cid = child[-32:]
-            c = _contribution(view, cid)
-            if c is None or c.status != PENDING:
-                continue
-            fp, _ = get_sketch(view, cid)
-            found = chains_with(hashes, fp, get_positions(view, cid), a.min_span_shingles, a.winnow_window)
-            if found:
-                pending.append({"contribution": to_hex(cid), "datanet": to_hex(d), "status": "pending",
-                                "shingles": sum(n for _, _, n in found),
-                                "spans": [{"output_shingle": o, "contribution_shingle": cs, "shingles": n,
-                                           **dict(zip(("start", "end"), chars(o, n)))} for o, cs, n in found],
-                                "note": "quoted but not accepted yet: paid nothing; later inferences "
-                                        "pay it once a curator accepts it"})
+        # pending now, or accepted only after this inference: quoted, but not accepted when it ran
+        for status in (PENDING, ACCEPTED):
+            children, _ = history.members(db, history.DATANET_CONTRIBUTIONS, d, 0, PENDING_SCAN, sub=bytes([status]))
+            for child in children:
+                cid = child[-32:]
+                c = _contribution(view, cid)
+                if c is None or c.status != status or cid in paid:
+                    continue
+                if status == ACCEPTED and c.accepted_height <= inf.height:
+                    continue  # accepted when the inference ran: the matching rules decided
+                fp, _ = get_sketch(view, cid)
+                found = chains_with(hashes, fp, get_positions(view, cid), a.min_span_shingles, a.winnow_window)
+                if found:
+                    note = ("quoted but not accepted yet: paid nothing; later inferences pay it once a curator "
+                            "accepts it") if status == PENDING else (
+                            f"quoted but accepted only at height {c.accepted_height}, after this inference "
+                            f"(height {inf.height}): paid nothing by it")
+                    pending.append({"contribution": to_hex(cid), "datanet": to_hex(d),
+                                    "status": "pending" if status == PENDING else "accepted_later",
+                                    "shingles": sum(n for _, _, n in found),
+                                    "spans": [{"output_shingle": o, "contribution_shingle": cs, "shingles": n,
+                                               **dict(zip(("start", "end"), chars(o, n)))} for o, cs, n in found],
+                                    "note": note})
     return {"output_spans": spans, "pending_matches": pending}

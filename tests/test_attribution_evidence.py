@@ -18,7 +18,7 @@ from state import queries
 from state.attribution.pools import PRECISION
 from state.attribution.split import split_fee
 from state.crypto import sha256, to_hex
-from state.tx import CreateDatanet, Infer, RegisterModel, Review
+from state.tx import CreateDatanet, Infer, RegisterAdapter, RegisterAgent, RegisterModel, Review
 
 OWNER, DEV, ALICE, BOB, USER, MALLORY, CAROL = KEYS[:7]
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +46,13 @@ class Setup:
         cid = self.w.ok(key, self.w.contribute_body(d, content)).hash
         if accept:
             self.w.ok(OWNER, Review(cid, 1))
+        self.texts[cid] = (d, content)
+        return cid
+
+    def contribute_bonded(self, d: bytes, text: str, bond: int, key: Any = ALICE) -> bytes:
+        content = text.encode()
+        cid = self.w.ok(key, self.w.contribute_body(d, content, bond=bond)).hash
+        self.w.ok(OWNER, Review(cid, 1))
         self.texts[cid] = (d, content)
         return cid
 
@@ -277,6 +284,17 @@ def test_evidence_locates_paid_spans_and_names_quoted_pending_contributions(worl
     (note,) = ev["pending_matches"]
     assert (note["contribution"], note["status"]) == (to_hex(pending), "pending") and "not accepted" in note["note"]
     assert all(output[sp["start"]:sp["end"]] in pending_text for sp in note["spans"])
+    # accepted afterwards: that receipt still says why it paid nothing (the quote came before acceptance)
+    world.ok(OWNER, Review(pending, 1))
+    ev = queries.inference_evidence(world.chain.db, bytes.fromhex(r["inference"]["id"][2:]), output.encode())
+    assert ev is not None
+    (note,) = ev["pending_matches"]
+    assert (note["contribution"], note["status"]) == (to_hex(pending), "accepted_later")
+    assert "after this inference" in note["note"]
+    later = s.infer(m, output)  # and a new output quoting it pays it, with nothing left to explain
+    assert sorted(mm["contribution"] for mm in later["matched"]) == sorted([to_hex(accepted), to_hex(pending)])
+    ev = queries.inference_evidence(world.chain.db, bytes.fromhex(later["inference"]["id"][2:]), output.encode())
+    assert ev is not None and ev["pending_matches"] == []
 
 
 def test_pool_part_weighs_contributions_by_size_up_to_the_cap(world: World) -> None:
@@ -347,3 +365,68 @@ def test_verifier_checks_the_pool_part_against_lineage_mixes_and_the_cap(world: 
     forged["pools"][0]["reward_per_unit_added"] = str(int(forged["pools"][0]["reward_per_unit_added"]) * 2)
     assert verify_receipt.check_pool(forged, chain_of(m1), owners, cap)
     assert verify_receipt.check_pool(quoting, chain_of(m1), owners, cap * 2)
+
+
+def test_no_overlap_receipt_says_where_the_data_share_and_absent_parties_shares_went(world: World) -> None:
+    """An output that overlaps nothing: the data share (with the shares of an absent adapter and
+    agent in it, and nothing else) all goes to the pool part, weighted min(size, pool_unit_cap), and
+    the receipt says so: data_share names the absent parties, the matched part 0 and why."""
+    s = Setup(world)
+    d = s.datanet()
+    small = s.contribute(d, words(140, 100))
+    big = s.contribute(d, words(141, 2_500), key=BOB)  # over the cap
+    m = s.model(d)
+    a = world.a
+    payment = 1_000_000
+    unrelated = words(142, 80)
+    bare = s.infer(m, unrelated, payment=payment)
+    ds = bare["data_share"]
+    assert bare["matched"] == [] and ds["matched_part"] == 0 and ds["covered_shingles"] == 0
+    assert ds["absent_parties"] == ["adapter", "agent"] and "stays in the data share" in ds["absent_note"]
+    assert "no span" in ds["why"]
+    # exactly validators + model are taken out; adapter and agent bps stay in data, and all of it pools
+    expected = payment - payment * a.validators_bps // 10_000 - payment * a.model_bps // 10_000
+    assert ds["amount"] == ds["pool_part"] == expected
+    assert sum(e["amount"] for e in bare["entries"] if e["role"] == "datanet_pool") == expected
+    (pool,) = bare["pools"]
+    cap = a.pool_unit_cap
+    assert pool["total_units"] == len(s.texts[small][1]) + cap  # the big text weighs the cap, not its size
+    # with an adapter and an agent named, their shares go to their owners and the data share shrinks by them
+    adapter = world.ok(CAROL, RegisterAdapter("ad", m, ((d, 10_000),))).hash
+    world.ok(MALLORY, RegisterAgent("bot", m, adapter, CAROL.address, 0))
+    data = unrelated.encode()
+    tx = world.ok(MALLORY, Infer(m, adapter, MALLORY.address, payment, 1, 1, sha256(data), data))
+    full = queries.get_receipt(world.chain.db, tx.hash)
+    assert full is not None and full["data_share"]["absent_parties"] == [] and full["data_share"]["absent_note"] == ""
+    assert expected - full["data_share"]["amount"] == payment * a.adapter_bps // 10_000 + payment * a.agent_bps // 10_000
+    unattributed = s.infer(m, "", payment=payment)
+    assert "unattributed" in unattributed["data_share"]["why"]
+
+
+def test_splitting_past_the_pool_cap_earns_at_most_the_by_size_share_and_costs_a_bond_per_part(world: World) -> None:
+    """Bound for the pool part: min(size, cap) is subadditive, so cutting a text longer than the
+    cap into parts of at most the cap recovers (only) the by-size weight: the parts together earn
+    at most what their total size would earn without a cap, and each part pays its own bond and
+    must pass the duplicate and containment checks as a text of its own."""
+    s = Setup(world)
+    cap = world.a.pool_unit_cap
+    d_whole = world.ok(OWNER, CreateDatanet("whole", "", 100)).hash
+    d_split = world.ok(OWNER, CreateDatanet("split", "", 100)).hash
+    ref_whole = s.contribute_bonded(d_whole, words(150, 300), 100)
+    ref_split = s.contribute_bonded(d_split, words(151, 300), 100, key=CAROL)
+    whole_words, split_words = words(152, 4_000).split(), words(153, 4_000).split()
+    whole = s.contribute_bonded(d_whole, " ".join(whole_words), 100, key=MALLORY)
+    third = len(split_words) // 3
+    parts = [s.contribute_bonded(d_split, " ".join(split_words[i * third:(i + 1) * third]), 100, key=MALLORY)
+             for i in range(3)]
+    part_sizes = [len(s.texts[p][1]) for p in parts]
+    assert len(s.texts[whole][1]) > 2 * cap and all(size <= cap for size in part_sizes)
+    r = s.infer(s.model(d_whole, d_split), "", payment=2_000_000)  # unattributed: all to the two pools
+    pool = {p["datanet"]: p["amount"] for p in r["pools"]}
+    owed = {c: queries.pending_rewards(world.chain.db, c)["unclaimed"] for c in (whole, *parts)}  # type: ignore[index]
+    ref = len(s.texts[ref_split][1])
+    by_size = pool[to_hex(d_split)] * sum(part_sizes) // (sum(part_sizes) + ref)
+    assert sum(owed[p] for p in parts) <= by_size
+    assert owed[whole] <= pool[to_hex(d_whole)] * cap // (cap + len(s.texts[ref_whole][1]))  # the whole is capped
+    assert all(queries.pending_rewards(world.chain.db, p)["bond"] == 100 for p in parts)  # type: ignore[index]
+    assert sum(owed[p] for p in parts) > owed[whole]  # what the cap alone does not stop: recorded, bounded above

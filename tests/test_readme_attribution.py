@@ -201,11 +201,15 @@ def test_readme_attribution_walkthrough_pays_the_contributor_and_names_pending_q
         receipt = walk.call("attribution", {"inference": walk.ids["inference"]})
         assert receipt["receipts"][0]["matched"] == []
         assert [p["contribution"] for p in receipt["pending_matches"]] == [pending]
+        before_review = walk.ids["inference"]
         # after the README's review line, the same output pays it
         for wanted in ("tx review", "tx infer", "query attribution inference="):
             out = walk.run(next(s for s in steps if wanted in s))
         receipt = walk.call("attribution", {"inference": walk.ids["inference"]})
         assert [m["contribution"] for m in receipt["receipts"][0]["matched"]] == [pending]
         assert receipt["pending_matches"] == [] and "pending_matches: []" in out
+        # the earlier receipt still says why it paid nothing: accepted only after that inference
+        earlier = walk.call("attribution", {"inference": before_review})["pending_matches"]
+        assert [(p["contribution"], p["status"]) for p in earlier] == [(pending, "accepted_later")]
     finally:
         walk.stop()

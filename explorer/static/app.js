@@ -269,7 +269,7 @@ async function pageInference(id) {
   <h2>Matched contributions</h2>${table(["contribution", "owner", "score", "amount", "spans (output shingle / contribution shingle / length, credited x weight)"], r.matched.map((m) => [link("contribution", m.contribution), link("address", m.owner), esc(m.score), amount(m.amount),
     esc((m.spans || []).map((s) => `${s.output_shingle}/${s.contribution_shingle}/${s.shingles}, ${s.credited}x${s.weight}`).join("; "))]), "No contribution matched this output.")}
   <h2>Output</h2>${inf.output ? `<div class="output">${highlight(inf.output, inf.output_spans || [])}</div>` : '<p class="muted">Unattributed: the payer kept the text private (only its hash is on chain); the data share went to the datanet pools.</p>'}
-  ${(inf.pending_matches || []).length ? `<h2>Quoted but not accepted yet</h2>${table(["contribution", "datanet", "shingles", "why unpaid"], inf.pending_matches.map((p) => [link("contribution", p.contribution), link("datanet", p.datanet), String(p.shingles), esc(p.note)]), "")}` : ""}`);
+  ${(inf.pending_matches || []).length ? `<h2>Quoted but not accepted when it ran</h2>${table(["contribution", "datanet", "shingles", "why unpaid"], inf.pending_matches.map((p) => [link("contribution", p.contribution), link("datanet", p.datanet), String(p.shingles), esc(p.note)]), "")}` : ""}`);
 }
 
 async function pageAddress(addr) {
