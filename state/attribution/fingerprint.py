@@ -283,6 +283,8 @@ def winnowed_values(hashes: Sequence[int], window: int) -> tuple[int, ...]:
     if not h:
         return ()
     w = min(window, len(h))
+    if w == 1:
+        return tuple(sorted(set(h)))
     return tuple(sorted(set(map(min, *(h[i:] for i in range(w))))))
 
 
