@@ -532,7 +532,12 @@ def join_and_time(home: Home, rpc_port: int, tip: int, label: str, limit_s: floa
             time.sleep(0.1)
         took = time.monotonic() - launched
         mine = node.call("block", {"height": tip})["block_id"]["hash"]
-        text = node.log.read_text(errors="replace")
+        # the block-sync summary (with the bytes) is logged once the syncer finds no peer ahead
+        summary_by = time.monotonic() + 30
+        while not BLOCK_SYNC_LINE.search(text := node.log.read_text(errors="replace")):
+            if time.monotonic() > summary_by:
+                raise RuntimeError(f"{label} node logged no block-sync summary; see {node.log}")
+            time.sleep(0.1)
         blocks = BLOCK_SYNC_LINE.findall(text)
         state = STATE_SYNC_LINE.findall(text)
         connected = CONNECTED_LINE.search(text)

@@ -66,7 +66,10 @@ def commitment_key(commitment: bytes) -> bytes:
 
 def containment_key(fp_hash: int) -> bytes:
     """Containment index over every datanet: sampled fingerprint hash -> contribution ids."""
-    return _s(b"ct/", u64(fp_hash))
+    return CONTAINMENT_PREFIX + u64(fp_hash)
+
+
+CONTAINMENT_PREFIX = _s(b"ct/")
 
 
 def content_hash_key(content_hash: bytes) -> bytes:

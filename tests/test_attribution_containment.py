@@ -227,3 +227,36 @@ def test_containment_buckets_are_bounded_and_unindexing_restores_them(world: Wor
     for cid in ids:
         unindex_containment(view, cid, fp, 4)
     assert containment_candidates(view, fp, 4) == []
+
+
+def test_find_containments_agrees_with_the_pairwise_rule(world: World) -> None:
+    """The index lookup's shortcut (whole sets when neither fingerprint is cut) finds exactly the
+    texts ``containment_bps`` puts at or over the threshold, cut or not."""
+    from state.attribution.dedupe import containment_bps, find_containments
+
+    view = world.view()
+    texts = [corpus()[n] for n in ("topic:import", "stdlib:heapq.py", "licence:MPL-2.0", "licence:GPL-3")]
+    rng = random.Random(9)
+    stored = []  # every cap's sketches stay in the index
+    for cap in (64, 4096):
+        p = dataclasses.replace(fingerprint_params(world.a), fingerprint_max=cap)
+        for i, text in enumerate(texts):
+            for share in (0.25, 0.5, 1.0):
+                part = excerpt(rng, text, share)
+                fp = fingerprint_text(part.encode(), p).fingerprint
+                cid = sha256(b"%d/%d/%s" % (cap, i, str(share).encode()))
+                view.put_obj(keys.contribution_sketch_key(cid), _sketch(fp))
+                index_containment(view, cid, fp, 4)
+                stored.append((cid, fp))
+        for text in texts:
+            new = fingerprint_text(text.encode(), p).fingerprint
+            found = set(find_containments(view, new, 4, cap, 5000))
+            candidates = set(containment_candidates(view, new, 4))
+            assert found == {cid for cid, fp in stored if cid in candidates and containment_bps(new, fp, cap) >= 5000}
+            assert found  # each text's own excerpts
+
+
+def _sketch(fp: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    from state.attribution.records import Sketch, pack_u64s
+
+    return Sketch(pack_u64s(fp), pack_u64s((1,) * 128), b"\x00" * 4 * len(fp))

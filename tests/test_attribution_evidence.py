@@ -49,6 +49,13 @@ class Setup:
         self.texts[cid] = (d, content)
         return cid
 
+    def contribute_bonded(self, d: bytes, text: str, bond: int, key: Any = ALICE) -> bytes:
+        content = text.encode()
+        cid = self.w.ok(key, self.w.contribute_body(d, content, bond=bond)).hash
+        self.w.ok(OWNER, Review(cid, 1))
+        self.texts[cid] = (d, content)
+        return cid
+
     def model(self, *datanets: bytes) -> bytes:
         share = 10_000 // len(datanets)
         mix = tuple((d, share + (10_000 - share * len(datanets) if i == 0 else 0)) for i, d in enumerate(datanets))
@@ -394,3 +401,32 @@ def test_no_overlap_receipt_says_where_the_data_share_and_absent_parties_shares_
     assert expected - full["data_share"]["amount"] == payment * a.adapter_bps // 10_000 + payment * a.agent_bps // 10_000
     unattributed = s.infer(m, "", payment=payment)
     assert "unattributed" in unattributed["data_share"]["why"]
+
+
+def test_splitting_past_the_pool_cap_earns_at_most_the_by_size_share_and_costs_a_bond_per_part(world: World) -> None:
+    """Bound for the pool part: min(size, cap) is subadditive, so cutting a text longer than the
+    cap into parts of at most the cap recovers (only) the by-size weight: the parts together earn
+    at most what their total size would earn without a cap, and each part pays its own bond and
+    must pass the duplicate and containment checks as a text of its own."""
+    s = Setup(world)
+    cap = world.a.pool_unit_cap
+    d_whole = world.ok(OWNER, CreateDatanet("whole", "", 100)).hash
+    d_split = world.ok(OWNER, CreateDatanet("split", "", 100)).hash
+    ref_whole = s.contribute_bonded(d_whole, words(150, 300), 100)
+    ref_split = s.contribute_bonded(d_split, words(151, 300), 100, key=CAROL)
+    whole_words, split_words = words(152, 4_000).split(), words(153, 4_000).split()
+    whole = s.contribute_bonded(d_whole, " ".join(whole_words), 100, key=MALLORY)
+    third = len(split_words) // 3
+    parts = [s.contribute_bonded(d_split, " ".join(split_words[i * third:(i + 1) * third]), 100, key=MALLORY)
+             for i in range(3)]
+    part_sizes = [len(s.texts[p][1]) for p in parts]
+    assert len(s.texts[whole][1]) > 2 * cap and all(size <= cap for size in part_sizes)
+    r = s.infer(s.model(d_whole, d_split), "", payment=2_000_000)  # unattributed: all to the two pools
+    pool = {p["datanet"]: p["amount"] for p in r["pools"]}
+    owed = {c: queries.pending_rewards(world.chain.db, c)["unclaimed"] for c in (whole, *parts)}  # type: ignore[index]
+    ref = len(s.texts[ref_split][1])
+    by_size = pool[to_hex(d_split)] * sum(part_sizes) // (sum(part_sizes) + ref)
+    assert sum(owed[p] for p in parts) <= by_size
+    assert owed[whole] <= pool[to_hex(d_whole)] * cap // (cap + len(s.texts[ref_whole][1]))  # the whole is capped
+    assert all(queries.pending_rewards(world.chain.db, p)["bond"] == 100 for p in parts)  # type: ignore[index]
+    assert sum(owed[p] for p in parts) > owed[whole]  # what the cap alone does not stop: recorded, bounded above

@@ -102,3 +102,33 @@ def test_posting_keys_split_back_into_datanet_and_hash() -> None:
     for bad in (k[:-1], k + b"\x00", keys.account_key(b"\x01" * 20)):
         with pytest.raises(ValueError, match="not a posting-record key"):
             keys.split_fp_postings_key(bad)
+
+
+def test_containment_reads_match_plain_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The in-memory containment index equals the committed records: after commits, deletes,
+    with pending block and transaction writes, and after reopening."""
+    rng = random.Random(6)
+    present = [keys.containment_key(rng.getrandbits(64)) for _ in range(2000)]
+    probe = present + [keys.containment_key(rng.getrandbits(64)) for _ in range(2000)]
+    rng.shuffle(probe)
+    with StateDB(tmp_path / "db") as db:
+        commit(db, {k: b"c" + k[-8:] for k in present})
+        commit(db, {k: None for k in present[:100]})
+        assert len(db.containment) == 1900
+        view = db.view()
+        assert view.get_containment(probe) == [db.raw.get(k) for k in probe]
+        view.put(present[1500], b"pending")
+        view.delete(present[150])
+        assert view.get_containment(probe) == [view.get(k) for k in probe]
+        with view.transaction():
+            view.put(present[1500], b"in tx")
+            view.put(present[50], b"back in tx")
+            view.delete(present[200])
+            in_tx = view.get_containment(probe)
+            assert in_tx == [view.get(k) for k in probe]
+            assert in_tx[probe.index(present[1500])] == b"in tx" and in_tx[probe.index(present[200])] is None
+        db.commit(view)
+        assert db.view().get_containment(probe) == [db.raw.get(k) for k in probe]
+    with StateDB(tmp_path / "db") as db:  # reopened: rebuilt from the store
+        assert len(db.containment) == 1900 + 1 - 1 - 1
+        assert db.view().get_containment(probe) == [db.raw.get(k) for k in probe]

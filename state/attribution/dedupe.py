@@ -104,8 +104,8 @@ def pair_conflict(a: Fingerprint, b: Fingerprint, params: FingerprintParams, con
 def containment_candidates(view: StateView, fingerprint: tuple[int, ...], mod: int) -> list[bytes]:
     """Ids sharing at least MIN_SAMPLED_SHARED sampled hashes, most shared first, then by id; bounded."""
     shared: dict[bytes, int] = {}
-    for h in containment_sample(fingerprint, mod):
-        raw = view.get(keys.containment_key(h))
+    wanted = [keys.containment_key(h) for h in containment_sample(fingerprint, mod)]
+    for raw in view.get_containment(wanted):
         if raw is None:
             continue
         for cid in split_ids(unpack_stored(raw)[0]):
@@ -119,21 +119,32 @@ def find_containments(view: StateView, fingerprint: tuple[int, ...], mod: int, c
     """Live contributions (any datanet) that hold at least ``threshold_bps`` of ``fingerprint``, or
     whose own fingerprint lies at least that much in it, in candidate rank order."""
     found = []
+    held = frozenset(fingerprint)  # one set for every candidate
     for cid in containment_candidates(view, fingerprint, mod):
         sketch = view.get_obj(keys.contribution_sketch_key(cid), Sketch)
-        if sketch is not None and containment_bps(fingerprint, unpack_u64s(sketch.fingerprint), cap) >= threshold_bps:
+        if sketch is None:
+            continue
+        other = unpack_u64s(sketch.fingerprint)
+        if len(fingerprint) < cap and len(other) < cap:  # neither cut: whole sets (the cut below is a no-op)
+            shared = len(held.intersection(other))
+            share = 0 if shared < MIN_SHARED else max(shared * BPS // len(fingerprint), shared * BPS // len(other))
+        else:
+            share = containment_bps(fingerprint, other, cap)
+        if share >= threshold_bps:
             found.append(cid)
     return found
 
 
 def index_containment(view: StateView, contribution_id: bytes, fingerprint: tuple[int, ...], mod: int) -> None:
-    for h in containment_sample(fingerprint, mod):
-        _bucket_add(view, keys.containment_key(h), contribution_id, CONTAINMENT_BUCKET_CAP)
+    wanted = [keys.containment_key(h) for h in containment_sample(fingerprint, mod)]
+    for k, raw in zip(wanted, view.get_containment(wanted)):
+        _bucket_add(view, k, contribution_id, CONTAINMENT_BUCKET_CAP, raw)
 
 
 def unindex_containment(view: StateView, contribution_id: bytes, fingerprint: tuple[int, ...], mod: int) -> None:
-    for h in containment_sample(fingerprint, mod):
-        _bucket_remove(view, keys.containment_key(h), contribution_id)
+    wanted = [keys.containment_key(h) for h in containment_sample(fingerprint, mod)]
+    for k, raw in zip(wanted, view.get_containment(wanted)):
+        _bucket_remove(view, k, contribution_id, raw)
 
 
 def find_exact_duplicate(view: StateView, content_hash: bytes) -> bytes | None:
@@ -188,17 +199,20 @@ def unindex_contribution(view: StateView, contribution_id: bytes, content_hash: 
         _bucket_remove(view, keys.lsh_band_key(band, band_hash), contribution_id)
 
 
-def _bucket_add(view: StateView, k: bytes, contribution_id: bytes, cap: int) -> None:
-    """Append an id to a bucket (msgpack [bin(32 * n)]) unless it already holds ``cap``."""
-    raw = view.get(k)
+def _bucket_add(view: StateView, k: bytes, contribution_id: bytes, cap: int, raw: bytes | None | bool = False) -> None:
+    """Append an id to a bucket (msgpack [bin(32 * n)]) unless it already holds ``cap``;
+    ``raw``: the bucket's current value if the caller has read it (False: read it here)."""
+    if raw is False:
+        raw = view.get(k)
     ids = unpack_stored(raw)[0] if raw is not None else b""
     if len(ids) < cap * len(contribution_id):
         view.put(k, pack([ids + contribution_id]))
 
 
-def _bucket_remove(view: StateView, k: bytes, contribution_id: bytes) -> None:
+def _bucket_remove(view: StateView, k: bytes, contribution_id: bytes, raw: bytes | None | bool = False) -> None:
     """Take an id out of a bucket; a bucket that was full when the id came never held it."""
-    raw = view.get(k)
+    if raw is False:
+        raw = view.get(k)
     if raw is None:
         return
     held = split_ids(unpack_stored(raw)[0])

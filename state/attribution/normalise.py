@@ -141,11 +141,37 @@ def _pass(text: str) -> str:
     return _ASCII_JOINER.sub("", text) if text.isascii() else _join_inner(text)
 
 
+_ASCII_UPPER = re.compile(r"[A-Z]")
+
+
+def _is_fixed_point(out: str) -> bool:
+    """True only if ``_pass(out) == out`` for an ``out`` that ``_pass`` returned (a cheap test,
+    so the confirming pass is skipped; False means: run it). Such an ``out`` holds no joinable
+    apostrophe or hyphen run (the joiner was its last step, and removing a run never makes
+    another one joinable). If also no character has a case folding, a prototype or is
+    Default_Ignorable, and the text is NFD and NFKC already, every step of ``_pass`` leaves it as
+    it is."""
+    if _ASCII_UPPER.search(out):
+        return False
+    _, skeleton, ascii_keys = _char_tables()
+    if any(ch in out for ch in ascii_keys):
+        return False
+    if out.isascii():
+        return True  # ASCII: already NFD and NFKC, nothing to drop
+    folding = ucd.non_ascii_folding()
+    if folding is None:
+        return False
+    chars = set(_NON_ASCII.findall(out))
+    if not (chars.isdisjoint(skeleton) and chars.isdisjoint(folding) and _char_tables()[0].isdisjoint(chars)):
+        return False
+    return ucd.normalize("NFD", out) == out and ucd.normalize("NFKC", out) == out
+
+
 def normalise(text: str) -> str:
     """Normalisation v2 of a text: one pass, repeated until it changes nothing (at most MAX_PASSES)."""
     for _ in range(MAX_PASSES):
         out = _pass(text)
-        if out == text:
-            break
+        if out == text or _is_fixed_point(out):
+            return out
         text = out
     return text

@@ -90,7 +90,7 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _folding_cache: list[tuple[dict[int, str], dict[str, str] | None]] = []
 
 
-def _non_ascii_folding() -> dict[str, str] | None:
+def non_ascii_folding() -> dict[str, str] | None:
     """The table's non-ASCII entries by character, if ``fold_case`` may apply it by replacing the
     characters a text holds: ASCII entries exactly A-Z -> a-z and no target holding a source
     (full case folding is closed); None otherwise (then it translates). Derived once per loaded
@@ -110,7 +110,7 @@ def fold_case(text: str) -> str:
     same without the table)."""
     if text.isascii():
         return text.lower()
-    rest = _non_ascii_folding()
+    rest = non_ascii_folding()
     if rest is None:
         return text.translate(_casefolding())
     # bytes.lower maps only A-Z (every byte of a multi-byte UTF-8 sequence is >= 0x80)
