@@ -5,12 +5,15 @@ text-to-shingles steps with the node (``state.attribution.fingerprint``: normali
 shingle hashes, winnowing; they are specified byte for byte in docs/attribution.md).
 
 Usage:
-    python docs/verify_receipt.py --rpc http://127.0.0.1:26657 INFERENCE_ID
+    python docs/verify_receipt.py --rpc http://127.0.0.1:26657 [--full] INFERENCE_ID
 
 asks a node for the inference, its output text, its receipt, the params and the text of every
 paid contribution (`contribution_content`), and checks every paid span, score and amount against
 the texts (``check_spans``: valid whatever happened on chain since), and the pool part against
-the model's lineage and mixes and the pool rule (``check_pool``). It prints ``OK`` or each
+the model's lineage and mixes and the pool rule (``check_pool``); with ``--full``, the whole
+matched part recomputed from every contribution accepted in the relevant datanets when the
+inference ran (``full_check_from_node``: their lists and histories from the node's explorer index,
+their texts from the blocks), weights and earliest-holder order included. It prints ``OK`` or each
 difference. ``verify(bundle)`` recomputes the whole matched part from the output and the texts
 of all accepted contributions of the relevant datanets as they were at the inference's block
 (the tests use it; a node keeps no history of state).
@@ -137,6 +140,14 @@ def verify(bundle: dict[str, Any]) -> list[str]:
 # ---- against a node: what can be checked whatever happened since --------------------------------
 
 
+OWNER_ROLES = ("validators", "model_owner", "adapter_owner", "agent_owner")
+
+
+def data_share(receipt: dict[str, Any]) -> int:
+    """The payment less the validators', model's, adapter's and agent's entries."""
+    return receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in OWNER_ROLES)
+
+
 def check_spans(output: bytes, receipt: dict[str, Any], inference: dict[str, Any], texts: dict[bytes, bytes],
                 p: dict[str, Any]) -> list[str]:
     """Checks that hold however the chain changed after the inference: every paid span is really in
@@ -168,8 +179,7 @@ def check_spans(output: bytes, receipt: dict[str, Any], inference: dict[str, Any
             problems.append(f"{cid.hex()}: score {m['score']}, its spans give {score}")
     if covered != inference["covered_shingles"]:
         problems.append(f"spans credit {covered} shingles, the inference says {inference['covered_shingles']}")
-    owners = {"validators", "model_owner", "adapter_owner", "agent_owner"}
-    data = receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in owners)
+    data = data_share(receipt)
     ranked = [dict(m, credited=sum(s[3] for s in m["spans"])) for m in receipt["matched"]]
     if ranked:
         matched_payouts(data, p["matched_bps"], max(1, len(out)), ranked)
@@ -207,8 +217,7 @@ def check_pool(receipt: dict[str, Any], chain: list[tuple[list[tuple[str, int]],
     contribution's ``units = min(size, pool_unit_cap)`` its share of a deposit is
     ``units * reward_per_unit_added / 10**18`` (``pool_share``)."""
     problems = []
-    owners = {"validators", "model_owner", "adapter_owner", "agent_owner"}
-    data = receipt["payment"] - sum(e["amount"] for e in receipt["entries"] if e["role"] in owners)
+    data = data_share(receipt)
     pool_part = data - sum(m["amount"] for m in receipt["matched"])
     want = {d: a for d, a in split_lineage(pool_part, chain).items() if a > 0}
     deposits = {e["recipient"]: e["amount"] for e in receipt["entries"] if e["role"] == "datanet_pool"}
@@ -285,12 +294,69 @@ def check_from_node(url: str, inference_id: str) -> list[str]:
     return problems + check_spans(inference["output"].encode(), receipt, inference, texts, params)
 
 
+def status_at(events: list[dict[str, Any]], height: int) -> str | None:
+    """A contribution's status when block ``height`` ran, from its history (None: it changed in that
+    very block, so the order of transactions inside it decides and this verifier does not)."""
+    if any(e["height"] == height for e in events):
+        return None
+    before = [e for e in events if e["height"] < height]
+    return before[-1]["status"] if before else "absent"
+
+
+def full_check_from_node(url: str, inference_id: str, limit: int = 5000) -> list[str]:
+    """``verify`` against a node: the texts of every contribution that was accepted in a relevant
+    datanet when the inference ran (from the contribution lists and their histories, which the node's
+    explorer index keeps), then the whole matched part recomputed from them: weights and the
+    earliest-holder order included. At most ``limit`` contributions are read."""
+    inference = _rpc(url, "inference", id=inference_id)
+    receipt = _rpc(url, "attribution", inference=inference_id)["receipts"][0]
+    params = _rpc(url, "params")["params"]["attribution"]
+    if not inference["attributed"]:
+        return []
+    chain = lineage_from_node(url, inference["model"], params["lineage_max_depth"])
+    relevant = {d for mix, _ in chain for d, _ in mix}
+    if inference["adapter"]:
+        relevant.update(x["datanet"] for x in _rpc(url, "adapter", id=inference["adapter"])["datanets"])
+    problems: list[str] = []
+    contributions = []
+    read = 0
+    for d in sorted(relevant):
+        page = 1
+        while True:
+            listed = _rpc(url, "contributions", datanet=d, page=page, per_page=100)
+            for c in listed["contributions"]:
+                read += 1
+                if read > limit:
+                    return problems + [f"more than {limit} contributions to read: not checked"]
+                status = status_at(_rpc(url, "contribution_history", id=c["id"])["events"], inference["height"])
+                if status is None:
+                    problems.append(f"{c['id']} changed status in the inference's block: order not checked")
+                elif status == "accepted":
+                    text = _rpc(url, "contribution_content", id=c["id"])["content"].encode()
+                    contributions.append({"id": _hex(c["id"]), "datanet": _hex(d), "text": text,
+                                          "place": (c["commit_height"], c["commit_index"])})
+            if page * 100 >= listed["total"]:
+                break
+            page += 1
+    matched = [{"contribution": _hex(m["contribution"]), "score": m["score"], "amount": m["amount"],
+                "spans": [(s["output_shingle"], s["contribution_shingle"], s["shingles"], s["credited"], s["weight"])
+                          for s in m["spans"]]} for m in receipt["matched"]]
+    bundle = {"params": params, "receipt": {"matched": matched}, "output": inference["output"].encode(),
+              "data_share": data_share(receipt),
+              "relevant_datanets": len(relevant), "contributions": contributions}
+    return problems + verify(bundle)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rpc", default="http://127.0.0.1:26657")
+    ap.add_argument("--full", action="store_true",
+                    help="also recompute the whole matched part from every contribution accepted at that block")
     ap.add_argument("inference")
     args = ap.parse_args()
     problems = check_from_node(args.rpc, args.inference)
+    if args.full:
+        problems += full_check_from_node(args.rpc, args.inference)
     for line in problems:
         print(line)
     print("OK" if not problems else f"{len(problems)} difference(s)")
