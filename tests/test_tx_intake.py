@@ -7,6 +7,7 @@ event loop with no per-peer bound, and every signature was checked on the event 
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,10 @@ async def test_clients_are_refused_once_the_pool_holds_more_than_max_wait_of_com
     from node.tx_intake import MIN_BACKLOG
 
     senders = 70
-    home, keys, chain_id = funded_home(tmp_path, senders, mempool__max_wait_ms=1_000, consensus__max_block_txs=5)
+    # intake_share_pct 100: on a loaded machine the loop-time budget turned part of the batch away
+    # as intake_busy first (2 of 6 runs with 4 CPU hogs); this test is about the backlog bound
+    home, keys, chain_id = funded_home(tmp_path, senders, mempool__max_wait_ms=1_000, consensus__max_block_txs=5,
+                                       mempool__intake_share_pct=100)
     async with running_node(home) as node:
         await wait_for(lambda: node.chain.height >= 2, 30, "height 2")
         txs = [transfer(k, chain_id, n) for n in range(10) for k in keys]  # 700, nonces in order
@@ -153,5 +157,11 @@ async def test_clients_are_refused_once_the_pool_holds_more_than_max_wait_of_com
     assert bound is not None and bound < MIN_BACKLOG + 100, bound  # 5-tx blocks: the floor decides
     assert MIN_BACKLOG - 50 <= accepted <= bound + 50, accepted  # a few 5-tx blocks commit meanwhile
     full = [e for e in refused if e["data"]["reason"] == "mempool_full"]
-    assert len(full) >= len(txs) - bound - 50 and all(e["code"] == -32005 for e in full), refused[:3]
+    reasons = collections.Counter(e["data"]["reason"] for e in refused)
+    # the excess is refused: at the backlog bound (mempool_full), or as a later nonce of a sender
+    # whose earlier transaction was (future_nonce); how many of each depends on when blocks commit
+    assert len(refused) >= len(txs) - bound - 50 and set(reasons) <= {"mempool_full", "future_nonce"}, reasons
+    assert full and all(e["code"] == -32005 for e in full), reasons
+    first = next(a for a in answers if "error" in a)
+    assert first["error"]["data"]["reason"] == "mempool_full", first
     assert "max_wait_ms" in full[0]["data"].get("message", full[0]["message"]), full[0]
