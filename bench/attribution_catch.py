@@ -108,7 +108,11 @@ def main() -> None:
                     "rejected_checks": sum(rejected[x] for x in ij),
                     "pairs_ever_rejected": sum(1 for x in ij if rejected[x]),
                     "closest": listed[:12] if b != "distinct" else listed[:6]}
+    licences = [{"a": corpus[i][0], "b": corpus[j][0], "true_bps": band_of[(i, j)][1], "rejected_keys": rejected[(i, j)]}
+                for (i, j) in sorted(band_of, key=lambda x: -band_of[x][1])
+                if corpus[i][0].startswith("licence:") and corpus[j][0].startswith("licence:")]
     out = {
+        "licence_pairs": licences,
         "documents": len(corpus), "edited_documents_per_class": len(docs) * args.class_keys,
         "classes": {n: {"caught": c, "total": t, "pct": round(100 * c / t, 1)} for n, (c, t) in table.items()},
         "key_choices": args.keys, "pair_bands": bands, "seconds": round(time.perf_counter() - t0, 1),
@@ -129,6 +133,14 @@ def main() -> None:
     for b in ("related", "contained"):
         for x in bands[b]["closest"]:
             print(f"  {b}: {x['a']} / {x['b']}: true {x['true_bps']} bps, rejected under {x['rejected_keys']}/{args.keys} keys")
+    print(f"\nEvery licence pair ({len(licences)}), by true containment:")
+    print("| pair | true containment | rejected under |")
+    print("|---|---|---|")
+    for x in licences:
+        if x["true_bps"] >= 2000 or x["rejected_keys"]:
+            print(f"| {x['a'][8:]} / {x['b'][8:]} | {x['true_bps'] / 100:.0f}% | {x['rejected_keys']} of {args.keys} keys |")
+    rest = [x for x in licences if x["true_bps"] < 2000 and not x["rejected_keys"]]
+    print(f"| the other {len(rest)} pairs | < 20% | 0 of {args.keys} keys each |")
     print(f"seconds: {out['seconds']}")
 
 

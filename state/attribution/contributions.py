@@ -112,6 +112,9 @@ def process_contribute(view: StateView, tx: Tx, ctx: BlockContext) -> None:
         fp = fingerprint_text(body.content, fp_params)
     except FingerprintError as exc:
         raise TxRejected("bad_content", exc.reason) from None
+    require(fp.winnowed <= a.fingerprint_max, "content_too_long",
+            f"content has {fp.winnowed} fingerprint hashes, over fingerprint_max {a.fingerprint_max}: "
+            "split it into parts at paragraph boundaries, each its own contribution")
     require(body.bond >= dn.bond_required, "bond_too_low",
             f"bond {body.bond} is below the datanet's bond_required {dn.bond_required}")
     place = consume_commitment(view, tx.sender, body.datanet, fp.content_hash, body.salt, ctx)

@@ -53,7 +53,7 @@ class FingerprintParams:
 
     shingle_k: int = f(U16, default=4)
     winnow_window: int = f(U16, default=5)
-    fingerprint_max: int = f(U16, default=1024)
+    fingerprint_max: int = f(U16, default=4096)
     output_fingerprint_max: int = f(U16, default=1024)
     minhash_size: int = f(U16, default=128)
     lsh_bands: int = f(U16, default=32)
@@ -107,6 +107,7 @@ class Fingerprint:
     minhash: tuple[int, ...]  # minhash_size values, each below 2**61 - 1
     # per fingerprint value, the index of the first shingle with that hash (span matching, issue 14)
     positions: tuple[int, ...] = ()
+    winnowed: int = 0  # distinct winnowed hashes before the cap (a contribution must keep them all)
 
 
 # ---- Unicode pinning -----------------------------------------------------------------------
@@ -271,14 +272,20 @@ def winnow(hashes: Sequence[int], window: int) -> list[int]:
 
 def winnowed_fingerprint(hashes: Sequence[int], window: int, cap: int) -> tuple[int, ...]:
     """The sorted unique hash values at the winnowed positions, capped to the ``cap`` smallest."""
+    return winnowed_values(hashes, window)[:cap]
+
+
+def winnowed_values(hashes: Sequence[int], window: int) -> tuple[int, ...]:
+    """The sorted unique hash values at the winnowed positions, all of them."""
     # Only values are kept, so the tie rule cannot matter: the values at the positions winnow()
-    # selects are exactly the window minima, which C-level min over zipped views computes fast.
+    # selects are exactly the window minima, which C-level min over shifted views computes fast.
     h = list(hashes)
     if not h:
         return ()
     w = min(window, len(h))
-    minima = set(map(min, zip(*(h[i:] for i in range(w)))))
-    return tuple(sorted(minima)[:cap])
+    if w == 1:
+        return tuple(sorted(set(h)))
+    return tuple(sorted(set(map(min, *(h[i:] for i in range(w))))))
 
 
 # ---- MinHash -------------------------------------------------------------------------------
@@ -407,13 +414,15 @@ def fingerprint_text(data: bytes, params: FingerprintParams = DEFAULT_FINGERPRIN
     if not words:
         raise FingerprintError("content has no words after normalisation")
     hashes = shingle_hashes(words, params)
-    fingerprint = winnowed_fingerprint(hashes, params.winnow_window, params.fingerprint_max)
+    winnowed = winnowed_values(hashes, params.winnow_window)
+    fingerprint = winnowed[: params.fingerprint_max]
     return Fingerprint(
         content_hash=hashlib.sha256(data).digest(),
         size=len(data),
         fingerprint=fingerprint,
         minhash=minhash_signature(hashes, params),
         positions=first_positions(hashes, fingerprint),
+        winnowed=len(winnowed),
     )
 
 
