@@ -61,6 +61,7 @@ MAX_TRACKED_PEERS = 1024
 MIN_BACKLOG = 500  # transactions the backlog bound always allows (an idle chain's rate is unknown)
 RATE_WINDOW_S = 3.0  # the commit rate is read over the blocks of this many seconds ...
 YIELD_EVERY_S = 0.005  # admission work between two checkpoints: other requests and consensus get in
+BOUND_CACHE_S = 0.02  # the backlog bound is recomputed at most this often (or after a new block)
 RATE_MIN_BLOCKS = 3  # ... or over the last this many blocks, if that reaches further back
 
 
@@ -242,6 +243,7 @@ class TxIntake:
         self.budget = IntakeBudget(self.settings.share_pct, self.settings.burst_s)
         self.peers = PeerBuckets(self.settings.peer_tx_rate)
         self._since_yield = 0.0  # admission seconds since this module last let the loop run others
+        self._bound: tuple[float, int] = (-1.0, MIN_BACKLOG)  # (when computed, the bound)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.verifier.run(task_status=task_status)
@@ -312,7 +314,14 @@ class TxIntake:
         if not self.settings.max_wait_ms or log_ is None:
             return None
         now = time.monotonic()
-        entries = list(log_)
+        when, bound = self._bound
+        if now - when < BOUND_CACHE_S and (not log_ or log_[-1][0] <= when):
+            return bound  # every refused transaction of a flood asks: computed once per BOUND_CACHE_S
+        bound = self._compute_bound(list(log_), now)
+        self._bound = (now, bound)
+        return bound
+
+    def _compute_bound(self, entries: list[tuple[float, int]], now: float) -> int:
         recent = [(t, n) for t, n in entries if now - t <= RATE_WINDOW_S]
         if len(recent) < RATE_MIN_BLOCKS:
             recent = entries[-RATE_MIN_BLOCKS:]
