@@ -84,7 +84,6 @@ def _probe_main(urls: list[str], chain_id: str, seeds: list[bytes], stop: Any, o
     """The probe's own process: its answer times are the node's, not this bench's GIL (the load
     generator's threads would otherwise delay the probe's thread by tens of ms at 5x)."""
     keys = [PrivateKey(seed) for seed in seeds]
-    times: dict[str, list[float]] = {}
     nonces = [0] * len(keys)  # fresh keys: nonce 0
     turn = 0
     with httpx.Client(timeout=30) as http:
@@ -109,10 +108,10 @@ def _probe_main(urls: list[str], chain_id: str, seeds: list[bytes], stop: Any, o
                     outcome = "accepted"
                     nonces[i] += 1
             except Exception:  # noqa: BLE001 - a probe that got no answer is counted, never fatal
-                times.setdefault("no_answer", []).append(time.perf_counter() - t0)
+                out.put(("no_answer", time.perf_counter() - t0))
                 continue
-            times.setdefault(outcome, []).append(dt)
-    out.put(times)
+            out.put((outcome, dt))  # each answer at once: a late or killed probe loses nothing sent
+    out.put(None)
 
 
 class Probe:
@@ -134,10 +133,15 @@ class Probe:
 
     def finish(self, timeout: float) -> None:
         self.stop.set()
-        try:
-            self.times = self._out.get(timeout=timeout)
-        except queue.Empty:
-            self.times = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                item = self._out.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is None:
+                break
+            self.times.setdefault(item[0], []).append(item[1])
         self.process.join(5)
         if self.process.is_alive():
             self.process.kill()
