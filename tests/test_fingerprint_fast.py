@@ -23,7 +23,9 @@ from state.attribution.fingerprint import (
     _distinct_and_first,
     _winnowed_array,
     first_positions,
+    fingerprint_output,
     fingerprint_text,
+    winnowed_fingerprint,
     minhash_signature,
     normalise,
     permute61,
@@ -60,6 +62,9 @@ def straightforward(data: bytes, params: FingerprintParams) -> Fingerprint:
 
 def agree(text: str, params: FingerprintParams) -> None:
     data = text.encode("utf-8")
+    hashes = shingle_hashes(words_of(text), params)
+    assert fingerprint_output(data, params) == winnowed_fingerprint(hashes, params.winnow_window,
+                                                                   params.output_fingerprint_max)
     try:
         expected = straightforward(data, params)
     except FingerprintError:
@@ -78,8 +83,9 @@ texts = st.one_of(
     # repetitive: few distinct words, so shingles, window minima and first positions repeat
     st.lists(st.sampled_from(["a", "b", "c", "A", "b-c", "don't", "\u4e2d", "\u2014"]), max_size=80).map(" ".join),
 )
-params = st.sampled_from([P, SMALL, FingerprintParams(shingle_k=1, winnow_window=1, fingerprint_max=3,
-                                                      minhash_size=4, lsh_bands=1, lsh_rows=4)])
+TINY = FingerprintParams(shingle_k=1, winnow_window=1, fingerprint_max=3, output_fingerprint_max=2,
+                         minhash_size=4, lsh_bands=1, lsh_rows=4)
+params = st.sampled_from([P, SMALL, TINY])
 
 
 @settings(max_examples=400, deadline=None)

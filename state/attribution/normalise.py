@@ -56,7 +56,7 @@ def _joiner() -> re.Pattern[str]:
     return re.compile(f"(?<=[{word}])['\\-]+(?=[{word}])")
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+non_ascii_chars = ucd.non_ascii_chars
 CharTables = tuple[frozenset[str], dict[str, str], tuple[str, ...]]
 _char_tables_cache: list[tuple[tuple[object, object], CharTables]] = []
 
@@ -100,16 +100,6 @@ def _skeleton(text: str) -> str:
     for ch in present:
         text = text.replace(ch, skeleton[ch])
     return text
-
-
-_ASCII_BYTES = bytes(range(128))
-
-
-def non_ascii_chars(text: str) -> set[str]:
-    """The distinct non-ASCII characters of ``text`` (its ASCII bytes deleted at C speed; a regex
-    scan costs about ten times more)."""
-    rest = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
-    return set(rest.decode("utf-8", "surrogatepass")) if rest else set()
 
 
 @functools.lru_cache(maxsize=4096)
