@@ -24,8 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from state.attribution import unicode_data as ucd
-from state.attribution.normalise import as_class, word_ranges
+from state.attribution.normalise import ASCII_WORD_BYTES, as_class, non_ascii_chars, word_ranges
 from state.attribution.normalise import normalise as normalise_v2
 from state.codec import U16, U32, U64, CodecError, canonical, f
 from state.tx import MAX_CONTENT, MAX_FINGERPRINT, MAX_MINHASH
@@ -203,6 +205,28 @@ def split_words(normalised: str) -> list[str]:
 def words_of(text: str) -> list[str]:
     """The words of a text: ``split_words(normalise(text))``."""
     return split_words(normalise(text))
+
+
+# Bytes that separate words in the UTF-8 of a normalised text: every ASCII byte but [A-Za-z0-9]
+# becomes a space; the bytes of a non-ASCII character (all >= 0x80) are kept.
+_SEPARATE_ASCII = bytes(b if b >= 0x80 or b in ASCII_WORD_BYTES else 0x20 for b in range(256))
+
+
+def word_bytes(normalised: str) -> list[bytes]:
+    """``[w.encode() for w in split_words(normalised)]``, by C-speed byte translation and split:
+    each non-ASCII character the text holds is replaced first, by a space if it is not a word
+    character, by itself between spaces if it is a wide one (a word of its own)."""
+    if not normalised.isascii():
+        chars = non_ascii_chars(normalised)
+        if len(chars) > SMALL_CLASS_MAX:  # many scripts at once: one replacement per character is slower
+            words = split_words(normalised)
+            return " ".join(words).encode("utf-8", "surrogatepass").split(b" ") if words else []
+        for ch in chars:
+            kind = _char_class(ch)
+            if kind != 1:
+                normalised = normalised.replace(ch, f" {ch} " if kind == 2 else " ")
+    # split at every space; the empty pieces between adjacent spaces dropped
+    return list(filter(None, normalised.encode("utf-8", "surrogatepass").translate(_SEPARATE_ASCII).split(b" ")))
 
 
 # ---- shingles ------------------------------------------------------------------------------
@@ -408,21 +432,111 @@ def _decode(data: bytes, limit: int, what: str) -> str:
 
 
 def fingerprint_text(data: bytes, params: FingerprintParams = DEFAULT_FINGERPRINT_PARAMS) -> Fingerprint:
-    """Fingerprint and MinHash of a contribution; rejects non-UTF-8, oversize and wordless input."""
+    """Fingerprint and MinHash of a contribution; rejects non-UTF-8, oversize and wordless input.
+
+    The same values as ``shingle_hashes(words_of(text))`` put through ``winnowed_values``,
+    ``minhash_signature`` and ``first_positions`` (tests/test_fingerprint.py compares them on
+    varied texts), computed on arrays: the shingles as bytes, their hashes as one uint64 array."""
     text = _decode(data, params.max_content_bytes, "content")
-    words = words_of(text)
-    if not words:
+    hashes = _shingle_hash_array(word_bytes(normalise(text)), params)
+    if hashes is None:
         raise FingerprintError("content has no words after normalisation")
-    hashes = shingle_hashes(words, params)
-    winnowed = winnowed_values(hashes, params.winnow_window)
+    winnowed = _winnowed_array(hashes, params.winnow_window)
     fingerprint = winnowed[: params.fingerprint_max]
+    distinct, first = _distinct_and_first(hashes)
     return Fingerprint(
         content_hash=hashlib.sha256(data).digest(),
         size=len(data),
-        fingerprint=fingerprint,
-        minhash=minhash_signature(hashes, params),
-        positions=first_positions(hashes, fingerprint),
+        fingerprint=tuple(fingerprint.tolist()),
+        minhash=_minhash_of_distinct(distinct, params),
+        positions=tuple(first[np.searchsorted(distinct, fingerprint)].tolist()),
         winnowed=len(winnowed),
+    )
+
+
+# ---- the same on arrays (fingerprint_text): uint64 throughout, no floating point ---------------
+
+_BIG_ENDIAN_U64 = np.dtype(">u8")
+_P61 = np.uint64(MERSENNE_61)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_LOW29 = np.uint64((1 << 29) - 1)
+
+
+def _shingle_hash_array(words: list[bytes], params: FingerprintParams) -> np.ndarray | None:
+    """``shingle_hashes`` of the (UTF-8) words as a uint64 array; None without words."""
+    if not words:
+        return None
+    seed = params.shingle_seed.to_bytes(8, "big")
+    k, n = params.shingle_k, len(words)
+    if n < k:
+        shingles: Any = [seed + b" ".join(words)]
+    else:  # seed || k words joined by spaces, the seed put in front of each first word
+        shingles = map(b" ".join, zip(map(seed.__add__, words[: n - k + 1]), *(words[i:] for i in range(1, k))))
+    sha256 = hashlib.sha256
+    digests = b"".join([sha256(s).digest() for s in shingles])
+    # each digest's first 8 bytes, big-endian: every 4th big-endian uint64 of the 32-byte digests
+    return np.frombuffer(digests, dtype=_BIG_ENDIAN_U64)[::4].astype(np.uint64)
+
+
+def _winnowed_array(hashes: np.ndarray, window: int) -> np.ndarray:
+    """``winnowed_values``: the sorted distinct minima of the windows."""
+    n = len(hashes)
+    w = min(window, n)
+    minima = hashes[: n - w + 1].copy()
+    for i in range(1, w):
+        np.minimum(minima, hashes[i : n - w + 1 + i], out=minima)
+    ordered = np.sort(minima)  # (np.unique costs four times more on 3,000 values)
+    return ordered[_run_starts(ordered)]
+
+
+def _run_starts(ordered: np.ndarray) -> np.ndarray:
+    """Of a sorted, non-empty array: True where a value differs from the one before."""
+    starts = np.empty(len(ordered), dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    return starts
+
+
+def _distinct_and_first(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct hashes ascending, and for each the index of its first occurrence."""
+    order = np.argsort(hashes, kind="stable")  # equal hashes keep their order: the first comes first
+    starts = _run_starts(hashes[order])
+    return hashes[order][starts], order[starts]
+
+
+def _reduce61(v: np.ndarray) -> np.ndarray:
+    """v mod 2**61 - 1 for uint64 v (2**61 = 1 mod 2**61 - 1)."""
+    r = (v & _P61) + (v >> np.uint64(61))  # <= 2**61 - 1 + 7
+    return np.where(r >= _P61, r - _P61, r)
+
+
+def permute61(x: np.ndarray, a: int, b: int) -> np.ndarray:
+    """(a*x + b) mod 2**61 - 1 for uint64 x and 1 <= a, b < 2**61 - 1, exactly, in uint64: the
+    product split in 32-bit halves so no partial result reaches 2**64."""
+    x = _reduce61(x)  # < 2**61
+    a1, a0 = np.uint64(a >> 32), np.uint64(a & 0xFFFFFFFF)  # a1 < 2**29
+    x1, x0 = x >> np.uint64(32), x & _LOW32  # x1 < 2**29
+    high = a1 * x1 * np.uint64(8)  # a1*x1 * 2**64, and 2**64 = 8 (mod p): < 2**61
+    mid = a1 * x0 + a0 * x1  # < 2**62; mid * 2**32 = (mid >> 29) * 2**61 + (mid & (2**29 - 1)) * 2**32
+    mid = (mid >> np.uint64(29)) + ((mid & _LOW29) << np.uint64(32))  # < 2**61 + 2**33
+    low = _reduce61(a0 * x0)  # a0*x0 < 2**64
+    return _reduce61(_reduce61(high + mid) + low + np.uint64(b))  # the last sum < 3 * 2**61
+
+
+def _minhash_of_distinct(distinct: np.ndarray, params: FingerprintParams) -> tuple[int, ...]:
+    """``minhash_signature`` of the distinct hashes (ascending uint64 array, not empty)."""
+    size = params.minhash_size
+    a, b = minhash_coefficients(params)
+    y = permute61(distinct, a, b)
+    bins = np.full(size, MERSENNE_61, dtype=np.uint64)  # 2**61 - 1: nothing fell in
+    np.minimum.at(bins, y % np.uint64(size), y)
+    values = bins.tolist()
+    if MERSENNE_61 not in values:
+        return tuple(values)
+    orders = densification_order(size, params.minhash_seed)
+    return tuple(
+        v if v != MERSENNE_61 else next(x for x in (values[c] for c in orders[j]) if x != MERSENNE_61)
+        for j, v in enumerate(values)
     )
 
 
@@ -442,9 +556,10 @@ def fingerprint_output(
     An output without words has the empty fingerprint (it matches nothing); non-UTF-8 and outputs
     over max_output_bytes are rejected.
     """
-    words = words_of(_decode(text, params.max_output_bytes, "output"))
-    hashes = shingle_hashes(words, params)
-    return winnowed_fingerprint(hashes, params.winnow_window, params.output_fingerprint_max)
+    hashes = _shingle_hash_array(word_bytes(normalise(_decode(text, params.max_output_bytes, "output"))), params)
+    if hashes is None:
+        return ()
+    return tuple(_winnowed_array(hashes, params.winnow_window)[: params.output_fingerprint_max].tolist())
 
 
 def fingerprint_file_report(

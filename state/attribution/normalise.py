@@ -22,8 +22,6 @@ from state.attribution import unicode_data as ucd
 
 MAX_PASSES = 4
 
-_ASCII_JOINER = re.compile(r"(?<=[A-Za-z0-9])['\-]+(?=[A-Za-z0-9])")
-
 
 @functools.cache
 def word_ranges() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
@@ -58,7 +56,7 @@ def _joiner() -> re.Pattern[str]:
     return re.compile(f"(?<=[{word}])['\\-]+(?=[{word}])")
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+non_ascii_chars = ucd.non_ascii_chars
 CharTables = tuple[frozenset[str], dict[str, str], tuple[str, ...]]
 _char_tables_cache: list[tuple[tuple[object, object], CharTables]] = []
 
@@ -87,7 +85,7 @@ def _drop_ignorables(text: str) -> str:
     (every Default_Ignorable code point is outside ASCII)."""
     if text.isascii():
         return text
-    for ch in _char_tables()[0].intersection(_NON_ASCII.findall(text)):
+    for ch in _char_tables()[0].intersection(non_ascii_chars(text)):
         text = text.replace(ch, "")
     return text
 
@@ -98,13 +96,10 @@ def _skeleton(text: str) -> str:
     _, skeleton, ascii_keys = _char_tables()
     present = [ch for ch in ascii_keys if ch in text]
     if not text.isascii():
-        present += skeleton.keys() & set(_NON_ASCII.findall(text))
+        present += skeleton.keys() & non_ascii_chars(text)
     for ch in present:
         text = text.replace(ch, skeleton[ch])
     return text
-
-
-_JOINER_RUN = re.compile(r"['\-]+")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -112,33 +107,100 @@ def _is_word(ch: str) -> bool:
     return ucd.category(ch)[0] in "LMN"
 
 
+# Byte classes for the joiner: ASCII word characters -> "a", apostrophe and hyphen -> "'", other
+# ASCII -> " ", every byte of a multi-byte UTF-8 sequence -> "u" (its character is looked up).
+ASCII_WORD_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_JOIN_CLASSES = bytes(
+    ord("a") if b in ASCII_WORD_BYTES else ord("'") if b in b"'-" else ord(" ") if b < 0x80 else ord("u")
+    for b in range(256)
+)
+# After b"a'" -> b"aJ" and b"u'" -> b"uJ": a run that follows a (possible) word character starts
+# with J; it joins when a (possible) word character follows it.
+_MARKED_RUN = re.compile(rb"J'*(?=[au])")
+
+
 def _join_inner(text: str) -> str:
     """``_joiner().sub("", text)``: a maximal run of apostrophes and hyphens goes when a word
-    character is on each side; the regex's lookbehind against the whole word class would try
-    every position, this looks only at the runs."""
-    cuts: list[tuple[int, int]] = []
-    end = len(text)
-    is_word = _is_word
-    for m in _JOINER_RUN.finditer(text):
-        a, b = m.span()
-        if a > 0 and b < end and is_word(text[a - 1]) and is_word(text[b]):
-            cuts.append((a, b))
-    if not cuts:
+    character is on each side. Works on the UTF-8 bytes: the runs next to a possible word character
+    are found by C-speed byte translation and replacement, and only a neighbour outside ASCII is
+    looked up (the regex's lookbehind against the whole word class would try every position)."""
+    if "'" not in text and "-" not in text:
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    classes = data.translate(_JOIN_CLASSES)
+    marked = classes.replace(b"a'", b"aJ").replace(b"u'", b"uJ")
+    if b"J" not in marked:
         return text
     parts, at = [], 0
-    for a, b in cuts:
-        parts.append(text[at:a])
+    for m in _MARKED_RUN.finditer(marked):
+        a, b = m.span()
+        if marked[a - 1] == 0x75 and not _is_word(_char_ending_at(data, a)):  # "u"
+            continue
+        if marked[b] == 0x75 and not _is_word(_char_starting_at(data, b)):
+            continue
+        parts.append(data[at:a])
         at = b
-    parts.append(text[at:])
-    return "".join(parts)
+    if not parts:
+        return text
+    parts.append(data[at:])
+    return b"".join(parts).decode("utf-8", "surrogatepass")
 
 
-def _pass(text: str) -> str:
+def _char_ending_at(data: bytes, end: int) -> str:
+    start = end - 1
+    while data[start] & 0xC0 == 0x80:  # continuation byte
+        start -= 1
+    return data[start:end].decode("utf-8", "surrogatepass")
+
+
+def _char_starting_at(data: bytes, start: int) -> str:
+    lead = data[start]
+    size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    return data[start : start + size].decode("utf-8", "surrogatepass")
+
+
+def _translate_steps(text: str) -> str:
+    """One pass without its last step (the joiner)."""
     nf = ucd.normalize
     text = ucd.fold_case(nf("NFKC", _drop_ignorables(text)))
     text = nf("NFD", _skeleton(nf("NFD", text)))
-    text = nf("NFKC", ucd.fold_case(nf("NFKC", text)))
-    return _ASCII_JOINER.sub("", text) if text.isascii() else _join_inner(text)
+    return nf("NFKC", ucd.fold_case(nf("NFKC", text)))
+
+
+AsciiSteps = tuple[dict[int, str], tuple[tuple[str, str], ...]]
+_ascii_steps_cache: list[tuple[CharTables, AsciiSteps | None]] = []
+
+
+def _ascii_steps() -> AsciiSteps | None:
+    """``_translate_steps`` of each ASCII character, where that is not the character itself: the
+    one-character results as a ``str.translate`` table, the longer ones (``m`` -> ``rn``, ...) as
+    replacements done after it; None unless every result is ASCII and none holds a character
+    that is replaced. On an ASCII text the steps then act character by character (no ASCII
+    character decomposes, composes or reorders, nor does anything one is mapped to:
+    tests/test_fingerprint.py checks every pair), so translating equals them. (A table with a
+    longer result takes ``str.translate``'s slow path: ten times slower.) Derived once per loaded
+    table."""
+    tables = _char_tables()
+    if _ascii_steps_cache and _ascii_steps_cache[0][0] is tables:
+        return _ascii_steps_cache[0][1]
+    steps = {chr(cp): out for cp in range(128) if (out := _translate_steps(chr(cp))) != chr(cp)}
+    longer = tuple((ch, out) for ch, out in steps.items() if len(out) != 1)
+    replaced = {ch for ch, _ in longer}
+    sound = all(out.isascii() and replaced.isdisjoint(out) for out in steps.values())
+    derived = ({ord(ch): out for ch, out in steps.items() if len(out) == 1}, longer) if sound else None
+    _ascii_steps_cache[:] = [(tables, derived)]
+    return derived
+
+
+def _pass(text: str) -> str:
+    if text.isascii() and (steps := _ascii_steps()) is not None:
+        single, longer = steps
+        text = text.translate(single)
+        for ch, out in longer:
+            if ch in text:
+                text = text.replace(ch, out)
+        return _join_inner(text)
+    return _join_inner(_translate_steps(text))
 
 
 _ASCII_UPPER = re.compile(r"[A-Z]")
@@ -161,7 +223,7 @@ def _is_fixed_point(out: str) -> bool:
     folding = ucd.non_ascii_folding()
     if folding is None:
         return False
-    chars = set(_NON_ASCII.findall(out))
+    chars = non_ascii_chars(out)
     if not (chars.isdisjoint(skeleton) and chars.isdisjoint(folding) and _char_tables()[0].isdisjoint(chars)):
         return False
     return ucd.normalize("NFD", out) == out and ucd.normalize("NFKC", out) == out

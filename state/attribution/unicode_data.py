@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from pathlib import Path
 
 import unicodedata2
@@ -84,7 +83,14 @@ def default_ignorable() -> dict[int, None]:
     return {cp: None for lo, hi in DEFAULT_IGNORABLE for cp in range(lo, hi + 1)}
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_BYTES = bytes(range(128))
+
+
+def non_ascii_chars(text: str) -> set[str]:
+    """The distinct non-ASCII characters of ``text`` (its ASCII bytes deleted at C speed; a regex
+    scan costs about ten times more)."""
+    rest = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
+    return set(rest.decode("utf-8", "surrogatepass")) if rest else set()
 
 
 _folding_cache: list[tuple[dict[int, str], dict[str, str] | None]] = []
@@ -115,7 +121,7 @@ def fold_case(text: str) -> str:
         return text.translate(_casefolding())
     # bytes.lower maps only A-Z (every byte of a multi-byte UTF-8 sequence is >= 0x80)
     text = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
-    for ch in rest.keys() & set(_NON_ASCII.findall(text)):
+    for ch in rest.keys() & non_ascii_chars(text):
         text = text.replace(ch, rest[ch])
     return text
 
