@@ -1,4 +1,16 @@
-"""The HTTP/WebSocket server: an ASGI app served by hypercorn's trio worker.
+"""The HTTP/WebSocket server: an ASGI app served by hypercorn's trio worker on the RPC's own thread.
+
+Threads (docs/rpc.md, "The RPC thread"): ``serve_rpc`` is called on the node's event loop and
+starts ``RPCThread``, an OS thread running its own trio loop with hypercorn and ``RPCApp``. That
+thread accepts and caps connections, parses HTTP, reads whole bodies, enforces the limits below,
+serves the explorer's static files and answers refusals at the transaction door (node/rpc/door.py,
+from ``TxIntake.door``, a snapshot the node's loop replaces whole). Everything that reads the node
+(the JSON-RPC dispatcher and its handlers, URI calls, /metrics, WebSocket sessions) runs on the
+node's loop in ``MainSide``, reached through a ``Portal``: one ``run_sync_soon`` hop there, the
+call run as a task of serve_rpc's nursery, one hop back with the outcome; a WebSocket session's
+receive/send are bridged back to the RPC loop through the RPC loop's Portal. When serve_rpc is
+cancelled, it cancels the RPC loop, joins the thread (the listening socket is closed when it
+returns) and the calls still running on the node's loop are cancelled with its nursery.
 
 Routes: POST / (JSON-RPC, batches allowed), GET / and GET /explorer/<file> (the web explorer,
 docs/explorer.md, unless ``rpc.explorer`` is false), GET /<method>?name=value (CometBFT-style URI calls,
@@ -15,7 +27,6 @@ Waiting for a response (``broadcast_tx_commit``) and WebSocket subscriptions are
 hypercorn (0.17/0.18) has no connection cap, so the cap wraps hypercorn's per-connection
 ``TCPServer``: the wrapper is installed once and acts only for a config carrying a ``ConnectionCap``.
 """
-
 from __future__ import annotations
 
 import logging
@@ -51,6 +62,7 @@ KEEP_ALIVE_REQUESTS = 1_000_000  # hypercorn's default (1,000) would drop busy c
 REFUSE_TIMEOUT_S = 1.0
 BACKLOG = 1024
 MAX_QUERY = 8192
+SWITCH_INTERVAL_S = 0.001  # sys.setswitchinterval of a node process (node/cli_node.py; default 0.005)
 
 
 class Portal:
