@@ -320,7 +320,9 @@ class TxIntake:
             self.publish_door()
 
     def publish_door(self) -> None:
-        """Replace the door snapshot the RPC thread reads (called on the event loop's thread)."""
+        """Replace the door snapshot the RPC thread reads (called on the event loop's thread, after
+        each submission and peer batch, and by the node after each committed block: until then
+        the RPC thread sends every transaction to the loop)."""
         bound = self.backlog_bound()
         self.door = DoorSnapshot(self.budget.tokens, self.budget.last, bound,
                                  getattr(self.pool, "size", 0), getattr(self.pool, "blocks_seen", 0))
