@@ -65,7 +65,7 @@ async def test_a_door_refusal_is_answered_while_the_node_loop_is_blocked(new_cha
             "code": -32005, "message": "transaction refused: intake_busy",
             "data": {"reason": "intake_busy", "message": first["error"]["data"]["message"],
                      "hash": to_hex(sha256(txs[1]))}}}
-        status, batch = post_blocking(url, [tx_request(3, "broadcast_tx_commit", txs[2]),
+        status, batch = post_blocking(url, [tx_request(3, "broadcast_tx_sync", txs[2]),
                                             {**tx_request(4, "broadcast_tx_sync", txs[1]), "id": None},
                                             {k: v for k, v in tx_request(0, "broadcast_tx_sync", txs[0]).items()
                                              if k != "id"}])  # a notification: no answer

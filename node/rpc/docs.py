@@ -46,7 +46,7 @@ node's event loop (consensus, block execution, the mempool, libp2p). On the RPC 
 hypercorn, the connection cap (503), read timeouts (408), the body limit (413), keep-alive,
 reading the whole body, the explorer's static files, 404/405, and **door refusals**: while the
 node's door is closed (the intake budget is exhausted, or the pool is at the backlog bound:
-docs/security.md), a POST whose request(s) are all `broadcast_tx_sync` / `broadcast_tx_commit`
+docs/security.md), a POST whose request(s) are all `broadcast_tx_sync`
 is answered there with the same `-32005` `mempool_full` / `intake_busy` error objects, read from a
 snapshot the event loop publishes (`TxIntake.door`, replaced whole after each submission; a block
 committed since makes it stale and the request goes to the loop). Everything else (every other
@@ -54,9 +54,9 @@ method, mixed batches, URI calls, `/metrics`, WebSocket sessions) runs on the no
 one hop away: the call is handed over with the loop's `run_sync_soon` and runs as a task of the
 server's nursery there; its answer comes back the same way (a WebSocket session's receive and
 send are bridged back to the RPC thread likewise). Handlers stay single-threaded on the node's
-loop. Two differences from the loop's answers: `broadcast_tx_commit` of an already committed
-transaction is refused like any other while the door is closed (poll `tx`), and
-`broadcast_tx_async` is never refused at the door (it answers a hash, then queues).
+loop. `broadcast_tx_commit` goes to the loop (a transaction already committed answers its
+location even while the door is closed), and so does `broadcast_tx_async` (it answers a hash,
+then queues).
 
 The two threads share the GIL: the RPC thread gets it back from a synchronous stretch of the
 node's loop (a block's execution) after at most the interpreter's switch interval, which a node

@@ -1,16 +1,14 @@
 """Door refusals answered on the RPC thread, without the node's event loop (node/rpc/server.py).
 
 While the node's door is closed (``TxIntake.door_refusal``: the intake budget is exhausted or the
-pool is at the backlog bound), a POST whose request(s) are all ``broadcast_tx_sync`` or
-``broadcast_tx_commit`` is answered here with the -32005 ``mempool_full`` / ``intake_busy`` error
+pool is at the backlog bound), a POST whose request(s) are all ``broadcast_tx_sync`` is answered here with the -32005 ``mempool_full`` / ``intake_busy`` error
 objects the handlers would give (tx_methods.refusal), counted the same way. Anything else, including
 a request this module cannot answer exactly as the dispatcher would (bad JSON, a bad id, bad
 params, a mixed batch), is left to the event loop: ``refuse`` returns FORWARD.
 
-Differences from the loop's answer: none for broadcast_tx_sync. broadcast_tx_commit of a
-transaction already committed answers its location on the loop; here, while the door is closed,
-it is refused like any other (poll `tx` for it). broadcast_tx_async is never refused here: it
-answers a hash before the door is consulted (its queue refuses later, docs/rpc.md).
+The answers are the loop's own. broadcast_tx_commit is left to the loop (a transaction already
+committed answers its location there, even while the door is closed), and broadcast_tx_async
+too (it answers a hash before the door is consulted; its queue refuses later, docs/rpc.md).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from node.rpc.tx_methods import refusal
 from node.tx_intake import TxIntake
 from state.crypto import sha256, to_hex
 
-DOOR_METHODS = frozenset({"broadcast_tx_sync", "broadcast_tx_commit"})
+DOOR_METHODS = frozenset({"broadcast_tx_sync"})
 FORWARD = object()
 
 
