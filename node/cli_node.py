@@ -302,6 +302,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("rpc: http://%s:%d", config.rpc.host, config.rpc.port)
     if home.dev_key_file.exists():
         log.info("dev key (prefunded account): %s", home.dev_key_file)
+    from node.rpc.server import SWITCH_INTERVAL_S
+
+    # the RPC thread (node/rpc/server.py) waits for the GIL behind the event loop's synchronous
+    # stretches (block execution): a shorter switch interval bounds each wait (docs/rpc.md)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         trio.run(run_node, home, config, tuple(args.upgrade_names))
     except NodeHalted as exc:

@@ -152,6 +152,7 @@ class Mempool:
         self._verified_order: deque[bytes] = deque()
         self._gossip: deque[tuple[bytes, int]] = deque(maxlen=self.config.max_txs)
         self.commit_log: deque[tuple[float, int]] = deque(maxlen=COMMIT_LOG_BLOCKS)
+        self.blocks_seen = 0  # update_after_block calls: a door snapshot older than this is stale
         self._height = -1
         self._params: Params = load_params(chain.db.view())
         self._time_ms = 0
@@ -533,6 +534,7 @@ class Mempool:
         # (when, how many) per committed block: node/tx_intake.py's backlog bound reads the rate.
         # Local wall-clock time of this node's admission policy, never consensus.
         self.commit_log.append((time.monotonic(), n_block))
+        self.blocks_seen += 1
         dropped = self._recheck(self.chain.height)
         log.debug("mempool after block %d: %d committed, %d dropped, %d pending",
                   self._height, committed, dropped, len(self._by_hash))

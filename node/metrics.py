@@ -7,6 +7,7 @@ refreshes the pull-style gauges (peers, mempool, height) from the node context a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -64,22 +65,26 @@ DROP_SITES: tuple[tuple[str, str], ...] = (
 
 class DropCounts:
     """Every drop by (where, reason): counted where it happens, or pulled from components that keep
-    their own counter (inboxes, buffers, connection caps) at scrape time."""
+    their own counter (inboxes, buffers, connection caps) at scrape time. Counted from two threads
+    (the RPC thread refuses at the door, node/rpc/server.py): ``add`` and the copy hold a lock."""
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
         self._sources: list[Callable[[], Iterable[tuple[str, str, int]]]] = []
+        self._lock = threading.Lock()
 
     def add(self, where: str, reason: str, n: int = 1) -> None:
         key = (where, reason)
-        self.counts[key] = self.counts.get(key, 0) + n
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + n
 
     def pull(self, source: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
         """Read ``source()`` -> (where, reason, count) rows at every scrape."""
         self._sources.append(source)
 
     def snapshot(self) -> dict[tuple[str, str], int]:
-        out = dict(self.counts)
+        with self._lock:
+            out = dict(self.counts)
         for source in self._sources:
             for where, reason, n in source():  # zeros too: the series exist before the first drop
                 out[(where, reason)] = out.get((where, reason), 0) + n

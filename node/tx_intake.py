@@ -93,6 +93,27 @@ class IntakeSettings:
     max_wait_ms: int = 1_500  # the backlog bound: pooled txs <= this much of the commit rate; 0: off
 
 
+@dataclass(frozen=True)
+class DoorSnapshot:
+    """What the RPC thread needs to refuse at the door without the event loop (TxIntake.door)."""
+
+    tokens: float  # the intake budget's tokens ...
+    tokens_at: float  # ... at this monotonic time
+    bound: int | None  # the backlog bound (None: off)
+    size: int  # transactions pooled
+    blocks_seen: int  # the pool's count of committed blocks when taken
+
+
+def _busy() -> TxRejected:
+    return TxRejected("intake_busy", "the node is admitting transactions as fast as its intake "
+                                     "budget allows (mempool.intake_share_pct); retry later")
+
+
+def _over_bound(size: int, bound: int, max_wait_ms: int) -> TxRejected:
+    return TxRejected("mempool_full", f"the pool holds {size} transactions, more than {max_wait_ms} ms of "
+                                      f"what the chain commits ({bound}, mempool.max_wait_ms); retry later")
+
+
 class IntakeBudget:
     """A token bucket of event-loop seconds: refilled at ``share`` per second, up to ``burst_s``."""
 
@@ -244,6 +265,8 @@ class TxIntake:
         self.peers = PeerBuckets(self.settings.peer_tx_rate)
         self._since_yield = 0.0  # admission seconds since this module last let the loop run others
         self._bound: tuple[float, int] = (-1.0, MIN_BACKLOG)  # (when computed, the bound)
+        # read by the RPC thread (door_refusal): replaced whole, never mutated (module docstring)
+        self.door: DoorSnapshot | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.verifier.run(task_status=task_status)
@@ -276,25 +299,48 @@ class TxIntake:
     async def submit(self, raw: bytes) -> bytes:
         """A client's transaction: its hash, or TxRejected (DOOR_REASONS: refused at the door)."""
         await self._yield_if_due()
-        if not self.budget.available():
-            self.drops.drop("rpc_tx", "intake_busy")
-            raise TxRejected("intake_busy", "the node is admitting transactions as fast as its intake "
-                                            "budget allows (mempool.intake_share_pct); retry later")
-        bound, size = self.backlog_bound(), getattr(self.pool, "size", 0)
-        if bound is not None and size >= bound:
-            self.drops.drop("rpc_tx", "mempool_full")
-            raise TxRejected("mempool_full", f"the pool holds {size} transactions, more than "
-                                             f"{self.settings.max_wait_ms} ms of what the chain commits "
-                                             f"({bound}, mempool.max_wait_ms); retry later")
         try:
-            self._timed(self.pool.precheck, raw)
-        except TxRejected as exc:
-            if exc.reason in DOOR_REASONS:
-                self.drops.drop("rpc_tx", exc.reason)
-            raise
-        self.verifier.start([raw])
-        await self.verifier.wait(raw)
-        return self._timed(self.pool.submit, raw)  # type: ignore[no-any-return]
+            if not self.budget.available():
+                self.drops.drop("rpc_tx", "intake_busy")
+                raise _busy()
+            bound, size = self.backlog_bound(), getattr(self.pool, "size", 0)
+            if bound is not None and size >= bound:
+                self.drops.drop("rpc_tx", "mempool_full")
+                raise _over_bound(size, bound, self.settings.max_wait_ms)
+            try:
+                self._timed(self.pool.precheck, raw)
+            except TxRejected as exc:
+                if exc.reason in DOOR_REASONS:
+                    self.drops.drop("rpc_tx", exc.reason)
+                raise
+            self.verifier.start([raw])
+            await self.verifier.wait(raw)
+            return self._timed(self.pool.submit, raw)  # type: ignore[no-any-return]
+        finally:
+            self.publish_door()
+
+    def publish_door(self) -> None:
+        """Replace the door snapshot the RPC thread reads (called on the event loop's thread, after
+        each submission and peer batch, and by the node after each committed block: until then
+        the RPC thread sends every transaction to the loop)."""
+        bound = self.backlog_bound()
+        self.door = DoorSnapshot(self.budget.tokens, self.budget.last, bound,
+                                 getattr(self.pool, "size", 0), getattr(self.pool, "blocks_seen", 0))
+
+    def door_refusal(self) -> TxRejected | None:
+        """From any thread: the refusal ``submit`` would answer now, read from the last snapshot, or
+        None when the door is open or the snapshot is stale (a block committed since: its bound and
+        pool size are out of date). Reads only the snapshot and two immutable-per-read ints."""
+        door = self.door
+        if door is None or door.blocks_seen != getattr(self.pool, "blocks_seen", 0):
+            return None
+        # the budget only refills between two snapshots (spending publishes a new one)
+        budget = self.budget
+        if min(budget.burst, door.tokens + (time.monotonic() - door.tokens_at) * budget.rate) <= 0:
+            return _busy()
+        if door.bound is not None and door.size >= door.bound:
+            return _over_bound(door.size, door.bound, self.settings.max_wait_ms)
+        return None
 
     def _room(self, clients: bool = False) -> int:
         """How many more transactions the pool holds before it is full (for clients: before the
@@ -371,4 +417,5 @@ class TxIntake:
                 pooled += 1
             else:
                 self.drops.drop("peer_tx", reason)
+        self.publish_door()
         return pooled

@@ -38,6 +38,36 @@ curl -s -X POST http://127.0.0.1:26657 -H 'content-type: application/json' \\
 curl -s 'http://127.0.0.1:26657/status'
 ```
 
+## The RPC thread
+
+The HTTP server runs on its own OS thread with its own trio event loop (node/rpc/server.py), so
+connection handling, HTTP parsing and refusals at the transaction door never wait behind the
+node's event loop (consensus, block execution, the mempool, libp2p). On the RPC thread:
+hypercorn, the connection cap (503), read timeouts (408), the body limit (413), keep-alive,
+reading the whole body, the explorer's static files, 404/405, and **door refusals**: while the
+node's door is closed (the intake budget is exhausted, or the pool is at the backlog bound:
+docs/security.md), a POST whose request(s) are all `broadcast_tx_sync`
+is answered there with the same `-32005` `mempool_full` / `intake_busy` error objects, read from a
+snapshot the event loop publishes (`TxIntake.door`, replaced whole after each submission; a block
+committed since makes it stale and the request goes to the loop). Everything else (every other
+method, mixed batches, URI calls, `/metrics`, WebSocket sessions) runs on the node's event loop,
+one hop away: the call is handed over with the loop's `run_sync_soon` and runs as a task of the
+server's nursery there; its answer comes back the same way (a WebSocket session's receive and
+send are bridged back to the RPC thread likewise). Handlers stay single-threaded on the node's
+loop. `broadcast_tx_commit` goes to the loop (a transaction already committed answers its
+location even while the door is closed), and so does `broadcast_tx_async` (it answers a hash,
+then queues).
+
+The two threads share the GIL: the RPC thread gets it back from a synchronous stretch of the
+node's loop (a block's execution) after at most the interpreter's switch interval, which a node
+process sets to 1 ms (`sys.setswitchinterval`, default 5 ms). Measured on 2 cores, 4 validators
+offered 5x their capacity (`bench/devnet_load.py --sweep --validators 4 --loads 5 --capacity 2000`),
+the answer time of a lone refused `broadcast_tx_sync`: p50 65 / p95 241 ms with the RPC on the
+node's loop; 25 / 148 ms on its own thread at a 5 ms switch interval; 15-17 / 71-218 ms at 1 ms
+(three runs: the tail is noisy, processes and threads share two cores). `bench/rpc.py` (16
+clients, every call forwarded to the node's loop): status 1,700-1,900 req/s on the node's loop,
+1,260-1,610 on the thread at 5 ms, 1,430-1,615 at 1 ms.
+
 ## Conventions
 
 - **Params** by name (an object) or by position (an array, in the order listed for each method),

@@ -1,4 +1,16 @@
-"""The HTTP/WebSocket server: an ASGI app served by hypercorn's trio worker.
+"""The HTTP/WebSocket server: an ASGI app served by hypercorn's trio worker on the RPC's own thread.
+
+Threads (docs/rpc.md, "The RPC thread"): ``serve_rpc`` is called on the node's event loop and
+starts ``RPCThread``, an OS thread running its own trio loop with hypercorn and ``RPCApp``. That
+thread accepts and caps connections, parses HTTP, reads whole bodies, enforces the limits below,
+serves the explorer's static files and answers refusals at the transaction door (node/rpc/door.py,
+from ``TxIntake.door``, a snapshot the node's loop replaces whole). Everything that reads the node
+(the JSON-RPC dispatcher and its handlers, URI calls, /metrics, WebSocket sessions) runs on the
+node's loop in ``MainSide``, reached through a ``Portal``: one ``run_sync_soon`` hop there, the
+call run as a task of serve_rpc's nursery, one hop back with the outcome; a WebSocket session's
+receive/send are bridged back to the RPC loop through the RPC loop's Portal. When serve_rpc is
+cancelled, it cancels the RPC loop, joins the thread (the listening socket is closed when it
+returns) and the calls still running on the node's loop are cancelled with its nursery.
 
 Routes: POST / (JSON-RPC, batches allowed), GET / and GET /explorer/<file> (the web explorer,
 docs/explorer.md, unless ``rpc.explorer`` is false), GET /<method>?name=value (CometBFT-style URI calls,
@@ -15,14 +27,15 @@ Waiting for a response (``broadcast_tx_commit``) and WebSocket subscriptions are
 hypercorn (0.17/0.18) has no connection cap, so the cap wraps hypercorn's per-connection
 ``TCPServer``: the wrapper is installed once and acts only for a config carrying a ``ConnectionCap``.
 """
-
 from __future__ import annotations
 
 import logging
+import threading
 from functools import partial
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
+import outcome
 import trio
 import hypercorn.trio.run as hypercorn_run
 from hypercorn.config import Config as HypercornConfig
@@ -36,6 +49,7 @@ from node.rpc.dispatch import Dispatcher, dumps, parse_json
 from node.rpc.env import RPCEnv
 from node.rpc.errors import LimitExceeded, ParseError, error_response
 from node.rpc.tx_methods import AsyncSubmitter
+from node.rpc.door import FORWARD, Door
 from node.rpc.websocket import WebSocketSession
 
 log = logging.getLogger(__name__)
@@ -48,20 +62,98 @@ KEEP_ALIVE_REQUESTS = 1_000_000  # hypercorn's default (1,000) would drop busy c
 REFUSE_TIMEOUT_S = 1.0
 BACKLOG = 1024
 MAX_QUERY = 8192
+SWITCH_INTERVAL_S = 0.001  # sys.setswitchinterval of a node process (node/cli_node.py; default 0.005)
+
+
+class Portal:
+    """Runs async functions in another thread's trio loop, as tasks of a nursery of that loop.
+
+    One hop each way: the call is handed over with ``run_sync_soon`` of the other loop's token and
+    its outcome comes back the same way. No worker thread is involved, and the task lives in the
+    other loop's nursery: it is cancelled when that nursery is (shutdown), or when the caller is
+    cancelled (a closed connection, the RPC loop stopping)."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken, nursery: trio.Nursery) -> None:
+        self.token = token
+        self.nursery = nursery
+
+    async def call(self, afn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        here = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        box: list[outcome.Outcome[Any]] = []
+        there: dict[str, Any] = {}  # touched only on the other loop's thread
+
+        def deliver(result: outcome.Outcome[Any]) -> None:  # on this loop
+            if not box:
+                box.append(result)
+                done.set()
+
+        def reply(result: outcome.Outcome[Any]) -> None:  # on the other loop
+            try:
+                here.run_sync_soon(deliver, result)
+            except trio.RunFinishedError:
+                pass
+
+        async def runner() -> None:  # on the other loop
+            with trio.CancelScope() as scope:
+                if there.get("cancelled"):
+                    scope.cancel()
+                there["scope"] = scope
+                try:
+                    result: outcome.Outcome[Any] = outcome.Value(await afn(*args))
+                except Exception as exc:
+                    result = outcome.Error(exc)
+                reply(result)
+                return
+            reply(outcome.Error(PortalClosed("the node's event loop is shutting down")))
+
+        def start() -> None:  # on the other loop
+            try:
+                self.nursery.start_soon(runner)
+            except RuntimeError:  # the nursery has closed
+                reply(outcome.Error(PortalClosed("the node's event loop is shutting down")))
+
+        def cancel() -> None:  # on the other loop
+            there["cancelled"] = True
+            scope = there.get("scope")
+            if scope is not None:
+                scope.cancel()
+
+        try:
+            self.token.run_sync_soon(start)
+        except trio.RunFinishedError:
+            raise PortalClosed("the other event loop has stopped") from None
+        try:
+            await done.wait()
+        except BaseException:
+            try:
+                self.token.run_sync_soon(cancel)
+            except trio.RunFinishedError:
+                pass
+            raise
+        return box[0].unwrap()
+
+
+class PortalClosed(Exception):
+    pass
 
 
 class RPCApp:
-    """The ASGI application."""
+    """The ASGI application, on the RPC thread's loop. What needs the node (JSON-RPC calls, URI
+    calls, /metrics, WebSocket sessions) runs on the node's loop through ``main`` (``MainSide``)."""
 
-    def __init__(self, env: RPCEnv) -> None:
+    def __init__(self, env: RPCEnv, main: Portal, side: "MainSide", door: Door) -> None:
         self.env = env
-        self.dispatcher = Dispatcher(env)
+        self.main = main
+        self.side = side
+        self.door = door
         self.max_body = env.config.max_body_bytes
         self.static: dict[str, tuple[bytes, str]] = {}
         if env.config.explorer:
             from explorer import load_static
 
             self.static = load_static()
+        self.rpc: Portal | None = None  # this loop's portal, for the WebSocket bridge (set on start)
 
     async def __call__(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         kind = scope["type"]
@@ -71,9 +163,25 @@ class RPCApp:
             if scope["path"] != "/websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await WebSocketSession(self.env, self.dispatcher).run(receive, send)
+            await self.websocket(receive, send)
         elif kind == "lifespan":
             await self.lifespan(receive, send)
+
+    async def websocket(self, receive: ASGIReceive, send: ASGISend) -> None:
+        """The session runs on the node's loop; its receive and send come back here."""
+        rpc = self.rpc
+        assert rpc is not None
+
+        async def bridged_receive() -> dict[str, Any]:
+            return await rpc.call(receive)  # type: ignore[no-any-return]
+
+        async def bridged_send(msg: dict[str, Any]) -> None:
+            await rpc.call(send, msg)
+
+        try:
+            await self.main.call(self.side.websocket, bridged_receive, bridged_send)
+        except PortalClosed:
+            pass
 
     async def lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
         while True:
@@ -93,15 +201,24 @@ class RPCApp:
             body, kind = self.static[path]
             await _respond(send, 200, body, [(b"content-type", kind.encode()), (b"cache-control", b"no-cache"),
                                              (b"x-content-type-options", b"nosniff")])
-        elif method == "GET" and path == "/metrics":
-            self.refresh_metrics()
-            await _respond(send, 200, self.env.metrics.render(), [(b"content-type", METRICS_CONTENT_TYPE.encode())])
-        elif method == "GET" and path.startswith("/") and path != "/" and "/" not in path[1:]:
-            await self.uri_call(path[1:], scope.get("query_string", b""), send)
+        elif method == "GET" and path == "/metrics" or (
+                method == "GET" and path.startswith("/") and path != "/" and "/" not in path[1:]):
+            query = scope.get("query_string", b"")
+            if path != "/metrics" and len(query) > MAX_QUERY:
+                await self.too_large(send, len(query))
+                return
+            await self.forward(send, self.side.get, path, query)
         elif path == "/":
             await _respond(send, 405, b'{"error":"use POST for JSON-RPC"}', JSON_HEADERS + [(b"allow", b"POST")])
         else:
             await _respond(send, 404, b'{"error":"not found"}', JSON_HEADERS)
+
+    async def forward(self, send: ASGISend, afn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        try:
+            status, headers, body = await self.main.call(afn, *args)
+        except PortalClosed:
+            status, headers, body = 503, JSON_HEADERS + [(b"connection", b"close")], b'{"error":"node stopping"}'
+        await _respond(send, status, body, headers)
 
     async def post(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         declared = _content_length(scope)
@@ -127,8 +244,11 @@ class RPCApp:
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 break
-        answer = await self.dispatcher.handle_body(b"".join(chunks))
-        if answer is None:
+        body = b"".join(chunks)
+        answer = self.door.refuse(body)
+        if answer is FORWARD:
+            await self.forward(send, self.side.post, body)
+        elif answer is None:
             await _respond(send, 204, b"", [])
         else:
             await _respond(send, 200, answer, JSON_HEADERS)
@@ -138,19 +258,40 @@ class RPCApp:
         self.env.metrics.rpc_error(err.code)
         await _respond(send, 413, dumps(error_response(None, err)), JSON_HEADERS + [(b"connection", b"close")])
 
-    async def uri_call(self, name: str, query: bytes, send: ASGISend) -> None:
-        if len(query) > MAX_QUERY:
-            await self.too_large(send, len(query))
-            return
+
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+class MainSide:
+    """What the RPC thread forwards, run on the node's event loop: the dispatcher and every read of
+    the node (handlers touch the chain, the mempool and the event bus: single-threaded)."""
+
+    def __init__(self, env: RPCEnv) -> None:
+        self.env = env
+        self.dispatcher = Dispatcher(env)
+
+    async def post(self, body: bytes) -> Answer:
+        answer = await self.dispatcher.handle_body(body)
+        if answer is None:
+            return 204, [], b""
+        return 200, JSON_HEADERS, answer
+
+    async def get(self, path: str, query: bytes) -> Answer:
+        if path == "/metrics":
+            self.refresh_metrics()
+            return 200, [(b"content-type", METRICS_CONTENT_TYPE.encode())], self.env.metrics.render()
         params: dict[str, Any] = {}
         for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             try:
                 params[k] = parse_json(v)
             except ParseError:  # not JSON: the text itself (0x.., latest)
                 params[k] = v
-        req = {"jsonrpc": "2.0", "id": -1, "method": name, "params": params}
+        req = {"jsonrpc": "2.0", "id": -1, "method": path[1:], "params": params}
         answer = await self.dispatcher.handle_one(req)
-        await _respond(send, 200, dumps(answer), JSON_HEADERS)
+        return 200, JSON_HEADERS, dumps(answer)
+
+    async def websocket(self, receive: ASGIReceive, send: ASGISend) -> None:
+        await WebSocketSession(self.env, self.dispatcher).run(receive, send)
 
     def refresh_metrics(self) -> None:
         """Pull-style gauges, read from the node at scrape time."""
@@ -258,6 +399,79 @@ def hypercorn_config(host: str, port: int, config: RPCConfig) -> HypercornConfig
     return hc
 
 
+class RPCThread:
+    """The RPC's own OS thread running its own trio loop: hypercorn, the door, static files."""
+
+    def __init__(self, app: RPCApp, hc: HypercornConfig, main_token: trio.lowlevel.TrioToken) -> None:
+        self.app = app
+        self.hc = hc
+        self.main_token = main_token
+        self.url: str | None = None
+        self.error: BaseException | None = None
+        self.ready = trio.Event()  # set on the main loop: started, or ended
+        self.ended = trio.Event()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._scope: trio.CancelScope | None = None
+        self.thread = threading.Thread(target=self._main, name="rpc", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            trio.run(self._serve)
+        except BaseException as exc:  # delivered to the node's loop (serve_rpc raises it)
+            self.error = exc
+        finally:
+            try:
+                self.main_token.run_sync_soon(self._on_end)
+            except trio.RunFinishedError:
+                pass
+
+    def _on_end(self) -> None:
+        self.ended.set()
+        self.ready.set()
+
+    def _on_start(self, url: str) -> None:
+        self.url = url
+        self.ready.set()
+
+    async def _serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            with self._lock:
+                if self._stopping:
+                    return
+                self._token = trio.lowlevel.current_trio_token()
+                self._scope = nursery.cancel_scope
+            self.app.rpc = Portal(self._token, nursery)
+            binds = await nursery.start(partial(serve, self.app, self.hc))  # type: ignore[arg-type]
+            url = binds[0] if binds else f"http://{self.hc.bind[0]}"
+            self.main_token.run_sync_soon(self._on_start, url)
+
+    def stop(self) -> None:
+        """From any thread: cancel the RPC loop (it closes its sockets and returns)."""
+        with self._lock:
+            self._stopping = True
+            token, scope = self._token, self._scope
+        if token is not None and scope is not None:
+            try:
+                token.run_sync_soon(scope.cancel)
+            except trio.RunFinishedError:
+                pass
+
+    async def run(self) -> None:
+        """On the node's loop, until cancelled: then stop the RPC loop and join its thread, so the
+        port is free when this returns. An RPC loop that ends by itself raises here."""
+        try:
+            await self.ended.wait()
+        finally:
+            self.stop()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.thread.join)
+        if self.url is None:
+            return  # it never started: serve_rpc raises its error
+        raise RuntimeError(f"the RPC thread stopped: {self.error!r}") from self.error
+
+
 async def serve_rpc(
     ctx: NodeContext,
     config: RPCConfig,
@@ -270,12 +484,13 @@ async def serve_rpc(
     """Serve JSON-RPC, WebSocket and /metrics until cancelled; ``task_status.started`` gets the URL.
 
     ``host``/``port`` default to ``config.host``/``config.port`` (port 0 picks a free port: the
-    URL tells which). Metrics default to ``ctx.metrics`` when the node has one.
+    URL tells which). Metrics default to ``ctx.metrics`` when the node has one. Must be called on
+    the node's event loop (the one that owns ``ctx``); the HTTP server runs on its own thread.
     """
     if metrics is None:
         metrics = getattr(ctx, "metrics", None) or Metrics()
     env = RPCEnv(ctx, config, metrics)
-    app = RPCApp(env)
+    intake = env.intake  # created here, on the node's loop: the RPC thread only reads its snapshot
     hc = hypercorn_config(host if host is not None else config.host, port if port is not None else config.port,
                           config)
     cap = hc.connection_cap
@@ -286,7 +501,17 @@ async def serve_rpc(
         submitter = AsyncSubmitter(env)
         env.submitter = submitter
         nursery.start_soon(submitter.run)
-        binds = await nursery.start(partial(serve, app, hc))  # type: ignore[arg-type]
-        url = binds[0] if binds else f"http://{hc.bind[0]}"
-        log.info("rpc listening on %s", url)
-        task_status.started(url)
+        main = Portal(trio.lowlevel.current_trio_token(), nursery)
+        door = Door(intake, metrics, config.max_batch, config.max_page)
+        app = RPCApp(env, main, MainSide(env), door)
+        front = RPCThread(app, hc, trio.lowlevel.current_trio_token())
+        front.thread.start()
+        nursery.start_soon(front.run)
+        await front.ready.wait()
+        if front.url is None:
+            await front.ended.wait()
+            if front.error is not None:
+                raise front.error
+            raise RuntimeError("the RPC server did not start")
+        log.info("rpc listening on %s", front.url)
+        task_status.started(front.url)

@@ -1,0 +1,88 @@
+"""Door refusals answered on the RPC thread, without the node's event loop (node/rpc/server.py).
+
+While the node's door is closed (``TxIntake.door_refusal``: the intake budget is exhausted or the
+pool is at the backlog bound), a POST whose request(s) are all ``broadcast_tx_sync`` is answered here with the -32005 ``mempool_full`` / ``intake_busy`` error
+objects the handlers would give (tx_methods.refusal), counted the same way. Anything else, including
+a request this module cannot answer exactly as the dispatcher would (bad JSON, a bad id, bad
+params, a mixed batch), is left to the event loop: ``refuse`` returns FORWARD.
+
+The answers are the loop's own. broadcast_tx_commit is left to the loop (a transaction already
+committed answers its location there, even while the door is closed), and broadcast_tx_async
+too (it answers a hash before the door is consulted; its queue refuses later, docs/rpc.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.metrics import Metrics
+from node.rpc.dispatch import _MISSING, _is_valid_id, dumps, parse_json
+from node.rpc.errors import ParseError, RPCError, error_response
+from node.rpc.methods import METHODS
+from node.rpc.tx_methods import refusal
+from node.tx_intake import TxIntake
+from state.crypto import sha256, to_hex
+
+DOOR_METHODS = frozenset({"broadcast_tx_sync"})
+FORWARD = object()
+
+
+class Door:
+    def __init__(self, intake: TxIntake, metrics: Metrics, max_batch: int, max_page: int) -> None:
+        self.intake = intake
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.max_page = max_page
+
+    def refuse(self, body: bytes) -> Any:
+        """The response body (None: nothing to send) when every request is refused at the door;
+        FORWARD otherwise. Cheap while the door is open: no parsing."""
+        if self.intake.door_refusal() is None:
+            return FORWARD
+        try:
+            doc = parse_json(body)
+        except ParseError:
+            return FORWARD
+        batch = type(doc) is list
+        items = doc if batch else [doc]
+        if not items or len(items) > self.max_batch:
+            return FORWARD
+        plans = []
+        for item in items:
+            plan = self._plan(item)
+            if plan is None:
+                return FORWARD
+            plans.append(plan)
+        exc = self.intake.door_refusal()  # read again: the whole body is answered from one reading
+        if exc is None:
+            return FORWARD
+        responses = []
+        for name, rid, raw in plans:
+            self.metrics.rpc_request(name)
+            err = refusal(exc, to_hex(sha256(raw)))
+            self.metrics.rpc_error(err.code)
+            self.metrics.drop("rpc_tx", exc.reason)
+            if rid is not _MISSING:
+                responses.append(error_response(rid, err))
+        if batch:
+            return dumps(responses) if responses else None
+        return dumps(responses[0]) if responses else None
+
+    def _plan(self, item: Any) -> tuple[str, Any, bytes] | None:
+        """(method, id, tx) of a well-formed door-method request; None for anything else."""
+        if type(item) is not dict or item.get("jsonrpc") != "2.0":
+            return None
+        name = item.get("method")
+        if name not in DOOR_METHODS:
+            return None
+        rid = item.get("id", _MISSING)
+        if rid is not _MISSING and not _is_valid_id(rid):
+            return None
+        params = item.get("params")
+        if params is not None and type(params) not in (list, dict):
+            return None
+        try:
+            args = METHODS[name].schema.bind(params, self.max_page)
+        except RPCError:
+            return None
+        return name, rid, args["tx"]
