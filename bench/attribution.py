@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import hashlib
 import json
 import os
@@ -380,6 +381,8 @@ def main() -> None:
         chain = Chain(db)
         print(f"setup: working copy opened in {time.perf_counter() - t0:.1f} s "
               f"({len(db.postings):,} posting records in memory)", file=sys.stderr)
+        gc.collect()  # as the node does after opening its state (node/app.py)
+        gc.freeze()
         waited = wait_for_compactions(db)
         print(f"waited {waited:.1f} s for LevelDB's compactions", file=sys.stderr)
         rng = random.Random(args.seed + 1)
