@@ -17,15 +17,28 @@ block-sync protocol, then for ``--duration`` seconds (bounded) runs one attack:
     lying-sync              answers `status` with height + 10^6 and `blocks` with nothing
     replay                  records valid votes and proposals for a third of the time, then
                             publishes them again, over and over, from its own identity
+    hello-flood             opens the direct consensus protocol (docs/p2p.md) to every node again
+                            and again with a hello signed by its own key, in no validator set
 
-It follows the chain's height from the votes it hears. It prints JSON lines on stdout: ``ready``
-(with its peer id, once connected and subscribed), ``progress`` about every 2 s, and ``done``
-(messages sent, sync requests answered), then exits 0. Loopback only, like the devnet.
+Where the floods go (``--via``):
+    gossip   published on the topics: they reach only nodes subscribed to them (full nodes, and
+             validators on the gossip fallback because a direct stream to them is down); the
+             attack starts once a peer subscribes to every topic it floods
+    direct   sent on direct consensus streams opened with the hello of validator ``--validator-key``
+             (the byzantine validator whose key only the attacker holds), so they reach validators
+             that have left the topics; the attack starts once ``--peers`` streams are accepted
+
+The sync attacks and hello-flood wait for nothing but ``--peers`` connections. It follows the
+chain's height from the votes it hears (nodes publish to a subscriber even after leaving a topic).
+It prints JSON lines on stdout: ``ready`` (with its peer id), ``progress`` about every 2 s, and
+``done`` (messages sent, sync requests answered, hellos refused, proposals and votes heard since
+``ready``), then exits 0. Loopback only, like the devnet.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -37,14 +50,19 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
 
 from devnet.launcher import Layout
 from node.config import Home
+from node.consensus_links import KIND_PROPOSAL, KIND_VOTE, hello_message
+from p2p.direct import ACCEPTED, DirectSpec
 from p2p.errors import P2PError
+from p2p.framing import write_frame
 from p2p.identity import PeerSpec, loopback_addr
 from p2p.peers import DialSettings
 from p2p.service import MAX_GOSSIP_PAYLOAD, P2PService
-from p2p.topics import evidence_topic, proposals_topic, sync_protocol, txs_topic, votes_topic
+from p2p.topics import consensus_protocol, evidence_topic, proposals_topic, sync_protocol, txs_topic, votes_topic
 from state.block import (
     EMPTY_COMMIT,
     PRECOMMIT,
@@ -67,6 +85,11 @@ LIE = 10**6
 MAX_DURATION_S = 600.0
 RECORD_MAX = 2_000  # replay: messages recorded at most
 PROGRESS_S = 2.0
+SYNC_ATTACKS = ("stalling-sync", "lying-sync", "hello-flood")  # they wait for no topic
+# the gossip topics each flood publishes on (the attack starts once a peer subscribes to them)
+FLOOD_TOPICS = {"nonvalidator-proposals": ("proposals",), "future-flood": ("proposals", "votes"),
+                "bad-signature-votes": ("votes",), "evidence-now": ("evidence",),
+                "replay": ("proposals", "votes")}
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -81,7 +104,8 @@ def random_bytes(rng: random.Random, n: int) -> bytes:
 class Byzantine:
     """One malicious peer process: a P2PService plus the attack loops."""
 
-    def __init__(self, layout: Layout, port: int, rate: float, validator_index: int) -> None:
+    def __init__(self, layout: Layout, port: int, rate: float, validator_index: int, via: str = "gossip",
+                 peers: int = 1) -> None:
         self.layout = layout
         self.chain_id = layout.chain_id
         self.genesis_hash = load_genesis(layout.dir / "genesis.json").hash()
@@ -101,6 +125,20 @@ class Byzantine:
             "evidence": evidence_topic(self.chain_id),
         }
         self.sync = sync_protocol(self.chain_id)
+        self.via = via
+        self.min_peers = peers
+        direct = None
+        if via == "direct":
+            if self.accused is None or validator_index < 0:
+                raise SystemExit("--via direct needs --validator-key (the key whose hello opens the streams)")
+            accused = self.accused
+            direct = DirectSpec(
+                protocol=consensus_protocol(self.chain_id),
+                kinds={KIND_PROPOSAL: self.topic["proposals"], KIND_VOTE: self.topic["votes"]},
+                hello=lambda peer_id: pack([accused.public_key,
+                                            accused.sign(hello_message(self.chain_id, peer_id))]),
+                check_hello=lambda peer, hello: b"accepted",  # honest validators may stream to us
+            )
         self.service = P2PService(
             os.urandom(32),
             port,
@@ -109,6 +147,7 @@ class Byzantine:
             request_handlers={self.sync: self.serve_sync},
             max_message_bytes=MAX_GOSSIP_PAYLOAD,
             dial=DialSettings(inbound_grace=0.0),
+            direct=direct,
         )
         self.height = 0  # the highest height heard in votes
         self.precommits: dict[int, set[bytes]] = {}
@@ -120,10 +159,15 @@ class Byzantine:
         self.publish_errors = 0
         self.sync_answers = 0
         self.sync_mode = ""
+        self.hellos_refused = 0
+        self.hellos_accepted = 0
+        self.heard = {"proposals": 0, "votes": 0}
 
     # ---- listening ----------------------------------------------------------------------
     async def listen(self, kind: str, record: bool) -> None:
         async for msg in self.service.subscribe(self.topic[kind]):
+            if kind in self.heard:
+                self.heard[kind] += 1
             if kind == "votes":
                 try:
                     vote = decode(SignedVote, msg.data).vote
@@ -162,6 +206,11 @@ class Byzantine:
         return 1.0 / self.rate
 
     async def publish(self, kind: str, data: bytes) -> None:
+        if self.via == "direct" and kind in ("proposals", "votes"):
+            if self.service.send_direct(self.topic[kind], data):
+                self.sent += 1
+            await trio.lowlevel.checkpoint()
+            return
         try:
             await self.service.publish(self.topic[kind], data)
             self.sent += 1
@@ -254,6 +303,38 @@ class Byzantine:
         self.sync_mode = "lying"
         await trio.sleep_forever()
 
+    async def hello_flood(self) -> None:
+        """Open the direct protocol to every connected node, ``rate`` rounds a second, with a
+        well-formed hello signed by this process's own key (in no validator set)."""
+        host = self.service._require_host()
+        protocol = consensus_protocol(self.chain_id)
+        hello = pack([self.key.public_key, self.key.sign(hello_message(self.chain_id, self.service.peer_id))])
+
+        async def one(peer: str) -> None:
+            try:
+                with trio.fail_after(5):
+                    stream = await host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+                    try:
+                        await write_frame(stream, hello)
+                        answer = await stream.read(1)
+                    finally:
+                        await stream.reset()
+            except Exception:  # noqa: BLE001 - a refused or banned stream is the expected outcome
+                self.hellos_refused += 1
+                return
+            if answer == ACCEPTED:
+                self.hellos_accepted += 1
+            else:
+                self.hellos_refused += 1
+
+        async def round_() -> None:
+            async with trio.open_nursery() as nursery:
+                for peer in self.service.connected_peers():
+                    nursery.start_soon(one, peer)
+            self.sent += 1
+
+        await self.paced(round_)
+
     async def replay(self, duration: float) -> None:
         await trio.sleep(duration / 3)  # recording (the listener keeps what it hears)
         records = list(self.recorded)
@@ -272,9 +353,10 @@ class Byzantine:
                 for kind in self.topic:
                     nursery.start_soon(self.listen, kind, attack == "replay")
                 nursery.start_soon(self._stop_on_signal, signals, nursery.cancel_scope)
-                await self._wait_joined()
+                await self._wait_ready(attack)
+                self.heard = {"proposals": 0, "votes": 0}
                 emit({"ev": "ready", "peer_id": self.service.peer_id, "height": self.height,
-                      "attack": attack})
+                      "attack": attack, "via": self.via})
                 with trio.move_on_after(duration):
                     async with trio.open_nursery() as attack_nursery:
                         attack_nursery.start_soon(self._progress)
@@ -285,13 +367,27 @@ class Byzantine:
                             attack_nursery.start_soon(runner)
                 emit({"ev": "done", "sent": self.sent, "publish_errors": self.publish_errors,
                       "sync_answers": self.sync_answers, "recorded": len(self.recorded),
-                      "height": self.height})
+                      "height": self.height, "hellos_refused": self.hellos_refused,
+                      "hellos_accepted": self.hellos_accepted, "heard": self.heard})
                 nursery.cancel_scope.cancel()
 
-    async def _wait_joined(self, timeout: float = 30.0) -> None:
-        """Until connected, subscribed by a peer on the votes topic, and a vote was heard."""
+    def _ready(self, attack: str) -> bool:
+        if len(self.service.connected_peers()) < self.min_peers:
+            return False
+        if attack in SYNC_ATTACKS:
+            return True  # they need no topic: validators with every direct stream up leave them
+        if not self.height:
+            return False  # a vote heard: the floods aim at the height in progress
+        if self.via == "direct" and attack != "evidence-now":
+            assert self.service.direct is not None
+            return len(self.service.direct.outbound_peers()) >= self.min_peers
+        return all(self.service.topic_peers(self.topic[kind]) for kind in FLOOD_TOPICS[attack])
+
+    async def _wait_ready(self, attack: str, timeout: float = 30.0) -> None:
+        """Until the attack can reach someone: ``--peers`` connections, and for a flood a vote heard
+        and a peer subscribed to every topic it floods (gossip) or ``--peers`` accepted streams."""
         with trio.fail_after(timeout):
-            while not (self.service.topic_peers(self.topic["votes"]) and self.height):
+            while not self._ready(attack):
                 await trio.sleep(0.05)  # polling libp2p state that has no event
 
     async def _progress(self) -> None:
@@ -308,7 +404,7 @@ class Byzantine:
 
 
 ATTACKS = ("nonvalidator-proposals", "future-flood", "bad-signature-votes", "evidence-now",
-           "stalling-sync", "lying-sync", "replay")
+           "stalling-sync", "lying-sync", "replay", "hello-flood")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,15 +415,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="p2p port (0: any free port)")
     parser.add_argument("--rate", type=float, default=20.0, help="attack rounds per second")
     parser.add_argument("--validator-key", type=int, default=-1,
-                        help="evidence-now: index of the devnet validator whose key accuses itself")
+                        help="evidence-now: index of the devnet validator whose key accuses itself; "
+                             "--via direct: the validator whose hello opens the streams")
+    parser.add_argument("--via", choices=("gossip", "direct"), default="gossip",
+                        help="where proposals and votes go: the gossip topics or direct consensus streams")
+    parser.add_argument("--peers", type=int, default=1,
+                        help="connections (--via direct: accepted streams) to wait for before attacking")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not 0 < args.duration <= MAX_DURATION_S:
         parser.error(f"--duration must be in (0, {MAX_DURATION_S:.0f}]")
+    faulthandler.register(signal.SIGUSR1)  # a stuck attacker's stacks on stderr (the test asks for them)
     layout = Layout.load(args.dir)
-    trio.run(Byzantine(layout, args.port, args.rate, args.validator_key).main, args.attack, args.duration)
+    byzantine = Byzantine(layout, args.port, args.rate, args.validator_key, args.via, args.peers)
+    trio.run(byzantine.main, args.attack, args.duration)
     return 0
 
 

@@ -55,6 +55,14 @@ class GossipSettings:
     queue_high_water: int = 16
     # A peer whose queue stays full this long (e.g. SIGSTOPped) no longer holds publishers back.
     backpressure_timeout: float = 2.0
+    # py-libp2p 0.8.1 also queues every message it sends or forwards for each connected peer not
+    # (yet) subscribed to the topic, in case the peer's subscription is still on its way; these are
+    # sent if it subscribes. Its defaults (30 s, 100 per peer) made a full node next to validators
+    # that left the consensus topics (direct streams) log a WARNING for nearly every message it
+    # forwarded (~27 a second at 4 validators) and hold 30 s of them: the race it covers lasts
+    # well under a second, and a message missed there is re-broadcast by consensus.
+    pending_ttl_s: float = 2.0
+    pending_per_peer: int = 256
 
 
 class GuardedPubsub(Pubsub):
@@ -123,6 +131,8 @@ def build_pubsub(host: IHost, settings: GossipSettings) -> tuple[Pubsub, GossipS
         adaptive_gossip_enabled=False,
         spam_protection_enabled=False,
         eclipse_protection_enabled=False,
+        max_pending_messages_per_peer=settings.pending_per_peer,
+        pending_messages_ttl=settings.pending_ttl_s,
     )
     pubsub = GuardedPubsub(host, router, strict_signing=True, seen_ttl=settings.seen_ttl)
     # py-libp2p seeds the sequence number with int(time.time()) and adds one per publish, so a

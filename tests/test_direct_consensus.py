@@ -29,11 +29,12 @@ VOTES = "attrchain/{}/votes/1"
 
 
 def configure(layout: Layout, only: int | None = None, **faults: bool) -> None:
-    """Switch direct streams on for every node, or for the first ``only`` ones."""
-    for spec in layout.nodes[:only]:
+    """Switch direct streams on for every node, or for the first ``only`` ones and explicitly off
+    for the others (it is on by default)."""
+    for spec in layout.nodes:
         home = Home(layout.dir / spec.home)
         cfg = home.load_config()
-        cfg.p2p.direct_consensus = True
+        cfg.p2p.direct_consensus = only is None or spec.index < only
         for name, value in faults.items():
             setattr(cfg.faults, name, value)
         home.write_config(cfg)
