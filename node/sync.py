@@ -248,11 +248,6 @@ class BlockSyncer:
         self._verifier: SignatureVerifier | None = None
         self._last_log = 0.0
         self.received_bytes = 0  # answers received (the benchmark reports it)
-        self.polls_skipped = 0  # timed polls not made: consensus was moving on
-
-    def polls_skippable(self, consensus: ConsensusHooks) -> bool:
-        """Consensus started a height within the last poll interval: in step with the others."""
-        return self._clock() - consensus.height_started < self.settings.poll_s
 
     def wake(self) -> None:
         """Check peers now instead of at the next poll (the driver heard of a later height)."""
@@ -260,20 +255,11 @@ class BlockSyncer:
 
     # ---- the loop ---------------------------------------------------------------------------
     async def run(self, consensus: ConsensusHooks) -> None:
-        """Poll peers every ``poll_s`` (or when woken) and catch up whenever one is ahead.
-
-        A timed poll is skipped while consensus moves on (a height started within the last
-        ``poll_s``): a node committing heights with the others is not behind, and when it falls
-        behind the driver wakes this loop on the first message of a later height. At 16 validators
-        the skipped rounds were 15 status requests asked and 15 served per node every 2 s."""
+        """Poll peers every ``poll_s`` (or when woken) and catch up whenever one is ahead."""
         while True:
             with trio.move_on_after(self.settings.poll_s):
                 await self._wanted.wait()
-            woken = self._wanted.is_set()  # a wake at the very moment the timer ran out counts
             self._wanted = trio.Event()
-            if not woken and not consensus.paused and self.polls_skippable(consensus):
-                self.polls_skipped += 1
-                continue
             # one height behind is normal while the last precommits arrive; behind for long is not
             stuck = self._clock() - consensus.height_started > 4 * self.settings.poll_s
             before = self.chain.height

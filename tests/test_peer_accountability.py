@@ -151,47 +151,6 @@ class Peers:
 
 
 @pytest.mark.trio
-async def test_no_status_polls_while_consensus_moves_on_and_polls_again_when_it_stops(
-    new_chain, autojump_clock  # type: ignore[no-untyped-def]
-) -> None:
-    """Idle cost at 16 validators (issue 15): a node committing heights with the others does not
-    ask every peer for its height every poll interval; once its heights stop, it polls again, and a
-    wake (the driver heard of a later height) is answered at once even while heights move."""
-    src, _ = build_source(new_chain, "attrchain-test")
-    dst = new_chain({k.address: 10**12 for k in SENDERS})
-    peers = Peers(src, "modest")
-    consensus = Consensus(height=1)
-    syncer = BlockSyncer(dst, lambda: ["honest"], peers.request, lambda b, ex: None, peers.report,
-                         SyncSettings(poll_s=2), clock=trio.current_time)
-    moving = True
-
-    def statuses() -> int:
-        return sum(1 for _, kind in peers.asked if kind == "status")
-
-    async def heights() -> None:
-        while True:
-            if moving:
-                consensus.height_started = trio.current_time()
-            await trio.sleep(0.5)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(heights)
-        nursery.start_soon(syncer.run, consensus)
-        await trio.sleep(30)
-        assert statuses() == 0, f"{statuses()} status requests while consensus moved on"
-        assert syncer.polls_skipped >= 14
-        syncer.wake()
-        await trio.sleep(1)
-        assert statuses() >= 1, "a wake must poll at once"
-        assert dst.height == N_BLOCKS  # and the blocks it lacked were synced
-        moving = False
-        before = statuses()
-        await trio.sleep(10)
-        assert statuses() - before >= 3, "a node whose heights stopped must poll its peers"
-        nursery.cancel_scope.cancel()
-
-
-@pytest.mark.trio
 async def test_a_stalling_liar_never_pauses_consensus_and_an_honest_peer_is_used(
     new_chain, autojump_clock: trio.testing.MockClock  # type: ignore[no-untyped-def]
 ) -> None:
