@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from devnet import launcher
+from node.config import Home
 from devnet.launcher import Layout, NodeSpec
 
 
@@ -87,9 +88,16 @@ def assert_same_chain(specs: list[NodeSpec], upto: int) -> None:
 @contextmanager
 def running_devnet(tmp: Path, validators: int, params: dict[str, Any] | None = None,
                    double_sign: tuple[int, ...] = (), start: list[int] | None = None,
-                   stakes: dict[int, int] | None = None) -> Iterator[Layout]:
-    """Create a devnet in ``tmp``, start the nodes in ``start`` (default all), stop them all after."""
+                   stakes: dict[int, int] | None = None, direct: bool | None = None) -> Iterator[Layout]:
+    """Create a devnet in ``tmp``, start the nodes in ``start`` (default all), stop them all after.
+    ``direct``: set ``[p2p] direct_consensus`` on every node (None: the default)."""
     layout = launcher.create(tmp / "devnet", validators, free_base_port(), double_sign, params, stakes)
+    if direct is not None:
+        for spec in layout.nodes:
+            home = Home(layout.dir / spec.home)
+            cfg = home.load_config()
+            cfg.p2p.direct_consensus = direct
+            home.write_config(cfg)
     try:
         for spec in layout.nodes:
             if start is None or spec.index in start:

@@ -30,7 +30,7 @@ VOTES = "attrchain/{}/votes/1"
 
 def configure(layout: Layout, only: int | None = None, **faults: bool) -> None:
     """Switch direct streams on for every node, or for the first ``only`` ones and explicitly off
-    for the others (it is on by default)."""
+    for the others (explicitly, whatever the default)."""
     for spec in layout.nodes:
         home = Home(layout.dir / spec.home)
         cfg = home.load_config()

@@ -79,7 +79,7 @@ PARAMS = {"timeouts": {"commit_ms": 1000, "propose_ms": 1000}, "staking": {"sign
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     with running_devnet(tmp_path_factory.mktemp("byz"), len(HONEST) + 1, params=PARAMS, start=HONEST,
-                        stakes={BYZANTINE: BYZANTINE_STAKE}) as layout:
+                        stakes={BYZANTINE: BYZANTINE_STAKE}, direct=True) as layout:
         observer = launcher.add_full_node(layout)
         assert observer.index == OBSERVER
         layout.save()  # the attacker dials every node in devnet.json
