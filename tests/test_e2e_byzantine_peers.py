@@ -223,8 +223,8 @@ def banned_by(spec: NodeSpec, peer_id: str) -> dict[str, Any] | None:
     return next((b for b in info.get("banned", []) if b["id"] == peer_id), None)
 
 
-def assert_banned_by_its_peers(layout: Layout, peer: str, reason: str, among: list[int] = HONEST,
-                               at_least: int = 2) -> None:
+def assert_banned_by_its_peers(layout: Layout, peer: str, reason: str | tuple[str, ...],
+                               among: list[int] = HONEST, at_least: int = 2) -> None:
     """At least ``at_least`` of the nodes ``among`` (default: the honest validators) banned the
     attacker, and every node that banned it says why in `net_info`.
 
@@ -235,7 +235,8 @@ def assert_banned_by_its_peers(layout: Layout, peer: str, reason: str, among: li
 
     wait_until(lambda: len(banning(among)) >= at_least, 10, f"at least {at_least} of nodes {among} to ban {peer}")
     for record in banning([s.index for s in layout.nodes]):
-        assert reason in record["ban_reason"], record
+        reasons = (reason,) if isinstance(reason, str) else reason
+        assert any(r in record["ban_reason"] for r in reasons), record
 
 
 def assert_gossip_reached_validators(result: dict[str, Any]) -> None:
@@ -337,7 +338,10 @@ def test_validators_off_the_topics_a_subscriber_still_sees_consensus(devnet: Lay
     result = run_scenario(devnet, "bad-signature-votes", ["--rate", "50"])
     assert result["listening"] == [], result["listening"]
     assert result["done"]["sent"] > 200
-    assert_banned_by_its_peers(devnet, result["peer_id"], "bad signature", among=[OBSERVER], at_least=1)
+    # the votes are signed as the byzantine validator, which the evidence scenario just removed from
+    # the set: refused either for their signature or as a non-validator's (seen in CI), banned both ways
+    assert_banned_by_its_peers(devnet, result["peer_id"], ("bad signature", "from a non-validator"),
+                               among=[OBSERVER], at_least=1)
     heard, blocks = result["done"]["heard"], result["blocks"]
     # each committed height: its proposal and at least three prevotes and three precommits
     assert heard["proposals"] >= blocks - 1 and heard["votes"] >= 6 * (blocks - 1), (heard, blocks)
