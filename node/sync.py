@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures.process import BrokenProcessPool
@@ -174,6 +175,9 @@ class SyncSettings:
     retry_max_s: float = 120.0
     # a peer that does not serve the sync protocol at all (a light client, another chain's node)
     unsupported_retry_s: float = 300.0
+    # while consensus moves on, a timed poll asks only one of this many slices of the peers, so
+    # each peer is still asked at least once every ``in_step_slices * poll_s`` (8 s by default)
+    in_step_slices: int = 4
 
 
 @dataclass
@@ -248,6 +252,19 @@ class BlockSyncer:
         self._verifier: SignatureVerifier | None = None
         self._last_log = 0.0
         self.received_bytes = 0  # answers received (the benchmark reports it)
+        self.polls = 0  # timed polls made, full or of one slice (the slice is chosen by this count)
+        self.slice_polls = 0  # timed polls that asked one slice of the peers only
+
+    def in_step(self, consensus: ConsensusHooks) -> bool:
+        """Consensus started a height within the last poll interval: in step with the others."""
+        return not consensus.paused and self._clock() - consensus.height_started < self.settings.poll_s
+
+    def poll_slice(self, peers: list[str], poll: int) -> list[str]:
+        """The peers a slice poll number ``poll`` asks: those whose id's crc32 falls in slice
+        ``poll mod in_step_slices``. Fixed per peer id (a peer joining or leaving moves no other
+        peer), so every peer is in one slice of every ``in_step_slices`` consecutive polls."""
+        n = max(1, self.settings.in_step_slices)
+        return [p for p in peers if zlib.crc32(p.encode()) % n == poll % n]
 
     def wake(self) -> None:
         """Check peers now instead of at the next poll (the driver heard of a later height)."""
@@ -255,15 +272,30 @@ class BlockSyncer:
 
     # ---- the loop ---------------------------------------------------------------------------
     async def run(self, consensus: ConsensusHooks) -> None:
-        """Poll peers every ``poll_s`` (or when woken) and catch up whenever one is ahead."""
+        """Poll peers every ``poll_s`` (or when woken) and catch up whenever one is ahead.
+
+        A timed poll while consensus moves on (a height started within the last ``poll_s``) asks
+        one slice of the peers (``poll_slice``): a node committing heights with the others is not
+        behind, and when it falls behind the driver wakes this loop on the first message of a later
+        height, which asks every peer. The slices still reach every peer within ``in_step_slices``
+        polls, so a peer that lies about its height or stalls is asked, timed out and scored even
+        by nodes in step. At 16 validators a full poll is 15 status requests asked and 15 served
+        per node every 2 s."""
         while True:
             with trio.move_on_after(self.settings.poll_s):
                 await self._wanted.wait()
+            woken = self._wanted.is_set()  # a wake at the very moment the timer ran out counts
             self._wanted = trio.Event()
+            poll_slice: int | None = None
+            if not woken:
+                self.polls += 1
+                if self.in_step(consensus):
+                    poll_slice = self.polls
+                    self.slice_polls += 1
             # one height behind is normal while the last precommits arrive; behind for long is not
             stuck = self._clock() - consensus.height_started > 4 * self.settings.poll_s
             before = self.chain.height
-            applied = await self.catch_up(0 if stuck else 1, consensus)
+            applied = await self.catch_up(0 if stuck else 1, consensus, poll_slice)
             if applied:
                 log.info("block sync applied %d blocks: %d -> %d (%d bytes received in total)", applied, before,
                          self.chain.height, self.received_bytes)
@@ -273,12 +305,15 @@ class BlockSyncer:
             if self.chain.height >= consensus.height:
                 consensus.restart_after_sync()
 
-    async def catch_up(self, lag: int, consensus: ConsensusHooks | None = None) -> int:
-        """Sync until no usable peer claims more than ``lag`` heights above ours; blocks applied."""
+    async def catch_up(self, lag: int, consensus: ConsensusHooks | None = None,
+                       poll_slice: int | None = None) -> int:
+        """Sync until no usable peer claims more than ``lag`` heights above ours; blocks applied.
+        With ``poll_slice`` the first status round asks only that slice of the peers."""
         applied = 0
         try:
             while True:
-                claims = await self._statuses()
+                claims = await self._statuses(poll_slice)
+                poll_slice = None  # a peer was ahead: the next rounds ask every peer
                 ahead = [p for p, h in claims.items() if h > self.chain.height + lag]
                 if not ahead:
                     return applied
@@ -305,10 +340,14 @@ class BlockSyncer:
         return sorted(peers, key=key)
 
     # ---- status -----------------------------------------------------------------------------
-    async def _statuses(self) -> dict[str, int]:
-        """Ask every peer not backing off for its height, concurrently; peer -> claimed height."""
+    async def _statuses(self, poll_slice: int | None = None) -> dict[str, int]:
+        """Ask every peer (or one slice of them) not backing off for its height, concurrently;
+        peer -> claimed height."""
         now = self._clock()
-        peers = [p for p in sorted(set(self._peers())) if now >= self.book.setdefault(p, SyncPeer()).retry_at]
+        peers = sorted(set(self._peers()))
+        if poll_slice is not None:
+            peers = self.poll_slice(peers, poll_slice)
+        peers = [p for p in peers if now >= self.book.setdefault(p, SyncPeer()).retry_at]
         claims: dict[str, int] = {}
 
         async def ask(peer: str) -> None:

@@ -151,6 +151,66 @@ class Peers:
 
 
 @pytest.mark.trio
+async def test_in_step_polls_ask_one_slice_yet_reach_a_liar_and_a_wake_or_a_stop_asks_every_peer(
+    new_chain, autojump_clock  # type: ignore[no-untyped-def]
+) -> None:
+    """Idle cost at 16 validators (issue 15): a node committing heights with the others asks one
+    slice of its peers per timed poll, yet every peer within ``in_step_slices`` polls, so a peer
+    lying about its height is asked and reported; a wake, or heights that stop, ask every peer."""
+    dst = new_chain({k.address: 10**12 for k in SENDERS})
+    names = [f"p{i:02d}" for i in range(15)] + ["liar"]
+    asked: list[tuple[float, str, str]] = []
+    reports: list[tuple[str, Offence]] = []
+
+    async def request(peer: str, payload: bytes) -> bytes:
+        kind = unpack(payload)[0]
+        asked.append((trio.current_time(), peer, kind))
+        if kind == "status":
+            claim = dst.height + 10**6 if peer == "liar" else dst.height
+            return pack(["status", claim, dst.genesis_hash])
+        return pack(["blocks", []])  # the liar serves nothing of what it claimed
+
+    settings = SyncSettings(poll_s=2, in_step_slices=4)
+    consensus = Consensus(height=1)
+    syncer = BlockSyncer(dst, lambda: names, request, lambda b, ex: None,
+                         lambda peer, offence, detail: reports.append((peer, offence)), settings,
+                         clock=trio.current_time)
+    moving = True
+
+    def statuses(since: float = -1.0) -> list[str]:
+        return [peer for t, peer, kind in asked if kind == "status" and t >= since]
+
+    async def heights() -> None:
+        while True:
+            if moving:
+                consensus.height_started = trio.current_time()
+            await trio.sleep(0.5)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heights)
+        start = trio.current_time()
+        nursery.start_soon(syncer.run, consensus)
+        await trio.sleep(settings.in_step_slices * settings.poll_s + 0.5)
+        assert ("liar", Offence.LIED_HEIGHT) in reports, "a node in step never asked the liar"
+        await trio.sleep(41 - (trio.current_time() - start))  # between two polls
+        polls = syncer.polls
+        assert polls >= 19 and syncer.slice_polls == polls
+        for name in names[:-1]:  # each honest peer once per 4 polls, not once per poll
+            assert polls // 4 <= statuses().count(name) <= -(-polls // 4), (name, statuses().count(name), polls)
+        assert len(statuses()) < len(names) * polls / 3
+        woken_at = trio.current_time()
+        syncer.wake()
+        await trio.sleep(0.5)
+        assert sorted(statuses(woken_at)) == names[:-1], "a wake must ask every peer (the liar backs off)"
+        moving = False
+        stopped_at = trio.current_time()
+        await trio.sleep(settings.poll_s * 3 + 0.5)
+        later = statuses(stopped_at + settings.poll_s)
+        assert all(later.count(name) >= 2 for name in names[:-1]), "heights stopped: every poll asks every peer"
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
 async def test_a_stalling_liar_never_pauses_consensus_and_an_honest_peer_is_used(
     new_chain, autojump_clock: trio.testing.MockClock  # type: ignore[no-untyped-def]
 ) -> None:
