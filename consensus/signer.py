@@ -8,16 +8,23 @@ Each message has a position (height, round, step) with step 1 = proposal, 2 = pr
   rule: nothing new is signed, and a restarted node can still re-send its vote);
 - anything else at the same position is refused;
 - a higher position is signed, and the record (position, sha256 of the sign bytes, the sign bytes
-  and the signature) is made durable BEFORE the signature is returned: written to a temporary
-  file, fsynced, renamed over the state file, and the directory fsynced.
+  and the signature) is made durable BEFORE the signature is returned.
 
-Refusals raise ``DoubleSignRefused``. The state file is the canonical msgpack of ``LastSigned``.
+Refusals raise ``DoubleSignRefused``. The state file (``FileGuardStore``) has two fixed-size slots;
+each save writes the canonical msgpack of ``LastSigned`` with a sequence number and a sha256
+checksum into the slot that does NOT hold the newest record, in place, and fdatasyncs it once (the
+file's size never changes, so no metadata has to reach the disk). A crash can tear only the slot
+being written, whose signature was never returned: loading takes the valid record with the
+highest sequence number, and refuses (``SignerStateError``) when no slot holds a valid record but
+one holds something. A state file of the earlier format (the bare msgpack record, replaced by
+rename on every save) is converted on open.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import struct
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -89,8 +96,44 @@ class MemoryGuardStore:
         self.value = last
 
 
+GUARD_MAGIC = b"AGS2"
+GUARD_SLOT = 8192  # bytes per slot; a record is at most ~4.3 KiB (sign bytes <= MAX_SIGN_BYTES)
+_SLOT_HEAD = struct.Struct(">4sQI")  # magic, sequence number, payload length
+_CHECKSUM = 32  # sha256 of the head and the payload, after the payload
+
+
+def guard_slot(seq: int, last: LastSigned) -> bytes:
+    """One slot's record: head, canonical ``LastSigned``, sha256 of both. Its slot is ``seq % 2``."""
+    payload = last.encode()  # type: ignore[attr-defined]
+    body = _SLOT_HEAD.pack(GUARD_MAGIC, seq, len(payload)) + payload
+    return body + sha256(body)
+
+
+def _read_slot(data: bytes, index: int) -> tuple[int, LastSigned] | str | None:
+    """Slot ``index``'s (sequence, record); None when it was never written (all zeros); a string
+    saying why when it holds something that is not a valid record (a torn write or damage)."""
+    slot = data[index * GUARD_SLOT : (index + 1) * GUARD_SLOT]
+    if not slot.strip(b"\0"):
+        return None
+    if len(slot) < _SLOT_HEAD.size:
+        return f"slot {index} is cut short"
+    magic, seq, size = _SLOT_HEAD.unpack_from(slot)
+    end = _SLOT_HEAD.size + size
+    if magic != GUARD_MAGIC or end + _CHECKSUM > len(slot):
+        return f"slot {index} has no valid head"
+    if sha256(slot[:end]) != slot[end : end + _CHECKSUM]:
+        return f"slot {index} fails its checksum"
+    if seq % 2 != index:
+        return f"slot {index} holds sequence {seq}"
+    try:
+        return seq, decode(LastSigned, slot[_SLOT_HEAD.size : end])
+    except CodecError as exc:
+        return f"slot {index}: {exc}"
+
+
 class FileGuardStore:
-    """The guard record in one file, replaced atomically; an flock keeps out a second process."""
+    """The guard record in two slots of one file, open for the node's life, each save one
+    in-place write and one fdatasync; an flock keeps out a second process (see the module doc)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -101,26 +144,36 @@ class FileGuardStore:
         except BlockingIOError as exc:
             os.close(self._lock_fd)
             raise SignerStateError(f"{self.path} is in use by another process") from exc
+        self._fd = -1
+        self._seq = 0
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
 
-    def load(self) -> LastSigned | None:
+    def _open(self) -> None:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return None
-        try:
-            return decode(LastSigned, data)
-        except CodecError as exc:
-            # Never guess: signing with a lost record could double-sign.
-            raise SignerStateError(f"{self.path}: corrupt last-signed state ({exc})") from exc
+            self._replace(b"\0" * (2 * GUARD_SLOT))  # nothing signed yet
+        else:
+            if len(data) != 2 * GUARD_SLOT:
+                # the earlier format (the bare record, at most ~4.3 KiB): converted once, atomically
+                try:
+                    old = decode(LastSigned, data)
+                except CodecError as exc:
+                    raise SignerStateError(f"{self.path}: corrupt last-signed state ({exc})") from exc
+                self._replace(b"\0" * GUARD_SLOT + guard_slot(1, old).ljust(GUARD_SLOT, b"\0"))
+        self._fd = os.open(self.path, os.O_RDWR)
+        self.load()  # a damaged file stops here; sets the sequence number the next save follows
 
-    def save(self, last: LastSigned) -> None:
+    def _replace(self, content: bytes) -> None:
+        """Write ``content`` as the whole state file: temporary file, fsync, rename, directory fsync."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            data = last.encode()  # type: ignore[attr-defined]
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, content, 0)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -131,10 +184,42 @@ class FileGuardStore:
         finally:
             os.close(dir_fd)
 
+    def load(self) -> LastSigned | None:
+        data = os.pread(self._fd, 2 * GUARD_SLOT, 0)
+        slots = [_read_slot(data, 0), _read_slot(data, 1)]
+        valid = [slot for slot in slots if isinstance(slot, tuple)]
+        if not valid:
+            damage = [slot for slot in slots if isinstance(slot, str)]
+            if damage:
+                # Never guess: signing with a lost record could double-sign.
+                raise SignerStateError(f"{self.path}: corrupt last-signed state ({'; '.join(damage)})")
+            self._seq = 0
+            return None
+        # a damaged other slot is the save a crash cut short: its signature never left the node
+        self._seq, last = max(valid, key=lambda slot: slot[0])
+        return last
+
+    def save(self, last: LastSigned) -> None:
+        seq = self._seq + 1
+        _write_all(self._fd, guard_slot(seq, last), (seq % 2) * GUARD_SLOT)
+        os.fdatasync(self._fd)
+        self._seq = seq
+
     def close(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
 
 
 class Signer:
