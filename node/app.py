@@ -128,6 +128,11 @@ class Node:
         peers = [parse_peer(p) for p in dict.fromkeys([*config.p2p.persistent_peers, *config.p2p.seeds])]
         from node.consensus_links import DirectAuth, direct_spec
 
+        from node.driver import VerifiedCache
+
+        # one memory of verified signatures for the topic validators and the consensus driver:
+        # a vote is verified once on arrival (gossip or direct stream), not again by the driver
+        self.verified = VerifiedCache()
         self.direct_auth = DirectAuth(self.chain, self.validator_key)
         direct = (direct_spec(chain_id, self.direct_auth, config.faults.refuse_direct)
                   if config.p2p.direct_consensus and self.validator_key is not None else None)
@@ -136,7 +141,7 @@ class Node:
             config.p2p.port,
             peers,
             list(self.topic.values()),
-            validators=GossipAuthenticator(self.chain).validators(self.topic),
+            validators=GossipAuthenticator(self.chain, self.verified).validators(self.topic),
             request_handlers={self.sync_protocol: self._serve_sync,
                               self.block_protocol: self._serve_proposal_block,
                               self.statesync_protocol: self._serve_statesync,

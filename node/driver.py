@@ -148,7 +148,7 @@ class ConsensusDriver:
         self.key = node.validator_key
         self.address = self.key.address if self.key else b""
         self.params = consensus_params(node)
-        self.verify = VerifiedCache()
+        self.verify = node.verified  # shared with the topic validators (node/gossip_auth.py)
         self.state = initial_state(MachineConfig(self.chain.chain_id, self.address, self.params, self.verify))
         cfg = node.config.consensus
         self.inbox = DriverInbox(cfg.peer_queue_events)

@@ -22,6 +22,7 @@ unauthenticated; the driver keeps them in its bounded future buffer or starts bl
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from p2p.scoring import Offence
@@ -41,8 +42,11 @@ VALSET_CACHE = 8  # validator sets kept (by height): the heights in progress and
 class GossipAuthenticator:
     """Per-topic validators for ``P2PService(validators=...)`` of one node's chain."""
 
-    def __init__(self, chain: Chain) -> None:
+    def __init__(self, chain: Chain, verify: Callable[[bytes, bytes, bytes], bool] = verify) -> None:
+        """``verify``: Ed25519 verification; the node passes its consensus driver's
+        ``VerifiedCache``, so a vote or proposal verified here is not verified again there."""
         self.chain = chain
+        self._verify = verify
         self._valsets: OrderedDict[int, ValidatorSet] = OrderedDict()
 
     def validators(self, topic: dict[str, str]) -> dict[str, Any]:
@@ -88,7 +92,7 @@ class GossipAuthenticator:
         member = valset.get_by_address(v.validator)
         if member is None:
             return Offence.NOT_A_VALIDATOR
-        if not verify(member.public_key, sv.signature, v.sign_bytes(self.chain.chain_id)):
+        if not self._verify(member.public_key, sv.signature, v.sign_bytes(self.chain.chain_id)):
             return Offence.BAD_SIGNATURE
         return True
 
@@ -111,7 +115,7 @@ class GossipAuthenticator:
         member = valset.get_by_address(p.proposer)
         if member is None:
             return Offence.NOT_A_VALIDATOR
-        if not verify(member.public_key, sp.signature, p.sign_bytes(self.chain.chain_id)):
+        if not self._verify(member.public_key, sp.signature, p.sign_bytes(self.chain.chain_id)):
             return Offence.BAD_SIGNATURE
         return True
 

@@ -345,6 +345,33 @@ def test_topic_validators_authenticate_votes_and_proposals(new_chain, chain_id) 
     assert auth.evidence(b"\x90") is Offence.MALFORMED
 
 
+def test_a_signature_the_topic_validator_verified_is_not_verified_again_by_the_driver(
+    new_chain, chain_id, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """Issue 15: the node shares the driver's ``VerifiedCache`` with its topic validators, so a
+    vote (or proposal) is verified once on arrival; a bad signature is still refused by both."""
+    import node.driver
+    from node.driver import VerifiedCache
+    from node.gossip_auth import GossipAuthenticator
+    from state.block import SignedVote
+    from state.codec import decode
+    from tests.conftest import VALIDATOR_KEY
+
+    src, _ = build_source(new_chain, chain_id)
+    cache = VerifiedCache()
+    auth = GossipAuthenticator(src, cache)
+    good = _vote(VALIDATOR_KEY, src.height + 1, chain_id)
+    bad = _vote(VALIDATOR_KEY, src.height + 1, chain_id, bad=True)
+    assert auth.vote(good) is True and auth.vote(bad) is Offence.BAD_SIGNATURE
+    calls: list[bytes] = []
+    real = node.driver.ed25519_verify
+    monkeypatch.setattr(node.driver, "ed25519_verify", lambda pk, sig, msg: calls.append(sig) or real(pk, sig, msg))
+    for data, ok in ((good, True), (bad, False)):
+        sv = decode(SignedVote, data)
+        assert cache(VALIDATOR_KEY.public_key, sv.signature, sv.vote.sign_bytes(chain_id)) is ok
+    assert calls == [decode(SignedVote, bad).signature], "the good vote was verified a second time"
+
+
 @pytest.mark.parametrize("section,key", [("rpc", "max_open_connections"), ("rpc", "read_timeout_s"),
                                          ("p2p", "inbox_bytes"), ("p2p", "sync_request_timeout_s")])
 def test_a_limit_of_zero_is_a_clear_config_error(section: str, key: str) -> None:
