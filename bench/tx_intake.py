@@ -32,40 +32,15 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import httpx  # noqa: E402
 
+from bench.load_sweep import Probe, cpu_with_children, percentile  # noqa: E402  (before devnet_load, which imports it)
+from bench.devnet_load import ed25519_verify_rate  # noqa: E402
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, rpc  # noqa: E402
 from node.config import Home  # noqa: E402
 from state.crypto import PrivateKey, from_hex, sha256, to_hex  # noqa: E402
 from state.tx import Transfer, sign_tx  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from devnet_load import CLOCK_TICKS, ed25519_verify_rate  # noqa: E402
-
 BATCH = 100
-PROBE_EVERY_S = 0.05
-
-
-def cpu_with_children(pid: int) -> float:
-    """utime + stime (seconds) of ``pid`` and its live child processes (the signature workers)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(") ", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Flood:
@@ -82,8 +57,6 @@ class Flood:
         self.queues = [[sign_tx(k, chain_id, n, Transfer(sink, 1), 1).raw for n in range(per_sender)] for k in keys]
         self.cursor = [0] * len(keys)
         self.clients = clients
-        self.probe_sender = PrivateKey.from_int(8)
-        self.probe_times: dict[str, list[float]] = {}
         self.accepted_at: dict[bytes, float] = {}  # tx hash -> wall time its answer arrived
 
     def client(self, index: int) -> None:
@@ -135,29 +108,6 @@ class Flood:
                 with self.lock:
                     self.accepted += sum(counted.values())
 
-    def probe(self, chain_id: str) -> None:
-        """One fresh transaction every PROBE_EVERY_S; the time to its answer, by outcome."""
-        nonce = 0
-        with httpx.Client(timeout=30) as http:
-            while not self.stop.wait(PROBE_EVERY_S):
-                raw = sign_tx(self.probe_sender, chain_id, nonce, Transfer(self.probe_sender.address, 1), 1).raw
-                t0 = time.perf_counter()
-                try:
-                    a = http.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync",
-                                                  "params": {"tx": to_hex(raw)}}).json()
-                except (httpx.HTTPError, ValueError):
-                    continue
-                dt = time.perf_counter() - t0
-                if "error" in a:
-                    outcome = f"{a['error']['code']} {(a['error'].get('data') or {}).get('reason', '')}"
-                    if (a["error"].get("data") or {}).get("reason") in ("future_nonce", "stale_nonce"):
-                        nonce = int(rpc(http, self.url, "account", {"address": to_hex(self.probe_sender.address)})
-                                    ["next_nonce"])
-                else:
-                    outcome = "accepted"
-                    nonce += 1
-                self.probe_times.setdefault(outcome, []).append(dt)
-
 
 def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     directory = work / mode
@@ -179,18 +129,19 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         gen.fund()
         keys = [s.key for s in gen.senders]
         flood = Flood(spec.rpc, layout.chain_id, keys[1:], args.per_sender, args.clients)
-        flood.probe_sender = keys[0]
+        probe = Probe(layout, keys[:1])  # its own process, one lone transaction every 50 ms
         with httpx.Client(timeout=10) as http:
             h0 = int(rpc(http, spec.rpc, "status")["sync_info"]["latest_block_height"])
-        cpu0, t0 = cpu_with_children(pid), time.monotonic()
+        cpu0, t0 = cpu_with_children([pid])[0], time.monotonic()
         threads = [threading.Thread(target=flood.client, args=(i,), daemon=True) for i in range(args.clients)]
-        threads.append(threading.Thread(target=flood.probe, args=(layout.chain_id,), daemon=True))
+        probe.start()
         for t in threads:
             t.start()
         time.sleep(args.duration)
         flood.stop.set()
         wall = time.monotonic() - t0
-        cpu = (cpu_with_children(pid) - cpu0) / wall
+        cpu = (cpu_with_children([pid])[0] - cpu0) / wall
+        probe.finish(40)
         for t in threads:
             t.join(40)
         with httpx.Client(timeout=10) as http:
@@ -204,7 +155,6 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     # (the median of the precommit times of h: this machine's clock) minus when the acceptance arrived
     latencies = [nxt["header"]["time_ms"] / 1000 - flood.accepted_at[h] for b, nxt in zip(blocks, blocks[1:])
                  for h in (sha256(from_hex(t)) for t in b["txs"]) if h in flood.accepted_at]
-    refusal_times = [t for k, v in flood.probe_times.items() if k.startswith("-32005") for t in v]
     gaps = [b - a for a, b in zip(times, times[1:])]
     return {
         "mode": mode,
@@ -215,9 +165,8 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "mean_block_interval_s": round(sum(gaps) / len(gaps) / 1000, 3) if gaps else float("nan"),
         "max_block_interval_s": round(max(gaps) / 1000, 3) if gaps else float("nan"),
         "probe": {k: {"n": len(v), "p50_ms": round(1000 * percentile(v, 0.5), 1),
-                      "p95_ms": round(1000 * percentile(v, 0.95), 1)} for k, v in flood.probe_times.items()},
-        "refusal_p95_ms": round(1000 * percentile(refusal_times, 0.95), 1),
-        "refusal_max_ms": round(1000 * max(refusal_times), 1) if refusal_times else float("nan"),
+                      "p95_ms": round(1000 * percentile(v, 0.95), 1)} for k, v in probe.times.items()},
+        **{k: v for k, v in probe.summary().items() if k in ("refusal_p95_ms", "refusal_max_ms")},
         "node_cpu_cores": round(cpu, 2),
         "accepted_committed": len(latencies),
         "latency_p50_s": round(percentile(latencies, 0.5), 3),
