@@ -239,7 +239,7 @@ class Devnet:
         """Offer ``rate`` tx/s for ``seconds``, drain (bounded), measure; at most POINT_BUDGET_S."""
         t_begin = time.monotonic()
         gen = LoadGenerator(self.layout, LoadConfig(rate=rate, duration_s=seconds, max_txs=int(rate * seconds) + 1,
-                                                    senders=args.senders + self.n, batch=args.batch, drain_s=0.0,
+                                                    senders=args.senders + self.n, batch=args.batch, drain_s=0.0, nice=args.client_nice,
                                                     presign=min(int(rate * seconds), PRESIGN_MAX) // args.senders + 1))
         gen.fund()
         probe = Probe(self.layout, [gen.senders.pop().key for _ in range(self.n)])  # the last funded senders
@@ -350,4 +350,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--idle-seconds", type=float, default=20.0, help="sweep: idle measurement (0: none)")
     ap.add_argument("--idle-validators", type=lambda s: [int(v) for v in s.split(",")], default=None,
                     help="sweep: measure idle only for these counts (default: every count)")
+    ap.add_argument("--client-nice", type=int, default=0,
+                    help="sweep: nice value of the load generator's submitting threads (they stand for clients on "
+                         "other machines; the probe and the commit tracker keep normal priority)")
     ap.add_argument("--gossip", action="store_true", help="sweep: consensus over gossip only (default: direct streams)")

@@ -151,6 +151,9 @@ class Mempool:
         self._verified: set[bytes] = set()
         self._verified_order: deque[bytes] = deque()
         self._gossip: deque[tuple[bytes, int]] = deque(maxlen=self.config.max_txs)
+        # hashes of recently committed transactions, oldest first (bounded like the verified set):
+        # a copy gossiped after its block is refused by hash, before any decoding or signature work
+        self._committed: dict[bytes, None] = {}
         self.commit_log: deque[tuple[float, int]] = deque(maxlen=COMMIT_LOG_BLOCKS)
         self.blocks_seen = 0  # update_after_block calls: a door snapshot older than this is stale
         self._height = -1
@@ -179,6 +182,15 @@ class Mempool:
         """The raw bytes of a pooled transaction, or None."""
         entry = self._by_hash.get(tx_hash)
         return entry.tx.raw if entry is not None else None
+
+    def seen(self, tx_hash: bytes) -> str | None:
+        """Why a transaction is refused by its hash alone: ``duplicate`` (in the pool) or
+        ``committed`` (in a recent block; its nonce is spent); None when the hash says nothing."""
+        if tx_hash in self._by_hash:
+            return "duplicate"
+        if tx_hash in self._committed:
+            return "committed"
+        return None
 
     def next_nonce(self, address: bytes) -> int:
         """The nonce the sender's next transaction must carry (committed nonce + queued count)."""
@@ -525,12 +537,16 @@ class Mempool:
         """
         committed = 0
         n_block = 0
+        recent = self._committed
         for tx_hash in committed_tx_hashes:
             n_block += 1
+            recent[tx_hash] = None
             e = self._by_hash.get(tx_hash)
             if e is not None:
                 self._forget(e)
                 committed += 1
+        for _ in range(len(recent) - self.config.verified_capacity):
+            del recent[next(iter(recent))]
         # (when, how many) per committed block: node/tx_intake.py's backlog bound reads the rate.
         # Local wall-clock time of this node's admission policy, never consensus.
         self.commit_log.append((time.monotonic(), n_block))

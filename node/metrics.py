@@ -51,8 +51,9 @@ DROP_SITES: tuple[tuple[str, str], ...] = (
                          "buffer's byte or per-peer cap), `peer_queue_full` (the oldest peer event dropped), "
                          "`height_over` (authenticated events of a height that ended before they were served)"),
     ("evidence", "evidence not kept: `malformed`, `invalid`, `refused` (too old, not yet includable, pool full)"),
-    ("peer_tx", "a transaction from a peer's batch not pooled: the mempool's rejection reason, `peer_rate` (over "
-                "p2p.peer_tx_rate), `intake_busy` (over mempool.intake_share_pct), `batch_over_cap`, "
+    ("peer_tx", "a transaction from a peer's batch not pooled: the mempool's rejection reason (`committed`: in a "
+                "recent block, refused by hash), `peer_rate` (over p2p.peer_tx_rate), `intake_busy` (over "
+                "mempool.intake_share_pct), `batch_over_cap`, "
                 "`malformed_batch` (node/tx_intake.py)"),
     ("rpc_tx", "a client's transaction refused at the door, before any signature check: `mempool_full`, "
                "`intake_busy`; `async_queue_full`: broadcast_tx_async's bounded queue is full"),

@@ -74,7 +74,10 @@ class PoolAPI(Protocol):
 
     def admit_from_peer(self, raw: bytes) -> str | None: ...
 
+    def seen(self, tx_hash: bytes) -> str | None: ...
+
     def is_verified(self, tx_hash: bytes) -> bool: ...
+
     def mark_verified(self, tx_hashes: Any) -> None: ...
 
 
@@ -377,6 +380,19 @@ class TxIntake:
         return max(MIN_BACKLOG, int(rate * self.settings.max_wait_ms / 1000))
 
     # ---- peers --------------------------------------------------------------------------------
+    def _unseen(self, raws: list[bytes]) -> list[bytes]:
+        """``raws`` without those the pool refuses by hash (already pooled, or committed in a recent
+        block: gossip copies that arrive after their block), counted as dropped; no decoding and no
+        signature work is spent on them."""
+        fresh: list[bytes] = []
+        for raw in raws:
+            reason = self.pool.seen(sha256(raw))
+            if reason is None:
+                fresh.append(raw)
+            else:
+                self.drops.drop("peer_tx", reason)
+        return fresh
+
     async def peer_batch(self, data: bytes, sender: str) -> int:
         """A peer's gossip batch: decode, bound by the peer's rate and the budget, verify (workers),
         admit. Returns how many were pooled; every other transaction is counted as dropped."""
@@ -397,6 +413,7 @@ class TxIntake:
         if granted < len(raws):
             self.drops.drop("peer_tx", "peer_rate", len(raws) - granted)
             raws = raws[:granted]
+        raws = self._unseen(raws)
         if not raws:
             return 0
         if not self.budget.available():

@@ -18,9 +18,17 @@ from state.codec import CodecError
 from state.tx import decode_tx
 
 PARENT_CHECK_S = 1.0
+WORKER_NICE = 5  # workers yield the CPU to the node's own process (consensus, RPC) on a busy machine
 
 
-def _exit_with_parent(parent: int) -> None:
+def _worker_init(parent: int) -> None:
+    """Lower priority (what waits in a worker can wait; consensus on the node's loop cannot), and
+    exit with the parent."""
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:  # not allowed here: run at the node's priority
+        pass
+
     def watch() -> None:
         while True:
             time.sleep(PARENT_CHECK_S)
@@ -33,7 +41,7 @@ def _exit_with_parent(parent: int) -> None:
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """A process pool of ``workers`` spawned workers that end when this process ends, however."""
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+                               initializer=_worker_init, initargs=(os.getpid(),))
 
 
 def verified_hashes_of(chain_id: str, raws: list[bytes]) -> list[bytes]:

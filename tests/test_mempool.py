@@ -332,6 +332,19 @@ def test_verified_cache_is_bounded(rich_chain, chain_id) -> None:  # type: ignor
     assert set(pool.verified_hashes()) == {txs[1].hash, txs[2].hash}
 
 
+def test_seen_names_pooled_and_recently_committed_hashes_within_a_bound(rich_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+    pool = Mempool(rich_chain, MempoolConfig(verified_cache_size=2))
+    txs = [transfer(chain_id, who, 0, fee=1) for who in (ALICE, BOB, CAROL)]
+    pool.submit(txs[0].raw)
+    assert pool.seen(txs[0].hash) == "duplicate" and pool.seen(txs[1].hash) is None
+    commit_txs(rich_chain, txs)
+    pool.update_after_block([t.hash for t in txs])
+    # the oldest committed hash is forgotten past the bound; a forgotten one is still refused by
+    # its nonce on admission (stale_nonce), only later and at more cost
+    assert [pool.seen(t.hash) for t in txs] == [None, "committed", "committed"]
+    assert rejection(pool, txs[0]) == "stale_nonce"
+
+
 # ---- gossip --------------------------------------------------------------------------------
 def test_take_new_for_gossip_returns_each_local_accept_once(rich_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
     pool = Mempool(rich_chain, MempoolConfig(max_txs=2))
