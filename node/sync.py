@@ -260,8 +260,8 @@ class BlockSyncer:
         return not consensus.paused and self._clock() - consensus.height_started < self.settings.poll_s
 
     def poll_slice(self, peers: list[str], poll: int) -> list[str]:
-        """The peers a slice poll number ``poll`` asks: those whose id's crc32 falls in slice
-        ``poll mod in_step_slices``. Fixed per peer id (a peer joining or leaving moves no other
+        """The peers a slice poll number ``poll`` asks (besides peers never asked yet): those
+        whose id's crc32 falls in slice ``poll mod in_step_slices``. Fixed per peer id (a peer joining or leaving moves no other
         peer), so every peer is in one slice of every ``in_step_slices`` consecutive polls."""
         n = max(1, self.settings.in_step_slices)
         return [p for p in peers if zlib.crc32(p.encode()) % n == poll % n]
@@ -346,7 +346,10 @@ class BlockSyncer:
         now = self._clock()
         peers = sorted(set(self._peers()))
         if poll_slice is not None:
-            peers = self.poll_slice(peers, poll_slice)
+            # a peer never asked yet (just connected) is asked now, whatever its slice: its height
+            # is learnt at once, and a liar among new peers is met within one poll, not four
+            sliced = set(self.poll_slice(peers, poll_slice))
+            peers = [p for p in peers if p in sliced or p not in self.book]
         peers = [p for p in peers if now >= self.book.setdefault(p, SyncPeer()).retry_at]
         claims: dict[str, int] = {}
 
