@@ -239,7 +239,8 @@ class Devnet:
         """Offer ``rate`` tx/s for ``seconds``, drain (bounded), measure; at most POINT_BUDGET_S."""
         t_begin = time.monotonic()
         gen = LoadGenerator(self.layout, LoadConfig(rate=rate, duration_s=seconds, max_txs=int(rate * seconds) + 1,
-                                                    senders=args.senders + self.n, batch=args.batch, drain_s=0.0, nice=args.client_nice,
+                                                    senders=args.senders + self.n, batch=args.batch, drain_s=0.0,
+                                                    nice=args.client_nice,
                                                     presign=min(int(rate * seconds), PRESIGN_MAX) // args.senders + 1))
         gen.fund()
         probe = Probe(self.layout, [gen.senders.pop().key for _ in range(self.n)])  # the last funded senders

@@ -261,8 +261,9 @@ class BlockSyncer:
 
     def poll_slice(self, peers: list[str], poll: int) -> list[str]:
         """The peers a slice poll number ``poll`` asks (besides peers never asked yet): those
-        whose id's crc32 falls in slice ``poll mod in_step_slices``. Fixed per peer id (a peer joining or leaving moves no other
-        peer), so every peer is in one slice of every ``in_step_slices`` consecutive polls."""
+        whose id's crc32 falls in slice ``poll mod in_step_slices``. Fixed per peer id (a peer
+        joining or leaving moves no other peer), so every peer is in one slice of every
+        ``in_step_slices`` consecutive polls."""
         n = max(1, self.settings.in_step_slices)
         return [p for p in peers if zlib.crc32(p.encode()) % n == poll % n]
 

@@ -394,8 +394,8 @@ class TxIntake:
         return fresh
 
     async def peer_batch(self, data: bytes, sender: str) -> int:
-        """A peer's gossip batch: decode, bound by the peer's rate and the budget, verify (workers),
-        admit. Returns how many were pooled; every other transaction is counted as dropped."""
+        """A peer's gossip batch: decode, bound by the peer's rate, drop what the pool knows by hash,
+        bound by the budget, verify (workers), admit. Returns how many were pooled; every other transaction is counted as dropped."""
         try:
             batch = unpack(data)
         except CodecError:
