@@ -114,14 +114,21 @@ def direct_spec(chain_id: str, auth: DirectAuth, refuse_all: bool = False) -> Di
 
 
 async def manage_consensus_subscriptions(p2p: object, auth: DirectAuth, chain_id: str) -> None:
-    """Leave the proposal and vote topics while every other validator of the next height holds
-    a direct stream to this node for STABLE_S; join them again as soon as one is missing (gossip
-    fallback: liveness never depends on the direct path)."""
+    """Leave the proposal and vote topics while every other validator of the next height has held
+    a direct stream to this node for STABLE_S and none of those streams says its opener relies on
+    gossip; join them again as soon as one is missing or one does (gossip fallback: liveness never
+    depends on the direct path).
+
+    Our own status, sent to every validator we stream to, is "on fallback" until every other
+    validator has streamed to us for STABLE_S. A validator connected to only some of the others
+    (a newcomer that knows its seed only) therefore keeps every validator it streams to on the
+    topics, and through their meshes its messages reach the validators it has no stream with."""
+    direct = p2p.direct  # type: ignore[attr-defined]
     wanted = [topics.proposals_topic(chain_id), topics.votes_topic(chain_id)]
     complete_since: float | None = None
     while True:
         await trio.sleep(CHECK_S)
-        live = p2p.direct.inbound_validators()  # type: ignore[attr-defined]
+        live = direct.inbound_validators()
         others = auth.others()
         complete = bool(others) and others <= live
         now = time.monotonic()
@@ -129,7 +136,10 @@ async def manage_consensus_subscriptions(p2p: object, auth: DirectAuth, chain_id
             complete_since = complete_since if complete_since is not None else now
         else:
             complete_since = None
-        leave = complete_since is not None and now - complete_since >= STABLE_S
+        mine = complete_since is not None and now - complete_since >= STABLE_S
+        direct.set_fallback(not mine)
+        needing = direct.fallback_validators() & others  # a stream of a former validator says nothing
+        leave = mine and not needing
         for topic in wanted:
             subscribed = p2p.is_subscribed(topic)  # type: ignore[attr-defined]
             if subscribed == (not leave):
@@ -141,6 +151,8 @@ async def manage_consensus_subscriptions(p2p: object, auth: DirectAuth, chain_id
                 continue
             if leave:
                 log.info("left %s: every other validator (%d) sends directly", topic, len(others))
-            else:
+            elif not mine:
                 log.info("joined %s: gossip fallback (%d of %d validators send directly)",
                          topic, len(others & live), len(others))
+            else:
+                log.info("joined %s: %d validator(s) streaming to us rely on gossip", topic, len(needing))

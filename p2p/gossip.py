@@ -63,6 +63,15 @@ class GossipSettings:
     # well under a second, and a message missed there is re-broadcast by consensus.
     pending_ttl_s: float = 2.0
     pending_per_peer: int = 256
+    # How long a peer that left our mesh (PRUNE) or a topic (unsubscribe) may not be grafted again,
+    # in whole seconds. py-libp2p's defaults (60 and 10) broke the gossip fallback of direct
+    # consensus streams: a validator that leaves the consensus topics and joins them again within
+    # 10 s (a stream broke, a new validator joined) had its GRAFTs refused, each refusal extending
+    # the ban by 60 s, so its mesh stayed empty and its peers' messages never reached the nodes
+    # behind it (docs/p2p.md "Topics, observers and fallback"). Our topics' validators do the
+    # spam control; a short backoff only makes the mesh heal at the next heartbeats.
+    prune_backoff_s: int = 2
+    unsubscribe_backoff_s: int = 1
 
 
 class GuardedPubsub(Pubsub):
@@ -133,6 +142,8 @@ def build_pubsub(host: IHost, settings: GossipSettings) -> tuple[Pubsub, GossipS
         eclipse_protection_enabled=False,
         max_pending_messages_per_peer=settings.pending_per_peer,
         pending_messages_ttl=settings.pending_ttl_s,
+        prune_back_off=settings.prune_backoff_s,
+        unsubscribe_back_off=settings.unsubscribe_backoff_s,
     )
     pubsub = GuardedPubsub(host, router, strict_signing=True, seen_ttl=settings.seen_ttl)
     # py-libp2p seeds the sequence number with int(time.time()) and adds one per publish, so a

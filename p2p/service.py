@@ -269,6 +269,8 @@ class P2PService:
             "enabled": True,
             "outbound": self.direct.outbound_peers(),
             "inbound": self.direct.inbound_peers(),
+            "on_fallback": self.direct.fallback,
+            "inbound_on_fallback": self.direct.fallback_peers(),
             "subscribed": {t: self.is_subscribed(t) for t in kinds},
             "received": received,
             **self.direct.counters,

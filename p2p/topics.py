@@ -8,6 +8,8 @@ from __future__ import annotations
 
 TOPIC_PREFIX = "attrchain"
 TOPIC_VERSION = "1"
+# 2: the opener's status item (kind 0) was added; a /1 peer would reset a stream carrying it
+CONSENSUS_PROTOCOL_VERSION = "2"
 
 
 def _topic(chain_id: str, kind: str) -> str:
@@ -64,4 +66,4 @@ def consensus_protocol(chain_id: str) -> str:
     """Stream protocol id of the direct consensus streams between validators (docs/p2p.md)."""
     if not chain_id or "/" in chain_id:
         raise ValueError(f"chain id must be non-empty and contain no '/': {chain_id!r}")
-    return f"/{TOPIC_PREFIX}/{chain_id}/consensus/{TOPIC_VERSION}"
+    return f"/{TOPIC_PREFIX}/{chain_id}/consensus/{CONSENSUS_PROTOCOL_VERSION}"

@@ -40,9 +40,9 @@ class RPCMethods:
 
         Returns `{listening, n_peers, peers: [{id, score, offences: {NAME: count}, banned}], banned:
         [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}], direct_consensus:
-        {enabled, outbound, inbound, subscribed, received: {topic: {direct, gossip}}, ...counters}
-        (docs/p2p.md), pex: {known_addresses, dialled, refused_addresses, target_peers}
-        (docs/p2p.md)}`
+        {enabled, outbound, inbound, on_fallback, inbound_on_fallback, subscribed, received: {topic:
+        {direct, gossip}}, ...counters} (docs/p2p.md), pex: {known_addresses, dialled,
+        refused_addresses, target_peers} (docs/p2p.md)}`
         """
         return self.call("net_info", {})
 

@@ -8,6 +8,10 @@
   and the chain keeps committing.
 - A mixed chain (two validators with the switch, two without, as during a rolling upgrade) commits:
   the two with it stream to each other and stay on the topics for the two without it.
+- Validators in a line (v1 - v0 - v2: the ends know only v0, as a newcomer knows only its seed)
+  commit: the ends tell v0 in their stream status that they rely on gossip, so v0 stays on the
+  topics and its mesh carries each end's messages to the other. With the status ignored, v0 left
+  the topics once both ends streamed to it, and no commit needing all three was possible.
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ def configure(layout: Layout, only: int | None = None, **faults: bool) -> None:
         for name, value in faults.items():
             setattr(cfg.faults, name, value)
         home.write_config(cfg)
+
+
+def peer_only_with(layout: Layout, spec: NodeSpec, peers: list[NodeSpec]) -> None:
+    """``spec`` dials only ``peers`` (peer exchange shares no loopback addresses on a devnet)."""
+    home = Home(layout.dir / spec.home)
+    cfg = home.load_config()
+    cfg.p2p.persistent_peers = [f"{p.peer_id}@127.0.0.1:{p.p2p_port}" for p in peers]
+    home.write_config(cfg)
 
 
 def direct(spec: NodeSpec) -> dict[str, Any]:
@@ -139,6 +151,37 @@ def test_mixed_chain_commits_and_switched_on_validators_stay_on_the_topics(tmp_p
             for v in off:
                 d = direct(v)
                 assert d["enabled"] is False and received(v, layout.chain_id)["direct"] == 0, (v.name, d)
+        except BaseException:
+            show_logs(layout)
+            raise
+
+
+def test_validators_in_a_line_commit_through_the_middle_ones_mesh(tmp_path: Path) -> None:
+    # three equal validators: a commit needs all three (more than 2/3), so each end's votes must
+    # reach the other end through v0
+    with running_devnet(tmp_path, 3, start=[]) as layout:
+        try:
+            configure(layout)
+            v0, v1, v2 = layout.nodes
+            peer_only_with(layout, v0, [])
+            peer_only_with(layout, v1, [v0])
+            peer_only_with(layout, v2, [v0])
+            for spec in layout.nodes:
+                launcher.start_node(layout, spec)
+            wait_heights(layout.nodes, 3, 60)
+            wait_until(lambda: len(direct(v0)["inbound"]) == 2, 30, "both ends streaming to v0")
+            start = max(height_of(v) or 0 for v in layout.nodes)
+            wait_heights(layout.nodes, start + 5, 60)
+            middle = direct(v0)
+            assert middle["on_fallback"] is False, middle
+            assert sorted(middle["inbound_on_fallback"]) == sorted(middle["inbound"]), middle
+            assert all(middle["subscribed"].values()), middle["subscribed"]
+            for end in (v1, v2):
+                d = direct(end)
+                assert d["on_fallback"] is True and len(d["inbound"]) == 1, (end.name, d)
+                # the other end's votes came by gossip, forwarded by v0
+                assert received(end, layout.chain_id)["gossip"] >= 5, (end.name, d["received"])
+            assert middle["status_received"] >= 2, middle
         except BaseException:
             show_logs(layout)
             raise
