@@ -102,7 +102,7 @@ class P2PConfig:
     peer_tx_rate: int = opt(5_000, "transactions per second taken from one peer's gossip; more are dropped")
     sync_request_timeout_s: int = opt(10, "block sync: one request's timeout, in seconds")
     sync_poll_s: int = opt(2, "block sync: how often peers' heights are polled, in seconds")
-    direct_consensus: bool = opt(False, "validators send proposals and votes straight to each other over "
+    direct_consensus: bool = opt(True, "validators send proposals and votes straight to each other over "
                                        "persistent streams and leave the consensus gossip topics while every "
                                        "validator streams to every other (docs/p2p.md \"Direct consensus streams\")")
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import msgpack
@@ -50,6 +50,13 @@ logger = logging.getLogger(__name__)
 ACCEPTED = b"\x00"  # the acceptor's only write: its hello was accepted
 KIND_STATUS = 0  # the opener's status item; topic kinds are 1 and up
 STATUS = {False: b"\x00", True: b"\x01"}  # on gossip fallback -> payload
+
+Envelope = tuple[bytes, bytes]
+"""``(seqno, signature)`` of the GossipSub message the sender built for a payload (its origin is
+the sender's peer id): with it the acceptor can push that very message into its own GossipSub, so
+observers behind it receive it once, under its original message id."""
+SEQNO_BYTES = 8
+SIGNATURE_BYTES = 64
 
 HelloCheck = Callable[[str, bytes], "bytes | Offence"]
 """``check_hello(peer_id, hello) -> validator id`` (accepted) or an ``Offence`` (refused)."""
@@ -84,7 +91,7 @@ class DirectSpec:
 
 class _Outbound:
     def __init__(self) -> None:
-        self.queue: deque[tuple[int, bytes]] = deque()
+        self.queue: deque[tuple[int, bytes, Envelope | None]] = deque()
         self.bytes = 0
         self.wake = trio.Event()
         self.ready = False
@@ -98,14 +105,19 @@ class DirectLinks:
     def __init__(
         self,
         spec: DirectSpec,
-        deliver: Callable[[str, str, bytes], None],
+        deliver: Callable[[str, str, bytes], bool],
         report: Callable[[str, Offence, str], None],
         is_banned: Callable[[str], bool],
+        relay: Callable[[str, str, bytes, Envelope], Awaitable[None]] | None = None,
     ) -> None:
+        """``deliver(topic, peer, payload)`` hands a received payload to the node and says whether
+        it passed authentication; ``relay(topic, peer, payload, envelope)`` then passes the
+        sender's GossipSub message on to the node's subscribed peers (observers)."""
         self.spec = spec
         self.settings = spec.settings
         self._kind_of = {topic: kind for kind, topic in spec.kinds.items()}
         self._deliver = deliver
+        self._relay = relay
         self._report = report
         self._is_banned = is_banned
         self._out: dict[str, _Outbound] = {}
@@ -146,8 +158,9 @@ class DirectLinks:
                 link.wake.set()
 
     # ----- sending -----
-    def send(self, topic: str, data: bytes) -> int:
-        """Queue ``data`` for every ready outbound link; returns how many peers it was queued for."""
+    def send(self, topic: str, data: bytes, envelope: Envelope | None = None) -> int:
+        """Queue ``data`` (with the GossipSub ``envelope`` built for it) for every ready outbound
+        link; returns how many peers it was queued for."""
         kind = self._kind_of.get(topic)
         if kind is None:
             return 0
@@ -155,12 +168,12 @@ class DirectLinks:
         for link in self._out.values():
             if not link.ready:
                 continue
-            link.queue.append((kind, data))
+            link.queue.append((kind, data, envelope))
             link.bytes += len(data)
             while len(link.queue) > self.settings.queue_messages or (
                 link.bytes > self.settings.queue_bytes and len(link.queue) > 1
             ):
-                _, old = link.queue.popleft()
+                _, old, _ = link.queue.popleft()
                 link.bytes -= len(old)
                 self.counters["queue_drops"] += 1
             link.wake.set()
@@ -214,9 +227,9 @@ class DirectLinks:
                         while link.queue and len(batch) < self.settings.max_batch_items and (
                             not batch or size + len(link.queue[0][1]) <= self.settings.batch_bytes
                         ):
-                            kind, data = link.queue.popleft()
+                            kind, data, envelope = link.queue.popleft()
                             link.bytes -= len(data)
-                            batch.append([kind, data])
+                            batch.append([kind, data, *envelope] if envelope is not None else [kind, data])
                             size += len(data)
                         with trio.fail_after(self.settings.write_timeout_s):
                             await write_frame(stream, msgpack.packb(batch, use_bin_type=True))
@@ -298,7 +311,7 @@ class DirectLinks:
                 self._refuse(peer, Offence.MALFORMED, "undecodable batch")
                 return
             self.counters["frames_received"] += 1
-            for kind, data in items:
+            for kind, data, envelope in items:
                 if kind == KIND_STATUS:
                     if data not in (STATUS[False], STATUS[True]):
                         self._refuse(peer, Offence.MALFORMED, f"status of {len(data)} bytes")
@@ -311,22 +324,30 @@ class DirectLinks:
                     self._refuse(peer, Offence.MALFORMED, f"unknown kind {kind}")
                     return
                 self.counters["messages_received"] += 1
-                self._deliver(topic, peer, data)
+                if self._deliver(topic, peer, data) and envelope is not None and self._relay is not None:
+                    await self._relay(topic, peer, data, envelope)
             await trio.lowlevel.checkpoint()
 
 
-def _decode_batch(body: bytes, max_items: int) -> list[tuple[int, bytes]] | None:
+def _decode_batch(body: bytes, max_items: int) -> list[tuple[int, bytes, Envelope | None]] | None:
+    """The items of a batch: ``[kind, payload]`` or ``[kind, payload, seqno(8), signature(64)]``."""
     try:
         batch = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError):
         return None
     if not isinstance(batch, list) or not 0 < len(batch) <= max_items:
         return None
-    out: list[tuple[int, bytes]] = []
+    out: list[tuple[int, bytes, Envelope | None]] = []
     for item in batch:
-        if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int and type(item[1]) is bytes):
+        if not (isinstance(item, list) and len(item) in (2, 4) and type(item[0]) is int
+                and all(type(x) is bytes for x in item[1:])):
             return None
-        out.append((item[0], item[1]))
+        envelope: Envelope | None = None
+        if len(item) == 4:
+            if len(item[2]) != SEQNO_BYTES or len(item[3]) != SIGNATURE_BYTES:
+                return None
+            envelope = (item[2], item[3])
+        out.append((item[0], item[1], envelope))
     return out
 
 

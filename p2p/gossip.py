@@ -23,7 +23,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pubsub import PUBSUB_SIGNING_PREFIX, Pubsub
 
 from p2p.scoring import Offence
 
@@ -234,3 +234,30 @@ class ContentDedup:
         self._keys.move_to_end(key)
         while len(self._keys) > self._capacity:
             self._keys.popitem(last=False)
+
+
+# ----- GossipSub envelopes carried on direct consensus streams --------------------------------
+def signed_envelope(pubsub: Pubsub, topic: str, data: bytes) -> rpc_pb2.Message:
+    """The GossipSub message ``pubsub.publish(topic, data)`` would build (our peer id as origin,
+    the next sequence number, the StrictSign signature), built ahead so that the same message
+    can travel on direct streams and on the mesh (one message id: peers de-duplicate the copies)."""
+    if pubsub.sign_key is None:
+        raise ValueError("strict signing needs the host's private key")
+    msg = rpc_pb2.Message(data=data, topicIDs=[topic], from_id=pubsub.my_id.to_bytes(),
+                          seqno=pubsub._next_seqno())
+    msg.signature = pubsub.sign_key.sign(PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
+    msg.key = pubsub.host.get_public_key().serialize()
+    return msg
+
+
+def envelope_of(origin: ID, topic: str, data: bytes, seqno: bytes, signature: bytes) -> rpc_pb2.Message:
+    """The GossipSub message ``origin`` built with ``signed_envelope`` (its key comes from the
+    peer id, an Ed25519 identity multihash); the signature is checked where it is pushed."""
+    msg = rpc_pb2.Message(data=data, topicIDs=[topic], from_id=origin.to_bytes(), seqno=seqno, signature=signature)
+    try:
+        key = origin.extract_public_key()
+    except Exception:  # noqa: BLE001 - not an identity-hashed id: GossipSub then refuses the message
+        key = None
+    if key is not None:
+        msg.key = key.serialize()
+    return msg

@@ -11,6 +11,7 @@ sending otherwise raised "Nursery is closed to new arrivals" out of ``host.run()
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 import multiaddr
 import trio
@@ -40,7 +41,9 @@ from p2p.gossip import (
     Validator,
     build_pubsub,
     content_key,
+    envelope_of,
     make_safe_validator,
+    signed_envelope,
 )
 from p2p.direct import DirectLinks, DirectSpec
 from p2p.identity import PeerSpec, key_pair_from_seed
@@ -58,6 +61,7 @@ logger = logging.getLogger(__name__)
 MAX_GOSSIP_PAYLOAD = 1_000_000
 BACKPRESSURE_POLL = 0.005
 DROP_LOG_EVERY = 100
+ENVELOPES_KEPT = 1024  # own consensus messages sent directly whose GossipSub publish is still queued
 
 
 def is_cancellation(error: BaseException) -> bool:
@@ -142,14 +146,16 @@ class P2PService:
         self._counters: dict[str, dict[str, int]] = {
             topic: {
                 "published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0,
-                "direct_delivered": 0, "direct_sent": 0, "publish_skipped": 0,
+                "direct_delivered": 0, "direct_sent": 0, "publish_skipped": 0, "relayed": 0,
             }
             for topic in self._topics
         }
+        # GossipSub messages built for our own consensus messages by send_direct, taken by publish
+        self._envelopes: OrderedDict[bytes, rpc_pb2.Message] = OrderedDict()
         if direct is not None and not set(direct.kinds.values()) <= set(self._topics):
             raise ValueError("direct consensus kinds must map to configured topics")
         self.direct: DirectLinks | None = (
-            DirectLinks(direct, self._deliver_direct, self.report_peer, self.scores.is_banned)
+            DirectLinks(direct, self._deliver_direct, self.report_peer, self.scores.is_banned, self._relay_direct)
             if direct is not None else None
         )
         self._direct_topics = frozenset(direct.kinds.values()) if direct is not None else frozenset()
@@ -262,7 +268,7 @@ class P2PService:
         kinds = sorted(set(self.direct.spec.kinds.values()) if self.direct is not None else self._topics)
         copies = getattr(self._pubsub, "received_copies", {})
         received = {t: {"direct": self._counters[t]["direct_delivered"], "gossip": self._counters[t]["delivered"],
-                        "gossip_copies": copies.get(t, 0)} for t in kinds}
+                        "gossip_copies": copies.get(t, 0), "relayed": self._counters[t]["relayed"]} for t in kinds}
         if self.direct is None:
             return {"enabled": False, "received": received}
         return {
@@ -344,6 +350,8 @@ class P2PService:
                 f"{self.max_message_bytes} bytes; send it by request/response instead"
             )
         pubsub = self._require_pubsub()
+        key = content_key(topic, data)
+        envelope = self._envelopes.pop(key, None)
         if topic in self._direct_topics and not pubsub.peer_topics.get(topic):
             # a consensus message already sent over the direct streams, and no peer (full node,
             # outside subscriber, validator on the gossip fallback) subscribes to the topic:
@@ -354,8 +362,11 @@ class P2PService:
             await self._wait_for_queue_room(pubsub)
             if not self._running:
                 raise NotRunning("p2p service stopped")
-            self._dedup.add(content_key(topic, data))
-            await pubsub.publish(topic, data)
+            self._dedup.add(key)
+            if envelope is not None:  # the message the direct streams carried: one message id
+                await pubsub.push_msg(self._peer_id, envelope)
+            else:
+                await pubsub.publish(topic, data)
             self._counters[topic]["published"] += 1
 
     def forget(self, topic: str, data: bytes) -> None:
@@ -367,13 +378,37 @@ class P2PService:
     def send_direct(self, topic: str, data: bytes) -> int:
         """Queue ``data`` on every open direct consensus stream (no-op without ``direct``); returns
         the number of peers it was queued for. The caller still gossips it for observers."""
-        if self.direct is None or not self._running:
+        if self.direct is None or not self._running or self._pubsub is None:
             return 0
-        sent = self.direct.send(topic, data)
+        key = content_key(topic, data)
+        envelope = self._envelopes.get(key)
+        if envelope is None:
+            envelope = signed_envelope(self._pubsub, topic, data)
+            self._envelopes[key] = envelope
+            while len(self._envelopes) > ENVELOPES_KEPT:
+                self._envelopes.popitem(last=False)
+        sent = self.direct.send(topic, data, (envelope.seqno, envelope.signature))
         if sent:
-            self._dedup.add(content_key(topic, data))
+            self._dedup.add(key)
             self._counters[topic]["direct_sent"] += 1
         return sent
+
+    async def _relay_direct(self, topic: str, sender: str, data: bytes, envelope: tuple[bytes, bytes]) -> None:
+        """Pass a validator's message received on its direct stream on to our subscribed peers
+        (full nodes, observers, validators on the gossip fallback) as the GossipSub message it
+        built: GossipSub checks its signature and our topic validator, sends it to our mesh (or
+        fanout) peers but not back to its origin, and remembers its id, so a copy arriving by
+        gossip is dropped as seen. Without subscribers nothing is done (validators only)."""
+        pubsub = self._pubsub
+        if pubsub is None or not self._running or not pubsub.peer_topics.get(topic):
+            return
+        origin = ID.from_base58(sender)
+        try:
+            await pubsub.push_msg(origin, envelope_of(origin, topic, data, *envelope))
+        except (BaseLibp2pError, ValueError) as error:
+            logger.debug("relaying a direct message from %s failed: %r", sender[-8:], error)
+            return
+        self._counters[topic]["relayed"] += 1
 
     def is_subscribed(self, topic: str) -> bool:
         return topic in self._subscriptions
@@ -453,11 +488,14 @@ class P2PService:
             return
         self._offer(topic, ID(message.from_id).to_base58(), message.data, "delivered")
 
-    def _deliver_direct(self, topic: str, sender: str, data: bytes) -> None:
+    def _deliver_direct(self, topic: str, sender: str, data: bytes) -> bool:
         """A message received on a direct consensus stream: authenticated by the topic's validator
-        (as gossip is) before it reaches the inbox; shares gossip's de-duplication."""
-        if sender not in self._denied_ids:
-            self._offer(topic, sender, data, "direct_delivered", authenticate=True)
+        (as gossip is) before it reaches the inbox; shares gossip's de-duplication. True unless it
+        was delivered now for the first time: only such a message is relayed (a copy the node
+        already had was relayed, or forwarded by GossipSub, when it came first)."""
+        if sender in self._denied_ids:
+            return False
+        return self._offer(topic, sender, data, "direct_delivered", authenticate=True)
 
     def _authentic(self, topic: str, sender: str, data: bytes) -> bool:
         """The gossip checks for a directly received message: size cap, then the topic validator."""
@@ -476,17 +514,18 @@ class P2PService:
             self.report_peer(sender, verdict, f"direct message on {topic}")
         return verdict is True
 
-    def _offer(self, topic: str, sender: str, data: bytes, counter: str, authenticate: bool = False) -> None:
+    def _offer(self, topic: str, sender: str, data: bytes, counter: str, authenticate: bool = False) -> bool:
+        """Into the topic's inbox unless seen; True when delivered now (not seen, not refused)."""
         counters = self._counters[topic]
         if self.scores.is_banned(sender):
             counters["banned_drops"] += 1
-            return
+            return False
         key = content_key(topic, data)
         if key in self._dedup:
             counters["duplicates"] += 1
-            return
+            return False
         if authenticate and not self._authentic(topic, sender, data):
-            return
+            return False
         refusal = self._inboxes[topic].offer(Received(sender, data))
         if refusal is not None:
             # Not marked as seen: a later copy (gossip retransmit) may still get in.
@@ -497,9 +536,10 @@ class P2PService:
                     "inbox for %s: %s (last from %s): %d messages dropped so far",
                     topic, refusal.value, sender, drops,
                 )
-            return
+            return False
         self._dedup.add(key)
         counters[counter] += 1
+        return True
 
     # ----- request/response -----
 

@@ -8,6 +8,10 @@
   and the chain keeps committing.
 - A mixed chain (two validators with the switch, two without, as during a rolling upgrade) commits:
   the two with it stream to each other and stay on the topics for the two without it.
+- A full node connected to one validator only follows every validator's messages live: that
+  validator passes each message it receives on a direct stream on to its subscribed peers, as the
+  GossipSub message its origin built (before, the full node heard only its own validator and moved
+  by block sync alone, ~1 s behind).
 - Validators in a line (v1 - v0 - v2: the ends know only v0, as a newcomer knows only its seed)
   commit: the ends tell v0 in their stream status that they rely on gossip, so v0 stays on the
   topics and its mesh carries each end's messages to the other. With the status ignored, v0 left
@@ -172,8 +176,10 @@ def test_validators_in_a_line_commit_through_the_middle_ones_mesh(tmp_path: Path
             wait_until(lambda: len(direct(v0)["inbound"]) == 2, 30, "both ends streaming to v0")
             start = max(height_of(v) or 0 for v in layout.nodes)
             wait_heights(layout.nodes, start + 5, 60)
+            # v0 holds both ends' streams (its own status turns "complete" 2 s after the second),
+            # yet stays on the topics because both ends say they rely on gossip
+            wait_until(lambda: direct(v0)["on_fallback"] is False, 20, "v0's own streams complete")
             middle = direct(v0)
-            assert middle["on_fallback"] is False, middle
             assert sorted(middle["inbound_on_fallback"]) == sorted(middle["inbound"]), middle
             assert all(middle["subscribed"].values()), middle["subscribed"]
             for end in (v1, v2):
@@ -182,6 +188,36 @@ def test_validators_in_a_line_commit_through_the_middle_ones_mesh(tmp_path: Path
                 # the other end's votes came by gossip, forwarded by v0
                 assert received(end, layout.chain_id)["gossip"] >= 5, (end.name, d["received"])
             assert middle["status_received"] >= 2, middle
+        except BaseException:
+            show_logs(layout)
+            raise
+
+
+def test_a_full_node_behind_one_validator_hears_every_validator(tmp_path: Path) -> None:
+    with running_devnet(tmp_path, 4, start=[]) as layout:
+        try:
+            configure(layout)
+            validators = layout.nodes[:4]
+            observer = launcher.add_full_node(layout)
+            peer_only_with(layout, observer, [validators[0]])
+            for spec in layout.nodes:
+                launcher.start_node(layout, spec)
+            wait_heights(validators, 3, 60)
+            wait_until(lambda: not any(any(direct(v)["subscribed"].values()) for v in validators), 30,
+                       "every validator to leave the consensus topics")
+            wait_heights([observer], max(height_of(v) or 0 for v in validators), 30)
+            votes = VOTES.format(layout.chain_id)
+            before = rpc(observer, "net_info")["direct_consensus"]["received"][votes]["gossip"]
+            relayed_before = direct(validators[0])["received"][votes]["relayed"]
+            start = max(height_of(v) or 0 for v in validators)
+            wait_heights(validators + [observer], start + 5, 60)
+            got = rpc(observer, "net_info")["direct_consensus"]["received"][votes]["gossip"] - before
+            # 5 heights x 4 validators x (prevote + precommit) = 40; its own validator alone gives 10
+            assert got >= 30, got
+            stats = direct(validators[0])
+            assert not any(stats["subscribed"].values()), stats["subscribed"]
+            # what reached the observer from the three others went through its validator's relay
+            assert stats["received"][votes]["relayed"] - relayed_before >= 5 * 3, stats["received"]
         except BaseException:
             show_logs(layout)
             raise
