@@ -28,7 +28,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import httpx  # noqa: E402
 
-from bench.devnet_load import ed25519_verify_rate, machine_busy_s, process_cpu_s, summarise_profile  # noqa: E402
+from bench.measure import ed25519_verify_rate, machine_busy_s, process_cpu_s, summarise_profile  # noqa: E402
 from devnet import launcher  # noqa: E402
 from devnet.launcher import DevnetError, Layout, NodeSpec  # noqa: E402
 from node.config import Home  # noqa: E402

@@ -30,113 +30,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 # bench/devnet_load.py must not shadow the packages: put the repository root first.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import load_sweep  # noqa: E402
+from bench.measure import (  # noqa: E402
+    VERIFY_SECONDS, ed25519_verify_rate, machine_busy_s, process_cpu_s, summarise_profile)
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, LoadReport  # noqa: E402
 from node.config import Home  # noqa: E402
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-VERIFY_SECONDS = 3.0
-VERIFY_CODE = """
-import os, sys, time
-sys.path[0] = {root!r}
-from state.crypto import PrivateKey, verify
-key = PrivateKey.from_int(1)
-msg = os.urandom(160)
-sig = key.sign(msg)
-pub = key.public_key
-n = 0
-end = time.perf_counter() + {seconds}
-while time.perf_counter() < end:
-    for _ in range(200):
-        verify(pub, sig, msg)
-    n += 200
-print(n / {seconds})
-"""
-
-
-def ed25519_verify_rate(processes: int = 2) -> float:
-    """Verifies per second of this machine with ``processes`` processes verifying at once."""
-    root = str(Path(__file__).resolve().parent.parent)
-    code = VERIFY_CODE.format(root=root, seconds=VERIFY_SECONDS)
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-             for _ in range(processes)]
-    rates = []
-    for p in procs:
-        out, _ = p.communicate(timeout=60)
-        rates.append(float(out.strip()))
-    return sum(rates)
-
-
-def process_cpu_s(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (everything but idle and iowait)."""
-    with open("/proc/stat") as fh:
-        parts = [int(x) for x in fh.readline().split()[1:]]
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    return (sum(parts[:8]) - idle) / CLOCK_TICKS
-
-
-# What a sample was doing: the first rule whose marker appears anywhere in its stack wins, so a
-# transaction's signature check counts as such whether the RPC or a gossip batch asked for it.
-# libp2p's own message signatures (PyNaCl) count as libp2p.
-ACTIVITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tx signature verify", ("verify (state/crypto.py",)),
-    ("mempool (admission, recheck)", ("Mempool.",)),
-    ("block execution + commit", ("validate_and_execute", "build_block", "Chain.commit", "apply_block",
-                                  "commit_block", "sync_from_peers")),
-    ("consensus (machine, WAL, signer)", ("ConsensusDriver.", "consensus/")),
-    ("JSON-RPC / HTTP", ("RPCApp.", "hypercorn/", "h11/", "node/rpc/")),
-    ("libp2p (gossip, yamux, noise)", ("libp2p/", "noise/", "multiaddr/", "Pubsub")),
-    ("logging", ("logging/",)),
-)
-
-
-def _activity(stack: str) -> str:
-    for name, markers in ACTIVITIES:
-        if any(m in stack for m in markers):
-            return name
-    return "other (trio scheduler, sockets, ...)"
-
-
-def summarise_profile(raw: Path, top: int = 10) -> list[str]:
-    """py-spy raw output -> the node's CPU by activity, then the functions with the largest
-    inclusive share."""
-    total = 0
-    by_activity: Counter[str] = Counter()
-    incl: Counter[str] = Counter()
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        total += n
-        by_activity[_activity(stack)] += n
-        for f in {f.split(":")[0] for f in stack.split(";")}:
-            incl[f] += n
-    if not total:
-        return ["(no samples)"]
-    lines = [f"{100 * n / total:5.1f}%  {a}" for a, n in by_activity.most_common()]
-    skip = ("run (trio", "unrolled_run", "_run_module", "_run_code", "<module>", "main (node/cli",
-            "cmd_run", "run_node", "_handle (hypercorn", "TrioManager", "FunctionTask", "BasicHost",
-            "SwarmConn", "ASGIWrapper", "RPCApp.__call__", "RPCApp.http")
-    rows = [(f, n) for f, n in incl.most_common(300) if not f.startswith(skip)]
-    lines += ["heaviest functions (inclusive):"]
-    lines += [f"{100 * n / total:5.1f}%  {f})" for f, n in rows[:top]]
-    return lines
-
 
 def configure(layout: launcher.Layout, tx_batch_ms: int, max_block_txs: int) -> None:
     for spec in layout.nodes:

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.devnet_load import machine_busy_s, summarise_profile
+from bench.measure import machine_busy_s, summarise_profile
 from devnet import launcher
 from devnet.launcher import Layout
 from devnet.load import DOOR_REFUSALS, LoadConfig, LoadGenerator, rpc

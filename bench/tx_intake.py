@@ -32,8 +32,8 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import httpx  # noqa: E402
 
-from bench.load_sweep import Probe, cpu_with_children, percentile  # noqa: E402  (before devnet_load, which imports it)
-from bench.devnet_load import ed25519_verify_rate  # noqa: E402
+from bench.load_sweep import Probe, cpu_with_children, percentile  # noqa: E402
+from bench.measure import ed25519_verify_rate  # noqa: E402
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, rpc  # noqa: E402
 from node.config import Home  # noqa: E402
