@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 MAX_GOSSIP_PAYLOAD = 1_000_000
 BACKPRESSURE_POLL = 0.005
 DROP_LOG_EVERY = 100
+# per-topic gossip counters (topic_stats, summed by stats for the metrics)
+TOPIC_COUNTERS = ("published", "delivered", "duplicates", "inbox_drops", "banned_drops", "direct_delivered",
+                  "direct_sent", "publish_skipped", "relayed")
 ENVELOPES_KEPT = 1024  # own consensus messages sent directly whose GossipSub publish is still queued
 
 
@@ -143,13 +146,7 @@ class P2PService:
         self._running = False
         self._stopping = False
         self._failed = False
-        self._counters: dict[str, dict[str, int]] = {
-            topic: {
-                "published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0,
-                "direct_delivered": 0, "direct_sent": 0, "publish_skipped": 0, "relayed": 0,
-            }
-            for topic in self._topics
-        }
+        self._counters: dict[str, dict[str, int]] = {topic: dict.fromkeys(TOPIC_COUNTERS, 0) for topic in self._topics}
         # GossipSub messages built for our own consensus messages by send_direct, taken by publish
         self._envelopes: OrderedDict[bytes, rpc_pb2.Message] = OrderedDict()
         if direct is not None and not set(direct.kinds.values()) <= set(self._topics):
@@ -246,8 +243,7 @@ class P2PService:
 
     def stats(self) -> dict[str, int]:
         """Totals for metrics: gossip published/delivered/duplicates/drops, dials, requests."""
-        out = {"published": 0, "delivered": 0, "duplicates": 0, "inbox_drops": 0, "banned_drops": 0,
-               "direct_delivered": 0, "direct_sent": 0, "publish_skipped": 0}
+        out = dict.fromkeys(TOPIC_COUNTERS, 0)
         for counters in self._counters.values():
             for name, value in counters.items():
                 out[name] += value
