@@ -11,9 +11,12 @@ every frame is ``uvarint(len) || body``.
   node's ``check_hello`` (the opener's validator key signs its peer id). Nothing else the opener
   sends is read before the hello is accepted; a refused hello resets the stream and scores the
   peer. An accepted hello is answered with the single byte 0x00, the acceptor's only write.
-- Every later frame is a msgpack array of ``[kind, payload]`` pairs (a batch); ``kind`` maps to a
-  gossip topic and ``payload`` is exactly that topic's message. Each payload is authenticated by
-  the same validator as that topic's gossip before it is delivered (``deliver``).
+- Every later frame is a msgpack array of ``[kind, payload]`` or ``[kind, payload, seqno,
+  signature]`` items (a batch); ``kind`` maps to a gossip topic and ``payload`` is exactly that
+  topic's message. Each payload is authenticated by the same validator as that topic's gossip
+  before it is delivered (``deliver``); ``seqno`` and ``signature`` are those of the GossipSub
+  message the sender built for it (``Envelope``), which a payload delivered for the first time is
+  relayed as to the node's subscribed peers (``relay``).
 - Kind 0 (``KIND_STATUS``) is the opener's status, one byte: 0x01 while it relies on gossip (some
   validator does not stream to it yet), 0x00 when every validator does. It is the first item after
   the acceptance and is sent again whenever it changes; the acceptor keeps the last one per stream
@@ -111,8 +114,9 @@ class DirectLinks:
         relay: Callable[[str, str, bytes, Envelope], Awaitable[None]] | None = None,
     ) -> None:
         """``deliver(topic, peer, payload)`` hands a received payload to the node and says whether
-        it passed authentication; ``relay(topic, peer, payload, envelope)`` then passes the
-        sender's GossipSub message on to the node's subscribed peers (observers)."""
+        it was delivered now for the first time (authentic, not seen before); only then does
+        ``relay(topic, peer, payload, envelope)`` pass the sender's GossipSub message on to the
+        node's subscribed peers (observers)."""
         self.spec = spec
         self.settings = spec.settings
         self._kind_of = {topic: kind for kind, topic in spec.kinds.items()}
