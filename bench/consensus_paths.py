@@ -45,9 +45,9 @@ def configure(layout: Layout, direct: bool) -> None:
         home.write_config(cfg)
 
 
-def counts(layout: Layout) -> list[dict[str, int]]:
+def counts(specs: list[NodeSpec]) -> list[dict[str, int]]:
     out = []
-    for spec in layout.nodes:
+    for spec in specs:
         received = launcher.rpc_call(spec.rpc, "net_info", timeout=10.0)["direct_consensus"]["received"]
         row = {"direct": 0, "gossip": 0, "gossip_copies": 0}
         for topic, c in received.items():
@@ -110,7 +110,10 @@ def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: in
                 time.sleep(0.5)
         pids = [launcher.read_pid(layout, s) for s in layout.nodes]
         assert all(pids), f"a node exited: {pids}"
-        h0, c0, cpu0, t0 = heights(layout), counts(layout), [process_cpu_s(p) for p in pids], time.monotonic()  # type: ignore[arg-type]
+        watched = [watcher] if watcher else []
+        watcher_pid = launcher.read_pid(layout, watcher) if watcher else None
+        w0 = (counts(watched), process_cpu_s(watcher_pid)) if watcher_pid else None
+        h0, c0, cpu0, t0 = heights(layout), counts(layout.nodes), [process_cpu_s(p) for p in pids], time.monotonic()  # type: ignore[arg-type]
         busy0 = machine_busy_s()
         profiler, raw = None, directory / "profile.pyspy.txt"
         if 0 <= profile_node < n:
@@ -122,7 +125,8 @@ def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: in
         times = sorted(seen[0].values())
         gaps = [b - a for a, b in zip(times, times[1:])]
         lags = sorted(seen[1][h] - t for h, t in seen[0].items() if h in seen[1]) if watcher else []
-        h1, c1, cpu1, t1 = heights(layout), counts(layout), [process_cpu_s(p) for p in pids], time.monotonic()  # type: ignore[arg-type]
+        h1, c1, cpu1, t1 = heights(layout), counts(layout.nodes), [process_cpu_s(p) for p in pids], time.monotonic()  # type: ignore[arg-type]
+        w1 = (counts(watched), process_cpu_s(watcher_pid)) if watcher_pid else None
         busy1 = machine_busy_s()
         if profiler is not None:
             profiler.wait(timeout=60)
@@ -152,6 +156,12 @@ def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: in
         "gossip_delivered_per_node_per_height": round(msgs["gossip"], 1),
         "gossip_copies_per_node_per_height": round(msgs["gossip_copies"], 1),
     })
+    if w0 is not None and w1 is not None:  # the full node: what following cost it
+        row.update({
+            "observer_cpu_ms_per_height": round((w1[1] - w0[1]) * 1000 / per_h, 1),
+            "observer_gossip_per_height": round((w1[0][0]["gossip"] - w0[0][0]["gossip"]) / per_h, 1),
+            "observer_copies_per_height": round((w1[0][0]["gossip_copies"] - w0[0][0]["gossip_copies"]) / per_h, 1),
+        })
     return row
 
 
@@ -186,6 +196,9 @@ def main() -> int:
                       f"{row['gossip_delivered_per_node_per_height']} (copies received "
                       f"{row['gossip_copies_per_node_per_height']})"
                       + (f"; full node behind node0 p50 {row['observer_lag_p50_s']} s, max {row['observer_lag_max_s']} s"
+                         f", its CPU {row.get('observer_cpu_ms_per_height')} ms/height, consensus msgs/height "
+                         f"{row.get('observer_gossip_per_height')} (copies received "
+                         f"{row.get('observer_copies_per_height')})"
                          if args.observer else "")
                       + ("" if row["streams_settled"] is not False else " [direct streams never all up]"), flush=True)
                 for line in row.get("profile", []):  # type: ignore[union-attr]

@@ -150,6 +150,7 @@ class Node:
             inbox=InboxSettings(config.p2p.inbox_messages, config.p2p.inbox_bytes, config.p2p.inbox_peer_bytes),
             scoring=ScoreSettings(ban_threshold=config.p2p.ban_threshold, ban_s=config.p2p.ban_s),
             direct=direct,
+            relay_topic=topics.relay_topic(chain_id),
         )
         self.pex = self._peer_exchange(config)
         from node.driver import ConsensusDriver
@@ -444,10 +445,12 @@ class Node:
                 for kind in self.topic:
                     nursery.start_soon(self._read_topic, kind)
                 nursery.start_soon(self._publish_loop)
-                if self.p2p.direct is not None:
-                    from node.consensus_links import manage_consensus_subscriptions
+                from node.consensus_links import ask_for_relaying, manage_consensus_subscriptions
 
+                if self.p2p.direct is not None:
                     nursery.start_soon(manage_consensus_subscriptions, self.p2p, self.direct_auth, self.chain.chain_id)
+                else:
+                    nursery.start_soon(ask_for_relaying, self.p2p)
                 nursery.start_soon(self._tx_gossip_loop)
                 await nursery.start(serve_rpc, self, self.config.rpc)
                 log.info("rpc listening on http://%s:%d", self.config.rpc.host, self.config.rpc.port)

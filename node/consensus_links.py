@@ -41,6 +41,7 @@ KIND_VOTE = 2
 # this long (no flapping when streams reconnect), and checks this often
 STABLE_S = 2.0
 CHECK_S = 0.5
+RELAY_CHECK_S = 1.0  # a full node re-picks its relayers this often (peers come and go)
 
 
 def hello_message(chain_id: str, peer_id: str) -> bytes:
@@ -96,6 +97,10 @@ class DirectAuth:
             return Offence.BAD_SIGNATURE
         return public_key
 
+    def is_validator(self) -> bool:
+        """This node's key is in the validator set of the next height or the one after."""
+        return self.key is not None and self._member(self.key.public_key)
+
     def others(self) -> set[bytes]:
         """Public keys of the other validators of the next height."""
         vs = self.valset(self.chain.height + 1)
@@ -114,21 +119,16 @@ def direct_spec(chain_id: str, auth: DirectAuth, refuse_all: bool = False) -> Di
 
 
 async def manage_consensus_subscriptions(p2p: object, auth: DirectAuth, chain_id: str) -> None:
-    """Leave the proposal and vote topics while every other validator of the next height has held
-    a direct stream to this node for STABLE_S and none of those streams says its opener relies on
-    gossip; join them again as soon as one is missing or one does (gossip fallback: liveness never
-    depends on the direct path).
-
-    Our own status, sent to every validator we stream to, is "on fallback" until every other
-    validator has streamed to us for STABLE_S. A validator connected to only some of the others
-    (a newcomer that knows its seed only) therefore keeps every validator it streams to on the
-    topics, and through their meshes its messages reach the validators it has no stream with."""
-    direct = p2p.direct  # type: ignore[attr-defined]
+    """Leave the proposal and vote topics while every other validator of the next height holds
+    a direct stream to this node for STABLE_S; join them again as soon as one is missing (gossip
+    fallback: liveness never depends on the direct path). A validator that has left the topics
+    still bridges them: what it receives directly it relays to its subscribed peers (full nodes,
+    validators on the fallback; ``P2PService._relay_direct``)."""
     wanted = [topics.proposals_topic(chain_id), topics.votes_topic(chain_id)]
     complete_since: float | None = None
     while True:
         await trio.sleep(CHECK_S)
-        live = direct.inbound_validators()
+        live = p2p.direct.inbound_validators()  # type: ignore[attr-defined]
         others = auth.others()
         complete = bool(others) and others <= live
         now = time.monotonic()
@@ -136,10 +136,9 @@ async def manage_consensus_subscriptions(p2p: object, auth: DirectAuth, chain_id
             complete_since = complete_since if complete_since is not None else now
         else:
             complete_since = None
-        mine = complete_since is not None and now - complete_since >= STABLE_S
-        direct.set_fallback(not mine)
-        needing = direct.fallback_validators() & others  # a stream of a former validator says nothing
-        leave = mine and not needing
+        leave = complete_since is not None and now - complete_since >= STABLE_S
+        # a validator that does not hear every other one directly asks for relaying
+        await p2p.update_relay(offer=auth.is_validator(), want=not leave)  # type: ignore[attr-defined]
         for topic in wanted:
             subscribed = p2p.is_subscribed(topic)  # type: ignore[attr-defined]
             if subscribed == (not leave):
@@ -151,8 +150,15 @@ async def manage_consensus_subscriptions(p2p: object, auth: DirectAuth, chain_id
                 continue
             if leave:
                 log.info("left %s: every other validator (%d) sends directly", topic, len(others))
-            elif not mine:
+            else:
                 log.info("joined %s: gossip fallback (%d of %d validators send directly)",
                          topic, len(others & live), len(others))
-            else:
-                log.info("joined %s: %d validator(s) streaming to us rely on gossip", topic, len(needing))
+
+
+async def ask_for_relaying(p2p: object) -> None:
+    """A node without direct streams (a full node) asks validator nodes to relay what they receive
+    directly (docs/p2p.md "Relay to subscribers"): validators that have left the gossip topics
+    forward nothing, and this node may not be connected to every one of them."""
+    while True:
+        await p2p.update_relay(offer=False, want=True)  # type: ignore[attr-defined]
+        await trio.sleep(RELAY_CHECK_S)

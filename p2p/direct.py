@@ -17,11 +17,6 @@ every frame is ``uvarint(len) || body``.
   before it is delivered (``deliver``); ``seqno`` and ``signature`` are those of the GossipSub
   message the sender built for it (``Envelope``), which a payload delivered for the first time is
   relayed as to the node's subscribed peers (``relay``).
-- Kind 0 (``KIND_STATUS``) is the opener's status, one byte: 0x01 while it relies on gossip (some
-  validator does not stream to it yet), 0x00 when every validator does. It is the first item after
-  the acceptance and is sent again whenever it changes; the acceptor keeps the last one per stream
-  (``fallback_validators``) so that no validator leaves the gossip topics while another one still
-  needs them to be reached (docs/p2p.md "Topics, observers and fallback").
 Apart from that byte the acceptor never writes. Streams are one-way: each pair of validators holds
 two.
 
@@ -51,8 +46,6 @@ from p2p.scoring import Offence
 logger = logging.getLogger(__name__)
 
 ACCEPTED = b"\x00"  # the acceptor's only write: its hello was accepted
-KIND_STATUS = 0  # the opener's status item; topic kinds are 1 and up
-STATUS = {False: b"\x00", True: b"\x01"}  # on gossip fallback -> payload
 
 Envelope = tuple[bytes, bytes]
 """``(seqno, signature)`` of the GossipSub message the sender built for a payload (its origin is
@@ -99,7 +92,6 @@ class _Outbound:
         self.wake = trio.Event()
         self.ready = False
         self.scope = trio.CancelScope()
-        self.sent_status: bool | None = None  # the status this stream's acceptor last got
 
 
 class DirectLinks:
@@ -127,12 +119,9 @@ class DirectLinks:
         self._out: dict[str, _Outbound] = {}
         self._retry_at: dict[str, float] = {}
         self._inbound: dict[str, tuple[bytes, INetStream]] = {}  # peer -> (validator id, stream)
-        self._peer_fallback: dict[str, bool] = {}  # inbound peer -> its last status (True until one came)
-        self.fallback = True  # our status: we rely on gossip until every validator streams to us
         self.counters = {
             "frames_sent": 0, "messages_sent": 0, "queue_drops": 0, "frames_received": 0,
             "messages_received": 0, "streams_refused": 0, "open_failures": 0,
-            "status_sent": 0, "status_received": 0,
         }
 
     # ----- state -----
@@ -145,21 +134,6 @@ class DirectLinks:
     def inbound_validators(self) -> set[bytes]:
         """Validator ids (from accepted hellos) with a live inbound stream."""
         return {vid for vid, _ in self._inbound.values()}
-
-    def fallback_validators(self) -> set[bytes]:
-        """Validator ids of inbound streams whose opener relies on gossip (its last status said so,
-        or it has not sent one yet)."""
-        return {vid for peer, (vid, _) in self._inbound.items() if self._peer_fallback.get(peer, True)}
-
-    def fallback_peers(self) -> list[str]:
-        return sorted(p for p in self._inbound if self._peer_fallback.get(p, True))
-
-    def set_fallback(self, on: bool) -> None:
-        """Our status for every acceptor: True while some validator does not stream to us."""
-        if on != self.fallback:
-            self.fallback = on
-            for link in self._out.values():
-                link.wake.set()
 
     # ----- sending -----
     def send(self, topic: str, data: bytes, envelope: Envelope | None = None) -> int:
@@ -216,18 +190,13 @@ class DirectLinks:
                     if await stream.read(1) != ACCEPTED:
                         raise FrameError("hello not accepted")
                 link.ready = True
-                link.wake.set()  # the acceptor gets our status at once
                 logger.info("direct consensus stream to %s open", peer[-8:])
                 while True:
                     await link.wake.wait()
                     link.wake = trio.Event()
-                    while link.queue or link.sent_status is not self.fallback:
+                    while link.queue:
                         batch: list[list[object]] = []
                         size = 0
-                        status = link.sent_status is not self.fallback
-                        if status:  # our status goes first
-                            link.sent_status = self.fallback
-                            batch.append([KIND_STATUS, STATUS[self.fallback]])
                         while link.queue and len(batch) < self.settings.max_batch_items and (
                             not batch or size + len(link.queue[0][1]) <= self.settings.batch_bytes
                         ):
@@ -238,8 +207,7 @@ class DirectLinks:
                         with trio.fail_after(self.settings.write_timeout_s):
                             await write_frame(stream, msgpack.packb(batch, use_bin_type=True))
                         self.counters["frames_sent"] += 1
-                        self.counters["messages_sent"] += len(batch) - status
-                        self.counters["status_sent"] += status
+                        self.counters["messages_sent"] += len(batch)
         except (BaseLibp2pError, OSError, trio.TooSlowError, FrameError, RuntimeError) as error:
             if not link.ready:  # not served there (a full node) or unreachable: ask again later
                 self.counters["open_failures"] += 1
@@ -265,7 +233,6 @@ class DirectLinks:
             entry = self._inbound.get(peer)
             if entry is not None and entry[1] is stream:
                 del self._inbound[peer]
-                self._peer_fallback.pop(peer, None)
                 logger.info("direct consensus stream from %s closed", peer[-8:])
             await _reset(stream)
 
@@ -297,7 +264,6 @@ class DirectLinks:
             await stream.write(ACCEPTED)
         old = self._inbound.get(peer)
         self._inbound[peer] = (verdict, stream)
-        self._peer_fallback[peer] = True  # until its first status arrives
         if old is not None:
             await _reset(old[1])
         logger.info("direct consensus stream from %s accepted", peer[-8:])
@@ -316,13 +282,6 @@ class DirectLinks:
                 return
             self.counters["frames_received"] += 1
             for kind, data, envelope in items:
-                if kind == KIND_STATUS:
-                    if data not in (STATUS[False], STATUS[True]):
-                        self._refuse(peer, Offence.MALFORMED, f"status of {len(data)} bytes")
-                        return
-                    self._peer_fallback[peer] = data == STATUS[True]
-                    self.counters["status_received"] += 1
-                    continue
                 topic = self.spec.kinds.get(kind)
                 if topic is None:
                     self._refuse(peer, Offence.MALFORMED, f"unknown kind {kind}")

@@ -10,6 +10,7 @@ sending otherwise raised "Nursery is closed to new arrivals" out of ``host.run()
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -61,10 +62,17 @@ logger = logging.getLogger(__name__)
 MAX_GOSSIP_PAYLOAD = 1_000_000
 BACKPRESSURE_POLL = 0.005
 DROP_LOG_EVERY = 100
+def _refuse(forwarder: ID, message: rpc_pb2.Message) -> bool:
+    """Topic validator of the signalling topics: nothing published there is taken or forwarded."""
+    return False
+
+
 # per-topic gossip counters (topic_stats, summed by stats for the metrics)
 TOPIC_COUNTERS = ("published", "delivered", "duplicates", "inbox_drops", "banned_drops", "direct_delivered",
                   "direct_sent", "publish_skipped", "relayed")
 ENVELOPES_KEPT = 1024  # own consensus messages sent directly whose GossipSub publish is still queued
+RELAY_PICK = 2  # relayers a node that wants relaying asks (one may be slow or lie)
+RELAY_MAX_PEERS = 16  # askers one relayer serves (more identities cannot make it send more)
 
 
 def is_cancellation(error: BaseException) -> bool:
@@ -101,6 +109,7 @@ class P2PService:
         listen_host: str = "127.0.0.1",
         shutdown_timeout: float = 3.0,
         direct: DirectSpec | None = None,
+        relay_topic: str | None = None,
     ) -> None:
         if not 0 < max_message_bytes <= MAX_GOSSIP_PAYLOAD:
             raise ValueError(f"max_message_bytes must be in 1..{MAX_GOSSIP_PAYLOAD}")
@@ -149,6 +158,8 @@ class P2PService:
         self._counters: dict[str, dict[str, int]] = {topic: dict.fromkeys(TOPIC_COUNTERS, 0) for topic in self._topics}
         # GossipSub messages built for our own consensus messages by send_direct, taken by publish
         self._envelopes: OrderedDict[bytes, rpc_pb2.Message] = OrderedDict()
+        self._relay_root = relay_topic
+        self._control: dict[str, object] = {}  # signalling topics we subscribe to (relaying)
         if direct is not None and not set(direct.kinds.values()) <= set(self._topics):
             raise ValueError("direct consensus kinds must map to configured topics")
         self.direct: DirectLinks | None = (
@@ -266,13 +277,12 @@ class P2PService:
         received = {t: {"direct": self._counters[t]["direct_delivered"], "gossip": self._counters[t]["delivered"],
                         "gossip_copies": copies.get(t, 0), "relayed": self._counters[t]["relayed"]} for t in kinds}
         if self.direct is None:
-            return {"enabled": False, "received": received}
+            return {"enabled": False, "received": received, "relay": self.relay_report()}
         return {
             "enabled": True,
+            "relay": self.relay_report(),
             "outbound": self.direct.outbound_peers(),
             "inbound": self.direct.inbound_peers(),
-            "on_fallback": self.direct.fallback,
-            "inbound_on_fallback": self.direct.fallback_peers(),
             "subscribed": {t: self.is_subscribed(t) for t in kinds},
             "received": received,
             **self.direct.counters,
@@ -390,21 +400,68 @@ class P2PService:
         return sent
 
     async def _relay_direct(self, topic: str, sender: str, data: bytes, envelope: tuple[bytes, bytes]) -> None:
-        """Pass a validator's message received on its direct stream on to our subscribed peers
-        (full nodes, observers, validators on the gossip fallback) as the GossipSub message it
-        built: GossipSub checks its signature and our topic validator, sends it to our mesh (or
-        fanout) peers but not back to its origin, and remembers its id, so a copy arriving by
-        gossip is dropped as seen. Without subscribers nothing is done (validators only)."""
-        pubsub = self._pubsub
-        if pubsub is None or not self._running or not pubsub.peer_topics.get(topic):
+        """Pass a validator's message received on its direct stream on to the peers that asked this
+        node to relay (subscribed to ``<relay topic>/<our peer id>``: full nodes, validators on the
+        gossip fallback), as the GossipSub message its origin built: each of them checks its
+        signature and its topic validator as for any gossip, takes it once (one message id for
+        every copy) and forwards it in its own mesh. Nobody asked (validators only): nothing."""
+        pubsub, router = self._pubsub, self._router
+        if pubsub is None or router is None or self._relay_root is None or not self._running:
+            return
+        asking = pubsub.peer_topics.get(f"{self._relay_root}/{self.peer_id}")
+        if not asking:
             return
         origin = ID.from_base58(sender)
-        try:
-            await pubsub.push_msg(origin, envelope_of(origin, topic, data, *envelope))
-        except (BaseLibp2pError, ValueError) as error:
-            logger.debug("relaying a direct message from %s failed: %r", sender[-8:], error)
+        targets = sorted((p for p in asking if p != origin and p in pubsub.peers), key=lambda p: p.to_bytes())
+        if not targets:
             return
+        rpc = rpc_pb2.RPC(publish=[envelope_of(origin, topic, data, *envelope)])
+        for peer in targets[:RELAY_MAX_PEERS]:
+            router.send_rpc(peer, rpc)
         self._counters[topic]["relayed"] += 1
+
+    async def update_relay(self, offer: bool, want: bool) -> None:
+        """Offer to relay (a validator node with direct streams) and ask up to RELAY_PICK of the
+        connected peers that offer it to relay to us (``want``: a node that does not receive every
+        validator's messages directly). Both are subscriptions to topics nobody publishes on
+        (``topics.relay_topic``); the relayers asked are ranked by sha256(our id || their id),
+        so the askers of one network spread over its relayers. Called every second or so."""
+        root, pubsub = self._relay_root, self._pubsub
+        if root is None or pubsub is None or not self._running:
+            return
+        await self._control_topic(root, offer)
+        chosen: set[str] = set()
+        if want:
+            connected = set(self.connected_peers())
+            offering = [p for p in pubsub.peer_topics.get(root, ()) if p.to_base58() in connected
+                        and not self.scores.is_banned(p.to_base58())]
+            offering.sort(key=lambda p: hashlib.sha256(self._peer_id.to_bytes() + p.to_bytes()).digest())
+            chosen = {f"{root}/{p.to_base58()}" for p in offering[:RELAY_PICK]}
+        for topic in [t for t in self._control if t != root and t not in chosen]:
+            await self._control_topic(topic, False)
+        for topic in sorted(chosen):
+            await self._control_topic(topic, True)
+
+    def relay_report(self) -> dict[str, object]:
+        """For ``net_info``: whether we offer to relay, whom we asked, who asked us."""
+        root, pubsub = self._relay_root, self._pubsub
+        if root is None or pubsub is None:
+            return {"offering": False, "via": [], "asked_by": []}
+        asking = pubsub.peer_topics.get(f"{root}/{self.peer_id}", ())
+        return {"offering": root in self._control,
+                "via": sorted(t.rsplit("/", 1)[1] for t in self._control if t != root),
+                "asked_by": sorted(p.to_base58() for p in asking)}
+
+    async def _control_topic(self, topic: str, on: bool) -> None:
+        """Subscribe to (or leave) a topic that only signals: anything published on it is refused."""
+        pubsub = self._require_pubsub()
+        if on and topic not in self._control:
+            pubsub.set_topic_validator(topic, _refuse, False)
+            self._control[topic] = await pubsub.subscribe(topic)
+        elif not on and topic in self._control:
+            del self._control[topic]
+            await pubsub.unsubscribe(topic)
+            pubsub.remove_topic_validator(topic)
 
     def is_subscribed(self, topic: str) -> bool:
         return topic in self._subscriptions

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 TOPIC_PREFIX = "attrchain"
 TOPIC_VERSION = "1"
-# 2: the opener's status item (kind 0) was added; a /1 peer would reset a stream carrying it
+# 2: batch items may carry the sender's GossipSub envelope (seqno, signature); a /1 acceptor would
+# reset a stream carrying such an item
 CONSENSUS_PROTOCOL_VERSION = "2"
 
 
@@ -21,6 +22,13 @@ def _topic(chain_id: str, kind: str) -> str:
 def txs_topic(chain_id: str) -> str:
     """Batches of signed transactions newly accepted by a node's mempool."""
     return _topic(chain_id, "txs")
+
+
+def relay_topic(chain_id: str) -> str:
+    """Never published on. A validator node subscribes to it to offer relaying what it receives on
+    direct consensus streams; a node subscribes to ``relay_topic(...) + "/" + relayer peer id`` to
+    ask that relayer for it (docs/p2p.md "Relay to subscribers")."""
+    return _topic(chain_id, "relay")
 
 
 def proposals_topic(chain_id: str) -> str:

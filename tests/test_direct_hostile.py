@@ -5,7 +5,7 @@ attacker host in the same trio run that opens the protocol and writes frames.
 A non-validator is refused at its hello: not one of the frames it sends after it is read, nothing
 is delivered, and it is scored down. A forged hello (a validator's key, not its signature) and an
 oversized hello are refused the same way. A stream whose hello is genuine but whose batch is not
-msgpack, or whose status item is not one byte 0x00/0x01, is reset and scored."""
+msgpack, or whose item carries a malformed GossipSub envelope, is reset and scored."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from nodekit import dev_home, wait_for
 from node.app import Node
 from node.consensus_links import KIND_VOTE, hello_message
 from p2p import topics
-from p2p.direct import KIND_STATUS
 from p2p.framing import encode_uvarint, write_frame
 from p2p.identity import PeerSpec
 from p2p.service import P2PService
@@ -117,17 +116,16 @@ def test_non_validators_are_refused_before_any_frame_is_read(tmp_path: Path) -> 
             assert links.counters["messages_received"] == 0
             assert node.p2p.topic_stats(votes)["direct_delivered"] == 0
 
-            # 5. a genuine hello, a valid status ("every validator streams to me"), then a status
-            #    that is not one byte 0x00/0x01: the first is kept, the second resets and scores
+            # 5. a genuine hello, then an item whose GossipSub envelope has a 7-byte seqno: reset and
+            #    scored before its payload is looked at
             third = bytes(range(2, 34))
             attacker_id = P2PService(third, 0, [], []).peer_id
             genuine = pack([node.validator_key.public_key,
                             node.validator_key.sign(hello_message(chain_id, attacker_id))])
-            status = [msgpack.packb([[KIND_STATUS, b"\x00"]]), msgpack.packb([[KIND_STATUS, b"\x01\x01"]])]
-            await attack(node, [genuine, *status], seed=third)
-            await wait_for(lambda: offences(node, attacker_id).get("MALFORMED") == 1, 10, "bad status scored")
-            assert links.counters["status_received"] == 1
-            assert attacker_id not in links.inbound_peers() and links.fallback_peers() == []
+            bad_envelope = msgpack.packb([[KIND_VOTE, b"\x95" + b"\x00" * 40, b"\x01" * 7, b"\x02" * 64]])
+            await attack(node, [genuine, bad_envelope], seed=third)
+            await wait_for(lambda: offences(node, attacker_id).get("MALFORMED") == 1, 10, "bad envelope scored")
+            assert links.counters["messages_received"] == 0
             nursery.cancel_scope.cancel()
 
     trio.run(main)
