@@ -211,14 +211,15 @@ def test_a_full_node_behind_one_validator_hears_every_validator(tmp_path: Path) 
             before = rpc(observer, "net_info")["direct_consensus"]["received"][votes]["gossip"]
             relayed_before = direct(validators[0])["received"][votes]["relayed"]
             start = max(height_of(v) or 0 for v in validators)
-            wait_heights(validators + [observer], start + 5, 60)
+            wait_heights(validators + [observer], start + 10, 90)
             got = rpc(observer, "net_info")["direct_consensus"]["received"][votes]["gossip"] - before
-            # 5 heights x 4 validators x (prevote + precommit) = 40; its own validator alone gives 10
-            assert got >= 30, got
+            # 10 heights x 4 validators x (prevote + precommit) = 80 (late precommits of a decided
+            # height may be left out); without the relay it got 24 (its own validator's, rebroadcasts)
+            assert got >= 45, got
             stats = direct(validators[0])
             assert not any(stats["subscribed"].values()), stats["subscribed"]
             # what reached the observer from the three others went through its validator's relay
-            assert stats["received"][votes]["relayed"] - relayed_before >= 5 * 3, stats["received"]
+            assert stats["received"][votes]["relayed"] - relayed_before >= 10 * 3, stats["received"]
         except BaseException:
             show_logs(layout)
             raise
