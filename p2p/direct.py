@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import msgpack
@@ -103,7 +103,7 @@ class DirectLinks:
         deliver: Callable[[str, str, bytes], bool],
         report: Callable[[str, Offence, str], None],
         is_banned: Callable[[str], bool],
-        relay: Callable[[str, str, bytes, Envelope], Awaitable[None]] | None = None,
+        relay: Callable[[str, str, bytes, Envelope], None] | None = None,
     ) -> None:
         """``deliver(topic, peer, payload)`` hands a received payload to the node and says whether
         it was delivered now for the first time (authentic, not seen before); only then does
@@ -288,7 +288,7 @@ class DirectLinks:
                     return
                 self.counters["messages_received"] += 1
                 if self._deliver(topic, peer, data) and envelope is not None and self._relay is not None:
-                    await self._relay(topic, peer, data, envelope)
+                    self._relay(topic, peer, data, envelope)
             await trio.lowlevel.checkpoint()
 
 

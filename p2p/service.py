@@ -399,7 +399,7 @@ class P2PService:
             self._counters[topic]["direct_sent"] += 1
         return sent
 
-    async def _relay_direct(self, topic: str, sender: str, data: bytes, envelope: tuple[bytes, bytes]) -> None:
+    def _relay_direct(self, topic: str, sender: str, data: bytes, envelope: tuple[bytes, bytes]) -> None:
         """Pass a validator's message received on its direct stream on to the peers that asked this
         node to relay (subscribed to ``<relay topic>/<our peer id>``: full nodes, validators on the
         gossip fallback), as the GossipSub message its origin built: each of them checks its

@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,16 @@ def received(spec: NodeSpec, chain_id: str) -> dict[str, int]:
             "gossip": sum(r[t.format(chain_id)]["gossip"] for t in (PROPOSALS, VOTES))}
 
 
+@contextmanager
+def logs_on_failure(layout: Layout) -> Iterator[None]:
+    """On any failure (a timeout too), print each node's direct report and last log lines first."""
+    try:
+        yield
+    except BaseException:
+        show_logs(layout)
+        raise
+
+
 def show_logs(layout: Layout) -> None:
     for spec in layout.nodes:
         try:
@@ -79,147 +91,127 @@ def show_logs(layout: Layout) -> None:
 
 
 def test_validators_receive_consensus_directly_and_an_observer_follows(tmp_path: Path) -> None:
-    with running_devnet(tmp_path, 4, start=[]) as layout:
-        try:
-            configure(layout)
-            observer = launcher.add_full_node(layout)  # direct streams off: no validator key
-            validators = layout.nodes[:4]
-            chain_id = layout.chain_id
-            for spec in layout.nodes:
-                launcher.start_node(layout, spec)
-            wait_heights(validators, 3, 60)
-            # every validator holds a stream from each other one and has left the topics
-            wait_until(lambda: all(len(direct(v)["inbound"]) == 3 and len(direct(v)["outbound"]) == 3
-                                   and not any(direct(v)["subscribed"].values()) for v in validators),
-                       30, "direct streams between all validators and the consensus topics left")
-            before = {v.name: received(v, chain_id) for v in validators}
-            start = max(height_of(v) or 0 for v in validators)
-            wait_heights(validators, start + 5, 60)
-            for v in validators:
-                after = received(v, chain_id)
-                got_direct = after["direct"] - before[v.name]["direct"]
-                got_gossip = after["gossip"] - before[v.name]["gossip"]
-                # 5 heights: at least a proposal or prevote/precommit from each other validator each
-                assert got_direct >= 5 * 3, (v.name, got_direct)
-                assert got_gossip == 0, (v.name, got_gossip)
-            # the observer follows from what validators still publish on the topics
-            wait_heights([observer], start + 5, 30)
-            seen = received(observer, chain_id)
-            assert seen["gossip"] >= 5 * 4 and seen["direct"] == 0, seen
-            assert direct(observer)["enabled"] is False
-        except BaseException:
-            show_logs(layout)
-            raise
+    with running_devnet(tmp_path, 4, start=[]) as layout, logs_on_failure(layout):
+        configure(layout)
+        observer = launcher.add_full_node(layout)  # direct streams off: no validator key
+        validators = layout.nodes[:4]
+        chain_id = layout.chain_id
+        for spec in layout.nodes:
+            launcher.start_node(layout, spec)
+        wait_heights(validators, 3, 60)
+        # every validator holds a stream from each other one and has left the topics
+        wait_until(lambda: all(len(direct(v)["inbound"]) == 3 and len(direct(v)["outbound"]) == 3
+                               and not any(direct(v)["subscribed"].values()) for v in validators),
+                   30, "direct streams between all validators and the consensus topics left")
+        before = {v.name: received(v, chain_id) for v in validators}
+        start = max(height_of(v) or 0 for v in validators)
+        wait_heights(validators, start + 5, 60)
+        for v in validators:
+            after = received(v, chain_id)
+            got_direct = after["direct"] - before[v.name]["direct"]
+            got_gossip = after["gossip"] - before[v.name]["gossip"]
+            # 5 heights: at least a proposal or prevote/precommit from each other validator each
+            assert got_direct >= 5 * 3, (v.name, got_direct)
+            assert got_gossip == 0, (v.name, got_gossip)
+        # the observer follows from what validators still publish on the topics
+        wait_heights([observer], start + 5, 30)
+        seen = received(observer, chain_id)
+        assert seen["gossip"] >= 5 * 4 and seen["direct"] == 0, seen
+        assert direct(observer)["enabled"] is False
 
 
 def test_gossip_fallback_keeps_committing_with_direct_streams_cut(tmp_path: Path) -> None:
-    with running_devnet(tmp_path, 4, start=[]) as layout:
-        try:
-            configure(layout, refuse_direct=True)
-            for spec in layout.nodes:
-                launcher.start_node(layout, spec)
-            wait_heights(layout.nodes, 3, 60)
-            start = max(height_of(v) or 0 for v in layout.nodes)
-            wait_heights(layout.nodes, start + 5, 60)
-            for v in layout.nodes:
-                d = direct(v)
-                assert d["inbound"] == [] and d["streams_refused"] > 0, (v.name, d)
-                assert all(d["subscribed"].values()), (v.name, d["subscribed"])
-                r = received(v, layout.chain_id)
-                assert r["direct"] == 0 and r["gossip"] > 0, (v.name, r)
-        except BaseException:
-            show_logs(layout)
-            raise
+    with running_devnet(tmp_path, 4, start=[]) as layout, logs_on_failure(layout):
+        configure(layout, refuse_direct=True)
+        for spec in layout.nodes:
+            launcher.start_node(layout, spec)
+        wait_heights(layout.nodes, 3, 60)
+        start = max(height_of(v) or 0 for v in layout.nodes)
+        wait_heights(layout.nodes, start + 5, 60)
+        for v in layout.nodes:
+            d = direct(v)
+            assert d["inbound"] == [] and d["streams_refused"] > 0, (v.name, d)
+            assert all(d["subscribed"].values()), (v.name, d["subscribed"])
+            r = received(v, layout.chain_id)
+            assert r["direct"] == 0 and r["gossip"] > 0, (v.name, r)
 
 
 def test_mixed_chain_commits_and_switched_on_validators_stay_on_the_topics(tmp_path: Path) -> None:
-    with running_devnet(tmp_path, 4, start=[]) as layout:
-        try:
-            configure(layout, only=2)
-            on, off = layout.nodes[:2], layout.nodes[2:]
-            for spec in layout.nodes:
-                launcher.start_node(layout, spec)
-            wait_heights(layout.nodes, 3, 60)
-            wait_until(lambda: all(len(direct(v)["inbound"]) == 1 for v in on), 30,
-                       "a direct stream between the two switched-on validators")
-            before = {v.name: received(v, layout.chain_id) for v in layout.nodes}
-            start = max(height_of(v) or 0 for v in layout.nodes)
-            wait_heights(layout.nodes, start + 5, 60)
-            for v in on:
-                d = direct(v)
-                # the switched-off validators never stream, so these two must keep listening to gossip
-                assert all(d["subscribed"].values()), (v.name, d["subscribed"])
-                r = received(v, layout.chain_id)
-                assert r["direct"] - before[v.name]["direct"] >= 5, (v.name, r, before[v.name])
-                assert r["gossip"] - before[v.name]["gossip"] >= 5 * 2, (v.name, r, before[v.name])
-            for v in off:
-                d = direct(v)
-                assert d["enabled"] is False and received(v, layout.chain_id)["direct"] == 0, (v.name, d)
-        except BaseException:
-            show_logs(layout)
-            raise
+    with running_devnet(tmp_path, 4, start=[]) as layout, logs_on_failure(layout):
+        configure(layout, only=2)
+        on, off = layout.nodes[:2], layout.nodes[2:]
+        for spec in layout.nodes:
+            launcher.start_node(layout, spec)
+        wait_heights(layout.nodes, 3, 60)
+        wait_until(lambda: all(len(direct(v)["inbound"]) == 1 for v in on), 30,
+                   "a direct stream between the two switched-on validators")
+        before = {v.name: received(v, layout.chain_id) for v in layout.nodes}
+        start = max(height_of(v) or 0 for v in layout.nodes)
+        wait_heights(layout.nodes, start + 5, 60)
+        for v in on:
+            d = direct(v)
+            # the switched-off validators never stream, so these two must keep listening to gossip
+            assert all(d["subscribed"].values()), (v.name, d["subscribed"])
+            r = received(v, layout.chain_id)
+            assert r["direct"] - before[v.name]["direct"] >= 5, (v.name, r, before[v.name])
+            assert r["gossip"] - before[v.name]["gossip"] >= 5 * 2, (v.name, r, before[v.name])
+        for v in off:
+            d = direct(v)
+            assert d["enabled"] is False and received(v, layout.chain_id)["direct"] == 0, (v.name, d)
 
 
 def test_validators_in_a_line_commit_through_the_middle_ones_relay(tmp_path: Path) -> None:
     # three equal validators: a commit needs all three (more than 2/3), so each end's votes must
     # reach the other end through v0
-    with running_devnet(tmp_path, 3, start=[]) as layout:
-        try:
-            configure(layout)
-            v0, v1, v2 = layout.nodes
-            peer_only_with(layout, v0, [])
-            peer_only_with(layout, v1, [v0])
-            peer_only_with(layout, v2, [v0])
-            for spec in layout.nodes:
-                launcher.start_node(layout, spec)
-            wait_heights(layout.nodes, 3, 60)
-            wait_until(lambda: len(direct(v0)["inbound"]) == 2, 30, "both ends streaming to v0")
-            wait_until(lambda: not any(direct(v0)["subscribed"].values()), 20, "v0 to leave the topics")
-            before = received(v0, layout.chain_id)
-            relayed0 = sum(r["relayed"] for r in direct(v0)["received"].values())
-            start = max(height_of(v) or 0 for v in layout.nodes)
-            wait_heights(layout.nodes, start + 5, 60)
-            middle = direct(v0)
-            assert not any(middle["subscribed"].values()), middle["subscribed"]
-            assert received(v0, layout.chain_id)["gossip"] == before["gossip"], middle["received"]
-            # each end's proposal or votes of each of 5 heights went to the other end through v0
-            assert sum(r["relayed"] for r in middle["received"].values()) - relayed0 >= 5 * 2, middle["received"]
-            for end in (v1, v2):
-                d = direct(end)
-                assert all(d["subscribed"].values()) and len(d["inbound"]) == 1, (end.name, d)
-                # the other end's votes came by gossip, relayed by v0
-                assert received(end, layout.chain_id)["gossip"] >= 5, (end.name, d["received"])
-        except BaseException:
-            show_logs(layout)
-            raise
+    with running_devnet(tmp_path, 3, start=[]) as layout, logs_on_failure(layout):
+        configure(layout)
+        v0, v1, v2 = layout.nodes
+        peer_only_with(layout, v0, [])
+        peer_only_with(layout, v1, [v0])
+        peer_only_with(layout, v2, [v0])
+        for spec in layout.nodes:
+            launcher.start_node(layout, spec)
+        wait_heights(layout.nodes, 3, 60)
+        wait_until(lambda: len(direct(v0)["inbound"]) == 2, 30, "both ends streaming to v0")
+        wait_until(lambda: not any(direct(v0)["subscribed"].values()), 20, "v0 to leave the topics")
+        before = received(v0, layout.chain_id)
+        relayed0 = sum(r["relayed"] for r in direct(v0)["received"].values())
+        start = max(height_of(v) or 0 for v in layout.nodes)
+        wait_heights(layout.nodes, start + 5, 60)
+        middle = direct(v0)
+        assert not any(middle["subscribed"].values()), middle["subscribed"]
+        assert received(v0, layout.chain_id)["gossip"] == before["gossip"], middle["received"]
+        # each end's proposal or votes of each of 5 heights went to the other end through v0
+        assert sum(r["relayed"] for r in middle["received"].values()) - relayed0 >= 5 * 2, middle["received"]
+        for end in (v1, v2):
+            d = direct(end)
+            assert all(d["subscribed"].values()) and len(d["inbound"]) == 1, (end.name, d)
+            # the other end's votes came by gossip, relayed by v0
+            assert received(end, layout.chain_id)["gossip"] >= 5, (end.name, d["received"])
 
 
 def test_a_full_node_behind_one_validator_hears_every_validator(tmp_path: Path) -> None:
-    with running_devnet(tmp_path, 4, start=[]) as layout:
-        try:
-            configure(layout)
-            validators = layout.nodes[:4]
-            observer = launcher.add_full_node(layout)
-            peer_only_with(layout, observer, [validators[0]])
-            for spec in layout.nodes:
-                launcher.start_node(layout, spec)
-            wait_heights(validators, 3, 60)
-            wait_until(lambda: not any(any(direct(v)["subscribed"].values()) for v in validators), 30,
-                       "every validator to leave the consensus topics")
-            wait_heights([observer], max(height_of(v) or 0 for v in validators), 30)
-            votes = VOTES.format(layout.chain_id)
-            before = rpc(observer, "net_info")["direct_consensus"]["received"][votes]["gossip"]
-            relayed_before = direct(validators[0])["received"][votes]["relayed"]
-            start = max(height_of(v) or 0 for v in validators)
-            wait_heights(validators + [observer], start + 10, 90)
-            got = rpc(observer, "net_info")["direct_consensus"]["received"][votes]["gossip"] - before
-            # 10 heights x 4 validators x (prevote + precommit) = 80 (late precommits of a decided
-            # height may be left out); without the relay it got 24 (its own validator's, rebroadcasts)
-            assert got >= 45, got
-            stats = direct(validators[0])
-            assert not any(stats["subscribed"].values()), stats["subscribed"]
-            # what reached the observer from the three others went through its validator's relay
-            assert stats["received"][votes]["relayed"] - relayed_before >= 10 * 3, stats["received"]
-        except BaseException:
-            show_logs(layout)
-            raise
+    with running_devnet(tmp_path, 4, start=[]) as layout, logs_on_failure(layout):
+        configure(layout)
+        validators = layout.nodes[:4]
+        observer = launcher.add_full_node(layout)
+        peer_only_with(layout, observer, [validators[0]])
+        for spec in layout.nodes:
+            launcher.start_node(layout, spec)
+        wait_heights(validators, 3, 60)
+        wait_until(lambda: not any(any(direct(v)["subscribed"].values()) for v in validators), 30,
+                   "every validator to leave the consensus topics")
+        wait_heights([observer], max(height_of(v) or 0 for v in validators), 30)
+        votes = VOTES.format(layout.chain_id)
+        before = rpc(observer, "net_info")["direct_consensus"]["received"][votes]["gossip"]
+        relayed_before = direct(validators[0])["received"][votes]["relayed"]
+        start = max(height_of(v) or 0 for v in validators)
+        wait_heights(validators + [observer], start + 10, 90)
+        got = rpc(observer, "net_info")["direct_consensus"]["received"][votes]["gossip"] - before
+        # 10 heights x 4 validators x (prevote + precommit) = 80 (late precommits of a decided
+        # height may be left out); without the relay it got 24 (its own validator's, rebroadcasts)
+        assert got >= 45, got
+        stats = direct(validators[0])
+        assert not any(stats["subscribed"].values()), stats["subscribed"]
+        # what reached the observer from the three others went through its validator's relay
+        assert stats["received"][votes]["relayed"] - relayed_before >= 10 * 3, stats["received"]
