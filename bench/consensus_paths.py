@@ -28,7 +28,8 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import httpx  # noqa: E402
 
-from bench.measure import ed25519_verify_rate, machine_busy_s, process_cpu_s, summarise_profile  # noqa: E402
+from bench.measure import (  # noqa: E402
+    ed25519_verify_rate, machine_busy_s, process_cpu_s, start_profiler, summarise_profile)
 from devnet import launcher  # noqa: E402
 from devnet.launcher import DevnetError, Layout, NodeSpec  # noqa: E402
 from node.config import Home  # noqa: E402
@@ -117,10 +118,7 @@ def run_point(n: int, direct: bool, seconds: float, work: Path, profile_node: in
         busy0 = machine_busy_s()
         profiler, raw = None, directory / "profile.pyspy.txt"
         if 0 <= profile_node < n:
-            profiler = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pids[profile_node]), "-d",
-                 str(int(seconds)), "-r", "50", "-f", "raw", "-o", str(raw), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            profiler = start_profiler(pids[profile_node], seconds, raw)
         seen = sample_heights([layout.nodes[0]] + ([watcher] if watcher else []), seconds)
         times = sorted(seen[0].values())
         gaps = [b - a for a, b in zip(times, times[1:])]

@@ -37,7 +37,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import load_sweep  # noqa: E402
 from bench.measure import (  # noqa: E402
-    VERIFY_SECONDS, ed25519_verify_rate, machine_busy_s, process_cpu_s, summarise_profile)
+    VERIFY_SECONDS, ed25519_verify_rate, machine_busy_s, process_cpu_s, start_profiler, summarise_profile)
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, LoadReport  # noqa: E402
 from node.config import Home  # noqa: E402
@@ -118,12 +118,8 @@ def main() -> int:
               f"{len(layout.nodes)} nodes, {args.senders} senders; tx gossip every {tx_batch_ms} ms, "
               f"commit timeout {args.commit_ms} ms", flush=True)
         if 0 <= args.profile_node < len(pids):
-            spy = Path(sys.executable).parent / "py-spy"
-            out = work / f"node{args.profile_node}.pyspy.txt"
-            profiler = subprocess.Popen(
-                [str(spy), "record", "-p", str(pids[args.profile_node]), "-d", str(int(args.duration)),
-                 "-r", "50", "-f", "raw", "-o", str(out), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            profiler = start_profiler(pids[args.profile_node], args.duration,
+                                      work / f"node{args.profile_node}.pyspy.txt")
         cpu0 = [process_cpu_s(p) for p in pids]  # type: ignore[arg-type]
         busy0, own0, t0 = machine_busy_s(), sum(os.times()[:2]), time.monotonic()
         gen.start()
@@ -164,7 +160,7 @@ def main() -> int:
     print(f"this load generator {own:.2f} cores; other processes on the machine {max(0.0, other):.2f} cores "
           f"(machine busy {busy:.2f} of {os.cpu_count()})")
     if profiler is not None:
-        print(f"py-spy profile of node{args.profile_node}, CPU by activity (share of its samples):")
+        print(f"py-spy profile of node{args.profile_node}, CPU by activity (share of its GIL-holding samples):")
         for line in profile_lines:
             print("  " + line)
     print(json.dumps({

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.measure import machine_busy_s, summarise_profile
+from bench.measure import machine_busy_s, start_profiler, summarise_profile
 from devnet import launcher
 from devnet.launcher import Layout
 from devnet.load import DOOR_REFUSALS, LoadConfig, LoadGenerator, rpc
@@ -209,10 +209,7 @@ class Devnet:
         if not 0 <= node < self.n:
             return None
         raw = self.layout.dir / f"profile-{name}.pyspy.txt"
-        return subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(self.pids[node]), "-d",
-             str(int(seconds)), "-r", "50", "-f", "raw", "-o", str(raw), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), raw
+        return start_profiler(self.pids[node], seconds, raw), raw
 
     @staticmethod
     def profile_end(profiler: tuple[subprocess.Popen[bytes], Path] | None) -> list[str]:

@@ -59,6 +59,16 @@ def machine_busy_s() -> float:
     return (sum(parts[:8]) - idle) / CLOCK_TICKS
 
 
+def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording process ``pid`` for ``seconds`` into ``out`` (raw format). Only samples of
+    a thread holding the GIL count (``--gil``): a thread waiting in fsync or a socket send is not
+    using the CPU, and without the flag py-spy reports it as busy."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-d", str(int(seconds)),
+         "-r", "100", "--gil", "-f", "raw", "-o", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 # What a sample was doing: the first rule whose marker appears anywhere in its stack wins, so a
 # transaction's signature check counts as such whether the RPC or a gossip batch asked for it.
 # libp2p's own message signatures (PyNaCl) count as libp2p.

@@ -579,6 +579,7 @@ class ConsensusDriver:
             next_validators_hash=validator_set_at(view, height + 1).hash(),
             evidence=ev,
             txs_verified=self.node.mempool.verified_hashes(),
+            known_tx=self.node.mempool.pooled_tx,
         )
         try:
             executed = build(evidence)
@@ -712,7 +713,7 @@ class ConsensusDriver:
             try:
                 executed = validate_and_execute(self.chain, block, len(raw), self.node.mempool.verified_hashes(),
                                                 proposer_round=p.pol_round if p.pol_round >= 0 else p.round,
-                                                verify=self.verify)
+                                                verify=self.verify, known_tx=self.node.mempool.pooled_tx)
                 cand = Candidate(block, raw, executed, True)
             except InvalidBlock as exc:
                 log.warning("invalid block proposed at height %d: %s", p.height, exc)

@@ -7,6 +7,9 @@ transition then runs on a fresh view and its root and results must match the hea
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from consensus.bft_time import InvalidBlockTime, is_valid_block_time
 from state.staking.validator_set import ValidatorSet
 from consensus.votes import InvalidCommit, Verifier, verify_commit
@@ -111,10 +114,11 @@ def check_header(chain: Chain, block: Block, block_size: int, proposer_round: in
 
 def validate_and_execute(chain: Chain, block: Block, block_size: int,
                          verified: frozenset[bytes] | set[bytes] = frozenset(),
-                         proposer_round: int | None = None, verify: Verifier = ed25519_verify) -> Executed:
+                         proposer_round: int | None = None, verify: Verifier = ed25519_verify,
+                         known_tx: Callable[[bytes], Any] | None = None) -> Executed:
     """Check the header, execute the block on a fresh view, and compare root and results."""
     check_header(chain, block, block_size, proposer_round, verify)
-    executed = chain.execute(block, verified)
+    executed = chain.execute(block, verified, known_tx)
     if executed.state_root != block.header.state_root:
         raise InvalidBlock("state_root differs from the result of executing the block")
     if executed.result.results_hash() != block.header.results_hash:

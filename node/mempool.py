@@ -22,9 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from state.accounts import Account, get_account
+from state.accounts import Account, fold_transfers, get_account
 from state.chain import Chain
 from state.codec import CodecError
+from state.crypto import sha256
 from state.errors import TxRejected, require
 from state.params import BPS, Params
 from state.store import StateView
@@ -199,6 +200,12 @@ class Mempool:
         if q is None:
             return get_account(self.chain.db.view(), address).nonce
         return q.account.nonce + len(q.entries)
+
+    def pooled_tx(self, raw: bytes) -> Tx | None:
+        """The pooled transaction with exactly these bytes, already decoded: block execution takes
+        it instead of decoding the block's copy again (``BlockContext.known_tx``)."""
+        e = self._by_hash.get(sha256(raw))
+        return e.tx if e is not None and e.tx.raw == raw else None
 
     def verified_hashes(self) -> set[bytes]:
         """Hashes whose signatures verified for this chain id: pass as BlockContext.verified.
@@ -511,12 +518,34 @@ class Mempool:
                 break
         return view
 
+    def _rebuild(self, sender: bytes, q: _Queue) -> StateView | None:
+        """Committed state with a queue of plain transfers applied from their amounts and fees
+        (``fold_transfers``) instead of one apply_tx each: after every block each sender's next
+        admission needs this view, and replaying the queue cost as much as admitting new
+        transactions. None when the queue holds another kind or a transfer would now fail: the
+        caller replays it."""
+        moves = []
+        for e in q.entries:
+            body = e.tx.body
+            if type(body) is not Transfer:
+                return None
+            moves.append((e.nonce, e.fee, body.to, body.amount))
+        view = self.chain.db.view()
+        before = fold_transfers(view, sender, moves, self._params.fees.min_fee)
+        if before is None:
+            return None
+        for e, balance in zip(q.entries, before):
+            e.balance_before = balance
+        return view
+
     def _view_before(self, sender: bytes, q: _Queue, idx: int) -> StateView:
         """A view with the sender's entries before ``idx`` applied (the cached one when appending)."""
         if idx < len(q.entries):
             return self._replay(sender, q, idx)
         if q.view is None:
-            view = self._replay(sender, q, len(q.entries))
+            view = self._rebuild(sender, q)
+            if view is None:
+                view = self._replay(sender, q, len(q.entries))
             if sender in self._queues:
                 q.view = view
             return view
@@ -532,8 +561,9 @@ class Mempool:
         """Remove the block's transactions, then recheck the rest against the new state.
 
         O(pending): one account read per sender, stale and gapped nonces dropped. A queue is
-        replayed through apply_tx (dropping what now fails) only when its sender is poorer than
-        when the queue was checked, or always with ``full_recheck``. Order is kept.
+        re-checked (carried from amounts by ``_rebuild`` when it holds only transfers, else replayed
+        through apply_tx; dropping what now fails) only when its sender is poorer than when the
+        queue was checked, or always, by replay, with ``full_recheck``. Order is kept.
         """
         committed = 0
         n_block = 0
@@ -583,6 +613,8 @@ class Mempool:
             if account.balance >= kept[0].balance_before and not self.config.full_recheck:
                 continue  # no poorer than when the queue was checked; the view is rebuilt on demand
             before = len(kept)
-            q.view = self._replay(sender, q, before)
+            q.view = None if self.config.full_recheck else self._rebuild(sender, q)
+            if q.view is None:
+                q.view = self._replay(sender, q, before)
             dropped += before - (len(q.entries) if sender in self._queues else 0)
         return dropped

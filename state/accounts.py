@@ -7,6 +7,8 @@ sum(balances) + burned == genesis supply; `supply_check` asserts it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from state import keys
 from state.codec import U64, canonical, f
 from state.crypto import sha256
@@ -102,6 +104,43 @@ def process_transfer(view: StateView, tx: Tx, body: Transfer) -> None:
     """transfer: a positive amount from the sender to ``to``."""
     require(body.amount > 0, "zero_amount", "transfer amount must be positive")
     move(view, tx.sender, body.to, body.amount)
+
+
+def fold_transfers(view: StateView, sender: bytes, transfers: Sequence[tuple[int, int, bytes, int]],
+                   min_fee: int) -> list[int] | None:
+    """Apply one sender's run of plain transfers ``(nonce, fee, to, amount)`` to ``view`` at once:
+    the writes ``apply_tx`` makes running them one after another (check_envelope's nonce, fee and
+    balance rules, then ``process_transfer``), with one read and one write per account touched.
+
+    Returns the sender's balance before each transfer; None, changing nothing, when one of them
+    would be rejected (the caller runs them through apply_tx to learn which). The mempool's way of
+    carrying a queue onto a new block (node/mempool.py); tests/test_mempool.py checks it against
+    apply_tx."""
+    src = get_account(view, sender)
+    balance, nonce = src.balance, src.nonce
+    credits: dict[bytes, int] = {}
+    before: list[int] = []
+    for tx_nonce, fee, to, amount in transfers:
+        if tx_nonce != nonce or fee < min_fee or amount <= 0 or balance < fee:
+            return None
+        before.append(balance)
+        balance -= fee
+        if balance < amount:
+            return None
+        if to != sender:
+            balance -= amount
+            credits[to] = credits.get(to, 0) + amount
+        nonce += 1
+    credited: list[tuple[bytes, Account]] = []
+    for to, amount in credits.items():  # credits only grow: the last sum is the largest
+        dst = get_account(view, to)
+        if dst.balance + amount > U64_MAX:
+            return None
+        credited.append((to, Account(dst.balance + amount, dst.nonce)))
+    set_account(view, sender, Account(balance, nonce))
+    for to, account in credited:
+        set_account(view, to, account)
+    return before
 
 
 def supply_check(view: StateView) -> tuple[int, int, int]:

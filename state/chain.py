@@ -8,6 +8,7 @@ explorer history (state/history.py) in ONE atomic LevelDB write batch (fsynced).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +143,8 @@ class Chain:
         }
         return self.db.commit(view, extra)
 
-    def execute(self, block: Block, txs_verified: frozenset[bytes] | set[bytes] = frozenset()) -> Executed:
+    def execute(self, block: Block, txs_verified: frozenset[bytes] | set[bytes] = frozenset(),
+                known_tx: Callable[[bytes], Any] | None = None) -> Executed:
         """Apply ``block`` on top of the committed state in memory; nothing is written."""
         h = block.header
         view = self.db.view()
@@ -154,6 +156,7 @@ class Chain:
             proposer=h.proposer,
             verified=txs_verified,
             upgrades=self.upgrades,
+            known_tx=known_tx,
         )
         result = apply_block(view, block.txs, ctx, block.evidence, block.last_commit)
         return Executed(block, view, result, self.db.preview_root(view))
@@ -168,6 +171,7 @@ class Chain:
         next_validators_hash: bytes = ZERO_HASH,
         evidence: tuple[DuplicateVoteEvidence, ...] = (),
         txs_verified: frozenset[bytes] | set[bytes] = frozenset(),
+        known_tx: Callable[[bytes], Any] | None = None,
     ) -> Executed:
         """Execute ``txs`` on the latest state and assemble the next block with its state root."""
         height = self.height + 1
@@ -175,7 +179,7 @@ class Chain:
         view = self.db.view()
         chain_id = self.chain_id
         ctx = BlockContext(chain_id, height, time_ms, load_params(view), proposer, txs_verified,
-                           upgrades=self.upgrades)
+                           upgrades=self.upgrades, known_tx=known_tx)
         result = apply_block(view, txs, ctx, evidence, last_commit)
         update = self.db.preview_root(view)
         header = Header(

@@ -3,6 +3,7 @@ staking, governance) depend on it without importing the state transition that di
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,3 +26,6 @@ class BlockContext:
     events: list[Any] = field(default_factory=list)
     # software-upgrade names this node provides (state/governance/upgrade.py); None: no check
     upgrades: frozenset[str] | None = None
+    # the node's already-decoded transaction with exactly these bytes, or None (node/mempool.py's
+    # ``pooled_tx``): decoding is a pure function of the bytes, so it stands in for decoding again
+    known_tx: Callable[[bytes], Any] | None = None

@@ -128,10 +128,12 @@ def apply_tx(view: StateView, tx: Tx, ctx: BlockContext) -> TxResult:
 
 def apply_raw_tx(view: StateView, raw: bytes, ctx: BlockContext) -> tuple[bytes, TxResult]:
     """Decode then apply; undecodable bytes are a `malformed` rejection."""
-    try:
-        tx = decode_tx(raw)
-    except CodecError as exc:
-        return sha256(raw), TxResult(FAILED, "malformed", str(exc))
+    tx = ctx.known_tx(raw) if ctx.known_tx is not None else None
+    if tx is None:
+        try:
+            tx = decode_tx(raw)
+        except CodecError as exc:
+            return sha256(raw), TxResult(FAILED, "malformed", str(exc))
     return tx.hash, apply_tx(view, tx, ctx)
 
 

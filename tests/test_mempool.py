@@ -382,6 +382,21 @@ foreign_op = st.tuples(st.just("foreign"), st.integers(0, 2), st.integers(0, 0),
                        st.integers(1, 1400))
 
 
+def submit_expecting_a_known_reason(pool: Mempool, tx: Tx) -> None:
+    try:
+        pool.submit(tx.raw)
+    except TxRejected as exc:
+        assert exc.reason in EXPECTED_REASONS, exc
+
+
+def commit_pending(pool: Mempool, chain, limit: int) -> None:  # type: ignore[no-untyped-def]
+    """Commit a block of the pool's first ``limit`` pending transactions, all of them valid."""
+    txs = pool.pending(limit)
+    _, results = commit_txs(chain, txs)
+    assert all(r.ok for r in results)
+    pool.update_after_block([decode_tx(r).hash for r in txs])
+
+
 def assert_pool_proposes_a_valid_block(pool: Mempool, chain) -> None:  # type: ignore[no-untyped-def]
     pending = pool.pending(1000)
     assert len(pending) == pool.size and sum(map(len, pending)) == pool.bytes
@@ -412,18 +427,114 @@ def test_pending_is_always_a_valid_block(tmp_path_factory, chain_id, ops) -> Non
             key = SENDERS[who]
             nonce = get_account(db.view(), key.address).nonce
             if kind == "tx":
-                try:
-                    pool.submit(transfer(chain_id, key, max(0, pool.next_nonce(key.address) + a),
-                                         fee=b, amount=c).raw)
-                except TxRejected as exc:
-                    assert exc.reason in EXPECTED_REASONS, exc
+                submit_expecting_a_known_reason(pool, transfer(chain_id, key, max(0, pool.next_nonce(key.address) + a),
+                                                               fee=b, amount=c))
             elif kind == "block":
-                txs = pool.pending(a)
-                _, results = commit_txs(chain, txs)
-                assert all(r.ok for r in results)
-                pool.update_after_block([decode_tx(r).hash for r in txs])
+                commit_pending(pool, chain, a)
             else:  # a tx of this sender's that reached a block through another node's pool
                 other = transfer(chain_id, key, nonce, fee=b, amount=c)
                 _, results = commit_txs(chain, [other])
                 pool.update_after_block([other.hash])
             assert_pool_proposes_a_valid_block(pool, chain)
+
+
+# ---- property: a queue of transfers carried onto a new block by amounts == its replay ----------
+# to: 0-2 a sender (possibly the sender itself, possibly one with its own queue), 3 the sink
+carry_tx = st.tuples(st.just("tx"), st.integers(0, 2), st.integers(0, 3), st.integers(1, 20), st.integers(0, 400))
+carry_block = st.tuples(st.just("block"), st.just(0), st.just(0), st.just(0), st.integers(0, 5))
+# a block the pool did not build: a payment to a sender from outside the pool, or a sender's next
+# nonce spent elsewhere (its queue's later transactions may now fail); compared before the pool
+# hears of the block (to == 1) and after
+carry_foreign = st.tuples(st.sampled_from(["credit", "spend"]), st.integers(0, 2), st.integers(0, 1),
+                          st.integers(1, 5), st.integers(1, 900))
+
+
+def assert_rebuild_equals_replay(pool: Mempool) -> None:
+    for sender in list(pool._queues):
+        q = pool._queues[sender]
+        n = len(q.entries)
+        rebuilt = pool._rebuild(sender, q)
+        carried = [e.balance_before for e in q.entries]
+        replayed = pool._replay(sender, q, n)
+        kept = len(pool._queues[sender].entries) if sender in pool._queues else 0
+        if rebuilt is None:
+            assert kept < n  # given up only where a transfer now fails
+        else:
+            assert kept == n
+            assert rebuilt.block_writes == replayed.block_writes
+            assert carried == [e.balance_before for e in q.entries]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(carry_tx, carry_tx, carry_tx, carry_block, carry_foreign), min_size=6, max_size=40))
+def test_a_transfer_queue_carried_by_amounts_equals_its_replay(tmp_path_factory, chain_id, ops) -> None:  # type: ignore[no-untyped-def]
+    """After every step, each sender's queue rebuilt from amounts (``Mempool._rebuild``, what the
+    pool uses after a block instead of running the queue through apply_tx again) writes exactly
+    what the replay writes, records the same balances, and gives up exactly when the replay
+    drops a transaction."""
+    from state.chain import Chain
+    from state.store import StateDB
+
+    targets = [k.address for k in SENDERS] + [SINK]
+    with StateDB(tmp_path_factory.mktemp("carry")) as db:
+        chain = Chain(db)
+        chain.init_genesis(make_genesis(chain_id, {**{k.address: 1500 for k in SENDERS}, DAVE.address: RICH}))
+        pool = Mempool(chain)
+        dave_nonce = 0
+        for kind, who, to, fee, amount in ops:
+            key = SENDERS[who]
+            if kind == "tx":  # amount 0: refused as zero_amount
+                submit_expecting_a_known_reason(
+                    pool, sign_tx(key, chain_id, pool.next_nonce(key.address), Transfer(targets[to], amount), fee=fee))
+            elif kind == "block":
+                commit_pending(pool, chain, amount)
+            else:
+                if kind == "credit":
+                    other = sign_tx(DAVE, chain_id, dave_nonce, Transfer(key.address, amount), fee=fee)
+                    dave_nonce += 1
+                else:
+                    nonce = get_account(db.view(), key.address).nonce
+                    other = sign_tx(key, chain_id, nonce, Transfer(SINK, amount), fee=fee)
+                commit_txs(chain, [other])
+                if to == 1:
+                    assert_rebuild_equals_replay(pool)
+                pool.update_after_block([other.hash])
+            assert_rebuild_equals_replay(pool)
+
+
+def test_a_queue_a_foreign_block_starved_is_replayed_not_carried(new_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+    chain = new_chain({CAROL.address: 1000})
+    pool = Mempool(chain)
+    c0, c1 = transfer(chain_id, CAROL, 0, fee=1, amount=100), transfer(chain_id, CAROL, 1, fee=1, amount=300)
+    pool.submit(c0.raw)
+    pool.submit(c1.raw)
+    q = pool._queues[CAROL.address]
+    assert pool._rebuild(CAROL.address, q) is not None  # 1000 covers 101 + 301
+    other = transfer(chain_id, CAROL, 0, fee=1, amount=800)  # Carol's nonce 0, spent through another pool
+    commit_txs(chain, [other])
+    assert pool._rebuild(CAROL.address, q) is None  # c0 is stale now
+    pool.update_after_block([other.hash])  # c1 stays (nonce 1 is next) but needs 301 of the 199 left
+    assert pool.size == 0 and rejection(pool, c1) == "insufficient_balance"
+
+
+def test_block_execution_takes_pooled_transactions_instead_of_decoding_again(rich_chain, chain_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import state.transition as transition
+
+    pool = Mempool(rich_chain)
+    txs = [transfer(chain_id, k, n, fee=1 + n) for k in (ALICE, BOB) for n in range(3)]
+    for t in txs:
+        pool.submit(t.raw)
+    stranger = transfer(chain_id, CAROL, 0, fee=1)  # in the block, never in this pool
+    raws = tuple(pool.pending(10)) + (stranger.raw,)
+    assert pool.pooled_tx(raws[0]) is pool._by_hash[decode_tx(raws[0]).hash].tx
+    assert pool.pooled_tx(stranger.raw) is None and pool.pooled_tx(raws[0] + b"x") is None
+    decoded: list[bytes] = []
+    real = transition.decode_tx
+    monkeypatch.setattr(transition, "decode_tx", lambda raw: decoded.append(raw) or real(raw))
+    plain = rich_chain.build_block(raws, 5_000, VALIDATOR_KEY.address)
+    assert len(decoded) == len(raws)
+    decoded.clear()
+    reused = rich_chain.build_block(raws, 5_000, VALIDATOR_KEY.address, known_tx=pool.pooled_tx)
+    assert decoded == [stranger.raw]  # only the transaction the pool never saw
+    assert reused.block.header == plain.block.header and reused.result.tx_results == plain.result.tx_results
+    assert all(r.ok for r in reused.result.tx_results)
