@@ -21,7 +21,7 @@ from p2p.framing import (
     encode_uvarint,
     write_frame,
 )
-from p2p.gossip import ContentDedup, content_key, make_safe_validator
+from p2p.gossip import IDONTWANT_MIN_BYTES, ContentDedup, LeanGossipSub, SignedRecordCache, content_key, make_safe_validator
 from p2p.identity import PeerSpec, loopback_addr, peer_id_from_seed
 from p2p.peers import is_dialer
 
@@ -201,3 +201,49 @@ def test_safe_validator_never_raises_and_enforces_the_size_cap() -> None:
     assert check(other, message(b"ok" + b"x" * 98)) is False  # 100 bytes: not under the cap
     assert check(me, message(b"nope")) is True  # own publishes are not re-validated
     assert make_safe_validator("t", None, 100, me)(other, message(b"anything")) is True
+
+
+def test_a_signed_peer_record_is_checked_once_per_peer_and_bytes() -> None:
+    checked: list[tuple[bytes, ID | None]] = []
+    verdicts = {b"good": True, b"forged": False}
+
+    def check(msg: rpc_pb2.RPC, host: object, peer_id: ID | None = None) -> bool:
+        checked.append((msg.senderRecord, peer_id))
+        return verdicts.get(msg.senderRecord, True)
+
+    cache = SignedRecordCache(check)
+    a, b = ID(b"\x00\x01a"), ID(b"\x00\x01b")
+    good, forged, none = rpc_pb2.RPC(senderRecord=b"good"), rpc_pb2.RPC(senderRecord=b"forged"), rpc_pb2.RPC()
+    assert all(cache(good, None, a) for _ in range(5)) and checked == [(b"good", a)]
+    assert cache(good, None, b) and checked[-1] == (b"good", b)  # another peer: its own check
+    assert not cache(forged, None, a) and not cache(forged, None, a)  # a failure is never cached
+    assert checked[-2:] == [(b"forged", a), (b"forged", a)]
+    assert cache(none, None, a) and cache(good, None) and len(checked) == 6  # no record / no peer: as before
+    cache.RECHECK_S = 0.0
+    assert cache(good, None, a) and checked[-1] == (b"good", a)  # checked afresh once it is old
+    cache.MAX_ENTRIES = 1
+    assert cache(rpc_pb2.RPC(senderRecord=b"other"), None, a) and len(cache.accepted) == 1
+
+
+async def test_idontwant_goes_out_only_for_large_forwarded_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LeanGossipSub: no IDONTWANT for our own publishes or for small forwarded messages."""
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    emitted: list[bytes] = []
+
+    async def parent_publish(self: GossipSub, forwarder: ID, msg: rpc_pb2.Message) -> None:
+        await self._emit_idontwant_for_message(msg.seqno, msg.topicIDs)
+
+    async def parent_emit(self: GossipSub, msg_id: bytes, topics: object) -> None:
+        emitted.append(msg_id)
+
+    monkeypatch.setattr(GossipSub, "publish", parent_publish)
+    monkeypatch.setattr(GossipSub, "_emit_idontwant_for_message", parent_emit)
+    me, peer = ID(b"\x00\x01m"), ID(b"\x00\x01p")
+    router = LeanGossipSub.__new__(LeanGossipSub)
+    router.pubsub = type("P", (), {"my_id": me})()  # type: ignore[assignment]
+    big, small = b"x" * IDONTWANT_MIN_BYTES, b"x" * (IDONTWANT_MIN_BYTES - 1)
+    await router.publish(me, rpc_pb2.Message(data=big, seqno=b"own", topicIDs=["t"]))
+    await router.publish(peer, rpc_pb2.Message(data=small, seqno=b"small", topicIDs=["t"]))
+    await router.publish(peer, rpc_pb2.Message(data=big, seqno=b"big", topicIDs=["t"]))
+    assert emitted == [b"big"]
