@@ -658,7 +658,7 @@ class P2PService:
         )
         disable_auto_connector(host)
         self._host = host
-        pubsub, router = build_pubsub(host, self._gossip)
+        pubsub, router = build_pubsub(host, self._gossip, self._relay_root)
         pubsub.on_bad_stream = self._on_bad_pubsub_stream  # type: ignore[attr-defined]
         for topic in self._topics:
             validator = make_safe_validator(

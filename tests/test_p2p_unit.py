@@ -21,7 +21,15 @@ from p2p.framing import (
     encode_uvarint,
     write_frame,
 )
-from p2p.gossip import IDONTWANT_MIN_BYTES, ContentDedup, LeanGossipSub, SignedRecordCache, content_key, make_safe_validator
+from p2p.gossip import (
+    IDONTWANT_MIN_BYTES,
+    ContentDedup,
+    LeanGossipSub,
+    LocalRecordCache,
+    SignedRecordCache,
+    content_key,
+    make_safe_validator,
+)
 from p2p.identity import PeerSpec, loopback_addr, peer_id_from_seed
 from p2p.peers import is_dialer
 
@@ -247,3 +255,43 @@ async def test_idontwant_goes_out_only_for_large_forwarded_messages(monkeypatch:
     await router.publish(peer, rpc_pb2.Message(data=small, seqno=b"small", topicIDs=["t"]))
     await router.publish(peer, rpc_pb2.Message(data=big, seqno=b"big", topicIDs=["t"]))
     assert emitted == [b"big"]
+
+
+def test_our_own_record_is_rebuilt_at_most_every_refresh_interval() -> None:
+    built: list[ID] = []
+    one, two = ID(b"\x00\x01h"), ID(b"\x00\x01i")
+
+    def build(host: object) -> tuple[bytes, bool]:
+        built.append(host.get_id())  # type: ignore[attr-defined]
+        return b"record of " + host.get_id().to_bytes(), True  # type: ignore[attr-defined]
+
+    hosts = [type("H", (), {"get_id": lambda self, i=i: i})() for i in (one, two)]
+    cache = LocalRecordCache(build)
+    assert cache(hosts[0]) == (b"record of " + one.to_bytes(), True)
+    assert all(cache(hosts[0]) == (b"record of " + one.to_bytes(), False) for _ in range(5))
+    assert cache(hosts[1])[0] == b"record of " + two.to_bytes() and built == [one, two]  # one per host
+    cache.REFRESH_S = 0.0
+    cache(hosts[0])
+    assert built == [one, two, one]  # rebuilt once the interval passed
+
+
+async def test_signal_topics_get_no_mesh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relay offers and requests are subscriptions nobody publishes on: LeanGossipSub joins them
+    without a mesh (no GRAFTs, no heartbeat upkeep); every other topic joins as py-libp2p does."""
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    joined: list[str] = []
+
+    async def parent_join(self: GossipSub, topic: str) -> None:
+        joined.append(topic)
+
+    monkeypatch.setattr(GossipSub, "join", parent_join)
+    router = LeanGossipSub.__new__(LeanGossipSub)
+    router.signal_prefix = "attrchain/c/relay/1"
+    for topic in ("attrchain/c/relay/1", "attrchain/c/relay/1/12D3KooWPeer", "attrchain/c/txs/1",
+                  "attrchain/c/relay/10"):
+        await router.join(topic)
+    assert joined == ["attrchain/c/txs/1", "attrchain/c/relay/10"]
+    router.signal_prefix = None
+    await router.join("attrchain/c/relay/1")
+    assert joined[-1] == "attrchain/c/relay/1"
