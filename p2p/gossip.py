@@ -212,15 +212,7 @@ class SignedRecordCache:
 
     @classmethod
     def install(cls) -> None:
-        """Idempotent: the modules keep one cache, wrapped around py-libp2p's function."""
-        import libp2p.pubsub.gossipsub as gossipsub_module
-        import libp2p.pubsub.pubsub as pubsub_module
-
-        if isinstance(pubsub_module.maybe_consume_signed_record, cls):
-            return
-        cache = cls(pubsub_module.maybe_consume_signed_record)
-        pubsub_module.maybe_consume_signed_record = cache  # type: ignore[assignment]
-        gossipsub_module.maybe_consume_signed_record = cache  # type: ignore[assignment]
+        _wrap_in_pubsub_modules("maybe_consume_signed_record", cls)
 
 
 class LocalRecordCache:
@@ -251,15 +243,21 @@ class LocalRecordCache:
 
     @classmethod
     def install(cls) -> None:
-        """Idempotent, like ``SignedRecordCache.install``."""
-        import libp2p.pubsub.gossipsub as gossipsub_module
-        import libp2p.pubsub.pubsub as pubsub_module
+        _wrap_in_pubsub_modules("env_to_send_in_RPC", cls)
 
-        if isinstance(pubsub_module.env_to_send_in_RPC, cls):
-            return
-        cache = cls(pubsub_module.env_to_send_in_RPC)
-        pubsub_module.env_to_send_in_RPC = cache  # type: ignore[assignment]
-        gossipsub_module.env_to_send_in_RPC = cache  # type: ignore[assignment]
+
+def _wrap_in_pubsub_modules(name: str, wrapper: Callable[[Any], Any]) -> None:
+    """Replace the function ``name`` that py-libp2p's pubsub and gossipsub modules each imported
+    with one ``wrapper(original)`` shared by both; idempotent (a second call finds the wrapper)."""
+    import libp2p.pubsub.gossipsub as gossipsub_module
+    import libp2p.pubsub.pubsub as pubsub_module
+
+    original = getattr(pubsub_module, name)
+    if isinstance(wrapper, type) and isinstance(original, wrapper):
+        return
+    wrapped = wrapper(original)
+    setattr(pubsub_module, name, wrapped)
+    setattr(gossipsub_module, name, wrapped)
 
 
 def build_pubsub(host: IHost, settings: GossipSettings,
