@@ -416,12 +416,22 @@ class Node:
             size = 0
             for raw in fresh:
                 if batch and size + len(raw) > cap:
-                    self.gossip("txs", pack(batch))
+                    self._send_txs(pack(batch))
                     batch, size = [], 0
                 batch.append(raw)
                 size += len(raw) + 4
             if batch:
-                self.gossip("txs", pack(batch))
+                self._send_txs(pack(batch))
+
+    def _send_txs(self, data: bytes) -> None:
+        """A batch of newly pooled transactions: over the direct streams while every other
+        validator streams to this one (``DirectAuth.complete``; each validator then receives it
+        once, from its origin, after any queued consensus message), else by gossip. Full nodes
+        do not need other nodes' transactions: they follow blocks."""
+        if self.p2p.direct is not None and self.direct_auth.complete:
+            if self.p2p.send_direct(self.topic["txs"], data, relayable=False):
+                return
+        self.gossip("txs", data)
 
     async def _run_syncer(self) -> None:
         """Block sync for the node's lifetime; a synced block at an upgrade this node lacks halts it."""

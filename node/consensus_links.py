@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 HELLO_DOMAIN = "attrchain/direct-hello/1"
 KIND_PROPOSAL = 1
 KIND_VOTE = 2
+KIND_TXS = 3  # transaction batches: a bulk kind (p2p/direct.py), never relayed
 # a validator leaves the consensus topics only after every other validator's stream has been up
 # this long (no flapping when streams reconnect), and checks this often
 STABLE_S = 2.0
@@ -55,6 +56,10 @@ class DirectAuth:
         self.chain = chain
         self.key = key
         self._sets: dict[int, ValidatorSet] = {}
+        # every other validator of the next height has held a direct stream to this node for
+        # STABLE_S (set by manage_consensus_subscriptions): the node then sends its transaction
+        # batches over its direct streams instead of gossiping them
+        self.complete = False
 
     def valset(self, height: int) -> ValidatorSet | None:
         cached = self._sets.get(height)
@@ -111,7 +116,9 @@ class DirectAuth:
 def direct_spec(chain_id: str, auth: DirectAuth, refuse_all: bool = False) -> DirectSpec:
     return DirectSpec(
         protocol=topics.consensus_protocol(chain_id),
-        kinds={KIND_PROPOSAL: topics.proposals_topic(chain_id), KIND_VOTE: topics.votes_topic(chain_id)},
+        kinds={KIND_PROPOSAL: topics.proposals_topic(chain_id), KIND_VOTE: topics.votes_topic(chain_id),
+               KIND_TXS: topics.txs_topic(chain_id)},
+        bulk=frozenset({KIND_TXS}),
         hello=auth.hello,
         check_hello=auth.check_hello,
         refuse_all=refuse_all,
@@ -137,6 +144,7 @@ async def manage_consensus_subscriptions(p2p: object, auth: DirectAuth, chain_id
         else:
             complete_since = None
         leave = complete_since is not None and now - complete_since >= STABLE_S
+        auth.complete = leave
         # a validator that does not hear every other one directly asks for relaying
         await p2p.update_relay(offer=auth.is_validator(), want=not leave)  # type: ignore[attr-defined]
         for topic in wanted:

@@ -22,7 +22,9 @@ two.
 
 Outbound queues are bounded per peer (messages and bytes; the oldest message goes first when full):
 a slow validator cannot make us hold unbounded memory, and what it misses it gets by gossip or
-re-broadcast (consensus never depends on this path).
+re-broadcast (consensus never depends on this path). ``DirectSpec.bulk`` kinds (transaction
+batches) wait in a second, smaller queue per peer that is written only when no other message is
+queued, and lose their oldest first when full: consensus messages never wait behind them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class DirectSettings:
     max_batch_items: int = 256
     queue_messages: int = 512  # per peer, outbound
     queue_bytes: int = 8 * 1024 * 1024  # per peer, outbound
+    bulk_messages: int = 64  # per peer, outbound, of the bulk kinds
+    bulk_bytes: int = 4 * 1024 * 1024
     batch_bytes: int = 512 * 1024  # a frame packs queued messages up to this size (one may be larger)
     open_timeout_s: float = 3.0
     write_timeout_s: float = 5.0
@@ -82,13 +86,41 @@ class DirectSpec:
     hello: Callable[[str], bytes | None]  # our hello for our own peer id; None: do not open streams
     check_hello: HelloCheck
     refuse_all: bool = False  # devnet fault: reset every inbound stream (direct path cut)
+    # kinds sent only when nothing else is queued for the peer, dropped first (transaction batches)
+    bulk: frozenset[int] = frozenset()
     settings: DirectSettings = field(default_factory=DirectSettings)
 
 
-class _Outbound:
-    def __init__(self) -> None:
-        self.queue: deque[tuple[int, bytes, Envelope | None]] = deque()
+class _Queue:
+    """One bounded outbound queue: the oldest message goes first when it is over either bound."""
+
+    def __init__(self, max_messages: int, max_bytes: int) -> None:
+        self.items: deque[tuple[int, bytes, Envelope | None]] = deque()
         self.bytes = 0
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+
+    def push(self, item: tuple[int, bytes, Envelope | None]) -> int:
+        """Append; returns how many old messages were dropped to stay within the bounds."""
+        self.items.append(item)
+        self.bytes += len(item[1])
+        dropped = 0
+        while len(self.items) > self.max_messages or (self.bytes > self.max_bytes and len(self.items) > 1):
+            _, old, _ = self.items.popleft()
+            self.bytes -= len(old)
+            dropped += 1
+        return dropped
+
+    def pop(self) -> tuple[int, bytes, Envelope | None]:
+        item = self.items.popleft()
+        self.bytes -= len(item[1])
+        return item
+
+
+class _Outbound:
+    def __init__(self, settings: DirectSettings) -> None:
+        self.queue = _Queue(settings.queue_messages, settings.queue_bytes)
+        self.bulk = _Queue(settings.bulk_messages, settings.bulk_bytes)
         self.wake = trio.Event()
         self.ready = False
         self.scope = trio.CancelScope()
@@ -142,18 +174,12 @@ class DirectLinks:
         kind = self._kind_of.get(topic)
         if kind is None:
             return 0
+        bulk = kind in self.spec.bulk
         queued = 0
         for link in self._out.values():
             if not link.ready:
                 continue
-            link.queue.append((kind, data, envelope))
-            link.bytes += len(data)
-            while len(link.queue) > self.settings.queue_messages or (
-                link.bytes > self.settings.queue_bytes and len(link.queue) > 1
-            ):
-                _, old, _ = link.queue.popleft()
-                link.bytes -= len(old)
-                self.counters["queue_drops"] += 1
+            self.counters["queue_drops"] += (link.bulk if bulk else link.queue).push((kind, data, envelope))
             link.wake.set()
             queued += 1
         return queued
@@ -173,7 +199,7 @@ class DirectLinks:
                     for peer, pid in connected.items():
                         if peer in self._out or self._is_banned(peer) or self._retry_at.get(peer, 0.0) > now:
                             continue
-                        link = _Outbound()
+                        link = _Outbound(self.settings)
                         self._out[peer] = link
                         nursery.start_soon(self._run_outbound, host, pid, peer, hello, link)
                 await trio.sleep(self.settings.scan_s)
@@ -194,16 +220,8 @@ class DirectLinks:
                 while True:
                     await link.wake.wait()
                     link.wake = trio.Event()
-                    while link.queue:
-                        batch: list[list[object]] = []
-                        size = 0
-                        while link.queue and len(batch) < self.settings.max_batch_items and (
-                            not batch or size + len(link.queue[0][1]) <= self.settings.batch_bytes
-                        ):
-                            kind, data, envelope = link.queue.popleft()
-                            link.bytes -= len(data)
-                            batch.append([kind, data, *envelope] if envelope is not None else [kind, data])
-                            size += len(data)
+                    while link.queue.items or link.bulk.items:
+                        batch = take_batch(link, self.settings)
                         with trio.fail_after(self.settings.write_timeout_s):
                             await write_frame(stream, msgpack.packb(batch, use_bin_type=True))
                         self.counters["frames_sent"] += 1
@@ -290,6 +308,22 @@ class DirectLinks:
                 if self._deliver(topic, peer, data) and envelope is not None and self._relay is not None:
                     self._relay(topic, peer, data, envelope)
             await trio.lowlevel.checkpoint()
+
+
+def take_batch(link: _Outbound, settings: DirectSettings) -> list[list[object]]:
+    """The next frame's items, up to ``max_batch_items`` and ``batch_bytes`` (one message may be
+    larger): queued consensus messages, or, only when none is queued, bulk ones (never both in one
+    frame: a vote does not wait for a transaction batch to be written and read)."""
+    queue = link.queue if link.queue.items else link.bulk
+    batch: list[list[object]] = []
+    size = 0
+    while queue.items and len(batch) < settings.max_batch_items and (
+        not batch or size + len(queue.items[0][1]) <= settings.batch_bytes
+    ):
+        kind, data, envelope = queue.pop()
+        batch.append([kind, data, *envelope] if envelope is not None else [kind, data])
+        size += len(data)
+    return batch
 
 
 def _decode_batch(body: bytes, max_items: int) -> list[tuple[int, bytes, Envelope | None]] | None:

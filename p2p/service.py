@@ -283,7 +283,9 @@ class P2PService:
             "relay": self.relay_report(),
             "outbound": self.direct.outbound_peers(),
             "inbound": self.direct.inbound_peers(),
-            "subscribed": {t: self.is_subscribed(t) for t in kinds},
+            # the topics a validator leaves while every stream is up (not the bulk kinds' topics)
+            "subscribed": {t: self.is_subscribed(t) for k, t in sorted(self.direct.spec.kinds.items())
+                           if k not in self.direct.spec.bulk},
             "received": received,
             **self.direct.counters,
         }
@@ -381,19 +383,24 @@ class P2PService:
         it gets it back; kept as seen, every copy was refused as a duplicate."""
         self._dedup.discard(content_key(topic, data))
 
-    def send_direct(self, topic: str, data: bytes) -> int:
+    def send_direct(self, topic: str, data: bytes, relayable: bool = True) -> int:
         """Queue ``data`` on every open direct consensus stream (no-op without ``direct``); returns
-        the number of peers it was queued for. The caller still gossips it for observers."""
+        the number of peers it was queued for. The caller still gossips it for observers. With
+        ``relayable`` it carries the GossipSub envelope its receivers relay it as; without (a
+        transaction batch, which only validators want), no envelope is signed and nothing relays it."""
         if self.direct is None or not self._running or self._pubsub is None:
             return 0
         key = content_key(topic, data)
-        envelope = self._envelopes.get(key)
-        if envelope is None:
-            envelope = signed_envelope(self._pubsub, topic, data)
-            self._envelopes[key] = envelope
-            while len(self._envelopes) > ENVELOPES_KEPT:
-                self._envelopes.popitem(last=False)
-        sent = self.direct.send(topic, data, (envelope.seqno, envelope.signature))
+        carried: tuple[bytes, bytes] | None = None
+        if relayable:
+            envelope = self._envelopes.get(key)
+            if envelope is None:
+                envelope = signed_envelope(self._pubsub, topic, data)
+                self._envelopes[key] = envelope
+                while len(self._envelopes) > ENVELOPES_KEPT:
+                    self._envelopes.popitem(last=False)
+            carried = (envelope.seqno, envelope.signature)
+        sent = self.direct.send(topic, data, carried)
         if sent:
             self._dedup.add(key)
             self._counters[topic]["direct_sent"] += 1

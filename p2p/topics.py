@@ -9,8 +9,9 @@ from __future__ import annotations
 TOPIC_PREFIX = "attrchain"
 TOPIC_VERSION = "1"
 # 2: batch items may carry the sender's GossipSub envelope (seqno, signature); a /1 acceptor would
-# reset a stream carrying such an item
-CONSENSUS_PROTOCOL_VERSION = "2"
+# reset a stream carrying such an item. 3: kind 3 carries transaction batches (a /2 acceptor
+# resets a stream on an unknown kind)
+CONSENSUS_PROTOCOL_VERSION = "3"
 
 
 def _topic(chain_id: str, kind: str) -> str:

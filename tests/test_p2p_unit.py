@@ -295,3 +295,21 @@ async def test_signal_topics_get_no_mesh(monkeypatch: pytest.MonkeyPatch) -> Non
     router.signal_prefix = None
     await router.join("attrchain/c/relay/1")
     assert joined[-1] == "attrchain/c/relay/1"
+
+
+def test_direct_streams_write_consensus_before_transaction_batches() -> None:
+    """A bulk kind (transaction batches) waits in its own bounded queue, goes out only when no
+    consensus message is queued, and never shares a frame with one."""
+    from p2p.direct import DirectSettings, _Outbound, take_batch
+
+    settings = DirectSettings(bulk_messages=3, max_batch_items=10)
+    link = _Outbound(settings)
+    for i in range(5):  # over the bulk bound: the oldest go first
+        assert link.bulk.push((3, b"txs%d" % i, None)) == (1 if i >= 3 else 0)
+    link.queue.push((2, b"vote", (b"s" * 8, b"g" * 64)))
+    link.queue.push((1, b"proposal", None))
+    assert take_batch(link, settings) == [[2, b"vote", b"s" * 8, b"g" * 64], [1, b"proposal"]]
+    link.queue.push((2, b"late vote", None))  # queued while the batch was written: still first
+    assert take_batch(link, settings) == [[2, b"late vote"]]
+    assert take_batch(link, settings) == [[3, b"txs2"], [3, b"txs3"], [3, b"txs4"]]
+    assert take_batch(link, settings) == [] and link.bulk.bytes == 0 == link.queue.bytes
