@@ -86,6 +86,7 @@ def _probe_main(urls: list[str], chain_id: str, seeds: list[bytes], stop: Any, o
     keys = [PrivateKey(seed) for seed in seeds]
     nonces = [0] * len(keys)  # fresh keys: nonce 0
     turn = 0
+    out.put(("ready", 0.0))  # imports done: on a loaded machine a fresh process takes seconds
     with httpx.Client(timeout=30) as http:
         while not stop.wait(PROBE_EVERY_S):
             i = turn % len(keys)
@@ -128,8 +129,16 @@ class Probe:
             [spec.rpc for spec in layout.nodes[:len(keys)]], layout.chain_id, [k.seed for k in keys],
             self.stop, self._out))
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the probe's process and wait (bounded) until it is ready to send: started with
+        the load, it was still importing when a 16-validator point ended, and timed nothing."""
         self.process.start()
+        try:
+            item = self._out.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if item is None:  # it stopped already
+            self._out.put(None)
 
     def finish(self, timeout: float) -> None:
         self.stop.set()
@@ -242,9 +251,9 @@ class Devnet:
         gen.fund()
         probe = Probe(self.layout, [gen.senders.pop().key for _ in range(self.n)])  # the last funded senders
         gen.presign()
+        probe.start()
         h0, cpu0, busy0, t0 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
         profiler = self.profile_start(args.profile_node, seconds, f"load-{round(rate)}")
-        probe.start()
         gen.start()
         gen.wait_submitted(seconds + 20)
         probe.stop.set()  # refusals are timed while the load is offered
