@@ -8,6 +8,7 @@ mempool, in this order:
    bucket of loop seconds (``IntakeBudget``). The rest is left to consensus, block sync and the
    RPC's reads: a node under any transaction load keeps committing. Over the budget a client gets
    ``intake_busy`` (JSON-RPC -32005) at once and a peer's transactions are dropped, never queued.
+   Clients may not use the last CLIENT_RESERVE of the bucket: peers' transactions come first.
 2. **The backlog bound**: a client's transaction is refused with ``mempool_full`` (-32005) while
    the pool holds more than ``mempool.max_wait_ms`` of what the chain committed per second lately
    (at least MIN_BACKLOG transactions): what is accepted commits within about that time, instead
@@ -58,6 +59,12 @@ MAX_IN_FLIGHT = 20_000  # transactions handed to the verifier and not verified y
 MIN_WORKER_BATCH = 8  # fewer at once: verified inline, a worker round trip costs more
 MAX_WORKERS = 4
 MAX_TRACKED_PEERS = 1024
+# Of the budget's burst, what clients may not use: peers' transactions, accepted by their origin
+# already, come first. Without it a client flood spent the budget, the other validators dropped
+# the origin's batches (intake_busy) and then every later nonce of those senders (future_nonce),
+# so those transactions waited for their origin's turn to propose: on 16 validators at 1,000 tx/s
+# offered, ~1,200 intake_busy and ~1,300-1,900 future_nonce drops per node in 15 s.
+CLIENT_RESERVE = 0.4
 MIN_BACKLOG = 500  # transactions the backlog bound always allows (an idle chain's rate is unknown)
 RATE_WINDOW_S = 3.0  # the commit rate is read over the blocks of this many seconds ...
 YIELD_EVERY_S = 0.005  # admission work between two checkpoints: other requests and consensus get in
@@ -126,11 +133,16 @@ class IntakeBudget:
         self.tokens = burst_s
         self.last = time.monotonic()
 
-    def available(self) -> bool:
+    def available(self, reserve: float = 0.0) -> bool:
+        """Tokens above ``reserve`` (clients keep CLIENT_RESERVE of the burst for peers)."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
-        return self.tokens > 0
+        return self.tokens > reserve
+
+    @property
+    def client_reserve(self) -> float:
+        return CLIENT_RESERVE * self.burst
 
     def spend(self, seconds: float) -> None:
         self.tokens -= seconds
@@ -182,6 +194,7 @@ class TxVerifier:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()
+                await self._warm_up()
                 await trio.sleep_forever()
         finally:
             self._nursery = None
@@ -192,6 +205,34 @@ class TxVerifier:
     @property
     def enabled(self) -> bool:
         return self.workers > 0 and self._nursery is not None
+
+    @property
+    def live_workers(self) -> int:
+        """Worker processes running now."""
+        executor = self._executor
+        procs = getattr(executor, "_processes", None) or {}
+        return sum(1 for p in list(procs.values()) if p.is_alive())
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = worker_pool(self.workers)
+            log.info("transaction signatures: %d worker process(es)", self.workers)
+        return self._executor
+
+    async def _warm_up(self) -> None:
+        """Start the worker processes with the node, each with the code it runs imported. Started
+        on first use, they were still starting when a load began: on a 16-validator devnet on 2
+        cores, blocks came out empty for ~8 s while every node's transactions waited for their
+        workers (bench/devnet_load.py)."""
+        if self.workers <= 0:
+            return
+        try:
+            futures = [self._pool().submit(verified_hashes_of, self.pool.chain_id, []) for _ in range(self.workers)]
+            for fut in futures:
+                await trio.to_thread.run_sync(fut.result)
+        except (BrokenProcessPool, RuntimeError, OSError) as exc:
+            log.warning("signature workers did not start (%s); they are tried again on first use", exc)
+            self._executor = None
 
     def start(self, raws: list[bytes]) -> None:
         """Queue these transactions' signatures for the workers (those not verified or queued yet)."""
@@ -231,12 +272,10 @@ class TxVerifier:
 
     async def _verify(self, raws: list[bytes]) -> None:
         try:
-            if self._executor is None:
-                self._executor = worker_pool(self.workers)
-                log.info("transaction signatures: %d worker process(es)", self.workers)
+            executor = self._pool()
             step = -(-len(raws) // self.workers)
             futures: list[Future[list[bytes]]] = [
-                self._executor.submit(verified_hashes_of, self.pool.chain_id, raws[i:i + step])
+                executor.submit(verified_hashes_of, self.pool.chain_id, raws[i:i + step])
                 for i in range(0, len(raws), step)]
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             log.warning("signature workers unavailable (%s); verifying inline", exc)
@@ -296,14 +335,14 @@ class TxIntake:
         """A JSON-RPC batch's transactions: start their signature checks together (when the budget
         has room; a full pool is refused at the door before any signature work)."""
         room = self._room(clients=True)
-        if self.budget.available() and room > 0:
+        if self.budget.available(self.budget.client_reserve) and room > 0:
             self.verifier.start(raws[:room])
 
     async def submit(self, raw: bytes) -> bytes:
         """A client's transaction: its hash, or TxRejected (DOOR_REASONS: refused at the door)."""
         await self._yield_if_due()
         try:
-            if not self.budget.available():
+            if not self.budget.available(self.budget.client_reserve):
                 self.drops.drop("rpc_tx", "intake_busy")
                 raise _busy()
             bound, size = self.backlog_bound(), getattr(self.pool, "size", 0)
@@ -339,7 +378,7 @@ class TxIntake:
             return None
         # the budget only refills between two snapshots (spending publishes a new one)
         budget = self.budget
-        if min(budget.burst, door.tokens + (time.monotonic() - door.tokens_at) * budget.rate) <= 0:
+        if min(budget.burst, door.tokens + (time.monotonic() - door.tokens_at) * budget.rate) <= budget.client_reserve:
             return _busy()
         if door.bound is not None and door.size >= door.bound:
             return _over_bound(door.size, door.bound, self.settings.max_wait_ms)

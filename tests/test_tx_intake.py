@@ -122,6 +122,9 @@ async def test_signatures_of_a_batch_are_checked_in_a_worker_process(tmp_path: P
     home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1)
     async with running_node(home) as node:
         await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
+        # started with the node, not by the first batch (a cold start left blocks empty under load)
+        await wait_for(lambda: node.intake.verifier.live_workers == 1, 30, "the signature worker up before any batch")
+        assert node.intake.verifier.round_trips == 0
         txs = [transfer(k, chain_id, 0, good=i % 4 != 0) for i, k in enumerate(keys)]
         answers = await rpc_batch(rpc_url(home), txs)
         verifier = node.intake.verifier
@@ -193,3 +196,17 @@ async def test_gossip_copies_of_committed_transactions_are_dropped_by_hash_befor
     assert drops.get(("peer_tx", "committed"), 0) == 16
     assert drops.get(("peer_tx", "stale_nonce"), 0) == 0
     assert fresh_sent == 0  # four fresh ones are below the worker batch: verified inline, and no late one went out
+
+
+def test_peers_transactions_may_use_the_budget_clients_may_not() -> None:
+    """The last CLIENT_RESERVE of the intake budget is the peers': a client flood can no longer
+    make the other validators drop an origin's batches (and then every later nonce of its senders)."""
+    from node.tx_intake import CLIENT_RESERVE, IntakeBudget
+
+    budget = IntakeBudget(share_pct=50, burst_s=0.05)
+    budget.spend(0.05 * (1 - CLIENT_RESERVE) + 0.001)  # what clients may use, and a little more
+    assert 0 < budget.tokens <= budget.client_reserve
+    assert not budget.available(budget.client_reserve)  # a client: intake_busy
+    assert budget.available()  # a peer's batch: admitted
+    budget.spend(budget.tokens + 0.001)
+    assert not budget.available()  # past the reserve: peers too (until it refills)
