@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 STATESYNC_PEER_WAIT_S = 60.0
+# a transaction this node sent to its peers and still holds this long after is sent once more
+# (Mempool.take_for_resend): a peer that dropped it refused the sender's later nonces too
+RESEND_AFTER_S = 2.0
 
 
 def parse_peer(text: str) -> PeerSpec:
@@ -411,7 +414,8 @@ class Node:
         cap = self.config.p2p.max_tx_batch_bytes
         while True:
             await trio.sleep(interval)
-            fresh = self.mempool.take_new_for_gossip()
+            # what is still pooled RESEND_AFTER_S after it went out goes once more, before the new
+            fresh = self.mempool.take_for_resend(RESEND_AFTER_S) + self.mempool.take_new_for_gossip()
             batch: list[bytes] = []
             size = 0
             for raw in fresh:

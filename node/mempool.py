@@ -152,6 +152,9 @@ class Mempool:
         self._verified: set[bytes] = set()
         self._verified_order: deque[bytes] = deque()
         self._gossip: deque[tuple[bytes, int]] = deque(maxlen=self.config.max_txs)
+        # (when sent, hash, seq) of what take_new_for_gossip handed out, oldest first: sent once more
+        # if still pooled after a while (take_for_resend)
+        self._sent: deque[tuple[float, bytes, int]] = deque(maxlen=self.config.max_txs)
         # hashes of recently committed transactions, oldest first (bounded like the verified set):
         # a copy gossiped after its block is refused by hash, before any decoding or signature work
         self._committed: dict[bytes, None] = {}
@@ -245,11 +248,28 @@ class Mempool:
                 heapq.heappush(heap, (-nxt.fee, nxt.seq, sender, i + 1))
         return out
 
-    def take_new_for_gossip(self) -> list[bytes]:
+    def take_new_for_gossip(self, now: float | None = None) -> list[bytes]:
         """Raw transactions accepted since the last call and still pooled, in acceptance order."""
         out: list[bytes] = []
+        when = time.monotonic() if now is None else now
         while self._gossip:
             tx_hash, seq = self._gossip.popleft()
+            entry = self._by_hash.get(tx_hash)
+            if entry is not None and entry.seq == seq:
+                out.append(entry.tx.raw)
+                self._sent.append((when, tx_hash, seq))
+        return out
+
+    def take_for_resend(self, older_than_s: float, now: float | None = None) -> list[bytes]:
+        """Transactions handed out by take_new_for_gossip at least ``older_than_s`` ago and still
+        pooled, in acceptance order, each once. A peer that dropped one of a sender's transactions
+        (its intake was busy) refused every later nonce of that sender as a gap, and had none of
+        them when it proposed; sent again in order, they fill the gap (a peer that has them drops
+        them by hash before any work). Local wall-clock time of this node's gossip, never consensus."""
+        cutoff = (time.monotonic() if now is None else now) - older_than_s
+        out: list[bytes] = []
+        while self._sent and self._sent[0][0] <= cutoff:
+            _, tx_hash, seq = self._sent.popleft()
             entry = self._by_hash.get(tx_hash)
             if entry is not None and entry.seq == seq:
                 out.append(entry.tx.raw)

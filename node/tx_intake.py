@@ -34,6 +34,7 @@ Every refusal and drop is counted (attrchain_dropped_total, `rpc_tx` and `peer_t
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -65,6 +66,7 @@ MAX_TRACKED_PEERS = 1024
 # so those transactions waited for their origin's turn to propose: on 16 validators at 1,000 tx/s
 # offered, ~1,200 intake_busy and ~1,300-1,900 future_nonce drops per node in 15 s.
 CLIENT_RESERVE = 0.4
+WORKER_STOP_S = 5.0  # at most this long to join the signature workers when the node stops
 MIN_BACKLOG = 500  # transactions the backlog bound always allows (an idle chain's rate is unknown)
 RATE_WINDOW_S = 3.0  # the commit rate is read over the blocks of this many seconds ...
 YIELD_EVERY_S = 0.005  # admission work between two checkpoints: other requests and consensus get in
@@ -198,9 +200,13 @@ class TxVerifier:
                 await trio.sleep_forever()
         finally:
             self._nursery = None
-            if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = None
+            executor, self._executor = self._executor, None
+            if executor is not None:
+                # joined (bounded, off the loop): a pool left unjoined leaks its semaphores, and
+                # every node now starts one
+                with trio.CancelScope(shield=True), trio.move_on_after(WORKER_STOP_S):
+                    await trio.to_thread.run_sync(
+                        functools.partial(executor.shutdown, wait=True, cancel_futures=True), abandon_on_cancel=True)
 
     @property
     def enabled(self) -> bool:

@@ -538,3 +538,22 @@ def test_block_execution_takes_pooled_transactions_instead_of_decoding_again(ric
     assert decoded == [stranger.raw]  # only the transaction the pool never saw
     assert reused.block.header == plain.block.header and reused.result.tx_results == plain.result.tx_results
     assert all(r.ok for r in reused.result.tx_results)
+
+
+def test_what_is_still_pooled_after_a_while_is_sent_once_more(rich_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+    pool = Mempool(rich_chain)
+    a = [transfer(chain_id, ALICE, n, fee=2) for n in range(3)]
+    for t in a:
+        pool.submit(t.raw)
+    assert pool.take_new_for_gossip(now=100.0) == [t.raw for t in a]
+    b = transfer(chain_id, BOB, 0, fee=2)
+    pool.submit(b.raw)
+    assert pool.take_new_for_gossip(now=101.0) == [b.raw]
+    assert pool.take_for_resend(2.0, now=101.5) == []  # not old enough yet
+    commit_txs(rich_chain, [a[0]])
+    pool.update_after_block([a[0].hash])
+    # a[0] committed: not sent again; the rest in the order they went out, once
+    assert pool.take_for_resend(2.0, now=102.0) == [a[1].raw, a[2].raw]
+    assert pool.take_for_resend(2.0, now=102.5) == []
+    assert pool.take_for_resend(2.0, now=103.0) == [b.raw]
+    assert pool.take_for_resend(2.0, now=200.0) == [] and pool.take_new_for_gossip() == []
