@@ -222,13 +222,26 @@ class LoadGenerator:
             chain_id = self.layout.chain_id
             txs = [sign_tx(self.faucet, chain_id, nonce + i, Transfer(s.key.address, self.config.fund_each),
                            self.config.fee) for i, s in enumerate(self.senders)]
+            deadline = time.monotonic() + timeout
             for start in range(0, len(txs), MAX_RPC_BATCH):
                 chunk = txs[start:start + MAX_RPC_BATCH]
-                bad = [r for r in submit_batch(client, spec.rpc, chunk) if r is not None]
-                if bad:
-                    raise RPCFailure(f"funding transfers rejected: {Counter(bad)}")
+                while True:  # a busy node (the last load's backlog) refuses at the door: retry those
+                    answers = submit_batch(client, spec.rpc, chunk)
+                    retry: list[Tx] = []
+                    for tx, r in zip(chunk, answers):
+                        if r is None:
+                            continue
+                        # after a refused nonce the later ones are gaps: sent again behind it
+                        if r not in DOOR_REFUSALS and not (retry and r == "future_nonce"):
+                            raise RPCFailure(f"funding transfers rejected: {Counter(answers)}")
+                        retry.append(tx)
+                    chunk = retry
+                    if not chunk:
+                        break
+                    if time.monotonic() > deadline:
+                        raise RPCFailure(f"funding transfers still refused after {timeout:.0f} s: {Counter(answers)}")
+                    time.sleep(0.2)
             last = txs[-1]
-            deadline = time.monotonic() + timeout
             while True:
                 try:
                     if rpc(client, spec.rpc, "tx", {"hash": to_hex(last.hash)}).get("status") == "committed":
