@@ -83,6 +83,7 @@ class LoadReport:
     last_submit: float
     last_commit: float
     committed_while_submitting: int = 0  # seen committed before the last submission
+    answer_latencies: list[float] = field(default_factory=list)  # send -> the accepting RPC's answer
 
     @property
     def tps_while_submitting(self) -> float:
@@ -97,16 +98,24 @@ class LoadReport:
         return len(self.committed) / span if span > 0 and self.committed else 0.0
 
     def latency_percentile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return _percentile(self.latencies, q)
+
+    def answer_percentile(self, q: float) -> float:
+        """Of the submit-to-commit latency, the part until the node answered the submission."""
+        return _percentile(self.answer_latencies, q)
 
     def mean_block_interval_s(self, from_height: int = 0) -> float:
         times = [b.time_ms for b in self.blocks if b.height >= from_height]
         if len(times) < 2:
             return float("nan")
         return (times[-1] - times[0]) / (len(times) - 1) / 1000
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class RPCFailure(Exception):
@@ -199,6 +208,7 @@ class LoadGenerator:
         self.submit_time: dict[bytes, float] = {}
         self.committed: dict[bytes, int] = {}
         self.commit_seen: dict[bytes, float] = {}
+        self.answer_time: dict[bytes, float] = {}  # accepted tx -> when its node answered
         self.blocks: list[Block] = []
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
@@ -335,8 +345,10 @@ class LoadGenerator:
             lat = [self.commit_seen[h] - self.submit_time[h] for h in ours]
             last_commit = max((self.commit_seen[h] for h in ours), default=self.first_submit)
             during = sum(1 for h in ours if self.commit_seen[h] <= self.last_submit)
+            answers = [self.answer_time[h] - self.submit_time[h] for h in ours if h in self.answer_time]
             return LoadReport(self.submitted, self.accepted, Counter(self.rejected), self.unreachable, ours, lat,
-                              list(self.blocks), self.first_submit, self.last_submit, last_commit, during)
+                              list(self.blocks), self.first_submit, self.last_submit, last_commit, during,
+                              answers)
 
     # ---- submitters -------------------------------------------------------------------------
     def _submit_loop(self, pos: int) -> None:
@@ -406,6 +418,7 @@ class LoadGenerator:
                 s.node = (pos + 1) % len(self.nodes)
                 s.needs_sync = True
             return
+        answered = time.monotonic()
         rewind: dict[int, tuple[Sender, int]] = {}
         resync: set[int] = set()
         with self._lock:
@@ -414,6 +427,7 @@ class LoadGenerator:
             for (s, tx), reason in zip(batch, answers):
                 if reason is None:
                     self.accepted += 1
+                    self.answer_time[tx.hash] = answered
                     continue
                 self.rejected[reason] += 1
                 if reason != "duplicate":

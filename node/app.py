@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 STATESYNC_PEER_WAIT_S = 60.0
+MAX_TX_BATCHES_AT_ONCE = 64  # peers' tx batches taken from the inbox in one turn (_read_txs)
 # a transaction this node sent to its peers and still holds this long after is sent once more
 # (Mempool.take_for_resend): a peer that dropped it refused the sender's later nonces too
 RESEND_AFTER_S = 2.0
@@ -378,6 +379,9 @@ class Node:
                                       timeout=self.syncer.settings.request_timeout_s)
 
     async def _read_topic(self, kind: str) -> None:
+        if kind == "txs":
+            await self._read_txs()
+            return
         handler = {
             "proposals": self.driver.on_proposal_message,
             "votes": self.driver.on_vote_message,
@@ -391,15 +395,38 @@ class Node:
             if msg.sender in self.deny:
                 self.metrics.drop(f"gossip_{kind}", "denied")
                 continue
-            if handler is None:  # txs: the reader waits while the batch is verified; the inbox is the bound
-                await self._on_tx_batch(msg.data, msg.sender)
-            else:
+            if handler is not None:
                 handler(msg.data, msg.sender)
             await trio.lowlevel.checkpoint()
 
+    async def _read_txs(self) -> None:
+        """Peers' transaction batches: each turn takes every batch waiting in the inbox (at most
+        MAX_TX_BATCHES_AT_ONCE) through the intake together (TxIntake.peer_batches: one signature
+        round trip for all). The reader waits while they are verified; the inbox is the bound."""
+        inbox = self.p2p.subscribe(self.topic["txs"])
+        async for msg in inbox:
+            waiting = [msg]
+            while len(waiting) < MAX_TX_BATCHES_AT_ONCE:
+                try:
+                    waiting.append(inbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            batches = []
+            for m in waiting:
+                if m.sender in self.deny:
+                    self.metrics.drop("gossip_txs", "denied")
+                else:
+                    batches.append((m.data, m.sender))
+            await self._on_tx_batches(batches)
+            await trio.lowlevel.checkpoint()
+
     async def _on_tx_batch(self, data: bytes, sender: str = "") -> None:
-        """A peer's transaction batch through the intake (node/tx_intake.py): bounded, counted."""
-        await self.intake.peer_batch(data, sender)
+        await self._on_tx_batches([(data, sender)])
+
+    async def _on_tx_batches(self, batches: list[tuple[bytes, str]]) -> None:
+        """Peers' transaction batches through the intake (node/tx_intake.py): bounded, counted."""
+        if batches:
+            await self.intake.peer_batches(batches)
         self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
 
     async def _publish_loop(self) -> None:

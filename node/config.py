@@ -120,7 +120,7 @@ class MempoolConfig:
     verify_workers: int = opt(0, "worker processes checking transaction signatures (0: one per core but one, "
                                  "at most 4)")
     verify_inline: bool = opt(False, "check every transaction signature on the event loop, no worker processes")
-    max_wait_ms: int = opt(1_500, "clients get mempool_full (-32005) while the pool holds more than this much "
+    max_wait_ms: int = opt(1_000, "clients get mempool_full (-32005) while the pool holds more than this much "
                                   "of the recent commit rate (at least 500 transactions): what is accepted "
                                   "commits within about this time; 0: only max_txs bounds the pool")
 

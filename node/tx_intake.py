@@ -5,7 +5,8 @@ mempool, in this order:
 
 1. **Intake budget.** Admitting transactions (decoding, the pool's checks, the trial apply) may use
    at most ``mempool.intake_share_pct`` percent of the event loop's time, measured with a token
-   bucket of loop seconds (``IntakeBudget``). The rest is left to consensus, block sync and the
+   bucket of loop seconds (``IntakeBudget``) charged the CPU time of each admission (not wall
+   time: a preempted admission is not the node's work). The rest is left to consensus, block sync and the
    RPC's reads: a node under any transaction load keeps committing. Over the budget a client gets
    ``intake_busy`` (JSON-RPC -32005) at once and a peer's transactions are dropped, never queued.
    Clients may not use the last CLIENT_RESERVE of the bucket: peers' transactions come first.
@@ -102,7 +103,7 @@ class IntakeSettings:
     burst_s: float = 0.05  # loop seconds the budget can hold (a burst after an idle spell)
     verify_workers: int = -1  # -1: one per core but one (at most MAX_WORKERS); 0: verify inline
     peer_tx_rate: int = 5_000  # transactions per second from one gossip peer (burst: one second's)
-    max_wait_ms: int = 1_500  # the backlog bound: pooled txs <= this much of the commit rate; 0: off
+    max_wait_ms: int = 1_000  # the backlog bound: pooled txs <= this much of the commit rate; 0: off
 
 
 @dataclass(frozen=True)
@@ -320,11 +321,11 @@ class TxIntake:
         await self.verifier.run(task_status=task_status)
 
     def _timed(self, fn: Any, raw: bytes) -> Any:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         try:
             return fn(raw)
         finally:
-            spent = time.perf_counter() - t0
+            spent = time.thread_time() - t0
             self.budget.spend(spent)
             self._since_yield += spent
 
@@ -439,15 +440,47 @@ class TxIntake:
         return fresh
 
     async def peer_batch(self, data: bytes, sender: str) -> int:
-        """A peer's gossip batch: decode, bound by the peer's rate, drop what the pool knows by hash,
-        bound by the budget, verify (workers), admit. Returns how many were pooled; every other transaction is counted as dropped."""
+        """A peer's gossip batch: ``peer_batches`` of one."""
+        return await self.peer_batches([(data, sender)])
+
+    async def peer_batches(self, batches: list[tuple[bytes, str]]) -> int:
+        """Peers' gossip batches, in arrival order: each is decoded, bounded by its peer's rate,
+        stripped of what the pool knows by hash and bounded by the budget; the signatures of all
+        of them go to the workers in one round trip; then they are admitted in order. Returns how
+        many were pooled; every other transaction is counted as dropped.
+
+        Taking every batch waiting in the inbox at once (the node's tx reader does) matters on a
+        loaded machine: one batch at a time, each waited ~100 ms for its worker round trip and the
+        loop, a 7-validator devnet at 5x load handled ~12 batches/s of the ~24/s arriving, and
+        most transactions reached the other validators only after their origin had proposed them
+        (``peer_tx`` drops ``committed``: 13,000-17,000 per node in 20 s; p50 latency 3.1 s)."""
+        prepared = [self._prepare(data, sender) for data, sender in batches]
+        pooled = 0
+        for raws in prepared:
+            for i, raw in enumerate(raws):
+                if not self.budget.available():
+                    self.drops.drop("peer_tx", "intake_busy", len(raws) - i)
+                    break
+                await self.verifier.wait(raw)
+                await self._yield_if_due()
+                reason = self._timed(self.pool.admit_from_peer, raw)
+                if reason is None:
+                    pooled += 1
+                else:
+                    self.drops.drop("peer_tx", reason)
+        self.publish_door()
+        return pooled
+
+    def _prepare(self, data: bytes, sender: str) -> list[bytes]:
+        """One batch up to admission (no await): the transactions left to admit, their signature
+        checks started."""
         try:
             batch = unpack(data)
         except CodecError:
             batch = None
         if not isinstance(batch, list):
             self.drops.drop("peer_tx", "malformed_batch")
-            return 0
+            return []
         if len(batch) > MAX_TX_BATCH:
             self.drops.drop("peer_tx", "batch_over_cap", len(batch) - MAX_TX_BATCH)
             batch = batch[:MAX_TX_BATCH]
@@ -460,24 +493,11 @@ class TxIntake:
             raws = raws[:granted]
         raws = self._unseen(raws)
         if not raws:
-            return 0
+            return []
         if not self.budget.available():
             self.drops.drop("peer_tx", "intake_busy", len(raws))
-            return 0
+            return []
         room = self._room()
         if room > 0:
             self.verifier.start(raws[:room])
-        pooled = 0
-        for i, raw in enumerate(raws):
-            if not self.budget.available():
-                self.drops.drop("peer_tx", "intake_busy", len(raws) - i)
-                break
-            await self.verifier.wait(raw)
-            await self._yield_if_due()
-            reason = self._timed(self.pool.admit_from_peer, raw)
-            if reason is None:
-                pooled += 1
-            else:
-                self.drops.drop("peer_tx", reason)
-        self.publish_door()
-        return pooled
+        return raws

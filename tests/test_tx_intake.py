@@ -134,6 +134,29 @@ async def test_signatures_of_a_batch_are_checked_in_a_worker_process(tmp_path: P
     assert verifier.round_trips == 1 and verifier.sent_to_workers == 40 and verifier.verified_in_workers == 30
 
 
+async def test_batches_waiting_in_the_inbox_are_verified_in_one_round_trip_and_all_admitted(tmp_path: Path) -> None:
+    """Before: the txs reader took one batch at a time, each waiting for its own worker round trip
+    and the loop; on a loaded 7-validator devnet it kept up with half the batches arriving and most
+    transactions reached the other validators after their origin had proposed them. Now every batch
+    waiting in the inbox goes through the intake together: one round trip, every transaction pooled."""
+    from p2p.inbox import Received
+
+    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1)
+    async with running_node(home) as node:
+        await wait_for(lambda: node.intake.verifier.live_workers == 1, 30, "the signature worker up")
+        verifier = node.intake.verifier
+        inbox = node.p2p.subscribe(node.topic["txs"])
+        for i in range(5):  # five peers' batches arrive while the reader is not looking
+            batch = pack([transfer(k, chain_id, 0).raw for k in keys[8 * i:8 * i + 8]])
+            assert inbox.offer(Received(f"peer-{i}", batch)) is None
+        await wait_for(lambda: all(node.mempool.next_nonce(k.address) == 1 for k in keys), 30,
+                       "the five batches' transactions pooled (or committed)")
+        round_trips, sent = verifier.round_trips, verifier.sent_to_workers
+        pooled = node.metrics.drops.snapshot()
+    assert sent == 40 and round_trips == 1, f"{round_trips} round trips for {sent} transactions of 5 waiting batches"
+    assert not {key: n for key, n in pooled.items() if key[0] == "peer_tx" and n}, pooled
+
+
 async def test_clients_are_refused_once_the_pool_holds_more_than_max_wait_of_commits(tmp_path: Path) -> None:
     """Before: only mempool.max_txs (50,000) bounded the pool, so under overload an accepted
     transaction waited behind tens of seconds of backlog. Now clients get -32005 mempool_full once
@@ -210,3 +233,28 @@ def test_peers_transactions_may_use_the_budget_clients_may_not() -> None:
     assert budget.available()  # a peer's batch: admitted
     budget.spend(budget.tokens + 0.001)
     assert not budget.available()  # past the reserve: peers too (until it refills)
+
+
+def test_admission_is_charged_its_cpu_time_not_the_time_the_process_waited_for_a_core() -> None:
+    """Before: the budget was charged wall time (perf_counter), so on a machine with more runnable
+    processes than cores an admission that was descheduled counted as busy, and a 7-validator
+    devnet at 5x load dropped ~3,000 peer transactions per node as intake_busy (then their senders'
+    later nonces as future_nonce). Now it is charged the loop thread's CPU time."""
+    import time
+
+    from node.tx_intake import TxIntake
+
+    class Pool:
+        chain_id = "x"
+
+        def precheck(self, raw: bytes) -> None:
+            time.sleep(0.05)  # off the CPU, as a preempted process is
+
+    class Drops:
+        def drop(self, where: str, reason: str, n: int = 1) -> None:
+            pass
+
+    intake = TxIntake(Pool(), Drops())  # type: ignore[arg-type]
+    before = intake.budget.tokens
+    intake._timed(intake.pool.precheck, b"")
+    assert before - intake.budget.tokens < 0.01, f"charged {before - intake.budget.tokens:.3f} s for 50 ms off the CPU"
