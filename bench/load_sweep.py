@@ -32,7 +32,7 @@ import httpx
 from bench.measure import machine_busy_s, start_profiler, summarise_profile
 from devnet import launcher
 from devnet.launcher import Layout
-from devnet.load import DOOR_REFUSALS, LoadConfig, LoadGenerator, rpc
+from devnet.load import DOOR_REFUSALS, LoadConfig, LoadGenerator, percentile, rpc
 from node.config import Home
 from state.crypto import PrivateKey, to_hex
 from state.tx import Transfer, sign_tx
@@ -43,13 +43,6 @@ START_TIMEOUT_S = 180.0
 SETTLE_TIMEOUT_S = 60.0
 PRESIGN_MAX = 60_000  # transfers signed ahead per point (~5 s on one core); more are signed when sent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def cpu_with_children(pids: list[int]) -> list[float]:

@@ -98,11 +98,11 @@ class LoadReport:
         return len(self.committed) / span if span > 0 and self.committed else 0.0
 
     def latency_percentile(self, q: float) -> float:
-        return _percentile(self.latencies, q)
+        return percentile(self.latencies, q)
 
     def answer_percentile(self, q: float) -> float:
         """Of the submit-to-commit latency, the part until the node answered the submission."""
-        return _percentile(self.answer_latencies, q)
+        return percentile(self.answer_latencies, q)
 
     def mean_block_interval_s(self, from_height: int = 0) -> float:
         times = [b.time_ms for b in self.blocks if b.height >= from_height]
@@ -111,7 +111,8 @@ class LoadReport:
         return (times[-1] - times[0]) / (len(times) - 1) / 1000
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank below), NaN when empty."""
     if not values:
         return float("nan")
     ordered = sorted(values)

@@ -386,7 +386,7 @@ class Node:
             "proposals": self.driver.on_proposal_message,
             "votes": self.driver.on_vote_message,
             "evidence": self.driver.on_evidence_message,
-        }.get(kind)
+        }[kind]
         async for msg in self.p2p.subscribe(self.topic[kind]):
             # Consensus messages are handed to the driver even while syncing: it buffers those of
             # later heights and replays them when it starts that height. Dropping them here lost
@@ -395,8 +395,7 @@ class Node:
             if msg.sender in self.deny:
                 self.metrics.drop(f"gossip_{kind}", "denied")
                 continue
-            if handler is not None:
-                handler(msg.data, msg.sender)
+            handler(msg.data, msg.sender)
             await trio.lowlevel.checkpoint()
 
     async def _read_txs(self) -> None:
