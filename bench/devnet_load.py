@@ -37,15 +37,17 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import load_sweep  # noqa: E402
 from bench.measure import (  # noqa: E402
-    VERIFY_SECONDS, ed25519_verify_rate, machine_busy_s, process_cpu_s, start_profiler, summarise_profile)
+    VERIFY_SECONDS, ed25519_verify_rate, machine_busy_s, process_cpu_s, start_profiler, summarise_profile,
+    summarise_task_cpu, task_cpu_s)
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, LoadReport  # noqa: E402
 from node.config import Home  # noqa: E402
 
-def configure(layout: launcher.Layout, tx_batch_ms: int, max_block_txs: int) -> None:
+def configure(layout: launcher.Layout, tx_batch_ms: int, max_block_txs: int, task_cpu: bool = False) -> None:
     for spec in layout.nodes:
         home = Home(layout.dir / spec.home)
         cfg = home.load_config()
+        cfg.rpc.task_cpu = task_cpu
         if tx_batch_ms:
             cfg.p2p.tx_batch_interval_ms = tx_batch_ms
         cfg.consensus.max_block_txs = max_block_txs
@@ -83,6 +85,8 @@ def main() -> int:
     ap.add_argument("--drain", type=float, default=60.0, help="max seconds to wait for commits after submitting")
     ap.add_argument("--profile-node", type=int, default=-1, help="py-spy record this node index during the load")
     ap.add_argument("--keep", type=Path, default=None, help="create the devnet here and keep it (logs)")
+    ap.add_argument("--task-cpu", action="store_true",
+                    help="nodes count their event-loop CPU by task (rpc.task_cpu); print where it went")
     load_sweep.add_arguments(ap)
     args = ap.parse_args()
     if args.sweep:
@@ -98,7 +102,7 @@ def main() -> int:
     directory = work / "devnet"
     params = {"timeouts": {"commit_ms": args.commit_ms, "propose_ms": args.propose_ms}}
     layout = launcher.create(directory, args.validators, launcher.free_base_port(args.validators), (), params)
-    configure(layout, args.tx_batch_ms, args.max_block_txs)
+    configure(layout, args.tx_batch_ms, args.max_block_txs, args.task_cpu)
     tx_batch_ms = Home(layout.dir / layout.nodes[0].home).load_config().p2p.tx_batch_interval_ms
     profiler: subprocess.Popen[bytes] | None = None
     profile_lines: list[str] = []
@@ -108,7 +112,9 @@ def main() -> int:
         launcher.wait_for_height(layout, 2, 90, progress=False)
         pids = [launcher.read_pid(layout, s) for s in layout.nodes]
         assert all(pids), f"a node exited: {pids}"
-        print(f"devnet of {args.validators} validators up in {directory}", flush=True)
+        settled = launcher.wait_for_direct_links(layout, 60.0)
+        print(f"devnet of {args.validators} validators up in {directory}"
+              f"{'' if settled else ' (direct streams not all up within 60 s; measuring anyway)'}", flush=True)
 
         config = LoadConfig(rate=args.rate, duration_s=args.duration, max_txs=max_txs, senders=args.senders,
                             batch=args.batch, drain_s=args.drain)
@@ -120,6 +126,7 @@ def main() -> int:
         if 0 <= args.profile_node < len(pids):
             profiler = start_profiler(pids[args.profile_node], args.duration,
                                       work / f"node{args.profile_node}.pyspy.txt")
+        tasks0 = [task_cpu_s(s.rpc) for s in layout.nodes] if args.task_cpu else []
         cpu0 = [process_cpu_s(p) for p in pids]  # type: ignore[arg-type]
         busy0, own0, t0 = machine_busy_s(), sum(os.times()[:2]), time.monotonic()
         gen.start()
@@ -129,6 +136,7 @@ def main() -> int:
             print(f"  t={time.monotonic() - t0:5.1f}s accepted {gen.accepted} committed {len(gen.committed)} "
                   f"height {gen.tracked_height}", flush=True)
         report: LoadReport = gen.stop()
+        tasks1 = [task_cpu_s(s.rpc) for s in layout.nodes] if args.task_cpu else []
         wall = time.monotonic() - t0
         cpu = [(process_cpu_s(p) - c) / wall for p, c in zip(pids, cpu0)]  # type: ignore[arg-type]
         busy = (machine_busy_s() - busy0) / wall
@@ -160,6 +168,10 @@ def main() -> int:
     print("cpu per node (cores): " + ", ".join(f"node{i} {c:.2f}" for i, c in enumerate(cpu)))
     print(f"this load generator {own:.2f} cores; other processes on the machine {max(0.0, other):.2f} cores "
           f"(machine busy {busy:.2f} of {os.cpu_count()})")
+    if tasks1:
+        print("event-loop CPU by task, summed over the nodes, per committed transaction (rpc.task_cpu):")
+        for line in summarise_task_cpu(tasks0, tasks1, len(report.committed)):
+            print("  " + line)
     if profiler is not None:
         print(f"py-spy profile of node{args.profile_node}, CPU by activity (share of its GIL-holding samples):")
         for line in profile_lines:

@@ -187,14 +187,7 @@ class Devnet:
         self.pids = [launcher.read_pid(self.layout, s) or 0 for s in self.layout.nodes]
         if not all(self.pids):
             return f"a node exited: {self.pids}"
-        if direct:
-            deadline = time.monotonic() + SETTLE_TIMEOUT_S
-            while time.monotonic() < deadline:
-                reports = [launcher.rpc_call(s.rpc, "net_info", timeout=10.0)["direct_consensus"]
-                           for s in self.layout.nodes]
-                if all(not any(r["subscribed"].values()) for r in reports):
-                    return None
-                time.sleep(0.5)
+        if direct and not launcher.wait_for_direct_links(self.layout, SETTLE_TIMEOUT_S):
             return "direct streams not all up within 60 s (measuring anyway)"
         return None
 

@@ -6,10 +6,13 @@ import each other's callers, and bench/consensus_paths.py imports both.)"""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import httpx
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 VERIFY_SECONDS = 3.0
@@ -116,3 +119,38 @@ def summarise_profile(raw: Path, top: int = 10) -> list[str]:
     lines += ["heaviest functions (inclusive):"]
     lines += [f"{100 * n / total:5.1f}%  {f})" for f, n in rows[:top]]
     return lines
+
+
+TASK_CPU_LINE = re.compile(r'^attrchain_task_cpu_seconds_total\{task="(.*)"\} (\S+)$')
+
+
+def task_cpu_s(rpc_url: str) -> Counter[str]:
+    """A node's CPU seconds by event-loop task so far (its ``rpc.task_cpu`` counters, /metrics)."""
+    base = rpc_url.rstrip("/")
+    text = httpx.get(f"{base}/metrics", timeout=10.0).text
+    out: Counter[str] = Counter()
+    for line in text.splitlines():
+        m = TASK_CPU_LINE.match(line)
+        if m:
+            out[m.group(1)] += float(m.group(2))  # type: ignore[assignment]
+    return out
+
+
+def summarise_task_cpu(before: list[Counter[str]], after: list[Counter[str]], per: int, top: int = 15) -> list[str]:
+    """The nodes' event-loop CPU between two readings, summed over nodes by task: the largest
+    ``top`` as milliseconds per ``per`` (e.g. per committed transaction) and share of the total."""
+    total: Counter[str] = Counter()
+    for b, a in zip(before, after):
+        for name, seconds in a.items():
+            total[_short_task(name)] += seconds - b.get(name, 0.0)  # type: ignore[assignment]
+    whole = sum(total.values()) or 1.0
+    lines = [f"{1000 * whole / max(per, 1):8.3f} ms  100.0%  every task (all nodes' loops)"]
+    for name, seconds in total.most_common(top):
+        lines.append(f"{1000 * seconds / max(per, 1):8.3f} ms  {100 * seconds / whole:5.1f}%  {name}")
+    return lines
+
+
+def _short_task(name: str) -> str:
+    """``libp2p.stream_muxer.yamux.yamux.Yamux.handle_incoming`` -> ``yamux.Yamux.handle_incoming``."""
+    parts = name.split(".")
+    return ".".join(parts[-3:]) if len(parts) > 3 else name

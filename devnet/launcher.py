@@ -339,6 +339,23 @@ def wait_for_height(layout: Layout, height: int, timeout: float, progress: bool 
         time.sleep(0.25)
 
 
+def wait_for_direct_links(layout: Layout, timeout: float) -> bool:
+    """Wait until every node sends consensus over direct streams only (``net_info``
+    ``direct_consensus.subscribed`` all false: each has every other validator's stream); False
+    when that did not happen within ``timeout`` (a full node never leaves the topics)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reports = [rpc_call(s.rpc, "net_info", timeout=10.0)["direct_consensus"] for s in layout.nodes]
+            if all(r.get("enabled") and not any(r["subscribed"].values()) for r in reports):
+                return True
+        except (httpx.HTTPError, DevnetError, KeyError, TypeError) as exc:
+            log.debug("direct links not readable yet: %r", exc)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
 def up(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT, wait_height: int = 2,
        timeout: float = 60.0, double_sign: tuple[int, ...] = (), extra_args: tuple[str, ...] = ()) -> Layout:
     if (directory / "devnet.json").exists():

@@ -475,6 +475,8 @@ class Node:
         from node.rpc import serve_rpc
 
         try:
+            if self.config.rpc.task_cpu:
+                self.metrics.count_task_cpu()
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.intake.run)

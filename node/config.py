@@ -68,6 +68,9 @@ class RPCConfig:
                                   "is closed (seconds)")
     explorer: bool = opt(True, "serve the web explorer on GET / of the RPC port (docs/explorer.md); "
                                "false: only JSON-RPC, WebSocket and /metrics")
+    task_cpu: bool = opt(False, "count the CPU time of the node's event-loop tasks by name in /metrics "
+                                "(attrchain_task_cpu_seconds_total): where a node's CPU goes; two clock "
+                                "reads per task step")
 
 
 @dataclass

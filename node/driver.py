@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,22 @@ MAX_FETCHES = 4
 FETCH_PEERS = 3
 FETCH_TIMEOUT_S = 5.0
 
+
+
+# A proposer's block holds at most BLOCK_GROWTH times the transactions of the last block this node
+# committed (at least BLOCK_GROWTH_FLOOR): every validator executes a proposal before it prevotes,
+# and a burst of backlog (each node's pool fills before the chain's commit rate is known) made one
+# block of thousands of transactions that the validators of a CPU-starved 16-validator devnet could
+# not execute within the round's timeouts; each failed round's proposal was larger still.
+# Local proposer policy, not a validity rule (the genesis fees.max_block_txs is the rule).
+BLOCK_GROWTH = 2
+BLOCK_GROWTH_FLOOR = 500
+
+
+def block_growth_limit(commit_log: Sequence[tuple[float, int]]) -> int:
+    """Most transactions to propose: BLOCK_GROWTH x the last committed block's, at least the floor."""
+    last = commit_log[-1][1] if commit_log else 0
+    return max(BLOCK_GROWTH_FLOOR, BLOCK_GROWTH * last)
 
 @dataclass
 class Candidate:
@@ -564,7 +581,8 @@ class ConsensusDriver:
             time_ms = max(self.chain.genesis_time_ms + 1, now_ms())
         else:
             time_ms = next_block_time(prev.time_ms, last_commit, validator_set_at(view, height - 1))
-        limit = min(self.node.config.consensus.max_block_txs, self.chain.params().fees.max_block_txs)
+        limit = min(self.node.config.consensus.max_block_txs, self.chain.params().fees.max_block_txs,
+                    block_growth_limit(self.node.mempool.commit_log))
         # the genesis limit only: a block too large for one gossip message is proposed without its
         # body, which peers fetch by hash (_proposal_message)
         max_bytes = self.chain.params().fees.max_block_bytes

@@ -258,3 +258,28 @@ def test_admission_is_charged_its_cpu_time_not_the_time_the_process_waited_for_a
     before = intake.budget.tokens
     intake._timed(intake.pool.precheck, b"")
     assert before - intake.budget.tokens < 0.01, f"charged {before - intake.budget.tokens:.3f} s for 50 ms off the CPU"
+
+
+async def test_a_burst_of_backlog_goes_into_growing_blocks_not_into_one(tmp_path: Path) -> None:
+    """Before: a proposer put everything pooled (up to consensus.max_block_txs, 5,000) into its next
+    block, and every validator executes a proposal before it prevotes: at the start of a load each
+    node's pool filled before the chain's commit rate was known, one proposal carried thousands of
+    transactions, 16 CPU-starved validators could not execute it within the round's timeouts, and
+    each failed round's proposal was larger still (bench/devnet_load.py, 16 validators: blocks of
+    2,700-3,600 transactions, 75-122 tx/s). Now a block holds at most BLOCK_GROWTH times the last
+    committed block's transactions (at least BLOCK_GROWTH_FLOOR)."""
+    from node.driver import BLOCK_GROWTH, BLOCK_GROWTH_FLOOR
+
+    home, keys, chain_id = funded_home(tmp_path, 60, mempool__verify_workers=0)
+    async with running_node(home) as node:
+        await wait_for(lambda: node.chain.height >= 2, 30, "two empty blocks")
+        start = node.chain.height
+        # 1,200 transactions pooled in one turn of the loop (no block can be proposed meanwhile)
+        burst = [transfer(k, chain_id, n) for n in range(20) for k in keys]
+        assert all(node.mempool.add_from_peer(tx.raw) for tx in burst)
+        await wait_for(lambda: node.mempool.size == 0, 60, "the burst to commit")
+        sizes = [len(node.chain.get_block(h).txs) for h in range(start + 1, node.chain.height + 1)]  # type: ignore[union-attr]
+    sizes = [n for n in sizes if n]
+    assert sum(sizes) == len(burst)
+    assert sizes[0] <= BLOCK_GROWTH_FLOOR < len(burst), sizes
+    assert all(b <= max(BLOCK_GROWTH_FLOOR, BLOCK_GROWTH * a) for a, b in zip(sizes, sizes[1:])), sizes
