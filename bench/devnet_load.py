@@ -38,7 +38,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 from bench import load_sweep  # noqa: E402
 from bench.measure import (  # noqa: E402
     VERIFY_SECONDS, ed25519_verify_rate, machine_busy_s, process_cpu_s, start_profiler, summarise_profile,
-    summarise_task_cpu, task_cpu_s)
+    paths_and_drops, summarise_counts, summarise_task_cpu, task_cpu_s)
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, LoadReport  # noqa: E402
 from node.config import Home  # noqa: E402
@@ -127,6 +127,7 @@ def main() -> int:
             profiler = start_profiler(pids[args.profile_node], args.duration,
                                       work / f"node{args.profile_node}.pyspy.txt")
         tasks0 = [task_cpu_s(s.rpc) for s in layout.nodes] if args.task_cpu else []
+        counts0 = [paths_and_drops(s.rpc) for s in layout.nodes]
         cpu0 = [process_cpu_s(p) for p in pids]  # type: ignore[arg-type]
         busy0, own0, t0 = machine_busy_s(), sum(os.times()[:2]), time.monotonic()
         gen.start()
@@ -137,6 +138,7 @@ def main() -> int:
                   f"height {gen.tracked_height}", flush=True)
         report: LoadReport = gen.stop()
         tasks1 = [task_cpu_s(s.rpc) for s in layout.nodes] if args.task_cpu else []
+        counts1 = [paths_and_drops(s.rpc) for s in layout.nodes]
         wall = time.monotonic() - t0
         cpu = [(process_cpu_s(p) - c) / wall for p, c in zip(pids, cpu0)]  # type: ignore[arg-type]
         busy = (machine_busy_s() - busy0) / wall
@@ -168,6 +170,9 @@ def main() -> int:
     print("cpu per node (cores): " + ", ".join(f"node{i} {c:.2f}" for i, c in enumerate(cpu)))
     print(f"this load generator {own:.2f} cores; other processes on the machine {max(0.0, other):.2f} cores "
           f"(machine busy {busy:.2f} of {os.cpu_count()})")
+    print("received and dropped during the load, summed over the nodes:")
+    for line in summarise_counts(counts0, counts1):
+        print("  " + line)
     if tasks1:
         print("event-loop CPU by task, summed over the nodes, per committed transaction (rpc.task_cpu):")
         for line in summarise_task_cpu(tasks0, tasks1, len(report.committed)):

@@ -154,3 +154,32 @@ def _short_task(name: str) -> str:
     """``libp2p.stream_muxer.yamux.yamux.Yamux.handle_incoming`` -> ``yamux.Yamux.handle_incoming``."""
     parts = name.split(".")
     return ".".join(parts[-3:]) if len(parts) > 3 else name
+
+
+DROP_LINE = re.compile(r'^attrchain_dropped_total\{reason="(.*)",where="(.*)"\} (\S+)$')
+
+
+def paths_and_drops(rpc_url: str) -> Counter[str]:
+    """A node's counts so far of what it received per topic, directly or by gossip (``net_info``
+    ``direct_consensus.received``), and of what it dropped by where and reason (/metrics)."""
+    base = rpc_url.rstrip("/")
+    out: Counter[str] = Counter()
+    body = {"jsonrpc": "2.0", "id": 1, "method": "net_info", "params": {}}
+    report = httpx.post(base, json=body, timeout=10.0).json()["result"]["direct_consensus"]
+    for topic, row in report.get("received", {}).items():
+        for path, n in row.items():
+            out[f"received {topic.split('/')[-2]} {path}"] += n
+    for line in httpx.get(f"{base}/metrics", timeout=10.0).text.splitlines():
+        m = DROP_LINE.match(line)
+        if m:
+            out[f"dropped {m.group(2)} {m.group(1)}"] += int(float(m.group(3)))
+    return out
+
+
+def summarise_counts(before: list[Counter[str]], after: list[Counter[str]]) -> list[str]:
+    """The nodes' counts between two readings, summed over nodes, the ones that moved."""
+    total: Counter[str] = Counter()
+    for b, a in zip(before, after):
+        for name, n in a.items():
+            total[name] += n - b.get(name, 0)
+    return [f"{n:9,d}  {name}" for name, n in sorted(total.items()) if n]

@@ -485,7 +485,7 @@ class Node:
                 if self.config.p2p.pex:
                     nursery.start_soon(self.pex.run)
                 for kind in self.topic:
-                    nursery.start_soon(self._read_topic, kind)
+                    nursery.start_soon(self._read_topic, kind, name=f"node.app.Node._read_topic[{kind}]")
                 nursery.start_soon(self._publish_loop)
                 from node.consensus_links import ask_for_relaying, manage_consensus_subscriptions
 
