@@ -53,7 +53,7 @@ from p2p.logs import route_libp2p_logs
 from p2p.peers import DialSettings, PeerDialer, disable_auto_connector, is_connected
 from p2p.reqresp import ReqRespLimits, RequestHandler, RequestServer, send_request
 from p2p.scoring import Offence, PeerScores, ScoreSettings
-from p2p import yamux_credit
+from p2p import tcp_read_buffer, yamux_credit
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ class P2PService:
         self._direct_topics = frozenset(direct.kinds.values()) if direct is not None else frozenset()
         self._subscriptions: dict[str, object] = {}
         yamux_credit.install()
+        tcp_read_buffer.install()
 
     # ----- identity and state -----
 
