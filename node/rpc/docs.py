@@ -148,6 +148,15 @@ connection cap) is read at scrape time, so its series exists from the start at 0
 |---|---|
 $drops
 
+`attrchain_task_cpu_seconds_total{task}` exists only with `rpc.task_cpu = true` (off by default:
+two clock reads per task step): the CPU time (`time.thread_time`) of each step of the node's
+event-loop tasks, summed by task name (the function the task runs, e.g.
+`node.app.Node._read_topic[txs]`, `libp2p.stream_muxer.yamux.yamux.Yamux._handle_incoming_with_ready_signal`;
+at most 256 names, then `other`). It tells where a node's CPU goes without a sampling profiler,
+which on a machine with more busy processes than cores also counts the time a process waits for a
+core; `bench/devnet_load.py --task-cpu` sums it over a devnet's nodes per committed transaction.
+The RPC thread and the signature worker processes are not counted.
+
 ## Command-line client
 
 `attrchain` wraps this API (default URL `http://127.0.0.1:26657`, or `--rpc URL`, or the
