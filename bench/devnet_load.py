@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,9 @@ def main() -> int:
                     help="nodes count their event-loop CPU by task (rpc.task_cpu); print where it went")
     load_sweep.add_arguments(ap)
     args = ap.parse_args()
+    # SIGTERM (timeout, kill) unwinds like an exception: the finally blocks stop the nodes this
+    # run started (without it they kept running after the benchmark was gone)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.sweep:
         return run_sweep(args)
     args.validators = int(args.validators or 4)
