@@ -6,7 +6,9 @@ Two real processes on 127.0.0.1: a listener and a dialer with one stream between
 writes ``--frames`` frames of ``--size`` bytes one at a time (a scheduler turn between two, as
 separate consensus messages go), the listener reads them with the project's ``FrameReader``. Each
 process reports its own CPU time per frame. Run with py-libp2p's TCP reads as shipped and with
-``p2p/tcp_read_buffer.py`` installed (the node's default), ``--runs`` times each, alternating.
+``p2p/tcp_read_buffer.py`` installed (the node's default), and, for reference, the same frames as
+length-prefixed ChaCha20-Poly1305 records on a bare trio TCP stream (no Yamux, no multistream, no
+handshake: what a dedicated validator link would cost per frame), ``--runs`` times each, alternating.
 First line: this machine's one-core Ed25519 verify rate in the same run (the ceiling the figures
 are read against). The LAST line is JSON.
 """
@@ -27,6 +29,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 from bench.measure import ed25519_verify_rate  # noqa: E402
 
 PROTOCOL = "/attrchain-bench/frames/1"
+BARE_KEY = b"\x07" * 32  # the reference mode's fixed key (no handshake: only the per-frame cost)
 TIMEOUT_S = 120.0
 
 
@@ -104,17 +107,98 @@ def _dialer(port: int, peer: str, frames: int, size: int, buffered: bool, out: A
     trio.run(main)
 
 
-def run_once(frames: int, size: int, buffered: bool) -> dict[str, float]:
+def _bare_listener(port: int, frames: int, out: Any) -> None:
+    """Reference: length-prefixed ChaCha20-Poly1305 frames on a bare trio TCP stream."""
+    import struct
+
+    import trio
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    aead = ChaCha20Poly1305(BARE_KEY)
+
+    async def main() -> None:
+        done = trio.Event()
+
+        async def handle(stream: trio.SocketStream) -> None:
+            buf = bytearray()
+            nonce = got = 0
+            cpu0 = 0.0
+            while got <= frames:
+                data = await stream.receive_some(65536)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+                    n = struct.unpack(">H", buf[:2])[0]
+                    aead.decrypt(nonce.to_bytes(12, "little"), bytes(buf[2:2 + n]), None)
+                    del buf[:2 + n]
+                    nonce += 1
+                    got += 1
+                    if got == 1:  # the first frame: warm-up
+                        cpu0 = time.process_time()
+            out.put(("recv_us", (time.process_time() - cpu0) / frames * 1e6))
+            done.set()
+
+        async with trio.open_nursery() as nursery:
+            listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+            nursery.start_soon(trio.serve_listeners, handle, listeners)
+            out.put(("id", ""))
+            with trio.move_on_after(TIMEOUT_S):
+                await done.wait()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def _bare_dialer(port: int, frames: int, size: int, out: Any) -> None:
+    import struct
+
+    import trio
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    aead = ChaCha20Poly1305(BARE_KEY)
+
+    async def main() -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        payload = os.urandom(size)
+        lock = trio.Lock()
+        nonce = 0
+
+        async def send() -> None:
+            nonlocal nonce
+            async with lock:  # one writer at a time, as a real link needs
+                sealed = aead.encrypt(nonce.to_bytes(12, "little"), payload, None)
+                nonce += 1
+                await stream.send_all(struct.pack(">H", len(sealed)) + sealed)
+
+        await send()
+        cpu0 = time.process_time()
+        for _ in range(frames):
+            await send()
+            await trio.sleep(0)
+        out.put(("send_us", (time.process_time() - cpu0) / frames * 1e6))
+        await trio.sleep(1.0)
+
+    trio.run(main)
+
+
+def run_once(frames: int, size: int, buffered: bool, bare: bool = False) -> dict[str, float]:
     from p2p._testharness import free_ports
 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     port = free_ports(1)[0]
-    listener = ctx.Process(target=_listener, args=(port, frames, buffered, out), daemon=True)
+    if bare:
+        listener = ctx.Process(target=_bare_listener, args=(port, frames, out), daemon=True)
+    else:
+        listener = ctx.Process(target=_listener, args=(port, frames, buffered, out), daemon=True)
     listener.start()
     kind, peer = out.get(timeout=TIMEOUT_S)
     assert kind == "id"
-    dialer = ctx.Process(target=_dialer, args=(port, peer, frames, size, buffered, out), daemon=True)
+    if bare:
+        dialer = ctx.Process(target=_bare_dialer, args=(port, frames, size, out), daemon=True)
+    else:
+        dialer = ctx.Process(target=_dialer, args=(port, peer, frames, size, buffered, out), daemon=True)
     dialer.start()
     got = dict(out.get(timeout=TIMEOUT_S) for _ in range(2))
     for proc in (dialer, listener):
@@ -132,10 +216,10 @@ def main() -> int:
     args = ap.parse_args()
     verify = ed25519_verify_rate(1)
     print(f"ed25519 verify/s, one process: {verify:,.0f}", flush=True)
-    results: dict[str, list[dict[str, float]]] = {"as_shipped": [], "buffered": []}
+    results: dict[str, list[dict[str, float]]] = {"as_shipped": [], "buffered": [], "bare_tcp_aead": []}
     for run in range(args.runs):
         for mode in results:
-            r = run_once(args.frames, args.size, mode == "buffered")
+            r = run_once(args.frames, args.size, mode == "buffered", bare=mode == "bare_tcp_aead")
             results[mode].append(r)
             print(f"run {run + 1}/{args.runs}, {mode:10s}: {args.frames} frames of {args.size} bytes: "
                   f"sender {r['send_us']} us/frame, receiver {r['recv_us']} us/frame (CPU)", flush=True)
