@@ -234,9 +234,11 @@ def assert_banned_by_its_peers(layout: Layout, peer: str, reason: str | tuple[st
         return [b for i in indices if (b := banned_by(layout.nodes[i], peer)) is not None]
 
     wait_until(lambda: len(banning(among)) >= at_least, 10, f"at least {at_least} of nodes {among} to ban {peer}")
-    for record in banning([s.index for s in layout.nodes]):
+    for i, record in [(s.index, b) for s in layout.nodes if (b := banned_by(s, peer)) is not None]:
         reasons = (reason,) if isinstance(reason, str) else reason
-        assert any(r in record["ban_reason"] for r in reasons), record
+        assert any(r in record["ban_reason"] for r in reasons), (
+            f"{layout.nodes[i].name} banned {peer[-8:]} for {record['ban_reason']!r} "
+            f"(offences {record.get('offences')}, bans {record.get('bans')}), expected one of {reasons}")
 
 
 def assert_gossip_reached_validators(result: dict[str, Any]) -> None:
