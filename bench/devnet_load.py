@@ -39,7 +39,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 from bench import load_sweep  # noqa: E402
 from bench.measure import (  # noqa: E402
     VERIFY_SECONDS, ed25519_verify_rate, machine_busy_s, process_cpu_s, start_profiler, summarise_profile,
-    paths_and_drops, summarise_counts, summarise_task_cpu, task_cpu_s)
+    change, node_readings, summarise_counts, summarise_task_cpu)
 from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, LoadReport  # noqa: E402
 from node.config import Home  # noqa: E402
@@ -130,8 +130,7 @@ def main() -> int:
         if 0 <= args.profile_node < len(pids):
             profiler = start_profiler(pids[args.profile_node], args.duration,
                                       work / f"node{args.profile_node}.pyspy.txt")
-        tasks0 = [task_cpu_s(s.rpc) for s in layout.nodes] if args.task_cpu else []
-        counts0 = [paths_and_drops(s.rpc) for s in layout.nodes]
+        readings0 = [node_readings(s.rpc) for s in layout.nodes]
         cpu0 = [process_cpu_s(p) for p in pids]  # type: ignore[arg-type]
         busy0, own0, t0 = machine_busy_s(), sum(os.times()[:2]), time.monotonic()
         gen.start()
@@ -141,8 +140,7 @@ def main() -> int:
             print(f"  t={time.monotonic() - t0:5.1f}s accepted {gen.accepted} committed {len(gen.committed)} "
                   f"height {gen.tracked_height}", flush=True)
         report: LoadReport = gen.stop()
-        tasks1 = [task_cpu_s(s.rpc) for s in layout.nodes] if args.task_cpu else []
-        counts1 = [paths_and_drops(s.rpc) for s in layout.nodes]
+        readings1 = [node_readings(s.rpc) for s in layout.nodes]
         wall = time.monotonic() - t0
         cpu = [(process_cpu_s(p) - c) / wall for p, c in zip(pids, cpu0)]  # type: ignore[arg-type]
         busy = (machine_busy_s() - busy0) / wall
@@ -175,11 +173,12 @@ def main() -> int:
     print(f"this load generator {own:.2f} cores; other processes on the machine {max(0.0, other):.2f} cores "
           f"(machine busy {busy:.2f} of {os.cpu_count()})")
     print("received and dropped during the load, summed over the nodes:")
-    for line in summarise_counts(counts0, counts1):
+    for line in summarise_counts(change([c for _, c in readings0], [c for _, c in readings1])):
         print("  " + line)
-    if tasks1:
+    task_cpu = change([t for t, _ in readings0], [t for t, _ in readings1])
+    if task_cpu:
         print("event-loop CPU by task, summed over the nodes, per committed transaction (rpc.task_cpu):")
-        for line in summarise_task_cpu(tasks0, tasks1, len(report.committed)):
+        for line in summarise_task_cpu(task_cpu, len(report.committed)):
             print("  " + line)
     if profiler is not None:
         print(f"py-spy profile of node{args.profile_node}, CPU by activity (share of its GIL-holding samples):")

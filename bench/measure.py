@@ -122,27 +122,41 @@ def summarise_profile(raw: Path, top: int = 10) -> list[str]:
 
 
 TASK_CPU_LINE = re.compile(r'^attrchain_task_cpu_seconds_total\{task="(.*)"\} (\S+)$')
+DROP_LINE = re.compile(r'^attrchain_dropped_total\{reason="(.*)",where="(.*)"\} (\S+)$')
 
 
-def task_cpu_s(rpc_url: str) -> Counter[str]:
-    """A node's CPU seconds by event-loop task so far (its ``rpc.task_cpu`` counters, /metrics)."""
+def node_readings(rpc_url: str) -> tuple[Counter[str], Counter[str]]:
+    """A node's counters so far, from one /metrics scrape and ``net_info``: its event-loop CPU
+    seconds by task (``rpc.task_cpu``; empty when off), and its counts of what it received per
+    topic, directly or by gossip, and dropped by where and reason."""
     base = rpc_url.rstrip("/")
-    text = httpx.get(f"{base}/metrics", timeout=10.0).text
-    out: Counter[str] = Counter()
-    for line in text.splitlines():
-        m = TASK_CPU_LINE.match(line)
-        if m:
-            out[m.group(1)] += float(m.group(2))  # type: ignore[assignment]
-    return out
+    tasks: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    body = {"jsonrpc": "2.0", "id": 1, "method": "net_info", "params": {}}
+    report = httpx.post(base, json=body, timeout=10.0).json()["result"]["direct_consensus"]
+    for topic, row in report.get("received", {}).items():
+        for path, n in row.items():
+            counts[f"received {topic.split('/')[-2]} {path}"] += n
+    for line in httpx.get(f"{base}/metrics", timeout=10.0).text.splitlines():
+        if m := TASK_CPU_LINE.match(line):
+            tasks[_short_task(m.group(1))] += float(m.group(2))  # type: ignore[assignment]
+        elif m := DROP_LINE.match(line):
+            counts[f"dropped {m.group(2)} {m.group(1)}"] += int(float(m.group(3)))
+    return tasks, counts
 
 
-def summarise_task_cpu(before: list[Counter[str]], after: list[Counter[str]], per: int, top: int = 15) -> list[str]:
-    """The nodes' event-loop CPU between two readings, summed over nodes by task: the largest
-    ``top`` as milliseconds per ``per`` (e.g. per committed transaction) and share of the total."""
+def change(before: list[Counter[str]], after: list[Counter[str]]) -> Counter[str]:
+    """What the nodes' counters moved between two readings, summed over the nodes."""
     total: Counter[str] = Counter()
     for b, a in zip(before, after):
-        for name, seconds in a.items():
-            total[_short_task(name)] += seconds - b.get(name, 0.0)  # type: ignore[assignment]
+        for name, value in a.items():
+            total[name] += value - b.get(name, 0)
+    return total
+
+
+def summarise_task_cpu(total: Counter[str], per: int, top: int = 15) -> list[str]:
+    """Event-loop CPU by task (``change`` of the task readings): the largest ``top`` as
+    milliseconds per ``per`` (e.g. per committed transaction) and share of the total."""
     whole = sum(total.values()) or 1.0
     lines = [f"{1000 * whole / max(per, 1):8.3f} ms  100.0%  every task (all nodes' loops)"]
     for name, seconds in total.most_common(top):
@@ -150,36 +164,12 @@ def summarise_task_cpu(before: list[Counter[str]], after: list[Counter[str]], pe
     return lines
 
 
+def summarise_counts(total: Counter[str]) -> list[str]:
+    """The counts that moved (``change`` of the count readings), by name."""
+    return [f"{n:9,d}  {name}" for name, n in sorted(total.items()) if n]
+
+
 def _short_task(name: str) -> str:
     """``libp2p.stream_muxer.yamux.yamux.Yamux.handle_incoming`` -> ``yamux.Yamux.handle_incoming``."""
     parts = name.split(".")
     return ".".join(parts[-3:]) if len(parts) > 3 else name
-
-
-DROP_LINE = re.compile(r'^attrchain_dropped_total\{reason="(.*)",where="(.*)"\} (\S+)$')
-
-
-def paths_and_drops(rpc_url: str) -> Counter[str]:
-    """A node's counts so far of what it received per topic, directly or by gossip (``net_info``
-    ``direct_consensus.received``), and of what it dropped by where and reason (/metrics)."""
-    base = rpc_url.rstrip("/")
-    out: Counter[str] = Counter()
-    body = {"jsonrpc": "2.0", "id": 1, "method": "net_info", "params": {}}
-    report = httpx.post(base, json=body, timeout=10.0).json()["result"]["direct_consensus"]
-    for topic, row in report.get("received", {}).items():
-        for path, n in row.items():
-            out[f"received {topic.split('/')[-2]} {path}"] += n
-    for line in httpx.get(f"{base}/metrics", timeout=10.0).text.splitlines():
-        m = DROP_LINE.match(line)
-        if m:
-            out[f"dropped {m.group(2)} {m.group(1)}"] += int(float(m.group(3)))
-    return out
-
-
-def summarise_counts(before: list[Counter[str]], after: list[Counter[str]]) -> list[str]:
-    """The nodes' counts between two readings, summed over nodes, the ones that moved."""
-    total: Counter[str] = Counter()
-    for b, a in zip(before, after):
-        for name, n in a.items():
-            total[name] += n - b.get(name, 0)
-    return [f"{n:9,d}  {name}" for name, n in sorted(total.items()) if n]

@@ -89,8 +89,6 @@ MAX_FETCHES = 4
 FETCH_PEERS = 3
 FETCH_TIMEOUT_S = 5.0
 
-
-
 # A proposer's block holds at most BLOCK_GROWTH times the transactions of the last block this node
 # committed (at least BLOCK_GROWTH_FLOOR): every validator executes a proposal before it prevotes,
 # and a burst of backlog (each node's pool fills before the chain's commit rate is known) made one
@@ -105,6 +103,7 @@ def block_growth_limit(commit_log: Sequence[tuple[float, int]]) -> int:
     """Most transactions to propose: BLOCK_GROWTH x the last committed block's, at least the floor."""
     last = commit_log[-1][1] if commit_log else 0
     return max(BLOCK_GROWTH_FLOOR, BLOCK_GROWTH * last)
+
 
 @dataclass
 class Candidate:
