@@ -150,11 +150,14 @@ def test_operator_walkthrough(tmp_path: Path) -> None:
         wait_until(lambda: v0.in_set(me), 30, "the unjailed validator back in the set")
         wait_until(signs, 30, "the unjailed validator signing again")
     except BaseException:
-        for op in ops:  # the nodes' last lines are what tells a timeout apart from a bug
+        for op in ops:  # the nodes' last events are what tells a timeout apart from a bug
             log = op.home / "node.log"
             if log.exists():
-                print(f"---- {op.home.name}: last lines of node.log", *log.read_text(errors="replace").splitlines()[-25:],
-                      sep="\n")
+                lines = log.read_text(errors="replace").splitlines()
+                events = [line for line in lines if "node.app: committed height=" not in line]
+                commits = [line for line in lines if "node.app: committed height=" in line]
+                print(f"---- {op.home.name}: last events of node.log (commit lines left out; the last one follows)",
+                      *events[-30:], *commits[-1:], sep="\n")
         raise
     finally:
         for op in ops:
