@@ -199,7 +199,8 @@ async def test_gossip_copies_of_committed_transactions_are_dropped_by_hash_befor
     at 4 validators) was decoded, sent to a signature worker, and only then refused as
     ``stale_nonce``. Now the pool remembers recently committed hashes: the copy is dropped as
     ``committed`` with no decoding or worker round trip, and a fresh transaction still gets in."""
-    home, keys, chain_id = funded_home(tmp_path, 20, mempool__verify_workers=1)
+    # intake_share_pct 100: in one CI run the loop-time budget turned part of the 16 away (intake_busy)
+    home, keys, chain_id = funded_home(tmp_path, 20, mempool__verify_workers=1, mempool__intake_share_pct=100)
     async with running_node(home) as node:
         await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
         txs = [transfer(k, chain_id, 0) for k in keys[:16]]
