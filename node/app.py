@@ -138,7 +138,8 @@ class Node:
         # a vote is verified once on arrival (gossip or direct stream), not again by the driver
         self.verified = VerifiedCache()
         self.direct_auth = DirectAuth(self.chain, self.validator_key)
-        direct = (direct_spec(chain_id, self.direct_auth, config.faults.refuse_direct)
+        direct = (direct_spec(chain_id, self.direct_auth, config.faults.refuse_direct,
+                              config.p2p.validator_link_port if config.p2p.validator_link else None)
                   if config.p2p.direct_consensus and self.validator_key is not None else None)
         self.p2p = P2PService(
             self.node_key.seed,

@@ -108,6 +108,10 @@ class P2PConfig:
     direct_consensus: bool = opt(True, "validators send proposals and votes straight to each other over "
                                        "persistent streams and leave the consensus gossip topics while every "
                                        "validator streams to every other (docs/p2p.md \"Direct consensus streams\")")
+    validator_link: bool = opt(True, "validators carry their direct consensus batches on a side TCP connection of "
+                                     "encrypted records instead of the libp2p stream (docs/p2p.md \"Validator links\")")
+    validator_link_port: int = opt(0, "TCP port on the p2p host that validator links are offered on; 0: any free "
+                                      "port (open it in a firewall: a peer that cannot reach it uses the stream)")
 
 
 @dataclass
@@ -266,6 +270,8 @@ def parse_config(text: str) -> NodeConfig:
         for entry in getattr(cfg.p2p, key):
             if not isinstance(entry, str) or split_peer(entry) is None:
                 raise ConfigError(f"[p2p] {key}: {entry!r} is not \"<peer id>@<host>:<port>\"")
+    if not 0 <= cfg.p2p.validator_link_port <= 65535:
+        raise ConfigError("[p2p] validator_link_port must be in 0..65535")
     if cfg.mempool.intake_share_pct > 100:
         raise ConfigError("[mempool] intake_share_pct must be at most 100")
     if cfg.mempool.max_wait_ms < 0:

@@ -113,7 +113,7 @@ class DirectAuth:
         return {v.public_key for v in vs.validators if v.public_key != mine} if vs is not None else set()
 
 
-def direct_spec(chain_id: str, auth: DirectAuth, refuse_all: bool = False) -> DirectSpec:
+def direct_spec(chain_id: str, auth: DirectAuth, refuse_all: bool = False, link_port: int | None = None) -> DirectSpec:
     return DirectSpec(
         protocol=topics.consensus_protocol(chain_id),
         kinds={KIND_PROPOSAL: topics.proposals_topic(chain_id), KIND_VOTE: topics.votes_topic(chain_id),
@@ -122,6 +122,7 @@ def direct_spec(chain_id: str, auth: DirectAuth, refuse_all: bool = False) -> Di
         hello=auth.hello,
         check_hello=auth.check_hello,
         refuse_all=refuse_all,
+        link_port=link_port,
     )
 
 

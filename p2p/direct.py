@@ -10,7 +10,9 @@ every frame is ``uvarint(len) || body``.
 - The opener's first frame is its hello (at most ``hello_max_bytes``): opaque here, checked by the
   node's ``check_hello`` (the opener's validator key signs its peer id). Nothing else the opener
   sends is read before the hello is accepted; a refused hello resets the stream and scores the
-  peer. An accepted hello is answered with the single byte 0x00, the acceptor's only write.
+  peer. The opener's second frame is its validator-link request (empty, or an X25519 key:
+  ``p2p/validator_link.py``). An accepted hello is answered with the single byte 0x00, or with a
+  link offer (0x01, a key, a port), the acceptor's only write; with a link, the batches go on it.
 - Every later frame is a msgpack array of ``[kind, payload]`` or ``[kind, payload, seqno,
   signature]`` items (a batch); ``kind`` maps to a gossip topic and ``payload`` is exactly that
   topic's message. Each payload is authenticated by the same validator as that topic's gossip
@@ -44,10 +46,22 @@ from libp2p.peer.id import ID
 from p2p.framing import FrameError, FrameReader, FrameTooLarge, write_frame
 from p2p.peers import is_connected
 from p2p.scoring import Offence
+from p2p.validator_link import (
+    KEY_BYTES,
+    OFFER,
+    OFFER_BYTES,
+    LinkError,
+    LinkKey,
+    LinkListener,
+    Pending,
+    RecordReader,
+    RecordWriter,
+)
 
 logger = logging.getLogger(__name__)
 
-ACCEPTED = b"\x00"  # the acceptor's only write: its hello was accepted
+ACCEPTED = b"\x00"  # the acceptor's only write: its hello was accepted (no validator link: OFFER)
+LINK_ERRORS = (LinkError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 Envelope = tuple[bytes, bytes]
 """``(seqno, signature)`` of the GossipSub message the sender built for a payload (its origin is
@@ -86,6 +100,9 @@ class DirectSpec:
     hello: Callable[[str], bytes | None]  # our hello for our own peer id; None: do not open streams
     check_hello: HelloCheck
     refuse_all: bool = False  # devnet fault: reset every inbound stream (direct path cut)
+    # validator links (p2p/validator_link.py): the TCP port to offer them on (0: any free port);
+    # None: neither offered nor asked for, every batch goes on the stream
+    link_port: int | None = None
     # kinds sent only when nothing else is queued for the peer, dropped first (transaction batches)
     bulk: frozenset[int] = frozenset()
     settings: DirectSettings = field(default_factory=DirectSettings)
@@ -123,6 +140,7 @@ class _Outbound:
         self.bulk = _Queue(settings.bulk_messages, settings.bulk_bytes)
         self.wake = trio.Event()
         self.ready = False
+        self.linked = False  # its batches go on a validator link, not on the stream
         self.scope = trio.CancelScope()
 
 
@@ -136,6 +154,7 @@ class DirectLinks:
         report: Callable[[str, Offence, str], None],
         is_banned: Callable[[str], bool],
         relay: Callable[[str, str, bytes, Envelope], None] | None = None,
+        local_id: str = "",
     ) -> None:
         """``deliver(topic, peer, payload)`` hands a received payload to the node and says whether
         it was delivered now for the first time (authentic, not seen before); only then does
@@ -151,10 +170,15 @@ class DirectLinks:
         self._out: dict[str, _Outbound] = {}
         self._retry_at: dict[str, float] = {}
         self._inbound: dict[str, tuple[bytes, INetStream]] = {}  # peer -> (validator id, stream)
+        self._linked_in: dict[str, Pending] = {}
+        self._local_id = ID.from_base58(local_id).to_bytes() if local_id else b""
         self.counters = {
             "frames_sent": 0, "messages_sent": 0, "queue_drops": 0, "frames_received": 0,
             "messages_received": 0, "streams_refused": 0, "open_failures": 0,
+            "links_opened": 0, "links_accepted": 0, "link_failures": 0, "links_refused": 0,
         }
+        self.links = (LinkListener(self.settings.open_timeout_s, self.counters)
+                      if spec.link_port is not None and self._local_id else None)
 
     # ----- state -----
     def outbound_peers(self) -> list[str]:
@@ -162,6 +186,11 @@ class DirectLinks:
 
     def inbound_peers(self) -> list[str]:
         return sorted(self._inbound)
+
+    def linked_peers(self) -> dict[str, list[str]]:
+        """Peers whose direct stream carries its batches on a validator link, each way."""
+        return {"outbound": sorted(p for p, link in self._out.items() if link.linked),
+                "inbound": sorted(self._linked_in)}
 
     def inbound_validators(self) -> set[bytes]:
         """Validator ids (from accepted hellos) with a live inbound stream."""
@@ -206,27 +235,32 @@ class DirectLinks:
 
     async def _run_outbound(self, host: IHost, pid: ID, peer: str, hello: bytes, link: _Outbound) -> None:
         stream: INetStream | None = None
+        writer: RecordWriter | None = None
         try:
             with link.scope:
+                key = LinkKey() if self.links is not None else None
                 with trio.fail_after(self.settings.open_timeout_s):
                     stream = await host.new_stream(pid, [TProtocol(self.spec.protocol)])
                     await write_frame(stream, hello)
-                    # the acceptor answers one byte once it has accepted the hello; a refusal
-                    # resets the stream (and this peer is asked again only after unsupported_retry_s)
-                    if await stream.read(1) != ACCEPTED:
+                    await write_frame(stream, key.public if key is not None else b"")
+                    # the acceptor answers once it has accepted the hello; a refusal resets the
+                    # stream (and this peer is asked again only after unsupported_retry_s)
+                    reader = FrameReader(stream)
+                    answer = await reader.read_exact(1)
+                    offer = await reader.read_exact(OFFER_BYTES - 1) if answer == OFFER else b""
+                    if answer not in (ACCEPTED, OFFER):
                         raise FrameError("hello not accepted")
                 link.ready = True
                 logger.info("direct consensus stream to %s open", peer[-8:])
-                while True:
-                    await link.wake.wait()
-                    link.wake = trio.Event()
-                    while link.queue.items or link.bulk.items:
-                        batch = take_batch(link, self.settings)
-                        with trio.fail_after(self.settings.write_timeout_s):
-                            await write_frame(stream, msgpack.packb(batch, use_bin_type=True))
-                        self.counters["frames_sent"] += 1
-                        self.counters["messages_sent"] += len(batch)
-        except (BaseLibp2pError, OSError, trio.TooSlowError, FrameError, RuntimeError) as error:
+                if offer and key is not None:
+                    writer = await self._dial_link(stream, pid, peer, key, offer)
+                    link.linked = writer is not None
+                async with trio.open_nursery() as nursery:
+                    if writer is not None:
+                        nursery.start_soon(_watch_link, writer.stream, nursery.cancel_scope)
+                    await self._write_batches(stream, writer, link)
+                raise LinkError("the validator link closed")  # only the watcher ends the nursery
+        except (BaseLibp2pError, trio.TooSlowError, FrameError, RuntimeError, *LINK_ERRORS) as error:
             if not link.ready:  # not served there (a full node) or unreachable: ask again later
                 self.counters["open_failures"] += 1
                 logger.debug("direct consensus stream to %s not opened: %r", peer[-8:], error)
@@ -237,8 +271,49 @@ class DirectLinks:
         finally:
             if self._out.get(peer) is link:
                 del self._out[peer]
+            if writer is not None:
+                await trio.aclose_forcefully(writer.stream)
             if stream is not None:
                 await _reset(stream)
+
+    async def _write_batches(self, stream: INetStream, writer: RecordWriter | None, link: _Outbound) -> None:
+        while True:
+            await link.wake.wait()
+            link.wake = trio.Event()
+            while link.queue.items or link.bulk.items:
+                batch = take_batch(link, self.settings)
+                body = msgpack.packb(batch, use_bin_type=True)
+                with trio.fail_after(self.settings.write_timeout_s):
+                    if writer is not None:
+                        await writer.write(body)
+                    else:
+                        await write_frame(stream, body)
+                self.counters["frames_sent"] += 1
+                self.counters["messages_sent"] += len(batch)
+
+    async def _dial_link(self, stream: INetStream, pid: ID, peer: str, key: LinkKey,
+                         offer: bytes) -> RecordWriter | None:
+        """Connect the validator link the acceptor offered; None (batches stay on the stream) when
+        that fails."""
+        theirs, port = offer[:KEY_BYTES], int.from_bytes(offer[KEY_BYTES:], "big")
+        address = stream.get_remote_address()
+        tcp: trio.SocketStream | None = None
+        try:
+            if address is None or port == 0:
+                raise LinkError(f"no address to reach (stream address {address}, port {port})")
+            tag, secret = key.derive(theirs, key.public, theirs, self._local_id, pid.to_bytes())
+            with trio.fail_after(self.settings.open_timeout_s):
+                tcp = await trio.open_tcp_stream(address[0], port)
+                await tcp.send_all(tag)
+        except (trio.TooSlowError, *LINK_ERRORS) as error:
+            if tcp is not None:
+                await trio.aclose_forcefully(tcp)
+            self.counters["link_failures"] += 1
+            logger.info("validator link to %s not connected, batches stay on the stream: %r", peer[-8:], error)
+            return None
+        self.counters["links_opened"] += 1
+        logger.info("validator link to %s up (%s:%d)", peer[-8:], address[0], port)
+        return RecordWriter(tcp, secret)
 
     # ----- receiving -----
     async def handle_stream(self, stream: INetStream) -> None:
@@ -278,36 +353,103 @@ class DirectLinks:
         if isinstance(verdict, Offence):
             self._refuse(peer, verdict, verdict.value[0])
             return
-        with trio.fail_after(self.settings.open_timeout_s):
-            await stream.write(ACCEPTED)
-        old = self._inbound.get(peer)
-        self._inbound[peer] = (verdict, stream)
-        if old is not None:
-            await _reset(old[1])
-        logger.info("direct consensus stream from %s accepted", peer[-8:])
-        while True:
+        try:
+            with trio.fail_after(self.settings.open_timeout_s):
+                request = await reader.read_frame(KEY_BYTES)
+        except FrameTooLarge as error:
+            self._refuse(peer, Offence.OVERSIZED, f"link request of {error.length} bytes")
+            return
+        if len(request) not in (0, KEY_BYTES):
+            self._refuse(peer, Offence.MALFORMED, f"link request of {len(request)} bytes")
+            return
+        answer, tag, pending = ACCEPTED, b"", None
+        if request and self.links is not None and self.links.port:
+            key = LinkKey()
             try:
-                body = await reader.read_frame(self.settings.max_frame_bytes)
-            except FrameTooLarge as error:
-                self._refuse(peer, Offence.OVERSIZED, f"frame of {error.length} bytes")
+                tag, secret = key.derive(request, request, key.public, ID.from_base58(peer).to_bytes(), self._local_id)
+            except LinkError as error:
+                self._refuse(peer, Offence.MALFORMED, str(error))
                 return
-            if self._is_banned(peer):
-                self._refuse(peer, None, "banned")
-                return
-            items = _decode_batch(body, self.settings.max_batch_items)
-            if items is None:
-                self._refuse(peer, Offence.MALFORMED, "undecodable batch")
-                return
-            self.counters["frames_received"] += 1
-            for kind, data, envelope in items:
-                topic = self.spec.kinds.get(kind)
-                if topic is None:
-                    self._refuse(peer, Offence.MALFORMED, f"unknown kind {kind}")
+            pending = self.links.expect(tag, peer, secret)
+            answer = OFFER + key.public + self.links.port.to_bytes(2, "big")
+        try:
+            with trio.fail_after(self.settings.open_timeout_s):
+                await stream.write(answer)
+            old = self._inbound.get(peer)
+            self._inbound[peer] = (verdict, stream)
+            if old is not None:
+                await _reset(old[1])
+            logger.info("direct consensus stream from %s accepted", peer[-8:])
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_stream, reader, peer, nursery.cancel_scope)
+                if pending is not None:
+                    nursery.start_soon(self._read_link, pending, tag, nursery.cancel_scope)
+        finally:
+            if pending is not None:
+                assert self.links is not None
+                self.links.forget(tag)
+                pending.done.set()
+
+    async def _read_stream(self, reader: FrameReader, peer: str, scope: trio.CancelScope) -> None:
+        """Batches on the stream itself (no link, or before the link is up); ends the pair when it ends."""
+        try:
+            while True:
+                try:
+                    body = await reader.read_frame(self.settings.max_frame_bytes)
+                except FrameTooLarge as error:
+                    self._refuse(peer, Offence.OVERSIZED, f"frame of {error.length} bytes")
                     return
-                self.counters["messages_received"] += 1
-                if self._deliver(topic, peer, data) and envelope is not None and self._relay is not None:
-                    self._relay(topic, peer, data, envelope)
-            await trio.lowlevel.checkpoint()
+                if not self._take_batch(peer, body):
+                    return
+                await trio.lowlevel.checkpoint()
+        except (BaseLibp2pError, OSError, FrameError, trio.TooSlowError) as error:
+            logger.debug("direct consensus stream from %s ended: %r", peer[-8:], error)
+        finally:
+            scope.cancel()
+
+    async def _read_link(self, pending: Pending, tag: bytes, scope: trio.CancelScope) -> None:
+        """Batches on the validator link once the opener connects it; ends the pair when it ends
+        (an opener that never connects writes on the stream)."""
+        peer = pending.peer
+        with trio.move_on_after(2 * self.settings.open_timeout_s):
+            await pending.arrived.wait()
+        assert self.links is not None
+        self.links.forget(tag)
+        if pending.stream is None:
+            return
+        self.counters["links_accepted"] += 1
+        self._linked_in[peer] = pending
+        logger.info("validator link from %s up", peer[-8:])
+        reader = RecordReader(pending.stream, pending.key, self.settings.max_frame_bytes)
+        try:
+            while self._take_batch(peer, await reader.read()):
+                await trio.lowlevel.checkpoint()
+        except LINK_ERRORS as error:
+            logger.info("validator link from %s ended: %r", peer[-8:], error)
+        finally:
+            if self._linked_in.get(peer) is pending:
+                del self._linked_in[peer]
+            scope.cancel()
+
+    def _take_batch(self, peer: str, body: bytes) -> bool:
+        """Deliver one batch from ``peer``; False (after refusing the stream) to stop reading."""
+        if self._is_banned(peer):
+            self._refuse(peer, None, "banned")
+            return False
+        items = _decode_batch(body, self.settings.max_batch_items)
+        if items is None:
+            self._refuse(peer, Offence.MALFORMED, "undecodable batch")
+            return False
+        self.counters["frames_received"] += 1
+        for kind, data, envelope in items:
+            topic = self.spec.kinds.get(kind)
+            if topic is None:
+                self._refuse(peer, Offence.MALFORMED, f"unknown kind {kind}")
+                return False
+            self.counters["messages_received"] += 1
+            if self._deliver(topic, peer, data) and envelope is not None and self._relay is not None:
+                self._relay(topic, peer, data, envelope)
+        return True
 
 
 def take_batch(link: _Outbound, settings: DirectSettings) -> list[list[object]]:
@@ -346,6 +488,15 @@ def _decode_batch(body: bytes, max_items: int) -> list[tuple[int, bytes, Envelop
             envelope = (item[2], item[3])
         out.append((item[0], item[1], envelope))
     return out
+
+
+async def _watch_link(tcp: trio.SocketStream, scope: trio.CancelScope) -> None:
+    """The acceptor never writes on a link: anything it does (close, reset) ends it."""
+    try:
+        await tcp.receive_some(1)
+    except LINK_ERRORS:
+        pass
+    scope.cancel()
 
 
 async def _reset(stream: INetStream) -> None:

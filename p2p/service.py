@@ -120,6 +120,7 @@ class P2PService:
         self._key_pair = key_pair_from_seed(seed)
         self._peer_id = ID.from_pubkey(self._key_pair.public_key)
         self._listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
+        self._listen_host = listen_host
         self._peers = list(peers)
         self._topics = list(dict.fromkeys(topics))
         self._validators = dict(validators or {})
@@ -163,7 +164,8 @@ class P2PService:
         if direct is not None and not set(direct.kinds.values()) <= set(self._topics):
             raise ValueError("direct consensus kinds must map to configured topics")
         self.direct: DirectLinks | None = (
-            DirectLinks(direct, self._deliver_direct, self.report_peer, self.scores.is_banned, self._relay_direct)
+            DirectLinks(direct, self._deliver_direct, self.report_peer, self.scores.is_banned, self._relay_direct,
+                        local_id=self._peer_id.to_base58())
             if direct is not None else None
         )
         self._direct_topics = frozenset(direct.kinds.values()) if direct is not None else frozenset()
@@ -284,6 +286,9 @@ class P2PService:
             "relay": self.relay_report(),
             "outbound": self.direct.outbound_peers(),
             "inbound": self.direct.inbound_peers(),
+            # streams whose batches go on a validator link (docs/p2p.md "Validator links")
+            "linked": self.direct.linked_peers(),
+            "link_port": self.direct.links.port if self.direct.links is not None else None,
             # the topics a validator leaves while every stream is up (not the bulk kinds' topics)
             "subscribed": {t: self.is_subscribed(t) for k, t in sorted(self.direct.spec.kinds.items())
                            if k not in self.direct.spec.bulk},
@@ -702,6 +707,10 @@ class P2PService:
                                     nursery.start_soon(self._drain, topic, subscription)
                                 nursery.start_soon(dialer.run)
                                 if self.direct is not None:
+                                    if self.direct.links is not None:
+                                        assert self.direct.spec.link_port is not None
+                                        await nursery.start(self.direct.links.serve, self._listen_host,
+                                                            self.direct.spec.link_port)
                                     nursery.start_soon(self.direct.maintain, host, self.peer_id)
                                 self._running = True
                                 logger.info(

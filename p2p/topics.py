@@ -10,8 +10,9 @@ TOPIC_PREFIX = "attrchain"
 TOPIC_VERSION = "1"
 # 2: batch items may carry the sender's GossipSub envelope (seqno, signature); a /1 acceptor would
 # reset a stream carrying such an item. 3: kind 3 carries transaction batches (a /2 acceptor
-# resets a stream on an unknown kind)
-CONSENSUS_PROTOCOL_VERSION = "3"
+# resets a stream on an unknown kind). 4: the opener's second frame is its validator-link request
+# and the acceptor may answer with a link offer (p2p/validator_link.py)
+CONSENSUS_PROTOCOL_VERSION = "4"
 
 
 def _topic(chain_id: str, kind: str) -> str:

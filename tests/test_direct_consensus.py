@@ -109,6 +109,9 @@ def test_validators_receive_consensus_directly_and_an_observer_follows(tmp_path:
         wait_until(lambda: all(len(direct(v)["inbound"]) == 3 and len(direct(v)["outbound"]) == 3
                                and not any(direct(v)["subscribed"].values()) for v in validators),
                    30, "direct streams between all validators and the consensus topics left")
+        # and every stream's batches go on its validator link (docs/p2p.md "Validator links")
+        wait_until(lambda: all(len(direct(v)["linked"]["outbound"]) == 3 and len(direct(v)["linked"]["inbound"]) == 3
+                               for v in validators), 30, "a validator link under every direct stream")
         before = {v.name: received(v, chain_id) for v in validators}
         start = max(height_of(v) or 0 for v in validators)
         wait_heights(validators, start + 5, 60)

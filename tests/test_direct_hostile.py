@@ -27,6 +27,7 @@ from state.codec import pack
 from state.crypto import PrivateKey
 
 ATTACKER_SEED = bytes(range(32))
+NO_LINK = b""  # the link request after the hello: no validator link (p2p/validator_link.py)
 
 
 async def attack(node: Node, frames: list[bytes], raw_prefix: bytes = b"", seed: bytes = ATTACKER_SEED) -> str:
@@ -111,7 +112,7 @@ def test_non_validators_are_refused_before_any_frame_is_read(tmp_path: Path) -> 
             attacker_id = P2PService(second, 0, [], []).peer_id
             genuine = pack([node.validator_key.public_key,
                             node.validator_key.sign(hello_message(chain_id, attacker_id))])
-            await attack(node, [genuine, b"\xc1 not msgpack"], seed=second)
+            await attack(node, [genuine, NO_LINK, b"\xc1 not msgpack"], seed=second)
             await wait_for(lambda: offences(node, attacker_id).get("MALFORMED") == 1, 10, "MALFORMED scored")
             assert links.counters["messages_received"] == 0
             assert node.p2p.topic_stats(votes)["direct_delivered"] == 0
@@ -123,8 +124,18 @@ def test_non_validators_are_refused_before_any_frame_is_read(tmp_path: Path) -> 
             genuine = pack([node.validator_key.public_key,
                             node.validator_key.sign(hello_message(chain_id, attacker_id))])
             bad_envelope = msgpack.packb([[KIND_VOTE, b"\x95" + b"\x00" * 40, b"\x01" * 7, b"\x02" * 64]])
-            await attack(node, [genuine, bad_envelope], seed=third)
+            await attack(node, [genuine, NO_LINK, bad_envelope], seed=third)
             await wait_for(lambda: offences(node, attacker_id).get("MALFORMED") == 1, 10, "bad envelope scored")
+            assert links.counters["messages_received"] == 0
+            nursery.cancel_scope.cancel()
+
+            # 6. a genuine hello, then a link request that is no X25519 key (13 bytes): reset, MALFORMED
+            fourth = bytes(range(3, 35))
+            attacker_id = P2PService(fourth, 0, [], []).peer_id
+            genuine = pack([node.validator_key.public_key,
+                            node.validator_key.sign(hello_message(chain_id, attacker_id))])
+            await attack(node, [genuine, b"\xc1 not msgpack", vote_batch()], seed=fourth)
+            await wait_for(lambda: offences(node, attacker_id).get("MALFORMED") == 1, 10, "bad link request scored")
             assert links.counters["messages_received"] == 0
             nursery.cancel_scope.cancel()
 
