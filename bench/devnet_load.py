@@ -44,17 +44,6 @@ from devnet import launcher  # noqa: E402
 from devnet.load import LoadConfig, LoadGenerator, LoadReport  # noqa: E402
 from node.config import Home  # noqa: E402
 
-def configure(layout: launcher.Layout, tx_batch_ms: int, max_block_txs: int, task_cpu: bool = False) -> None:
-    for spec in layout.nodes:
-        home = Home(layout.dir / spec.home)
-        cfg = home.load_config()
-        cfg.rpc.task_cpu = task_cpu
-        if tx_batch_ms:
-            cfg.p2p.tx_batch_interval_ms = tx_batch_ms
-        cfg.consensus.max_block_txs = max_block_txs
-        home.write_config(cfg)
-
-
 def run_sweep(args: argparse.Namespace) -> int:
     args.validators = args.validators or "4,7,16"
     print(f"measuring Ed25519 verify on 2 cores ({VERIFY_SECONDS:.0f} s, two processes) ...", flush=True)
@@ -106,7 +95,7 @@ def main() -> int:
     directory = work / "devnet"
     params = {"timeouts": {"commit_ms": args.commit_ms, "propose_ms": args.propose_ms}}
     layout = launcher.create(directory, args.validators, launcher.free_base_port(args.validators), (), params)
-    configure(layout, args.tx_batch_ms, args.max_block_txs, args.task_cpu)
+    load_sweep.configure_nodes(layout, args, args.task_cpu)
     tx_batch_ms = Home(layout.dir / layout.nodes[0].home).load_config().p2p.tx_batch_interval_ms
     profiler: subprocess.Popen[bytes] | None = None
     profile_lines: list[str] = []

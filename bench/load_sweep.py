@@ -109,6 +109,20 @@ def _probe_main(urls: list[str], chain_id: str, seeds: list[bytes], stop: Any, o
     out.put(None)
 
 
+
+def configure_nodes(layout: launcher.Layout, args: argparse.Namespace, task_cpu: bool = False) -> None:
+    """The node options the benchmark arguments set, in every node's config."""
+    for spec in layout.nodes:
+        home = Home(layout.dir / spec.home)
+        cfg = home.load_config()
+        cfg.p2p.direct_consensus = not args.gossip
+        cfg.p2p.validator_link = not args.no_validator_link
+        cfg.rpc.task_cpu = task_cpu
+        if args.tx_batch_ms:
+            cfg.p2p.tx_batch_interval_ms = args.tx_batch_ms
+        cfg.consensus.max_block_txs = args.max_block_txs
+        home.write_config(cfg)
+
 class Probe:
     """One lone broadcast_tx_sync every PROBE_EVERY_S, to the nodes in turn (one funded key per
     node, so its nonces stay in one pool); answer times by outcome. Runs in its own process, like
@@ -167,14 +181,7 @@ class Devnet:
         self.n = n
         params = {"timeouts": {"commit_ms": args.commit_ms, "propose_ms": args.propose_ms}}
         self.layout = launcher.create(work / f"devnet-{n}", n, launcher.free_base_port(n), (), params)
-        for spec in self.layout.nodes:
-            home = Home(self.layout.dir / spec.home)
-            cfg = home.load_config()
-            cfg.p2p.direct_consensus = not args.gossip
-            if args.tx_batch_ms:
-                cfg.p2p.tx_batch_interval_ms = args.tx_batch_ms
-            cfg.consensus.max_block_txs = args.max_block_txs
-            home.write_config(cfg)
+        configure_nodes(self.layout, args)
         self.pids: list[int] = []
 
     def start(self, direct: bool) -> str | None:
@@ -350,4 +357,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--client-nice", type=int, default=0,
                     help="sweep: nice value of the load generator's submitting threads (they stand for clients on "
                          "other machines; the probe and the commit tracker keep normal priority)")
-    ap.add_argument("--gossip", action="store_true", help="sweep: consensus over gossip only (default: direct streams)")
+    ap.add_argument("--gossip", action="store_true", help="consensus over gossip only (default: direct streams)")
+    ap.add_argument("--no-validator-link", action="store_true",
+                    help="p2p.validator_link off: direct consensus batches stay on the libp2p streams (A/B)")
