@@ -255,11 +255,10 @@ class DirectLinks:
                 if offer and key is not None:
                     writer = await self._dial_link(stream, pid, peer, key, offer)
                     link.linked = writer is not None
-                async with trio.open_nursery() as nursery:
-                    if writer is not None:
-                        nursery.start_soon(_watch_link, writer.stream, nursery.cancel_scope)
-                    await self._write_batches(stream, writer, link)
-                raise LinkError("the validator link closed")  # only the watcher ends the nursery
+                if writer is None:
+                    await self._write_batches(stream, None, link)
+                else:
+                    await self._write_linked(stream, writer, link)
         except (BaseLibp2pError, trio.TooSlowError, FrameError, RuntimeError, *LINK_ERRORS) as error:
             if not link.ready:  # not served there (a full node) or unreachable: ask again later
                 self.counters["open_failures"] += 1
@@ -290,6 +289,23 @@ class DirectLinks:
                         await write_frame(stream, body)
                 self.counters["frames_sent"] += 1
                 self.counters["messages_sent"] += len(batch)
+
+    async def _write_linked(self, stream: INetStream, writer: RecordWriter, link: _Outbound) -> None:
+        """Write on the link until a write fails or the acceptor closes it (it never writes on it:
+        whatever it does ends the link); raises what ended it."""
+        failure: list[BaseException] = [LinkError("the validator link closed")]
+
+        async def write(scope: trio.CancelScope) -> None:
+            try:
+                await self._write_batches(stream, writer, link)
+            except (trio.TooSlowError, *LINK_ERRORS) as error:
+                failure[0] = error
+            scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_link, writer.stream, nursery.cancel_scope)
+            nursery.start_soon(write, nursery.cancel_scope)
+        raise failure[0]
 
     async def _dial_link(self, stream: INetStream, pid: ID, peer: str, key: LinkKey,
                          offer: bytes) -> RecordWriter | None:

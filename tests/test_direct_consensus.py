@@ -262,3 +262,30 @@ def test_transaction_batches_go_over_the_direct_streams(tmp_path: Path) -> None:
             assert after["direct"] > before[v.name]["direct"], (v.name, before[v.name], after)
             assert after["gossip"] == before[v.name]["gossip"], (v.name, before[v.name], after)
             assert after["relayed"] == 0, (v.name, after)  # full nodes are not sent transactions
+
+
+def test_a_validator_with_links_off_streams_without_them_and_the_chain_commits(tmp_path: Path) -> None:
+    """``[p2p] validator_link = false`` on one validator: it neither asks for nor offers links, so
+    its streams carry their batches themselves, while the other three link among themselves
+    (docs/p2p.md "Validator links"); every validator still receives directly from all three."""
+    with running_devnet(tmp_path, 4, start=[]) as layout, logs_on_failure(layout):
+        configure(layout)
+        home = Home(layout.dir / layout.nodes[3].home)
+        cfg = home.load_config()
+        cfg.p2p.validator_link = False
+        home.write_config(cfg)
+        linked, plain = layout.nodes[:3], layout.nodes[3]
+        for spec in layout.nodes:
+            launcher.start_node(layout, spec)
+        wait_heights(layout.nodes, 3, 60)
+        wait_until(lambda: all(len(direct(v)["inbound"]) == 3 and len(direct(v)["outbound"]) == 3
+                               for v in layout.nodes), 30, "direct streams between all validators")
+        ids = {v.peer_id for v in linked}
+        wait_until(lambda: all(set(direct(v)["linked"]["outbound"]) == ids - {v.peer_id}
+                               and set(direct(v)["linked"]["inbound"]) == ids - {v.peer_id} for v in linked),
+                   30, "links among the three, none to or from the fourth")
+        assert direct(plain)["linked"] == {"outbound": [], "inbound": []} and direct(plain)["link_port"] is None
+        before = received(plain, layout.chain_id)["direct"]
+        start = max(height_of(v) or 0 for v in layout.nodes)
+        wait_heights(layout.nodes, start + 5, 60)
+        assert received(plain, layout.chain_id)["direct"] - before >= 5 * 3

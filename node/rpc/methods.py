@@ -82,7 +82,7 @@ _TABLE: tuple[Method, ...] = (
            "(docs/security.md), direct consensus links and peer exchange counters.", (),
            "`{listening, n_peers, peers: [{id, score, offences: {NAME: count}, banned}], "
            "banned: [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}], "
-           "direct_consensus: {enabled, relay: {offering, via, asked_by}, outbound, inbound, subscribed, "
+           "direct_consensus: {enabled, relay: {offering, via, asked_by}, outbound, inbound, linked: {outbound, inbound}, link_port, subscribed, "
            "received: {topic: {direct, gossip, gossip_copies, relayed}}, "
            "...counters} (docs/p2p.md), pex: {known_addresses, dialled, refused_addresses, target_peers} "
            "(docs/p2p.md)}`", c.net_info),
