@@ -44,6 +44,16 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
         r = cli("node", "run", "--home", str(tmp_path / "n"))
     assert r.returncode == 1
     assert len(error_lines(r.stderr)) == 1 and f"RPC port {rpc}" in r.stderr
+    # a fixed validator link port (docs/p2p.md "Validator links") taken: named with its setting
+    link = base + 8
+    assert cli("config", "set", "p2p.validator_link_port", str(link), "--home", str(tmp_path / "n")).returncode == 0
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", link))
+        other.listen()
+        r = cli("node", "run", "--home", str(tmp_path / "n"))
+    assert r.returncode == 1
+    assert len(error_lines(r.stderr)) == 1 and f"validator link port {link}" in r.stderr, r.stderr
+    assert "[p2p] validator_link_port" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_log_level_is_validated() -> None:
