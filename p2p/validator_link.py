@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -207,11 +206,3 @@ async def receive_exactly(stream: trio.SocketStream, n: int) -> bytes:
             raise LinkError("the link closed")
         out += data
     return bytes(out)
-
-
-async def read_records(reader: RecordReader, handle: Callable[[bytes], Awaitable[bool]]) -> None:
-    """Hand each record's body to ``handle`` until it says stop or the link fails."""
-    while True:
-        body = await reader.read()
-        if not await handle(body):
-            return
