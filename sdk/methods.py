@@ -40,9 +40,10 @@ class RPCMethods:
 
         Returns `{listening, n_peers, peers: [{id, score, offences: {NAME: count}, banned}], banned:
         [{id, score, offences, banned, bans, ban_reason, ban_remaining_s}], direct_consensus:
-        {enabled, relay: {offering, via, asked_by}, outbound, inbound, subscribed, received: {topic:
-        {direct, gossip, gossip_copies, relayed}}, ...counters} (docs/p2p.md), pex:
-        {known_addresses, dialled, refused_addresses, target_peers} (docs/p2p.md)}`
+        {enabled, relay: {offering, via, asked_by}, outbound, inbound, linked: {outbound, inbound},
+        link_port, subscribed, received: {topic: {direct, gossip, gossip_copies, relayed}},
+        ...counters} (docs/p2p.md), pex: {known_addresses, dialled, refused_addresses, target_peers}
+        (docs/p2p.md)}`
         """
         return self.call("net_info", {})
 
