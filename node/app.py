@@ -31,7 +31,7 @@ from node.integrity import StartupError, open_state_db
 from node.rpc.payloads import publish_committed_block
 from node.mempool import Mempool, MempoolConfig
 from node.privval import PrivValidator
-from node.gossip_auth import GossipAuthenticator
+from node.gossip_auth import DecodedVotes, GossipAuthenticator
 from node.pex import AddressBook, PeerExchange, advertised_address, configured, pex_protocol
 from node.statesync import (MAX_ANSWER_BYTES, SnapshotStore, StateSyncer, StateSyncError, Trust,
                             handle_statesync_request, statesync_protocol)
@@ -137,6 +137,7 @@ class Node:
         # one memory of verified signatures for the topic validators and the consensus driver:
         # a vote is verified once on arrival (gossip or direct stream), not again by the driver
         self.verified = VerifiedCache()
+        self.decoded_votes = DecodedVotes()  # votes the topic validator decoded, for the driver
         self.direct_auth = DirectAuth(self.chain, self.validator_key)
         direct = (direct_spec(chain_id, self.direct_auth, config.faults.refuse_direct,
                               config.p2p.validator_link_port if config.p2p.validator_link else None)
@@ -146,7 +147,7 @@ class Node:
             config.p2p.port,
             peers,
             list(self.topic.values()),
-            validators=GossipAuthenticator(self.chain, self.verified).validators(self.topic),
+            validators=GossipAuthenticator(self.chain, self.verified, self.decoded_votes).validators(self.topic),
             request_handlers={self.sync_protocol: self._serve_sync,
                               self.block_protocol: self._serve_proposal_block,
                               self.statesync_protocol: self._serve_statesync,

@@ -319,7 +319,7 @@ class ConsensusDriver:
 
     def _on_vote(self, msg: RawMessage) -> None:
         try:
-            sv = decode(SignedVote, msg.data)
+            sv = self.node.decoded_votes.take(msg.data) or decode(SignedVote, msg.data)
         except CodecError as exc:
             self._drop("vote", "malformed")
             self._report(msg.sender, Offence.MALFORMED, f"vote: {exc}")

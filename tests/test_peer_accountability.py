@@ -378,6 +378,33 @@ def test_a_signature_the_topic_validator_verified_is_not_verified_again_by_the_d
     assert calls == [decode(SignedVote, bad).signature], "the good vote was verified a second time"
 
 
+def test_an_accepted_vote_is_left_decoded_for_the_driver_once_and_a_refused_one_is_not(
+        new_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+    """The topic validator leaves each vote it accepted decoded (``DecodedVotes``), by its exact
+    bytes, for the driver to take instead of decoding it again; a vote it refused is not left."""
+    from node.gossip_auth import DecodedVotes, GossipAuthenticator
+    from state.block import SignedVote
+    from state.codec import decode
+    from state.crypto import PrivateKey
+    from tests.conftest import VALIDATOR_KEY
+
+    src, _ = build_source(new_chain, chain_id)
+    decoded = DecodedVotes(capacity=2)
+    auth = GossipAuthenticator(src, decoded=decoded)
+    good = _vote(VALIDATOR_KEY, src.height + 1, chain_id)
+    assert auth.vote(good) is True
+    assert decoded.take(good) == decode(SignedVote, good)
+    assert decoded.take(good) is None  # taken once
+    bad = _vote(VALIDATOR_KEY, src.height + 1, chain_id, bad=True)
+    stranger = _vote(PrivateKey.from_int(4242), src.height + 1, chain_id)
+    assert auth.vote(bad) is Offence.BAD_SIGNATURE and auth.vote(stranger) is Offence.NOT_A_VALIDATOR
+    assert decoded.take(bad) is None and decoded.take(stranger) is None
+    sv = decode(SignedVote, good)
+    for key in (b"a", b"b", b"c"):
+        decoded.remember(key, sv)
+    assert decoded.take(b"a") is None and decoded.take(b"c") is sv  # bounded: the oldest goes first
+
+
 @pytest.mark.parametrize("section,key", [("rpc", "max_open_connections"), ("rpc", "read_timeout_s"),
                                          ("p2p", "inbox_bytes"), ("p2p", "sync_request_timeout_s")])
 def test_a_limit_of_zero_is_a_clear_config_error(section: str, key: str) -> None:
