@@ -341,13 +341,16 @@ def wait_for_height(layout: Layout, height: int, timeout: float, progress: bool 
 
 def wait_for_direct_links(layout: Layout, timeout: float) -> bool:
     """Wait until every node sends consensus over direct streams only (``net_info``
-    ``direct_consensus.subscribed`` all false: each has every other validator's stream); False
-    when that did not happen within ``timeout`` (a full node never leaves the topics)."""
+    ``direct_consensus.subscribed`` all false: each has every other validator's stream) and, on
+    nodes with validator links on, every outbound stream has its link; False when that did not
+    happen within ``timeout`` (a full node never leaves the topics)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             reports = [rpc_call(s.rpc, "net_info", timeout=10.0)["direct_consensus"] for s in layout.nodes]
-            if all(r.get("enabled") and not any(r["subscribed"].values()) for r in reports):
+            if all(r.get("enabled") and not any(r["subscribed"].values())
+                   and (r["link_port"] is None or len(r["linked"]["outbound"]) == len(r["outbound"]))
+                   for r in reports):
                 return True
         except (httpx.HTTPError, DevnetError, KeyError, TypeError) as exc:
             log.debug("direct links not readable yet: %r", exc)
