@@ -568,10 +568,11 @@ def check_ports_free(config: NodeConfig) -> None:
 
     py-libp2p listens with SO_REUSEPORT, so a second node would silently share a p2p port with the
     first; this probe binds without it, which fails while any other socket holds the port."""
-    ports = [("p2p", config.p2p.host, config.p2p.port), ("RPC", config.rpc.host, config.rpc.port)]
+    ports = [("p2p", config.p2p.host, config.p2p.port, "[p2p] port"),
+             ("RPC", config.rpc.host, config.rpc.port, "[rpc] port")]
     if config.p2p.direct_consensus and config.p2p.validator_link and config.p2p.validator_link_port:
-        ports.append(("validator link", config.p2p.host, config.p2p.validator_link_port))
-    for what, host, port in ports:
+        ports.append(("validator link", config.p2p.host, config.p2p.validator_link_port, "[p2p] validator_link_port"))
+    for what, host, port, setting in ports:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are fine
@@ -579,7 +580,6 @@ def check_ports_free(config: NodeConfig) -> None:
                 probe.bind((host, port))
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
-                    setting = {"p2p": "[p2p] port", "RPC": "[rpc] port"}.get(what, "[p2p] validator_link_port")
                     raise StartupError(f"{what} port {port} on {host} is already in use (another node?); "
                                        f"free it or set another {setting}") from None
                 raise StartupError(f"cannot listen on {what} {host}:{port}: {exc.strerror or exc}") from None

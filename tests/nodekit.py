@@ -16,11 +16,16 @@ from node.config import Home, init_dev_home
 from netkit import free_base_port
 
 
-def dev_home(tmp: Path) -> Home:
-    """A fresh single-validator dev chain on free loopback ports."""
+def dev_home(tmp: Path, **p2p: Any) -> Home:
+    """A fresh single-validator dev chain on free loopback ports; ``p2p``: [p2p] options set."""
     home = Home(tmp / "home")
     base = free_base_port()
     init_dev_home(home, base + 7, base + 6)
+    if p2p:
+        config = home.load_config()
+        for name, value in p2p.items():
+            setattr(config.p2p, name, value)
+        home.write_config(config)
     return home
 
 

@@ -15,7 +15,7 @@ import msgpack
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from nodekit import dev_home, wait_for
+from nodekit import dev_home, running_node, wait_for
 
 from node.app import Node
 from node.consensus_links import KIND_VOTE, hello_message
@@ -65,15 +65,10 @@ def offences(node: Node, peer: str) -> dict[str, int]:
 
 
 def test_non_validators_are_refused_before_any_frame_is_read(tmp_path: Path) -> None:
-    home = dev_home(tmp_path)
-    config = home.load_config()
-    config.p2p.direct_consensus = True
-    home.write_config(config)
+    home = dev_home(tmp_path, direct_consensus=True)
 
     async def main() -> None:
-        node = Node(home, config)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(node.run)
+        async with running_node(home) as node:
             links = node.p2p.direct
             assert links is not None
             chain_id = node.chain.chain_id
@@ -127,7 +122,6 @@ def test_non_validators_are_refused_before_any_frame_is_read(tmp_path: Path) -> 
             await attack(node, [genuine, NO_LINK, bad_envelope], seed=third)
             await wait_for(lambda: offences(node, attacker_id).get("MALFORMED") == 1, 10, "bad envelope scored")
             assert links.counters["messages_received"] == 0
-            nursery.cancel_scope.cancel()
 
             # 6. a genuine hello, then a link request that is no X25519 key (13 bytes): reset, MALFORMED
             fourth = bytes(range(3, 35))
@@ -137,6 +131,5 @@ def test_non_validators_are_refused_before_any_frame_is_read(tmp_path: Path) -> 
             await attack(node, [genuine, b"\xc1 not msgpack", vote_batch()], seed=fourth)
             await wait_for(lambda: offences(node, attacker_id).get("MALFORMED") == 1, 10, "bad link request scored")
             assert links.counters["messages_received"] == 0
-            nursery.cancel_scope.cancel()
 
     trio.run(main)

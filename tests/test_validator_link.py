@@ -19,7 +19,7 @@ import trio
 from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from nodekit import dev_home, wait_for
+from nodekit import dev_home, running_node, wait_for
 
 from node.app import Node
 from node.consensus_links import KIND_VOTE, hello_message
@@ -163,15 +163,10 @@ async def closed_by_peer(tcp: trio.SocketStream, timeout: float = 10.0) -> bool:
 
 
 def test_link_port_refuses_strangers_forged_records_and_floods(tmp_path: Path) -> None:
-    home = dev_home(tmp_path)
-    config = home.load_config()
-    config.p2p.direct_consensus = True
-    home.write_config(config)
+    home = dev_home(tmp_path, direct_consensus=True)
 
     async def main() -> None:
-        node = Node(home, config)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(node.run)
+        async with running_node(home) as node:
             links = node.p2p.direct
             assert links is not None and links.links is not None and links.links.port > 0
             port = links.links.port
@@ -233,6 +228,5 @@ def test_link_port_refuses_strangers_forged_records_and_floods(tmp_path: Path) -
 
             height = node.chain.height
             await wait_for(lambda: node.chain.height >= height + 2, 30, "the node still committing")
-            nursery.cancel_scope.cancel()
 
     trio.run(main)
