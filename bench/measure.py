@@ -1,5 +1,6 @@
 """Measurements the devnet benchmarks share: this machine's Ed25519 ceiling (the same-run reference
-every figure is printed next to), a process's and the machine's CPU seconds from /proc, and a
+every figure is printed next to; OpenSSL's verify, `state.crypto.verify_openssl`, as in every
+figure before the node's libsodium fast path, so ceilings of all sessions compare), a process's and the machine's CPU seconds from /proc, and a
 py-spy profile summarised by activity. (Its own module: bench/devnet_load.py and bench/load_sweep.py
 import each other's callers, and bench/consensus_paths.py imports both.)"""
 
@@ -19,7 +20,7 @@ VERIFY_SECONDS = 3.0
 VERIFY_CODE = """
 import os, sys, time
 sys.path[0] = {root!r}
-from state.crypto import PrivateKey, verify
+from state.crypto import PrivateKey, verify_openssl as verify
 key = PrivateKey.from_int(1)
 msg = os.urandom(160)
 sig = key.sign(msg)
@@ -76,7 +77,7 @@ def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[byte
 # transaction's signature check counts as such whether the RPC or a gossip batch asked for it.
 # libp2p's own message signatures (PyNaCl) count as libp2p.
 ACTIVITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tx signature verify", ("verify (state/crypto.py",)),
+    ("tx signature verify", ("verify (state/crypto.py", "verify_openssl (state/crypto.py")),
     ("mempool (admission, recheck)", ("Mempool.",)),
     ("block execution + commit", ("validate_and_execute", "build_block", "Chain.commit", "apply_block",
                                   "commit_block", "sync_from_peers")),

@@ -16,6 +16,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
 
 from state.codec import pack
 
@@ -63,7 +65,25 @@ _pubkey_cache: dict[bytes, Ed25519PublicKey] = {}
 
 
 def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """True when ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``."""
+    """True when ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``.
+
+    The rule is OpenSSL's (``cryptography``; DESIGN section 2). libsodium checks the same
+    cofactorless equation in about half the time (44 against 90 us here) and is stricter: it also
+    refuses small-order keys and R, and non-canonical keys, which OpenSSL accepts. So a signature
+    libsodium accepts is valid, and one it refuses is decided by OpenSSL: the answer is always
+    OpenSSL's, and a valid signature, the common case, costs libsodium's time.
+    """
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
+    try:
+        crypto_sign_open(signature + message, public_key)
+        return True
+    except BadSignatureError:
+        return verify_openssl(public_key, signature, message)
+
+
+def verify_openssl(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """The rule itself: ``cryptography``'s (OpenSSL's) Ed25519 verification."""
     if len(public_key) != 32 or len(signature) != 64:
         return False
     pk = _pubkey_cache.get(public_key)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from state.block import Proposal, Vote
-from state.crypto import KeyFileError, PrivateKey, address_of, from_hex, to_hex, verify
+from state.crypto import KeyFileError, PrivateKey, address_of, from_hex, to_hex, verify, verify_openssl
 from state.tx import SignedTx, Transfer, Tx, UnsignedTx, decode_tx, sign_tx
 from state.codec import pack
 from state.crypto import sha256
@@ -80,6 +80,48 @@ def test_verify_rejects_bad_lengths_and_invalid_points() -> None:
     assert not verify(A.public_key[:31], sig, b"m")
     assert not verify(A.public_key, sig[:63], b"m")
     assert not verify(b"\xff" * 32, sig, b"m")
+
+
+# The encodings of Ed25519's small-order points (orders 1, 2, 4 and 8), which libsodium refuses as a
+# key or as R and OpenSSL does not.
+SMALL_ORDER = [bytes.fromhex(h) for h in (
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+)]
+ORDER_L = 2**252 + 27742317777372353535851937790883648493
+
+
+def test_the_rule_is_openssls_where_libsodium_is_stricter() -> None:
+    """The identity key with R = identity and s = 0 verifies any message under OpenSSL's rule (the
+    chain's, DESIGN section 2); libsodium, the fast path, refuses it. verify() must answer as
+    OpenSSL does: a libsodium-only verify would make this False."""
+    identity = SMALL_ORDER[0]
+    sig = identity + bytes(32)
+    assert verify_openssl(identity, sig, b"any message")
+    assert verify(identity, sig, b"any message")
+    # a non-canonical s (s + L) is refused by both
+    good = A.sign(b"m")
+    s = int.from_bytes(good[32:], "little") + ORDER_L
+    assert not verify(A.public_key, good[:32] + s.to_bytes(32, "little"), b"m")
+    assert not verify_openssl(A.public_key, good[:32] + s.to_bytes(32, "little"), b"m")
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(st.sampled_from(SMALL_ORDER), st.just(A.public_key), st.binary(min_size=32, max_size=32)),
+    st.one_of(st.sampled_from(SMALL_ORDER), st.just(A.sign(b"m")[:32]), st.binary(min_size=32, max_size=32)),
+    st.one_of(st.sampled_from([0, 1, ORDER_L - 1, ORDER_L]), st.integers(0, 2**256 - 1)),
+    st.sampled_from([b"m", b"", b"another message"]),
+)
+def test_verify_answers_as_openssl_on_edge_keys_and_points(key: bytes, r: bytes, s: int, message: bytes) -> None:
+    sig = r + s.to_bytes(32, "little")
+    assert verify(key, sig, message) == verify_openssl(key, sig, message)
 
 
 def test_vote_and_proposal_domains_differ_from_tx() -> None:
