@@ -70,7 +70,7 @@ def main() -> int:
     ap.add_argument("--commit-ms", type=int, default=50, help="genesis timeouts.commit_ms")
     ap.add_argument("--propose-ms", type=int, default=1000, help="genesis timeouts.propose_ms")
     ap.add_argument("--tx-batch-ms", type=int, default=0,
-                    help="node config p2p.tx_batch_interval_ms (default: the devnet's, launcher.DEVNET_TX_BATCH_MS)")
+                    help="node config p2p.tx_batch_interval_ms (default: the devnet's, launcher.devnet_tx_batch_ms)")
     ap.add_argument("--max-block-txs", type=int, default=5000, help="node config consensus.max_block_txs")
     ap.add_argument("--drain", type=float, default=60.0, help="max seconds to wait for commits after submitting")
     ap.add_argument("--profile-node", type=int, default=-1, help="py-spy record this node index during the load")

@@ -502,6 +502,29 @@ def test_a_transfer_queue_carried_by_amounts_equals_its_replay(tmp_path_factory,
             assert_rebuild_equals_replay(pool)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(carry_tx, min_size=1, max_size=30))
+def test_admitting_transfers_writes_what_apply_tx_writes(tmp_path_factory, chain_id, ops) -> None:  # type: ignore[no-untyped-def]
+    """Admission's trial apply of a plain transfer (``Mempool._trial_apply``: fold_transfers, not
+    apply_tx) leaves each sender's view with exactly the writes apply_tx makes replaying the
+    queue, and refuses with apply_tx's reason (zero amounts, overdrafts, self-transfers)."""
+    from state.chain import Chain
+    from state.store import StateDB
+
+    targets = [k.address for k in SENDERS] + [SINK]
+    with StateDB(tmp_path_factory.mktemp("admit")) as db:
+        chain = Chain(db)
+        chain.init_genesis(make_genesis(chain_id, {k.address: 1500 for k in SENDERS}))
+        pool = Mempool(chain)
+        for _, who, to, fee, amount in ops:
+            key = SENDERS[who]
+            submit_expecting_a_known_reason(
+                pool, sign_tx(key, chain_id, pool.next_nonce(key.address), Transfer(targets[to], amount), fee=fee))
+        for sender, q in list(pool._queues.items()):
+            admitted = dict(q.view.block_writes)
+            assert admitted == pool._replay(sender, q, len(q.entries)).block_writes
+
+
 def test_a_queue_a_foreign_block_starved_is_replayed_not_carried(new_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
     chain = new_chain({CAROL.address: 1000})
     pool = Mempool(chain)
