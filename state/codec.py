@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import operator
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,6 +67,12 @@ class WireType(Protocol):
     def describe(self) -> str: ...
 
 
+def identity(value: Any) -> Any:
+    """The wire form of a scalar (int, bytes, text) is the value itself; ``canonical`` encodes a
+    structure's scalar fields without calling it."""
+    return value
+
+
 @dataclass(frozen=True)
 class UInt:
     """Unsigned integer below 2**bits."""
@@ -80,7 +87,7 @@ class UInt:
             raise CodecError(f"{path}: expected uint{self.bits}, got {value!r:.40}")
         return value
 
-    to_wire = staticmethod(lambda value: value)
+    to_wire = staticmethod(identity)
     from_wire = check
 
     def describe(self) -> str:
@@ -99,7 +106,7 @@ class SInt:
             raise CodecError(f"{path}: expected int{self.bits}, got {value!r:.40}")
         return value
 
-    to_wire = staticmethod(lambda value: value)
+    to_wire = staticmethod(identity)
 
     def from_wire(self, value: Any, path: str) -> int:
         return self.check(value, path)
@@ -125,7 +132,7 @@ class Bytes:
             raise CodecError(f"{path}: {len(value)} bytes exceeds the limit of {self.max}")
         return value
 
-    to_wire = staticmethod(lambda value: value)
+    to_wire = staticmethod(identity)
     from_wire = check
 
     def _sizes(self) -> str:
@@ -154,7 +161,7 @@ class Str:
             raise CodecError(f"{path}: text is not valid UTF-8") from exc
         return value
 
-    to_wire = staticmethod(lambda value: value)
+    to_wire = staticmethod(identity)
 
     def from_wire(self, value: Any, path: str) -> str:
         return self.check(value, path)
@@ -318,8 +325,16 @@ def canonical(cls: type[T]) -> type[T]:
     decoders = tuple((fname, wt.from_wire, f"{name}.{fname}") for fname, wt in specs)
     n = len(specs)
 
+    # scalar fields are their own wire form: read them all at once, convert only the nested ones
+    names = tuple(fname for fname, _ in specs)
+    converters = tuple((i, wt.to_wire) for i, (_, wt) in enumerate(specs) if wt.to_wire is not identity)
+    get_all = operator.attrgetter(*names) if n > 1 else None
+
     def to_wire(self: Any) -> list[Any]:
-        return [wt.to_wire(getattr(self, fname)) for fname, wt in specs]
+        out = list(get_all(self)) if get_all is not None else [getattr(self, fname) for fname in names]
+        for i, conv in converters:
+            out[i] = conv(out[i])
+        return out
 
     def from_wire(klass: Any, value: Any, path: str = name) -> Any:
         if type(value) is not list:
