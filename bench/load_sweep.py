@@ -117,6 +117,7 @@ def configure_nodes(layout: launcher.Layout, args: argparse.Namespace, task_cpu:
         cfg = home.load_config()
         cfg.p2p.direct_consensus = not args.gossip
         cfg.p2p.validator_link = not args.no_validator_link
+        cfg.mempool.verify_processes = args.verify_processes
         cfg.rpc.task_cpu = task_cpu
         if args.tx_batch_ms:
             cfg.p2p.tx_batch_interval_ms = args.tx_batch_ms
@@ -360,3 +361,5 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--gossip", action="store_true", help="consensus over gossip only (default: direct streams)")
     ap.add_argument("--no-validator-link", action="store_true",
                     help="p2p.validator_link off: direct consensus batches stay on the libp2p streams (A/B)")
+    ap.add_argument("--verify-processes", action="store_true",
+                    help="mempool.verify_processes on: signatures in worker processes, not a thread (A/B)")

@@ -111,6 +111,7 @@ class Node:
         self.intake = TxIntake(self.mempool, self.metrics, IntakeSettings(
             share_pct=config.mempool.intake_share_pct,
             verify_workers=0 if config.mempool.verify_inline else config.mempool.verify_workers or -1,
+            verify_processes=config.mempool.verify_processes,
             peer_tx_rate=config.p2p.peer_tx_rate, max_wait_ms=config.mempool.max_wait_ms))
         self.signer = PrivValidator(self.validator_key, home.signer_state_file, self.chain.chain_id)
         chain_id = self.chain.chain_id

@@ -124,9 +124,12 @@ class MempoolConfig:
     intake_share_pct: int = opt(50, "most of the event loop's time spent admitting transactions, in percent; "
                                     "over it clients get intake_busy (-32005) and peers' transactions are "
                                     "dropped (node/tx_intake.py)")
-    verify_workers: int = opt(0, "worker processes checking transaction signatures (0: one per core but one, "
-                                 "at most 4)")
-    verify_inline: bool = opt(False, "check every transaction signature on the event loop, no worker processes")
+    verify_workers: int = opt(0, "worker processes checking transaction signatures with verify_processes "
+                                 "(0: one per core but one, at most 4; on one core: inline)")
+    verify_processes: bool = opt(False, "check batches' signatures in verify_workers worker processes instead of "
+                                        "one thread of the node (libsodium releases the GIL: node/tx_intake.py)")
+    verify_inline: bool = opt(False, "check every transaction signature on the event loop, no thread or worker "
+                                     "processes")
     max_wait_ms: int = opt(1_000, "clients get mempool_full (-32005) while the pool holds more than this much "
                                   "of the recent commit rate (at least 500 transactions): what is accepted "
                                   "commits within about this time; 0: only max_txs bounds the pool")

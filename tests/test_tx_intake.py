@@ -116,10 +116,40 @@ async def test_one_peer_cannot_flood_the_intake_and_the_node_keeps_committing(tm
     assert honest_pooled == 10
 
 
-async def test_signatures_of_a_batch_are_checked_in_a_worker_process(tmp_path: Path) -> None:
-    """Before: every signature on the event loop. Now a JSON-RPC batch's signatures go to a worker
-    process in one round trip; the answers are the same (badly signed ones still refused)."""
+async def test_signatures_of_a_batch_are_checked_in_a_thread_off_the_event_loop(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The default: a JSON-RPC batch's signatures are checked in one call of a thread of the node
+    (libsodium releases the GIL), not on the event loop's thread and with no worker process; the
+    answers are those of checking inline (badly signed ones refused)."""
+    import threading
+
+    import node.tx_intake as tx_intake
+
+    threads: list[int] = []
+    real = tx_intake.verified_hashes_of
+
+    def recording(chain_id: str, raws: list[bytes]) -> list[bytes]:
+        threads.append(threading.get_ident())
+        return real(chain_id, raws)
+
+    monkeypatch.setattr(tx_intake, "verified_hashes_of", recording)
     home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1)
+    async with running_node(home) as node:
+        await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
+        verifier = node.intake.verifier
+        assert verifier.live_workers == 0 and verifier.round_trips == 0
+        txs = [transfer(k, chain_id, 0, good=i % 4 != 0) for i, k in enumerate(keys)]
+        answers = await rpc_batch(rpc_url(home), txs)
+    bad = [a for i, a in enumerate(answers) if i % 4 == 0]
+    assert all(a["error"]["code"] == -32003 and a["error"]["data"]["reason"] == "invalid_signature" for a in bad)
+    assert all("result" in a for i, a in enumerate(answers) if i % 4 != 0)
+    assert verifier.round_trips == 1 and verifier.sent_to_workers == 40 and verifier.verified_in_workers == 30
+    assert threads and threading.get_ident() not in threads, "checked on the event loop's thread"
+
+
+async def test_signatures_of_a_batch_are_checked_in_a_worker_process(tmp_path: Path) -> None:
+    """With ``mempool.verify_processes``: a JSON-RPC batch's signatures go to a worker process in
+    one round trip; the answers are the same (badly signed ones still refused)."""
+    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1, mempool__verify_processes=True)
     async with running_node(home) as node:
         await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
         # started with the node, not by the first batch (a cold start left blocks empty under load)
@@ -134,16 +164,18 @@ async def test_signatures_of_a_batch_are_checked_in_a_worker_process(tmp_path: P
     assert verifier.round_trips == 1 and verifier.sent_to_workers == 40 and verifier.verified_in_workers == 30
 
 
-async def test_batches_waiting_in_the_inbox_are_verified_in_one_round_trip_and_all_admitted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [False, True], ids=["thread", "processes"])
+async def test_batches_waiting_in_the_inbox_are_verified_in_one_round_trip_and_all_admitted(
+        tmp_path: Path, processes: bool) -> None:
     """Before: the txs reader took one batch at a time, each waiting for its own worker round trip
     and the loop; on a loaded 7-validator devnet it kept up with half the batches arriving and most
     transactions reached the other validators after their origin had proposed them. Now every batch
     waiting in the inbox goes through the intake together: one round trip, every transaction pooled."""
     from p2p.inbox import Received
 
-    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1)
+    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1, mempool__verify_processes=processes)
     async with running_node(home) as node:
-        await wait_for(lambda: node.intake.verifier.live_workers == 1, 30, "the signature worker up")
+        await wait_for(lambda: node.intake.verifier.live_workers == int(processes), 30, "the signature worker up")
         verifier = node.intake.verifier
         inbox = node.p2p.subscribe(node.topic["txs"])
         for i in range(5):  # five peers' batches arrive while the reader is not looking

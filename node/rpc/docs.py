@@ -155,7 +155,7 @@ event-loop tasks, summed by task name (the function the task runs, e.g.
 at most 256 names, then `other`). It tells where a node's CPU goes without a sampling profiler,
 which on a machine with more busy processes than cores also counts the time a process waits for a
 core; `bench/devnet_load.py --task-cpu` sums it over a devnet's nodes per committed transaction.
-The RPC thread and the signature worker processes are not counted.
+The RPC thread and the signature thread or worker processes are not counted.
 
 ## Command-line client
 
