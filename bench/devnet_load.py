@@ -12,7 +12,8 @@ the same JSON last line with every point.
 Creates a fresh devnet in a temporary folder (loopback ports), submits transfers through every
 node for ``--duration`` seconds at up to ``--rate`` tx/s (bounded by ``--max-txs`` too; it stops by
 itself), waits a bounded time for what was accepted to commit, stops the devnet and prints:
-committed tx/s, p50/p95 submit-to-commit latency, mean block interval, CPU per node (from
+committed tx/s, p50/p95 submit-to-commit latency (commit time: the BFT time of the next block's
+header; also until the load's tracker could read the block over RPC, devnet/load.py), mean block interval, CPU per node (from
 /proc/<pid>/stat), the CPU other processes on this machine used meanwhile, and this machine's
 Ed25519 verify rate on both cores (two processes, measured in this run before the devnet starts).
 With ``--profile-node I`` it records node I with py-spy during the load and prints where its CPU
@@ -154,10 +155,14 @@ def main() -> int:
           f"{report.tps:.1f} tx/s; while submitting ({report.last_submit - report.first_submit:.1f} s): "
           f"{report.committed_while_submitting} = {report.tps_while_submitting:.1f} tx/s")
     print(f"submit-to-commit latency p50 {report.latency_percentile(0.5):.2f} s, "
-          f"p95 {report.latency_percentile(0.95):.2f} s (of it until the node answered the submission: "
-          f"p50 {report.answer_percentile(0.5):.2f} s, p95 {report.answer_percentile(0.95):.2f} s)")
+          f"p95 {report.latency_percentile(0.95):.2f} s (commit: the next header's BFT time; of it until the node "
+          f"answered the submission: p50 {report.answer_percentile(0.5):.2f} s, p95 {report.answer_percentile(0.95):.2f} s); "
+          f"until the tracker read the block p50 {report.seen_latency_percentile(0.5):.2f} s, "
+          f"p95 {report.seen_latency_percentile(0.95):.2f} s")
     print(f"blocks {len(sizes)} from height {start_height}, mean interval "
-          f"{report.mean_block_interval_s():.3f} s, mean {sum(sizes) / max(1, len(sizes)):.0f} txs, max {max(sizes, default=0)}")
+          f"{report.mean_block_interval_s():.3f} s, mean {sum(sizes) / max(1, len(sizes)):.0f} txs, max {max(sizes, default=0)}; "
+          f"the tracker read them p50 {report.tracker_lag_s(0.5):.2f} / max {report.tracker_lag_s(1.0):.2f} s "
+          "after their header time")
     print("cpu per node (cores): " + ", ".join(f"node{i} {c:.2f}" for i, c in enumerate(cpu)))
     print(f"this load generator {own:.2f} cores; other processes on the machine {max(0.0, other):.2f} cores "
           f"(machine busy {busy:.2f} of {os.cpu_count()})")
@@ -177,6 +182,7 @@ def main() -> int:
         "tps": round(report.tps, 1),
         "p50_latency_s": round(report.latency_percentile(0.5), 3),
         "p95_latency_s": round(report.latency_percentile(0.95), 3),
+        "p95_seen_latency_s": round(report.seen_latency_percentile(0.95), 3),
         "ed25519_verify_per_s": round(verify_rate),
         "committed": len(report.committed),
         "tps_while_submitting": round(report.tps_while_submitting, 1),
@@ -184,6 +190,7 @@ def main() -> int:
         "duration_s": args.duration,
         "tx_batch_interval_ms": tx_batch_ms,
         "mean_block_interval_s": round(report.mean_block_interval_s(), 3),
+        "tracker_lag_p50_s": round(report.tracker_lag_s(0.5), 2),
         "cpu_per_node": [round(c, 2) for c in cpu],
         "other_processes_cores": round(max(0.0, other), 2),
     }))

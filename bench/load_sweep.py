@@ -269,6 +269,9 @@ class Devnet:
             "tps_while_submitting": round(report.tps_while_submitting, 1),
             "p50_latency_s": round(report.latency_percentile(0.5), 2),
             "p95_latency_s": round(report.latency_percentile(0.95), 2),
+            "p95_seen_latency_s": round(report.seen_latency_percentile(0.95), 2),
+            "tracker_lag_p50_s": round(report.tracker_lag_s(0.5), 2),
+            "tracker_lag_max_s": round(report.tracker_lag_s(1.0), 2),
             "block_interval_p50_s": round(gaps[len(gaps) // 2], 2) if gaps else None,
             "block_interval_max_s": round(gaps[-1], 2) if gaps else None,
             "heights": h1 - h0,
@@ -286,7 +289,9 @@ class Devnet:
 def print_point(r: dict[str, Any]) -> None:
     print(f"  {r['validators']:>2} validators, offered {r['offered_tx_s']:,} tx/s (achieved "
           f"{r['achieved_offer_tx_s']:,}): committed {r['tps']:,} tx/s, while submitting "
-          f"{r['tps_while_submitting']:,}; latency p50 {r['p50_latency_s']} / p95 {r['p95_latency_s']} s; "
+          f"{r['tps_while_submitting']:,}; latency p50 {r['p50_latency_s']} / p95 {r['p95_latency_s']} s (until the "
+          f"tracker read the block: p95 {r['p95_seen_latency_s']} s; blocks read p50 {r['tracker_lag_p50_s']} / max "
+          f"{r['tracker_lag_max_s']} s after their time); "
           f"blocks p50 {r['block_interval_p50_s']} / max {r['block_interval_max_s']} s; "
           f"CPU {r['cpu_ms_per_node_per_height']} ms/node/height ({r['cores_per_node']} cores/node, others "
           f"{r['other_cores']}); refused {r['refused']:,} {r['rejected']}; refusal answer p50 "
