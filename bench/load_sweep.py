@@ -135,7 +135,8 @@ def configure_nodes(layout: launcher.Layout, args: argparse.Namespace, task_cpu:
         cfg = home.load_config()
         cfg.p2p.direct_consensus = not args.gossip
         cfg.p2p.validator_link = not args.no_validator_link
-        cfg.mempool.verify_processes = args.verify_processes
+        if args.verify_in is not None:
+            cfg.mempool.verify_processes = args.verify_in == "processes"
         cfg.rpc.task_cpu = task_cpu
         if args.tx_batch_ms:
             cfg.p2p.tx_batch_interval_ms = args.tx_batch_ms
@@ -399,5 +400,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--gossip", action="store_true", help="consensus over gossip only (default: direct streams)")
     ap.add_argument("--no-validator-link", action="store_true",
                     help="p2p.validator_link off: direct consensus batches stay on the libp2p streams (A/B)")
-    ap.add_argument("--verify-processes", action="store_true",
-                    help="mempool.verify_processes on: signatures in worker processes, not a thread (A/B)")
+    ap.add_argument("--verify-in", choices=("processes", "thread"), default=None,
+                    help="mempool.verify_processes: batch signatures in worker processes or a thread "
+                         "(default: the devnet's, launcher.devnet_verify_processes)")

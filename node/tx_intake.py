@@ -19,9 +19,9 @@ mempool, in this order:
    signature check. A full pool answers ``mempool_full`` (-32005) here, before any signature work.
 4. **The signature**, off the loop when there are several transactions at once (a JSON-RPC
    batch, a gossip batch, many clients in the same turn of the loop): ``TxVerifier`` hands them
-   to a thread of the node (libsodium releases the GIL for each check), or with
-   ``mempool.verify_processes`` to ``mempool.verify_workers`` processes in one round trip, and
-   marks the hashes that verify as verified in the pool. A lone transaction is verified inline (a
+   to ``mempool.verify_workers`` processes in one round trip (``mempool.verify_processes``, the
+   default) or to a thread of the node (libsodium releases the GIL for each check), and marks
+   the hashes that verify as verified in the pool. A lone transaction is verified inline (a
    round trip costs more than one verification). A worker never decides: a hash it did not
    confirm is verified again inline.
 5. **Admission** on the loop (``Mempool.submit`` / ``admit_from_peer``): every check again (the
@@ -104,7 +104,7 @@ class IntakeSettings:
     share_pct: int = 50  # of the event loop's time, at most, admitting transactions
     burst_s: float = 0.05  # loop seconds the budget can hold (a burst after an idle spell)
     verify_workers: int = -1  # -1: one per core but one (at most MAX_WORKERS); 0: verify inline
-    verify_processes: bool = False  # the workers are processes; else the checks run in a thread
+    verify_processes: bool = True  # the workers are processes; else the checks run in a thread
     peer_tx_rate: int = 5_000  # transactions per second from one gossip peer (burst: one second's)
     max_wait_ms: int = 1_000  # the backlog bound: pooled txs <= this much of the commit rate; 0: off
 
@@ -177,17 +177,20 @@ def default_workers() -> int:
 
 
 class TxVerifier:
-    """Signature checks of many transactions at once, off the event loop: in a thread of the node
-    (the default) or in worker processes (``mempool.verify_processes``, started with the node).
+    """Signature checks of many transactions at once, off the event loop: in worker processes
+    (``mempool.verify_processes``, the default; started with the node) or in a thread of the node.
     Transactions handed in during one turn of the loop go out together.
 
-    A thread, by default: libsodium releases the GIL for each check (state/crypto.verify), which is
-    most of the work, and a thread costs no pickling, pipes or second decode in another process.
-    At 16 validators x 400 tx/s on 2 cores (bench/devnet_load.py, same hour) it committed 297.5 tx/s
-    against 263.3 with one worker process per node. Processes also decode in parallel: where a
-    node has cores to spare and a high transaction rate, they use more of them."""
+    A thread costs less CPU: libsodium releases the GIL for each check (state/crypto.verify), most
+    of the work, and there is no pickling, pipe or second decode in another process. At 16
+    validators x 400 tx/s on 2 cores (bench/devnet_load.py, same hour) it committed 300.1 tx/s
+    against 260.4 with one worker process per node. But the thread still holds the GIL while it
+    decodes, and the RPC thread that answers door refusals then waits longer: at 4 validators, 2x
+    and 5x, refusal p95 81-95 ms against 54-55 with processes (1,897-1,972 against 1,682-1,775 tx/s
+    committed). Processes stay the default (a node with cores of its own also decodes in parallel);
+    the devnet turns the thread on where CPU per transaction is what limits it (devnet/launcher.py)."""
 
-    def __init__(self, pool: PoolAPI, workers: int, processes: bool = False) -> None:
+    def __init__(self, pool: PoolAPI, workers: int, processes: bool = True) -> None:
         self.pool = pool
         self.workers = workers
         self.processes = processes

@@ -117,9 +117,10 @@ async def test_one_peer_cannot_flood_the_intake_and_the_node_keeps_committing(tm
 
 
 async def test_signatures_of_a_batch_are_checked_in_a_thread_off_the_event_loop(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The default: a JSON-RPC batch's signatures are checked in one call of a thread of the node
-    (libsodium releases the GIL), not on the event loop's thread and with no worker process; the
-    answers are those of checking inline (badly signed ones refused)."""
+    """``mempool.verify_processes = false`` (large devnets): a JSON-RPC batch's signatures are
+    checked in one call of a thread of the node (libsodium releases the GIL), not on the event
+    loop's thread and with no worker process; the answers are those of checking inline (badly
+    signed ones refused)."""
     import threading
 
     import node.tx_intake as tx_intake
@@ -132,7 +133,7 @@ async def test_signatures_of_a_batch_are_checked_in_a_thread_off_the_event_loop(
         return real(chain_id, raws)
 
     monkeypatch.setattr(tx_intake, "verified_hashes_of", recording)
-    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1)
+    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1, mempool__verify_processes=False)
     async with running_node(home) as node:
         await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
         verifier = node.intake.verifier
@@ -147,9 +148,9 @@ async def test_signatures_of_a_batch_are_checked_in_a_thread_off_the_event_loop(
 
 
 async def test_signatures_of_a_batch_are_checked_in_a_worker_process(tmp_path: Path) -> None:
-    """With ``mempool.verify_processes``: a JSON-RPC batch's signatures go to a worker process in
-    one round trip; the answers are the same (badly signed ones still refused)."""
-    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1, mempool__verify_processes=True)
+    """The default (``mempool.verify_processes``): a JSON-RPC batch's signatures go to a worker
+    process in one round trip; the answers are the same (badly signed ones still refused)."""
+    home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1)
     async with running_node(home) as node:
         await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
         # started with the node, not by the first batch (a cold start left blocks empty under load)
