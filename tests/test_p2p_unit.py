@@ -270,9 +270,13 @@ def test_our_own_record_is_rebuilt_at_most_every_refresh_interval() -> None:
     assert cache(hosts[0]) == (b"record of " + one.to_bytes(), True)
     assert all(cache(hosts[0]) == (b"record of " + one.to_bytes(), False) for _ in range(5))
     assert cache(hosts[1])[0] == b"record of " + two.to_bytes() and built == [one, two]  # one per host
+    # a new host with the first one's peer id (a service restarted in the same process) gets its
+    # own record, not the old host's with its old addresses (peers dropped those RPCs)
+    again = type("H", (), {"get_id": lambda self: one})()
+    assert cache(again)[1] is True and built == [one, two, one]
     cache.REFRESH_S = 0.0
     cache(hosts[0])
-    assert built == [one, two, one]  # rebuilt once the interval passed
+    assert built == [one, two, one, one]  # rebuilt once the interval passed
 
 
 async def test_signal_topics_get_no_mesh(monkeypatch: pytest.MonkeyPatch) -> None:
