@@ -68,6 +68,10 @@ class RPCConfig:
                                   "is closed (seconds)")
     explorer: bool = opt(True, "serve the web explorer on GET / of the RPC port (docs/explorer.md); "
                                "false: only JSON-RPC, WebSocket and /metrics")
+    front_process: bool = opt(True, "serve HTTP, WebSocket and the door's refusals from a process of "
+                                    "the node's own (node/rpc/front.py): a client turned away at the "
+                                    "door is answered without the node's event loop or GIL; false: "
+                                    "from a thread of the node process")
     task_cpu: bool = opt(False, "count the CPU time of the node's event-loop tasks by name in /metrics "
                                 "(attrchain_task_cpu_seconds_total): where a node's CPU goes; two clock "
                                 "reads per task step")

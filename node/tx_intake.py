@@ -119,6 +119,16 @@ class DoorSnapshot:
     size: int  # transactions pooled
     blocks_seen: int  # the pool's count of committed blocks when taken
 
+    def refusal(self, settings: IntakeSettings, now: float) -> TxRejected | None:
+        """The refusal ``TxIntake.submit`` answered when this was taken, at ``now`` (monotonic):
+        the budget only refills between two snapshots (spending publishes a new one)."""
+        rate, burst = settings.share_pct / 100, settings.burst_s
+        if min(burst, self.tokens + (now - self.tokens_at) * rate) <= CLIENT_RESERVE * burst:
+            return _busy()
+        if self.bound is not None and self.size >= self.bound:
+            return _over_bound(self.size, self.bound, settings.max_wait_ms)
+        return None
+
 
 def _busy() -> TxRejected:
     return TxRejected("intake_busy", "the node is admitting transactions as fast as its intake "
@@ -345,6 +355,7 @@ class TxIntake:
         self._bound: tuple[float, int] = (-1.0, MIN_BACKLOG)  # (when computed, the bound)
         # read by the RPC thread (door_refusal): replaced whole, never mutated (module docstring)
         self.door: DoorSnapshot | None = None
+        self.board: Any = None  # node/rpc/front.DoorBoard: the snapshot for the RPC front process
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.verifier.run(task_status=task_status)
@@ -402,8 +413,10 @@ class TxIntake:
         each submission and peer batch, and by the node after each committed block: until then
         the RPC thread sends every transaction to the loop)."""
         bound = self.backlog_bound()
-        self.door = DoorSnapshot(self.budget.tokens, self.budget.last, bound,
-                                 getattr(self.pool, "size", 0), getattr(self.pool, "blocks_seen", 0))
+        self.door = door = DoorSnapshot(self.budget.tokens, self.budget.last, bound,
+                                        getattr(self.pool, "size", 0), getattr(self.pool, "blocks_seen", 0))
+        if self.board is not None:
+            self.board.write(door)
 
     def door_refusal(self) -> TxRejected | None:
         """From any thread: the refusal ``submit`` would answer now, read from the last snapshot, or
@@ -412,13 +425,7 @@ class TxIntake:
         door = self.door
         if door is None or door.blocks_seen != getattr(self.pool, "blocks_seen", 0):
             return None
-        # the budget only refills between two snapshots (spending publishes a new one)
-        budget = self.budget
-        if min(budget.burst, door.tokens + (time.monotonic() - door.tokens_at) * budget.rate) <= budget.client_reserve:
-            return _busy()
-        if door.bound is not None and door.size >= door.bound:
-            return _over_bound(door.size, door.bound, self.settings.max_wait_ms)
-        return None
+        return door.refusal(self.settings, time.monotonic())
 
     def _room(self, clients: bool = False) -> int:
         """How many more transactions the pool holds before it is full (for clients: before the

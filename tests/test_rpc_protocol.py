@@ -43,12 +43,13 @@ class Node:
         return await self.http.post("/", content=body, headers={"content-type": "application/json"})
 
 
-@pytest.fixture
-async def node(new_chain, chain_id):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=[False, True], ids=["thread", "front"])
+async def node(new_chain, chain_id, request):  # type: ignore[no-untyped-def]
+    """Served from the RPC thread and from the RPC front process (node/rpc/front.py)."""
     chain = new_chain(BALANCES)
     ctx = StandaloneContext(chain, make_genesis(chain_id, BALANCES), Mempool(chain), proposer=VALIDATOR_KEY.address)
     cfg = RPCConfig(max_body_bytes=64 * 1024, max_batch=10, max_page=50)
-    async with serving(ctx, cfg) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+    async with serving(ctx, cfg, front=request.param) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
         yield Node(ctx, url, http, cfg)
 
 

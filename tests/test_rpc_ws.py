@@ -27,6 +27,12 @@ BOB = PrivateKey.from_int(2)
 BALANCES = {ALICE.address: 10**12, BOB.address: 10**12}
 
 
+@pytest.fixture(params=[False, True], ids=["thread", "front"])
+def front(request: pytest.FixtureRequest) -> bool:
+    """Served from the RPC thread and from the RPC front process (node/rpc/front.py)."""
+    return bool(request.param)
+
+
 @pytest.fixture
 def ctx(new_chain, chain_id):  # type: ignore[no-untyped-def]
     chain = new_chain(BALANCES)
@@ -42,9 +48,9 @@ async def rpc(ws: WebSocketConnection, method: str, params: Any = None, rid: int
     return json.loads(await ws.get_message())  # type: ignore[no-any-return]
 
 
-async def test_every_block_and_tx_arrives_in_order(ctx: StandaloneContext, chain_id: str) -> None:
+async def test_every_block_and_tx_arrives_in_order(ctx: StandaloneContext, front: bool, chain_id: str) -> None:
     blocks = 30
-    async with serving(ctx) as url, open_websocket_url(ws_url(url)) as ws:
+    async with serving(ctx, front=front) as url, open_websocket_url(ws_url(url)) as ws:
         sub_blocks = (await rpc(ws, "subscribe", {"event": "new_block"}, 1))["result"]["subscription"]
         sub_txs = (await rpc(ws, "subscribe", {"event": "tx"}, 2))["result"]["subscription"]
         assert sub_blocks != sub_txs
@@ -84,8 +90,8 @@ async def test_every_block_and_tx_arrives_in_order(ctx: StandaloneContext, chain
             loc.height, loc.index, 0, "")
 
 
-async def test_unsubscribe_stops_events_and_methods_work_over_ws(ctx: StandaloneContext) -> None:
-    async with serving(ctx, RPCConfig(max_subscriptions_per_client=2)) as url, \
+async def test_unsubscribe_stops_events_and_methods_work_over_ws(ctx: StandaloneContext, front: bool) -> None:
+    async with serving(ctx, RPCConfig(max_subscriptions_per_client=2), front=front) as url, \
             open_websocket_url(ws_url(url)) as ws:
         status = await rpc(ws, "status")
         assert status["result"]["sync_info"]["latest_block_height"] == 0
@@ -111,24 +117,24 @@ async def test_unsubscribe_stops_events_and_methods_work_over_ws(ctx: Standalone
         assert json.loads(await ws.get_message()) == [{"jsonrpc": "2.0", "id": 1, "result": {}}]
 
 
-async def test_closing_the_socket_releases_subscriptions(ctx: StandaloneContext) -> None:
-    async with serving(ctx) as url:
+async def test_closing_the_socket_releases_subscriptions(ctx: StandaloneContext, front: bool) -> None:
+    async with serving(ctx, front=front) as url:
         async with open_websocket_url(ws_url(url)) as ws:
             await rpc(ws, "subscribe", {"event": "new_block"})
             await rpc(ws, "subscribe", {"event": "tx"})
             assert ctx.events.subscriber_count == 2
-        # the close reaches the node's loop from the RPC thread (node/rpc/server.py): wait for it
+        # the close reaches the node's loop from the RPC thread or front process: wait for it
         with trio.fail_after(5):
             while ctx.events.subscriber_count:
                 await trio.sleep(0.01)
         assert ctx.events.subscriber_count == 0
 
 
-async def test_a_client_that_falls_behind_is_told_and_dropped(new_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+async def test_a_client_that_falls_behind_is_told_and_dropped(new_chain, chain_id, front) -> None:  # type: ignore[no-untyped-def]
     chain = new_chain(BALANCES)
     ctx = StandaloneContext(chain, make_genesis(chain_id, BALANCES), Mempool(chain),
                             events=EventBus(queue_size=4), proposer=VALIDATOR_KEY.address)
-    async with serving(ctx) as url, open_websocket_url(ws_url(url)) as ws:
+    async with serving(ctx, front=front) as url, open_websocket_url(ws_url(url)) as ws:
         sid = (await rpc(ws, "subscribe", {"event": "new_block"}))["result"]["subscription"]
         for h in range(10):  # no checkpoint in between: the subscriber cannot keep up
             ctx.events.publish(NEW_BLOCK, {"height": h})
@@ -146,12 +152,12 @@ async def test_a_client_that_falls_behind_is_told_and_dropped(new_chain, chain_i
         assert (await rpc(ws, "unsubscribe", {"subscription": sid}))["error"]["code"] == -32602
 
 
-async def test_cancellation_closes_listener_and_connections(ctx: StandaloneContext) -> None:
+async def test_cancellation_closes_listener_and_connections(ctx: StandaloneContext, front: bool) -> None:
     cancel = trio.CancelScope()
 
     async def run(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         with cancel:
-            await serve_rpc(ctx, RPCConfig(), host="127.0.0.1", port=0, task_status=task_status)
+            await serve_rpc(ctx, RPCConfig(front_process=front), host="127.0.0.1", port=0, task_status=task_status)
 
     with trio.fail_after(10):
         async with trio.open_nursery() as outer:  # exits only once serve_rpc has returned
@@ -167,11 +173,11 @@ async def test_cancellation_closes_listener_and_connections(ctx: StandaloneConte
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
-async def test_an_oversized_message_closes_with_1009_as_documented(ctx: StandaloneContext) -> None:
+async def test_an_oversized_message_closes_with_1009_as_documented(ctx: StandaloneContext, front: bool) -> None:
     from trio_websocket import ConnectionClosed
 
     limit = 16 * 1024
-    async with serving(ctx, RPCConfig(max_body_bytes=limit)) as url:
+    async with serving(ctx, RPCConfig(max_body_bytes=limit), front=front) as url:
         async with open_websocket_url(ws_url(url)) as ws:  # at the limit: answered
             pad = " " * (limit - 80)
             await ws.send_message('{"jsonrpc": "2.0", "id": 1, "method": "health"}' + pad)

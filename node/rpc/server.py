@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 from functools import partial
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import parse_qsl
 
 import outcome
@@ -51,6 +51,7 @@ from node.rpc.errors import LimitExceeded, ParseError, error_response
 from node.rpc.tx_methods import AsyncSubmitter
 from node.rpc.door import FORWARD, Door
 from node.rpc.websocket import WebSocketSession
+from node.tx_intake import TxIntake
 
 log = logging.getLogger(__name__)
 
@@ -138,22 +139,33 @@ class PortalClosed(Exception):
     pass
 
 
-class RPCApp:
-    """The ASGI application, on the RPC thread's loop. What needs the node (JSON-RPC calls, URI
-    calls, /metrics, WebSocket sessions) runs on the node's loop through ``main`` (``MainSide``)."""
+class Backend(Protocol):
+    """Where RPCApp sends what needs the node: ``ThreadBackend`` (the node's loop through a
+    Portal, this process) or ``front.NodeLink`` (the node process, from the RPC front process).
+    Each raises PortalClosed when the node is gone."""
 
-    def __init__(self, env: RPCEnv, main: Portal, side: "MainSide", door: Door) -> None:
-        self.env = env
-        self.main = main
-        self.side = side
+    async def post(self, body: bytes) -> "Answer": ...
+
+    async def get(self, path: str, query: bytes) -> "Answer": ...
+
+    async def websocket(self, receive: ASGIReceive, send: ASGISend) -> None: ...
+
+
+class RPCApp:
+    """The ASGI application, on the RPC thread's loop (or the RPC front process's). What needs the
+    node (JSON-RPC calls, URI calls, /metrics, WebSocket sessions) goes to ``backend``."""
+
+    def __init__(self, config: RPCConfig, metrics: Any, backend: Backend, door: Door) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.backend = backend
         self.door = door
-        self.max_body = env.config.max_body_bytes
+        self.max_body = config.max_body_bytes
         self.static: dict[str, tuple[bytes, str]] = {}
-        if env.config.explorer:
+        if config.explorer:
             from explorer import load_static
 
             self.static = load_static()
-        self.rpc: Portal | None = None  # this loop's portal, for the WebSocket bridge (set on start)
 
     async def __call__(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         kind = scope["type"]
@@ -168,18 +180,8 @@ class RPCApp:
             await self.lifespan(receive, send)
 
     async def websocket(self, receive: ASGIReceive, send: ASGISend) -> None:
-        """The session runs on the node's loop; its receive and send come back here."""
-        rpc = self.rpc
-        assert rpc is not None
-
-        async def bridged_receive() -> dict[str, Any]:
-            return await rpc.call(receive)  # type: ignore[no-any-return]
-
-        async def bridged_send(msg: dict[str, Any]) -> None:
-            await rpc.call(send, msg)
-
         try:
-            await self.main.call(self.side.websocket, bridged_receive, bridged_send)
+            await self.backend.websocket(receive, send)
         except PortalClosed:
             pass
 
@@ -207,7 +209,7 @@ class RPCApp:
             if path != "/metrics" and len(query) > MAX_QUERY:
                 await self.too_large(send, len(query))
                 return
-            await self.forward(send, self.side.get, path, query)
+            await self.forward(send, self.backend.get, path, query)
         elif path == "/":
             await _respond(send, 405, b'{"error":"use POST for JSON-RPC"}', JSON_HEADERS + [(b"allow", b"POST")])
         else:
@@ -215,7 +217,7 @@ class RPCApp:
 
     async def forward(self, send: ASGISend, afn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         try:
-            status, headers, body = await self.main.call(afn, *args)
+            status, headers, body = await afn(*args)
         except PortalClosed:
             status, headers, body = 503, JSON_HEADERS + [(b"connection", b"close")], b'{"error":"node stopping"}'
         await _respond(send, status, body, headers)
@@ -228,7 +230,7 @@ class RPCApp:
         chunks: list[bytes] = []
         size = 0
         while True:
-            with trio.move_on_after(self.env.config.read_timeout_s) as waited:
+            with trio.move_on_after(self.config.read_timeout_s) as waited:
                 msg = await receive()
             if waited.cancelled_caught:
                 await _respond(send, 408, b'{"error":"request body stalled"}',
@@ -247,7 +249,7 @@ class RPCApp:
         body = b"".join(chunks)
         answer = self.door.refuse(body)
         if answer is FORWARD:
-            await self.forward(send, self.side.post, body)
+            await self.forward(send, self.backend.post, body)
         elif answer is None:
             await _respond(send, 204, b"", [])
         else:
@@ -255,7 +257,7 @@ class RPCApp:
 
     async def too_large(self, send: ASGISend, size: int) -> None:
         err = LimitExceeded(f"request body of {size}+ bytes exceeds the limit of {self.max_body}")
-        self.env.metrics.rpc_error(err.code)
+        self.metrics.rpc_error(err.code)
         await _respond(send, 413, dumps(error_response(None, err)), JSON_HEADERS + [(b"connection", b"close")])
 
 
@@ -304,6 +306,36 @@ class MainSide:
             m.set_round(int(ctx.consensus_info().get("round", 0)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.debug("metrics refresh skipped: %s", exc)
+
+
+class ThreadBackend:
+    """RPCApp's backend on the RPC thread: calls run on the node's loop through ``main``; a
+    WebSocket session's receive/send are bridged back to the RPC loop through ``rpc`` (set when
+    the RPC loop starts)."""
+
+    def __init__(self, main: Portal, side: MainSide) -> None:
+        self.main = main
+        self.side = side
+        self.rpc: Portal | None = None
+
+    async def post(self, body: bytes) -> Answer:
+        return await self.main.call(self.side.post, body)  # type: ignore[no-any-return]
+
+    async def get(self, path: str, query: bytes) -> Answer:
+        return await self.main.call(self.side.get, path, query)  # type: ignore[no-any-return]
+
+    async def websocket(self, receive: ASGIReceive, send: ASGISend) -> None:
+        """The session runs on the node's loop; its receive and send come back here."""
+        rpc = self.rpc
+        assert rpc is not None
+
+        async def bridged_receive() -> dict[str, Any]:
+            return await rpc.call(receive)  # type: ignore[no-any-return]
+
+        async def bridged_send(msg: dict[str, Any]) -> None:
+            await rpc.call(send, msg)
+
+        await self.main.call(self.side.websocket, bridged_receive, bridged_send)
 
 
 def _content_length(scope: dict[str, Any]) -> int | None:
@@ -382,10 +414,11 @@ class CappedTCPServer(TCPServer):
 hypercorn_run.TCPServer = CappedTCPServer  # type: ignore[misc]
 
 
-def hypercorn_config(host: str, port: int, config: RPCConfig) -> HypercornConfig:
+def hypercorn_config(bind: str, config: RPCConfig) -> HypercornConfig:
+    """``bind``: "host:port", "[v6]:port" or "fd://N" (a bound socket handed over)."""
     hc = CappedHypercornConfig()
     hc.connection_cap = ConnectionCap(config.max_open_connections)
-    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    hc.bind = [bind]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     # the deadline for a request's headers, counted from the connection's start or last response
@@ -402,8 +435,10 @@ def hypercorn_config(host: str, port: int, config: RPCConfig) -> HypercornConfig
 class RPCThread:
     """The RPC's own OS thread running its own trio loop: hypercorn, the door, static files."""
 
-    def __init__(self, app: RPCApp, hc: HypercornConfig, main_token: trio.lowlevel.TrioToken) -> None:
+    def __init__(self, app: RPCApp, backend: ThreadBackend, hc: HypercornConfig,
+                 main_token: trio.lowlevel.TrioToken) -> None:
         self.app = app
+        self.backend = backend
         self.hc = hc
         self.main_token = main_token
         self.url: str | None = None
@@ -442,7 +477,7 @@ class RPCThread:
                     return
                 self._token = trio.lowlevel.current_trio_token()
                 self._scope = nursery.cancel_scope
-            self.app.rpc = Portal(self._token, nursery)
+            self.backend.rpc = Portal(self._token, nursery)
             binds = await nursery.start(partial(serve, self.app, self.hc))  # type: ignore[arg-type]
             url = binds[0] if binds else f"http://{self.hc.bind[0]}"
             self.main_token.run_sync_soon(self._on_start, url)
@@ -485,26 +520,43 @@ async def serve_rpc(
 
     ``host``/``port`` default to ``config.host``/``config.port`` (port 0 picks a free port: the
     URL tells which). Metrics default to ``ctx.metrics`` when the node has one. Must be called on
-    the node's event loop (the one that owns ``ctx``); the HTTP server runs on its own thread.
+    the node's event loop (the one that owns ``ctx``); the HTTP server runs in the RPC front
+    process (``config.front_process``, node/rpc/front.py) or on a thread of this process.
     """
     if metrics is None:
         metrics = getattr(ctx, "metrics", None) or Metrics()
     env = RPCEnv(ctx, config, metrics)
     intake = env.intake  # created here, on the node's loop: the RPC thread only reads its snapshot
-    hc = hypercorn_config(host if host is not None else config.host, port if port is not None else config.port,
-                          config)
-    cap = hc.connection_cap
-    assert cap is not None
-    metrics.drops.pull(lambda: [("rpc_connections", "cap", cap.refused)])
+    host = host if host is not None else config.host
+    port = port if port is not None else config.port
     async with trio.open_nursery() as nursery:
         env.nursery = nursery
         submitter = AsyncSubmitter(env)
         env.submitter = submitter
         nursery.start_soon(submitter.run)
-        main = Portal(trio.lowlevel.current_trio_token(), nursery)
-        door = Door(intake, metrics, config.max_batch, config.max_page)
-        app = RPCApp(env, main, MainSide(env), door)
-        front = RPCThread(app, hc, trio.lowlevel.current_trio_token())
+        side = MainSide(env)
+        if config.front_process:
+            from node.rpc.front import serve_front
+
+            url = await nursery.start(serve_front, side, intake, metrics, config, host, port)
+        else:
+            url = await nursery.start(_serve_thread, side, intake, metrics, config, host, port)
+        log.info("rpc listening on %s", url)
+        task_status.started(url)
+
+
+async def _serve_thread(side: MainSide, intake: TxIntake, metrics: Metrics, config: RPCConfig, host: str,
+                        port: int, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """hypercorn on the RPC thread of this process, until cancelled."""
+    hc = hypercorn_config(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", config)
+    cap = hc.connection_cap
+    assert cap is not None
+    metrics.drops.pull(lambda: [("rpc_connections", "cap", cap.refused)])
+    async with trio.open_nursery() as nursery:
+        main = Portal(trio.lowlevel.current_trio_token(), side.env.nursery or nursery)
+        backend = ThreadBackend(main, side)
+        app = RPCApp(config, metrics, backend, Door(intake, metrics, config.max_batch, config.max_page))
+        front = RPCThread(app, backend, hc, trio.lowlevel.current_trio_token())
         front.thread.start()
         nursery.start_soon(front.run)
         await front.ready.wait()
@@ -513,5 +565,4 @@ async def serve_rpc(
             if front.error is not None:
                 raise front.error
             raise RuntimeError("the RPC server did not start")
-        log.info("rpc listening on %s", front.url)
         task_status.started(front.url)

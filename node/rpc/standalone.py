@@ -7,6 +7,8 @@ publish the events exactly as node/app.py does (through node.rpc.payloads).
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -74,12 +76,16 @@ class StandaloneContext:
 
 
 @asynccontextmanager
-async def serving(ctx: Any, config: RPCConfig | None = None, **kw: Any) -> AsyncIterator[str]:
-    """Run ``serve_rpc`` on a free port of 127.0.0.1 for the body of the block; yields its URL."""
+async def serving(ctx: Any, config: RPCConfig | None = None, *, front: bool = False,
+                  **kw: Any) -> AsyncIterator[str]:
+    """Run ``serve_rpc`` on a free port of 127.0.0.1 for the body of the block; yields its URL.
+    The HTTP server runs on the RPC thread unless ``front`` (the RPC front process, the node's
+    default: a process per server costs each test about a second)."""
     from node.rpc.server import serve_rpc
 
+    config = dataclasses.replace(config or RPCConfig(), front_process=front)
     async with trio.open_nursery() as nursery:
-        url = await nursery.start(partial(serve_rpc, ctx, config or RPCConfig(), host="127.0.0.1", port=0, **kw))
+        url = await nursery.start(partial(serve_rpc, ctx, config, host="127.0.0.1", port=0, **kw))
         try:
             yield url
         finally:
