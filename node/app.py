@@ -302,7 +302,7 @@ class Node:
     def _after_commit(self, block: Block, executed: Executed) -> None:
         h = block.header
         self.mempool.update_after_block(executed.result.tx_hashes)
-        self.intake.publish_door()  # the RPC thread refuses from it at once (docs/rpc.md)
+        self.intake.publish_door()  # the RPC front refuses from it at once (docs/rpc.md)
         self.metrics.set_height(h.height)
         self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
         block_hash = h.hash()

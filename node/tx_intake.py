@@ -36,6 +36,7 @@ Every refusal and drop is counted (attrchain_dropped_total, `rpc_tx` and `peer_t
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import os
@@ -77,6 +78,12 @@ BOUND_CACHE_S = 0.02  # the backlog bound is recomputed at most this often (or a
 RATE_MIN_BLOCKS = 3  # ... or over the last this many blocks, if that reaches further back
 
 
+# Set by the node for a client's request the RPC front process held against the door's room
+# (node/rpc/door.py, reserve): its transactions are not refused at the backlog bound, which peers'
+# gossip may have reached since the front read the room.
+FRONT_ADMITTED: contextvars.ContextVar[bool] = contextvars.ContextVar("front_admitted", default=False)
+
+
 class PoolAPI(Protocol):
     chain_id: str
 
@@ -111,7 +118,8 @@ class IntakeSettings:
 
 @dataclass(frozen=True)
 class DoorSnapshot:
-    """What the RPC thread needs to refuse at the door without the event loop (TxIntake.door)."""
+    """What the RPC thread or front process needs to refuse at the door without the event loop
+    (TxIntake.door, node/rpc/front.DoorBoard)."""
 
     tokens: float  # the intake budget's tokens ...
     tokens_at: float  # ... at this monotonic time
@@ -128,6 +136,14 @@ class DoorSnapshot:
         if self.bound is not None and self.size >= self.bound:
             return _over_bound(self.size, self.bound, settings.max_wait_ms)
         return None
+
+    def room(self) -> int | None:
+        """Transactions clients may still add before the backlog bound (None: no bound)."""
+        return None if self.bound is None else self.bound - self.size
+
+    def over_room(self, held: int, settings: IntakeSettings) -> TxRejected:
+        """The refusal of a client's transaction with ``held`` more on their way to the pool."""
+        return _over_bound(self.size + held, self.bound or 0, settings.max_wait_ms)
 
 
 def _busy() -> TxRejected:
@@ -393,7 +409,7 @@ class TxIntake:
                 self.drops.drop("rpc_tx", "intake_busy")
                 raise _busy()
             bound, size = self.backlog_bound(), getattr(self.pool, "size", 0)
-            if bound is not None and size >= bound:
+            if bound is not None and size >= bound and not FRONT_ADMITTED.get():
                 self.drops.drop("rpc_tx", "mempool_full")
                 raise _over_bound(size, bound, self.settings.max_wait_ms)
             try:
@@ -409,9 +425,10 @@ class TxIntake:
             self.publish_door()
 
     def publish_door(self) -> None:
-        """Replace the door snapshot the RPC thread reads (called on the event loop's thread, after
-        each submission and peer batch, and by the node after each committed block: until then
-        the RPC thread sends every transaction to the loop)."""
+        """Replace the door snapshot the RPC thread reads, and write it to the front process's
+        board (called on the event loop's thread, after each submission and peer batch, and by the
+        node after each committed block: until then the RPC thread sends every transaction to the
+        loop)."""
         bound = self.backlog_bound()
         self.door = door = DoorSnapshot(self.budget.tokens, self.budget.last, bound,
                                         getattr(self.pool, "size", 0), getattr(self.pool, "blocks_seen", 0))
@@ -427,6 +444,15 @@ class TxIntake:
             return None
         return door.refusal(self.settings, time.monotonic())
 
+    def door_room(self) -> int | None:
+        """Room before the backlog bound, from the last snapshot (node/rpc/door.py, reserve)."""
+        door = self.door
+        return None if door is None else door.room()
+
+    def over_room(self, held: int) -> TxRejected | None:
+        door = self.door
+        return None if door is None else door.over_room(held, self.settings)
+
     def _room(self, clients: bool = False) -> int:
         """How many more transactions the pool holds before it is full (for clients: before the
         backlog bound): no signature work is started for more (those would be refused at the door,
@@ -434,7 +460,7 @@ class TxIntake:
         cap = getattr(getattr(self.pool, "config", None), "max_txs", None)
         size = getattr(self.pool, "size", 0)
         room = cap - size if cap is not None else MAX_IN_FLIGHT
-        bound = self.backlog_bound() if clients else None
+        bound = self.backlog_bound() if clients and not FRONT_ADMITTED.get() else None
         return room if bound is None else min(room, bound - size)
 
     def backlog_bound(self) -> int | None:

@@ -38,35 +38,42 @@ curl -s -X POST http://127.0.0.1:26657 -H 'content-type: application/json' \\
 curl -s 'http://127.0.0.1:26657/status'
 ```
 
-## The RPC thread
+## The RPC front process
 
-The HTTP server runs on its own OS thread with its own trio event loop (node/rpc/server.py), so
-connection handling, HTTP parsing and refusals at the transaction door never wait behind the
-node's event loop (consensus, block execution, the mempool, libp2p). On the RPC thread:
-hypercorn, the connection cap (503), read timeouts (408), the body limit (413), keep-alive,
-reading the whole body, the explorer's static files, 404/405, and **door refusals**: while the
-node's door is closed (the intake budget is exhausted, or the pool is at the backlog bound:
-docs/security.md), a POST whose request(s) are all `broadcast_tx_sync`
-is answered there with the same `-32005` `mempool_full` / `intake_busy` error objects, read from a
-snapshot the event loop publishes (`TxIntake.door`, replaced whole after each submission; a block
-committed since makes it stale and the request goes to the loop). Everything else (every other
-method, mixed batches, URI calls, `/metrics`, WebSocket sessions) runs on the node's event loop,
-one hop away: the call is handed over with the loop's `run_sync_soon` and runs as a task of the
-server's nursery there; its answer comes back the same way (a WebSocket session's receive and
-send are bridged back to the RPC thread likewise). Handlers stay single-threaded on the node's
-loop. `broadcast_tx_commit` goes to the loop (a transaction already committed answers its
+By default (`rpc.front_process = true`) the HTTP server runs in a process of the node's own, the
+RPC front process (node/rpc/front.py; `python -m node.rpc.front`, a child of the node process,
+listed by `ps`), so connection handling, HTTP parsing and refusals at the transaction door wait
+neither for the node's event loop (consensus, block execution, the mempool, libp2p) nor for its
+GIL. In the front process: hypercorn, the connection cap (503), read timeouts (408), the body
+limit (413), keep-alive, reading the whole body, the explorer's static files, 404/405, and
+**door refusals**: while the node's door is closed (the intake budget is exhausted, or the pool is
+at the backlog bound: docs/security.md), a POST whose request(s) are all `broadcast_tx_sync` is
+answered there with the same `-32005` `mempool_full` / `intake_busy` error objects the node would
+give, read from the door board: a page of memory shared with the node, which the node rewrites
+after each admission and each committed block (a sequence lock guards against reading half a
+write). Everything else (every other method, mixed batches, URI calls, `/metrics`, WebSocket
+sessions) runs on the node's event loop, one hop away over a socket pair (msgpack frames: a call
+and its answer; a WebSocket session's messages each way). Handlers stay single-threaded on the
+node's loop. `broadcast_tx_commit` goes to the node (a transaction already committed answers its
 location even while the door is closed), and so does `broadcast_tx_async` (it answers a hash,
-then queues).
+then queues). The front's refusals and over-the-cap connections are counted in the node's
+`/metrics` within COUNT_EVERY_S (0.1 s). The front process exits when its node does (its end of
+the socket pair closes, even when the node is killed); if it dies, the node stops with an error,
+as it does when its RPC thread dies.
 
-The two threads share the GIL: the RPC thread gets it back from a synchronous stretch of the
-node's loop (a block's execution) after at most the interpreter's switch interval, which a node
-process sets to 1 ms (`sys.setswitchinterval`, default 5 ms). Measured on 2 cores, 4 validators
-offered 5x their capacity (`bench/devnet_load.py --sweep --validators 4 --loads 5 --capacity 2000`),
-the answer time of a lone refused `broadcast_tx_sync`: p50 65 / p95 241 ms with the RPC on the
-node's loop; 25 / 148 ms on its own thread at a 5 ms switch interval; 15-17 / 71-218 ms at 1 ms
-(three runs: the tail is noisy, processes and threads share two cores). `bench/rpc.py` (16
-clients, every call forwarded to the node's loop): status 1,700-1,900 req/s on the node's loop,
-1,260-1,610 on the thread at 5 ms, 1,430-1,615 at 1 ms.
+Why a process: a thread of the node process shares the node's GIL. Measured on 2 cores
+(`bench/devnet_load.py --sweep`, a probe timing a lone refused `broadcast_tx_sync` every 50 ms):
+with the RPC on a thread, p95 answer times of 54-95 ms at 4 validators and 64-194 ms at 7 and 16
+validators under 2x-5x load (sessions 16-17): the thread waited for the GIL behind the loop and
+the signature thread, on a machine whose cores were all busy. FRONT_FIGURES
+
+With `rpc.front_process = false` the same server runs on a thread of the node process with its
+own trio event loop (node/rpc/server.py, `RPCThread`): the door reads the snapshot the event loop
+publishes (`TxIntake.door`, replaced whole after each submission; a block committed since makes
+it stale and the request goes to the loop), calls are handed to the node's loop with its
+`run_sync_soon`, and a node process sets the interpreter's switch interval to 1 ms
+(`sys.setswitchinterval`, default 5 ms) so the thread gets the GIL back sooner. One process less
+per node; refusals then wait for the GIL.
 
 ## Conventions
 
@@ -155,7 +162,7 @@ event-loop tasks, summed by task name (the function the task runs, e.g.
 at most 256 names, then `other`). It tells where a node's CPU goes without a sampling profiler,
 which on a machine with more busy processes than cores also counts the time a process waits for a
 core; `bench/devnet_load.py --task-cpu` sums it over a devnet's nodes per committed transaction.
-The RPC thread and the signature thread or worker processes are not counted.
+The RPC front process or thread and the signature thread or worker processes are not counted.
 
 ## Command-line client
 

@@ -46,7 +46,7 @@ import trio
 from node.config import RPCConfig
 from node.metrics import Metrics
 from node.rpc.door import Door
-from node.tx_intake import DoorSnapshot, IntakeSettings, TxIntake
+from node.tx_intake import FRONT_ADMITTED, DoorSnapshot, IntakeSettings, TxIntake
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,14 @@ class BoardIntake:
     def door_refusal(self) -> Any:
         door = self.board.read()
         return None if door is None else door.refusal(self.settings, time.monotonic())
+
+    def door_room(self) -> int | None:
+        door = self.board.read()
+        return None if door is None else door.room()
+
+    def over_room(self, held: int) -> Any:
+        door = self.board.read()
+        return None if door is None else door.over_room(held, self.settings)
 
 
 class Frames:
@@ -208,6 +216,8 @@ class FrontServer:
         try:
             with scope:
                 if name == "post":
+                    if args[1]:  # held against the door's room by the front (node/rpc/door.py)
+                        FRONT_ADMITTED.set(True)
                     status, headers, body = await self.side.post(args[0])
                 else:
                     status, headers, body = await self.side.get(args[0], args[1])
@@ -381,8 +391,8 @@ class NodeLink:
             return 500, [(b"content-type", b"application/json")], b'{"error":"internal error"}'
         return answer[2], _headers(answer[3]), answer[4]
 
-    async def post(self, body: bytes) -> Any:
-        return await self._call("post", body)
+    async def post(self, body: bytes, held: bool = False) -> Any:
+        return await self._call("post", body, held)
 
     async def get(self, path: str, query: bytes) -> Any:
         return await self._call("get", path, query)
@@ -428,8 +438,8 @@ async def front_main(params: dict[str, Any]) -> None:
     frames = Frames(trio.SocketStream(trio.socket.socket(fileno=params["link"])))
     counts = FrontCounts()
     link = NodeLink(frames)
-    door = Door(BoardIntake(DoorBoard(params["board"]), settings), counts, config.max_batch,
-                config.max_page)  # type: ignore[arg-type]
+    door = Door(BoardIntake(DoorBoard(params["board"]), settings), counts, config.max_batch,  # type: ignore[arg-type]
+                config.max_page, reserve=True)
     app = RPCApp(config, counts, link, door)
     hc = hypercorn_config(f"fd://{params['listen']}", config)
     cap = hc.connection_cap

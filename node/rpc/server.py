@@ -1,16 +1,20 @@
-"""The HTTP/WebSocket server: an ASGI app served by hypercorn's trio worker on the RPC's own thread.
+"""The HTTP/WebSocket server: an ASGI app served by hypercorn's trio worker, in the RPC front
+process (``rpc.front_process``, node/rpc/front.py) or on the RPC's own thread.
 
-Threads (docs/rpc.md, "The RPC thread"): ``serve_rpc`` is called on the node's event loop and
-starts ``RPCThread``, an OS thread running its own trio loop with hypercorn and ``RPCApp``. That
-thread accepts and caps connections, parses HTTP, reads whole bodies, enforces the limits below,
-serves the explorer's static files and answers refusals at the transaction door (node/rpc/door.py,
-from ``TxIntake.door``, a snapshot the node's loop replaces whole). Everything that reads the node
-(the JSON-RPC dispatcher and its handlers, URI calls, /metrics, WebSocket sessions) runs on the
-node's loop in ``MainSide``, reached through a ``Portal``: one ``run_sync_soon`` hop there, the
-call run as a task of serve_rpc's nursery, one hop back with the outcome; a WebSocket session's
-receive/send are bridged back to the RPC loop through the RPC loop's Portal. When serve_rpc is
-cancelled, it cancels the RPC loop, joins the thread (the listening socket is closed when it
-returns) and the calls still running on the node's loop are cancelled with its nursery.
+``serve_rpc`` is called on the node's event loop. ``RPCApp`` accepts and caps connections, parses
+HTTP, reads whole bodies, enforces the limits below, serves the explorer's static files and
+answers refusals at the transaction door (node/rpc/door.py). Everything that reads the node (the
+JSON-RPC dispatcher and its handlers, URI calls, /metrics, WebSocket sessions) runs on the node's
+loop in ``MainSide``, reached through RPCApp's backend: ``front.NodeLink`` from the front process
+(a socket pair), or ``ThreadBackend`` from the RPC thread (docs/rpc.md).
+
+On the thread (``RPCThread``, its own trio loop), the door reads ``TxIntake.door``, a snapshot the
+node's loop replaces whole, and the backend is a ``Portal``: one ``run_sync_soon`` hop to the
+node's loop, the call run as a task of serve_rpc's nursery, one hop back with the outcome; a
+WebSocket session's receive/send are bridged back to the RPC loop through the RPC loop's Portal.
+When serve_rpc is cancelled, it cancels the RPC loop, joins the thread (the listening socket is
+closed when it returns) and the calls still running on the node's loop are cancelled with its
+nursery.
 
 Routes: POST / (JSON-RPC, batches allowed), GET / and GET /explorer/<file> (the web explorer,
 docs/explorer.md, unless ``rpc.explorer`` is false), GET /<method>?name=value (CometBFT-style URI calls,
@@ -144,7 +148,8 @@ class Backend(Protocol):
     Portal, this process) or ``front.NodeLink`` (the node process, from the RPC front process).
     Each raises PortalClosed when the node is gone."""
 
-    async def post(self, body: bytes) -> "Answer": ...
+    async def post(self, body: bytes, held: bool = False) -> "Answer":
+        """``held``: the door held these transactions against its room (node/rpc/door.py)."""
 
     async def get(self, path: str, query: bytes) -> "Answer": ...
 
@@ -247,9 +252,12 @@ class RPCApp:
             if not msg.get("more_body", False):
                 break
         body = b"".join(chunks)
-        answer = self.door.refuse(body)
+        answer, held = self.door.admit(body)
         if answer is FORWARD:
-            await self.forward(send, self.backend.post, body)
+            try:
+                await self.forward(send, self.backend.post, body, held > 0)
+            finally:
+                self.door.release(held)
         elif answer is None:
             await _respond(send, 204, b"", [])
         else:
@@ -318,7 +326,7 @@ class ThreadBackend:
         self.side = side
         self.rpc: Portal | None = None
 
-    async def post(self, body: bytes) -> Answer:
+    async def post(self, body: bytes, held: bool = False) -> Answer:
         return await self.main.call(self.side.post, body)  # type: ignore[no-any-return]
 
     async def get(self, path: str, query: bytes) -> Answer:
