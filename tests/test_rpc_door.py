@@ -12,13 +12,16 @@ from collections import deque
 from typing import Any
 from urllib.parse import urlparse
 
+import pytest
 import trio
 
 from conftest import VALIDATOR_KEY, make_genesis
 from node.metrics import Metrics
 from node.mempool import Mempool
 from node.rpc.standalone import StandaloneContext, serving
-from node.tx_intake import MIN_BACKLOG, IntakeSettings, TxIntake
+from node.rpc.door import FORWARD, Door
+from node.tx_intake import FRONT_ADMITTED, MIN_BACKLOG, IntakeSettings, TxIntake
+from state.errors import TxRejected
 from state.crypto import PrivateKey, sha256, to_hex
 from state.tx import Transfer, sign_tx
 
@@ -105,3 +108,68 @@ def test_the_door_snapshot_refuses_at_the_backlog_bound_until_a_block_makes_it_s
     assert refused is not None and refused.reason == "mempool_full" and f"({MIN_BACKLOG}," in refused.message
     pool.blocks_seen += 1  # a block committed: the snapshot's size and bound are out of date
     assert intake.door_refusal() is None
+
+
+class RoomIntake:
+    """The door's view of the node for the reserve rule: open, with ``room`` before the bound."""
+
+    def __init__(self, room: int | None) -> None:
+        self.room = room
+        self.closed: TxRejected | None = None
+
+    def door_refusal(self) -> TxRejected | None:
+        return self.closed
+
+    def door_room(self) -> int | None:
+        return self.room
+
+    def over_room(self, held: int) -> TxRejected:
+        return TxRejected("mempool_full", f"the pool holds {held} more than its room")
+
+
+def test_the_front_door_holds_forwarded_transactions_against_the_room_and_refuses_past_it() -> None:
+    """Without the reserve, a request forwarded while the door was open could be refused later by
+    the node's loop (slowly) after peers' gossip filled the pool; the front now counts what it
+    forwarded until answered and refuses at once what would not fit."""
+    intake = RoomIntake(room=3)
+    door = Door(intake, Metrics(), max_batch=10, max_page=10, reserve=True)  # type: ignore[arg-type]
+    txs = [sign_tx(ALICE, "x", n, Transfer(BOB.address, 1), 1).raw for n in range(4)]
+    lone, held = door.admit(json.dumps(tx_request(1, "broadcast_tx_sync", txs[0])).encode())
+    assert (lone, held) == (FORWARD, 1) and door.held == 1
+    pair = json.dumps([tx_request(2, "broadcast_tx_sync", txs[1]), tx_request(3, "broadcast_tx_sync", txs[2])])
+    assert door.admit(pair.encode()) == (FORWARD, 2) and door.held == 3  # exactly the room
+    answer, held = door.admit(json.dumps(tx_request(4, "broadcast_tx_sync", txs[3])).encode())
+    assert held == 0 and json.loads(answer)["error"]["data"]["reason"] == "mempool_full"
+    # other methods and mixed batches go to the node and hold nothing
+    assert door.admit(b'{"jsonrpc": "2.0", "id": 5, "method": "status"}') == (FORWARD, 0)
+    door.release(2)  # the pair was answered: its transactions are in the pool's size now
+    intake.room = 2
+    assert door.admit(pair.encode()) == (FORWARD, 0)  # room for one of two: the node decides each
+    assert door.admit(json.dumps(tx_request(6, "broadcast_tx_sync", txs[3])).encode()) == (FORWARD, 1)
+    intake.closed = TxRejected("intake_busy", "busy")  # a closed door refuses whatever the room
+    answer, held = door.admit(json.dumps(tx_request(7, "broadcast_tx_sync", txs[3])).encode())
+    assert held == 0 and json.loads(answer)["error"]["data"]["reason"] == "intake_busy"
+    intake.closed, intake.room = None, None  # no bound: nothing to hold
+    assert door.admit(json.dumps(tx_request(8, "broadcast_tx_sync", txs[3])).encode()) == (FORWARD, 0)
+
+
+async def test_a_transaction_the_front_held_against_the_room_is_admitted_past_the_bound(new_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+    senders = [PrivateKey.from_int(100 + i) for i in range(MIN_BACKLOG + 2)]
+    chain = new_chain({k.address: 10**12 for k in senders})
+    pool = Mempool(chain)
+    intake = TxIntake(pool, Metrics(), IntakeSettings(verify_workers=0, share_pct=100))
+    raws = [sign_tx(k, chain_id, 0, Transfer(BOB.address, 1), 1).raw for k in senders]
+    for raw in raws[:MIN_BACKLOG]:  # peers' transactions filled the pool to the bound
+        pool.admit_from_peer(raw)
+    assert pool.size == MIN_BACKLOG
+    with pytest.raises(TxRejected) as refused:
+        await intake.submit(raws[MIN_BACKLOG])
+    assert refused.value.reason == "mempool_full"
+
+    async def held_by_the_front() -> None:
+        FRONT_ADMITTED.set(True)
+        await intake.submit(raws[MIN_BACKLOG + 1])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(held_by_the_front)
+    assert pool.size == MIN_BACKLOG + 1 and not FRONT_ADMITTED.get()  # set in that task only
