@@ -132,7 +132,8 @@ class MempoolConfig:
                                  "(0: one per core but one, at most 4; on one core: inline)")
     verify_processes: bool = opt(True, "check batches' signatures in verify_workers worker processes; false: in "
                                        "one thread of the node (libsodium releases the GIL; less CPU, but the "
-                                       "RPC thread waits longer for the GIL: node/tx_intake.py)")
+                                       "loop and an RPC thread (rpc.front_process = false) wait "
+                                       "longer for the GIL: node/tx_intake.py)")
     verify_inline: bool = opt(False, "check every transaction signature on the event loop, no thread or worker "
                                      "processes")
     max_wait_ms: int = opt(1_000, "clients get mempool_full (-32005) while the pool holds more than this much "
