@@ -95,6 +95,10 @@ def parse_capacity(text: str) -> dict[int, float]:
 def _probe_main(urls: list[str], chain_id: str, seeds: list[bytes], stop: Any, out: Any) -> None:
     """The probe's own process: its answer times are the node's, not this bench's GIL (the load
     generator's threads would otherwise delay the probe's thread by tens of ms at 5x)."""
+    # a session of its own, like a client on another machine: Linux shares the CPU between sessions
+    # first (autogroups), and in the bench's session the probe waited for the load generator's busy
+    # share on every wake (16 validators, 5x: p50 31-37 ms for answers the front gave in ~1 ms)
+    os.setsid()
     keys = [PrivateKey(seed) for seed in seeds]
     nonces = [0] * len(keys)  # fresh keys: nonce 0
     turn = 0
