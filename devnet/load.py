@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 MAX_RPC_BATCH = 100  # the RPC server's default max_batch
 HTTP_TIMEOUT_S = 10.0
 TRACK_POLL_S = 0.05
+TRACKERS = 4  # block readers, each on another node
 DRAIN_IDLE_BLOCKS = 8
 DOOR_REFUSALS = ("mempool_full", "intake_busy")  # node/tx_intake.py: refused before any check, retry later
 
@@ -249,9 +250,13 @@ class LoadGenerator:
         self._lock = threading.Lock()
         self._stop_submitting = threading.Event()
         self._stop_tracking = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # the submitters
+        self._trackers: list[threading.Thread] = []
         self._bucket: _Bucket | None = None
-        self._tracked_height = 0
+        self._tracked_height = 0  # every height up to this one has been read
+        self._next_height = 1  # the next height a tracker claims
+        self._given_back: list[int] = []  # heights a tracker claimed and could not read
+        self._read_above: set[int] = set()  # heights read above _tracked_height
 
     # ---- setup ------------------------------------------------------------------------------
     def fund(self, timeout: float = 60.0) -> None:
@@ -308,16 +313,20 @@ class LoadGenerator:
         cfg = self.config
         self._bucket = _Bucket(cfg.rate, cfg.max_txs, time.monotonic() + cfg.duration_s)
         self.first_submit = time.monotonic()
-        tracker = threading.Thread(target=self._track, name="load-tracker", daemon=True)
-        tracker.start()
-        self._threads.append(tracker)
+        self._next_height = self._tracked_height + 1
+        n = len(self.nodes)
+        for i in range(min(TRACKERS, n)):
+            tracker = threading.Thread(target=self._track, args=(i * n // min(TRACKERS, n),),
+                                       name=f"load-tracker-{i}", daemon=True)
+            tracker.start()
+            self._trackers.append(tracker)
         for pos in range(len(self.nodes)):
             t = threading.Thread(target=self._submit_loop, args=(pos,), name=f"load-submit-{pos}", daemon=True)
             t.start()
             self._threads.append(t)
 
     def is_submitting(self) -> bool:
-        return any(t.is_alive() for t in self._threads[1:])
+        return any(t.is_alive() for t in self._threads)
 
     @property
     def tracked_height(self) -> int:
@@ -326,19 +335,20 @@ class LoadGenerator:
 
     def wait_submitted(self, timeout: float | None = None) -> None:
         """Block until the submitters have spent the budget (count or duration)."""
-        for t in self._threads[1:]:
+        for t in self._threads:
             t.join(timeout)
 
     def stop(self, drain: bool = True, drain_s: float | None = None) -> LoadReport:
         """Stop submitting, wait (bounded by ``drain_s``, default the config's) for accepted
         transactions to commit, report."""
         self._stop_submitting.set()
-        for t in self._threads[1:]:
+        for t in self._threads:
             t.join(HTTP_TIMEOUT_S + 5)
         if drain:
             self._drain(self.config.drain_s if drain_s is None else drain_s)
         self._stop_tracking.set()
-        self._threads[0].join(HTTP_TIMEOUT_S + 5)
+        for t in self._trackers:
+            t.join(HTTP_TIMEOUT_S + 5)
         return self.report()
 
     def run(self) -> LoadReport:
@@ -379,7 +389,7 @@ class LoadGenerator:
             during = sum(1 for h in ours if self.commit_seen[h] <= self.last_submit)
             answers = [self.answer_time[h] - self.submit_time[h] for h in ours if h in self.answer_time]
             return LoadReport(self.submitted, self.accepted, Counter(self.rejected), self.unreachable, ours, lat,
-                              list(self.blocks), self.first_submit, self.last_submit, last_commit, during,
+                              sorted(self.blocks, key=lambda b: b.height), self.first_submit, self.last_submit, last_commit, during,
                               answers, seen_lat)
 
     # ---- submitters -------------------------------------------------------------------------
@@ -478,22 +488,50 @@ class LoadGenerator:
             s.needs_sync = id(s) in resync
 
     # ---- tracker ----------------------------------------------------------------------------
-    def _track(self) -> None:
-        pos = 0
+    def _track(self, pos: int) -> None:
+        """One of TRACKERS readers, each following its own node: every height is claimed by one
+        of them (a flooded node answers each RPC read late: one reader fell 20 s behind a
+        16-validator devnet at 5x and the point counted nothing)."""
         with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
             while not self._stop_tracking.is_set():
                 spec = self.nodes[pos]
                 try:
                     latest = int(rpc(client, spec.rpc, "status")["sync_info"]["latest_block_height"])
-                    while self._tracked_height < latest and not self._stop_tracking.is_set():
-                        self._read_block(client, spec, self._tracked_height + 1)
-                        self._tracked_height += 1
+                    while not self._stop_tracking.is_set():
+                        height = self._claim(latest)
+                        if height is None:
+                            break
+                        try:
+                            self._read_block(client, spec, height)
+                        except BaseException:
+                            with self._lock:
+                                self._given_back.append(height)
+                            raise
+                        self._mark_read(height)
                 except (RPCFailure, KeyError, ValueError, TypeError) as exc:
                     log.info("tracker: %s failed (%s); following another node", spec.name, exc)
                     pos = (pos + 1) % len(self.nodes)
                     time.sleep(TRACK_POLL_S)
                     continue
                 self._stop_tracking.wait(TRACK_POLL_S)
+
+    def _claim(self, latest: int) -> int | None:
+        """The next height to read, at most ``latest`` (what this reader's node has committed)."""
+        with self._lock:
+            for i, h in enumerate(self._given_back):
+                if h <= latest:
+                    return self._given_back.pop(i)
+            if self._next_height > latest:
+                return None
+            self._next_height += 1
+            return self._next_height - 1
+
+    def _mark_read(self, height: int) -> None:
+        with self._lock:
+            self._read_above.add(height)
+            while self._tracked_height + 1 in self._read_above:
+                self._tracked_height += 1
+                self._read_above.discard(self._tracked_height)
 
     def _read_block(self, client: httpx.Client, spec: NodeSpec, height: int) -> None:
         b = rpc(client, spec.rpc, "block", {"height": height})

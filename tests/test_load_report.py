@@ -32,3 +32,28 @@ def test_the_sweeps_capacity_counts_the_chains_headers_when_the_tracker_fell_beh
     assert chain_tps(list(reversed(metas)), start) == 1_500 / 2.5  # `blockchain` answers newest first
     assert chain_tps([(12, 101_000, 0)], start) == 0.0
     assert chain_tps([(12, 101_000, 300)], start) == 300 / 1.0  # no successor read: its own time
+
+
+def test_the_block_readers_claim_each_height_once_and_count_read_heights_without_gaps() -> None:
+    """Several trackers read blocks in parallel, each from its own node (one reader fell 20 s
+    behind a flooded 16-validator devnet): a height is claimed by one reader, a reader's node
+    that has not committed it yet does not get it, a height that failed is read again, and the
+    drain's "tracked height" only counts heights with every one below read."""
+    from types import SimpleNamespace
+
+    from devnet.load import LoadConfig, LoadGenerator
+    from state.crypto import PrivateKey
+
+    layout = SimpleNamespace(nodes=[SimpleNamespace(index=i) for i in range(4)], chain_id="x", dir="/nonexistent")
+    gen = LoadGenerator(layout, LoadConfig(rate=1, duration_s=1, senders=2), faucet=PrivateKey.from_int(1))  # type: ignore[arg-type]
+    gen._tracked_height, gen._next_height = 10, 11
+    assert [gen._claim(13), gen._claim(13), gen._claim(13), gen._claim(13)] == [11, 12, 13, None]
+    gen._given_back.append(12)  # its reader failed
+    assert gen._claim(11) is None  # a node at height 11 cannot serve 12
+    assert gen._claim(14) == 12
+    gen._mark_read(13)
+    assert gen.tracked_height == 10  # 11 and 12 not read yet
+    gen._mark_read(11)
+    assert gen.tracked_height == 11
+    gen._mark_read(12)
+    assert gen.tracked_height == 13

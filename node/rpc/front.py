@@ -463,7 +463,10 @@ async def front_main(params: dict[str, Any]) -> None:
                 sent_cap = cap.refused
                 rows.append(["cap", sent_cap])
             if rows:
-                await frames.send([COUNTS, rows])
+                try:
+                    await frames.send([COUNTS, rows])
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return  # the node went away: link.run ends the process
 
     async with trio.open_nursery() as nursery:
         await nursery.start(serve, app, hc)  # type: ignore[arg-type]
@@ -478,11 +481,11 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=params["log_level"], format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("hypercorn").setLevel(logging.WARNING)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node stops us (Ctrl-C reaches the whole group)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node stops us, by closing the link
     try:
         trio.run(front_main, params)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-        pass
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+        pass  # the node went away in the middle of a send: nothing is left to serve
     return 0
 
 
