@@ -67,7 +67,7 @@ with the RPC on a thread, p95 answer times of 54-95 ms at 4 validators and 64-19
 validators under 2x-5x load (sessions 16-17): the thread waited for the GIL behind the loop and
 the signature thread, on a machine whose cores were all busy. With the front process (2026-12-07,
 session 18; the front and the sweep's probe each in a session of their own, node/rpc/front.py
-"Scheduling"): p95 7-20 ms at 4 validators, 17-26 ms at 7 and 27-30 ms at 16 under 1x-5x; the
+"Scheduling"): p95 2-25 ms at 4 validators, 21-29 ms at 7 and 28-47 ms at 16 under 1x-5x; the
 front spends ~0.55 ms of CPU on a refusal (hypercorn's share most of it, the door's 15 us).
 
 With `rpc.front_process = false` the same server runs on a thread of the node process with its
