@@ -475,7 +475,7 @@ class Node:
 
     # ---- lifecycle -------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        from node.rpc import serve_rpc
+        from node.rpc.server import serve_rpc
 
         try:
             if self.config.rpc.task_cpu:

@@ -173,3 +173,25 @@ async def test_a_transaction_the_front_held_against_the_room_is_admitted_past_th
     async with trio.open_nursery() as nursery:
         nursery.start_soon(held_by_the_front)
     assert pool.size == MIN_BACKLOG + 1 and not FRONT_ADMITTED.get()  # set in that task only
+
+
+def test_the_door_checks_params_exactly_as_the_method_table_does() -> None:
+    """The front answers refusals from DOOR_SCHEMAS without importing the method table: a request
+    the table's schema would refuse as bad params must be forwarded (the dispatcher answers it),
+    so each door method's schema is the table's."""
+    from node.rpc.door import DOOR_SCHEMAS
+    from node.rpc.methods import METHODS
+
+    for name, schema in DOOR_SCHEMAS.items():
+        assert schema == METHODS[name].schema, name
+
+
+def test_the_front_imports_neither_the_dispatcher_nor_the_method_table() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import sys, node.rpc.front; "
+                          "print(' '.join(sorted(m for m in sys.modules if m.startswith(('node.rpc', 'numpy')))))"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert "node.rpc.front" in out
+    assert not {"node.rpc.dispatch", "node.rpc.methods", "node.rpc.server", "numpy"} & set(out), out

@@ -8,7 +8,6 @@ unless its id could be read; unparseable JSON gets -32700.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Protocol
 
@@ -23,11 +22,11 @@ from node.rpc.errors import (
     RPCError,
     error_response,
 )
+from node.rpc.jsonrpc import MISSING, dumps, is_valid_id, parse_json
 from node.rpc.methods import METHODS, Method
 
 log = logging.getLogger(__name__)
 
-_MISSING = object()
 MAX_METHOD_NAME = 64
 
 
@@ -35,24 +34,6 @@ class Session(Protocol):
     """A WebSocket connection, which serves the subscription methods itself."""
 
     async def call(self, method: Method, args: dict[str, Any]) -> Any: ...
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(body: bytes | str) -> Any:
-    """Strict JSON: no NaN/Infinity, integers of at most 4300 digits, bounded nesting."""
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ParseError("JSON nests too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise ParseError(f"invalid JSON: {str(exc)[:120]}") from None
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _broadcast_tx(item: Any) -> bytes | None:
@@ -67,10 +48,6 @@ def _broadcast_tx(item: Any) -> bytes | None:
         return bytes.fromhex(tx[2:])
     except ValueError:
         return None
-
-
-def _is_valid_id(rid: Any) -> bool:
-    return rid is None or type(rid) is str or type(rid) is int
 
 
 class Dispatcher:
@@ -112,9 +89,9 @@ class Dispatcher:
         if type(req) is not dict:
             self.metrics.rpc_error(InvalidRequest.code)
             return error_response(None, InvalidRequest("a request must be a JSON object"))
-        rid = req.get("id", _MISSING)
-        is_notification = rid is _MISSING
-        if not is_notification and not _is_valid_id(rid):
+        rid = req.get("id", MISSING)
+        is_notification = rid is MISSING
+        if not is_notification and not is_valid_id(rid):
             self.metrics.rpc_error(InvalidRequest.code)
             return error_response(None, InvalidRequest("id must be a string, an integer or null"))
         answer_id = None if is_notification else rid

@@ -1,9 +1,10 @@
 """Door refusals answered by the RPC front process or thread, without the node's event loop
-(node/rpc/server.py, node/rpc/front.py).
+(node/rpc/http.py, node/rpc/front.py).
 
 While the node's door is closed (``TxIntake.door_refusal``: the intake budget is exhausted or the
-pool is at the backlog bound), a POST whose request(s) are all ``broadcast_tx_sync`` is answered here with the -32005 ``mempool_full`` / ``intake_busy`` error
-objects the handlers would give (tx_methods.refusal), counted the same way. Anything else, including
+pool is at the backlog bound), a POST whose request(s) are all ``broadcast_tx_sync`` is answered
+here with the -32005 ``mempool_full`` / ``intake_busy`` error objects the handlers give
+(``refusal``, below), counted the same way. Anything else, including
 a request this module cannot answer exactly as the dispatcher would (bad JSON, a bad id, bad
 params, a mixed batch), is left to the event loop: ``refuse`` returns FORWARD.
 
@@ -17,15 +18,26 @@ from __future__ import annotations
 from typing import Any
 
 from node.metrics import Metrics
-from node.rpc.dispatch import _MISSING, _is_valid_id, dumps, parse_json
-from node.rpc.errors import ParseError, RPCError, error_response
-from node.rpc.methods import METHODS
-from node.rpc.tx_methods import refusal
-from node.tx_intake import TxIntake
+from node.rpc.errors import LimitExceeded, ParseError, RPCError, TxRejectedError, error_response
+from node.rpc.jsonrpc import MISSING, dumps, is_valid_id, parse_json
+from node.rpc.params import TX, Schema
+from node.tx_intake import DOOR_REASONS, TxIntake
 from state.crypto import sha256, to_hex
+from state.errors import TxRejected
 
-DOOR_METHODS = frozenset({"broadcast_tx_sync"})
+# the door methods and their params, as in the method table (node/rpc/methods.py; a test holds them
+# equal): the RPC front process answers refusals without importing the table and its handlers
+DOOR_SCHEMAS = {"broadcast_tx_sync": Schema((TX,))}
 FORWARD = object()
+
+
+def refusal(exc: TxRejected, tx_hash: str) -> RPCError:
+    """A refusal at the door (mempool_full, intake_busy) is -32005; any other rejection -32003.
+    Both carry ``data`` {reason, message, hash}."""
+    if exc.reason in DOOR_REASONS:
+        return LimitExceeded(f"transaction refused: {exc.reason}",
+                             {"reason": exc.reason, "message": exc.message, "hash": tx_hash})
+    return TxRejectedError(exc.reason, exc.message, tx_hash)
 
 
 class Door:
@@ -91,7 +103,7 @@ class Door:
             err = refusal(exc, to_hex(sha256(raw)))
             self.metrics.rpc_error(err.code)
             self.metrics.drop("rpc_tx", exc.reason)
-            if rid is not _MISSING:
+            if rid is not MISSING:
                 responses.append(error_response(rid, err))
         if batch:
             return (dumps(responses) if responses else None), 0
@@ -105,16 +117,17 @@ class Door:
         if type(item) is not dict or item.get("jsonrpc") != "2.0":
             return None
         name = item.get("method")
-        if name not in DOOR_METHODS:
+        schema = DOOR_SCHEMAS.get(name) if type(name) is str else None
+        if schema is None:
             return None
-        rid = item.get("id", _MISSING)
-        if rid is not _MISSING and not _is_valid_id(rid):
+        rid = item.get("id", MISSING)
+        if rid is not MISSING and not is_valid_id(rid):
             return None
         params = item.get("params")
         if params is not None and type(params) not in (list, dict):
             return None
         try:
-            args = METHODS[name].schema.bind(params, self.max_page)
+            args = schema.bind(params, self.max_page)
         except RPCError:
             return None
         return name, rid, args["tx"]

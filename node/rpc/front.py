@@ -50,10 +50,12 @@ from typing import Any
 
 import msgpack
 import trio
+from hypercorn.trio import serve
 
 from node.config import RPCConfig
 from node.metrics import Metrics
 from node.rpc.door import Door
+from node.rpc.http import PortalClosed, RPCApp, hypercorn_config
 from node.tx_intake import FRONT_ADMITTED, DoorSnapshot, IntakeSettings, TxIntake
 
 log = logging.getLogger(__name__)
@@ -162,7 +164,7 @@ def _headers(raw: list[Any]) -> list[tuple[bytes, bytes]]:
 # ---- the node's side ------------------------------------------------------------------------
 class FrontServer:
     """On the node's loop: answers the front's CALLs with ``MainSide`` and runs its WebSocket
-    sessions (node/rpc/server.py)."""
+    sessions (``MainSide``, node/rpc/server.py)."""
 
     def __init__(self, side: Any, frames: Frames, metrics: Metrics) -> None:
         self.side = side
@@ -377,8 +379,6 @@ class NodeLink:
                     out.close()
 
     async def _call(self, *frame: Any) -> Any:
-        from node.rpc.server import PortalClosed
-
         cid = self._id()
         done, box = trio.Event(), []
         self._waiting[cid] = (done, box)
@@ -438,10 +438,6 @@ class NodeLink:
 
 
 async def front_main(params: dict[str, Any]) -> None:
-    from hypercorn.trio import serve
-
-    from node.rpc.server import RPCApp, hypercorn_config
-
     config = RPCConfig(**params["config"])
     settings = IntakeSettings(**params["intake"])
     frames = Frames(trio.SocketStream(trio.socket.socket(fileno=params["link"])))

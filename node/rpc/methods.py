@@ -27,9 +27,9 @@ from node.rpc.params import (
     Param,
     PerPage,
     Schema,
+    TX,
     Str,
 )
-from state.tx import MAX_TX_BYTES
 
 MAX_STATE_KEY = 256
 COMMIT_TIMEOUT_MAX = 3600
@@ -64,7 +64,6 @@ def order() -> Param:
     return Param("order", Enum(("desc", "asc")), "newest first (desc) or oldest first (asc)", default="desc")
 
 
-TX = Param("tx", Hex(max=MAX_TX_BYTES, what="signed transaction"), "the signed transaction bytes", required=True)
 HEIGHT = Param("height", Height(), 'block height; omitted or "latest": the latest')
 
 _TABLE: tuple[Method, ...] = (

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.rpc.errors import InvalidParams, LimitExceeded
+from state.tx import MAX_TX_BYTES
 
 MAX_HEIGHT = (1 << 63) - 1
 U64_MAX = (1 << 64) - 1
@@ -213,3 +214,6 @@ class Schema:
             else:
                 out[p.name] = min(p.default, max_page) if is_page else p.default
         return out
+
+
+TX = Param("tx", Hex(max=MAX_TX_BYTES, what="signed transaction"), "the signed transaction bytes", required=True)

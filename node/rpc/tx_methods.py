@@ -8,8 +8,8 @@ from typing import Any
 import trio
 
 from node.rpc.env import RPCEnv
-from node.rpc.errors import InternalError, LimitExceeded, RPCError, TxRejectedError
-from node.tx_intake import DOOR_REASONS
+from node.rpc.door import refusal
+from node.rpc.errors import InternalError, LimitExceeded, TxRejectedError
 from state.chain import TxLocation
 from state.codec import CodecError
 from state.crypto import sha256, to_hex
@@ -19,15 +19,6 @@ from state.tx import decode_tx
 log = logging.getLogger(__name__)
 
 ASYNC_QUEUE = 4096  # accepted-but-not-yet-checked async submissions
-
-
-def refusal(exc: TxRejected, tx_hash: str) -> RPCError:
-    """A refusal at the door (mempool_full, intake_busy) is -32005; any other rejection -32003.
-    Both carry ``data`` {reason, message, hash}."""
-    if exc.reason in DOOR_REASONS:
-        return LimitExceeded(f"transaction refused: {exc.reason}",
-                             {"reason": exc.reason, "message": exc.message, "hash": tx_hash})
-    return TxRejectedError(exc.reason, exc.message, tx_hash)
 
 
 async def _submit(env: RPCEnv, raw: bytes) -> bytes:

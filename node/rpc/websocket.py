@@ -16,7 +16,8 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from node.events import Subscription
-from node.rpc.dispatch import Dispatcher, dumps
+from node.rpc.dispatch import Dispatcher
+from node.rpc.jsonrpc import dumps
 from node.rpc.env import RPCEnv
 from node.rpc.errors import InvalidParams, LimitExceeded, error_response
 from node.rpc.methods import Method
