@@ -112,7 +112,8 @@ class Node:
             share_pct=config.mempool.intake_share_pct,
             verify_workers=0 if config.mempool.verify_inline else config.mempool.verify_workers or -1,
             verify_processes=config.mempool.verify_processes,
-            peer_tx_rate=config.p2p.peer_tx_rate, max_wait_ms=config.mempool.max_wait_ms))
+            peer_tx_rate=config.p2p.peer_tx_rate, max_wait_ms=config.mempool.max_wait_ms),
+            origins=self._validator_count)
         self.signer = PrivValidator(self.validator_key, home.signer_state_file, self.chain.chain_id)
         chain_id = self.chain.chain_id
         self.topic = {
@@ -225,6 +226,13 @@ class Node:
 
     def consensus_info(self) -> dict[str, Any]:
         return self.driver.info()
+
+    def _validator_count(self) -> int:
+        """Validators of the height in progress (1 before consensus starts): the nodes that take
+        clients' transactions, for each one's share of the backlog bound (node/tx_intake.py)."""
+        driver = getattr(self, "driver", None)
+        validators = driver.state.validators if driver is not None else None
+        return len(validators) if validators is not None else 1
 
     def validator_info(self) -> dict[str, Any] | None:
         if self.validator_key is None:

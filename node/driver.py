@@ -99,7 +99,7 @@ BLOCK_GROWTH = 2
 BLOCK_GROWTH_FLOOR = 500
 
 
-def block_growth_limit(commit_log: Sequence[tuple[float, int]]) -> int:
+def block_growth_limit(commit_log: Sequence[tuple[float, int, int]]) -> int:
     """Most transactions to propose: BLOCK_GROWTH x the last committed block's, at least the floor."""
     last = commit_log[-1][1] if commit_log else 0
     return max(BLOCK_GROWTH_FLOOR, BLOCK_GROWTH * last)

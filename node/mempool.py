@@ -101,6 +101,7 @@ class _Entry:
     # the sender's balance just before this tx, when it was last applied in the pool's view:
     # a later state where the balance at this point is at least as high keeps it valid
     balance_before: int
+    local: bool = False  # submitted by this node's clients (not a peer's): counted in local_size
 
 
 @dataclass(eq=False, slots=True)
@@ -148,6 +149,7 @@ class Mempool:
         # lazy min-heap of (fee, -seq, hash) over every entry: eviction takes the cheapest, newest
         self._evict_heap: list[tuple[int, int, bytes]] = []
         self._bytes = 0
+        self.local_size = 0  # pooled transactions this node's clients submitted (node/tx_intake.py)
         self._seq = 0
         self._verified: set[bytes] = set()
         self._verified_order: deque[bytes] = deque()
@@ -158,7 +160,8 @@ class Mempool:
         # hashes of recently committed transactions, oldest first (bounded like the verified set):
         # a copy gossiped after its block is refused by hash, before any decoding or signature work
         self._committed: dict[bytes, None] = {}
-        self.commit_log: deque[tuple[float, int]] = deque(maxlen=COMMIT_LOG_BLOCKS)
+        # (when, transactions, of them this node's clients') per committed block
+        self.commit_log: deque[tuple[float, int, int]] = deque(maxlen=COMMIT_LOG_BLOCKS)
         self.blocks_seen = 0  # update_after_block calls: a door snapshot older than this is stale
         self._height = -1
         self._params: Params = load_params(chain.db.view())
@@ -278,7 +281,7 @@ class Mempool:
     # ---- admission -----------------------------------------------------------------------
     def submit(self, raw: bytes) -> bytes:
         """Check and add a transaction from a client; returns its hash or raises TxRejected."""
-        entry = self._admit(raw)
+        entry = self._admit(raw, local=True)
         self._gossip.append((entry.tx.hash, entry.seq))
         return entry.tx.hash
 
@@ -343,7 +346,7 @@ class Mempool:
                                    size - (old.size if old is not None else 0))
         return _Plan(tx, account, idx, view, balance, cuts)
 
-    def _admit(self, raw: bytes) -> _Entry:
+    def _admit(self, raw: bytes, local: bool = False) -> _Entry:
         """Every check first (cheap ones before the signature and the rules), then the mutation."""
         plan = self._plan(raw)
         tx, u = plan.tx, plan.tx.unsigned
@@ -353,7 +356,7 @@ class Mempool:
         for victim, cut in sorted(plan.cuts.items()):
             self._drop_tail(victim, self._queues[victim], cut, "evicted")
         entry = self._insert(tx.sender, plan.account, plan.idx,
-                             _Entry(tx, 0, tx.sender, u.nonce, u.fee, len(raw), plan.balance), plan.view)
+                             _Entry(tx, 0, tx.sender, u.nonce, u.fee, len(raw), plan.balance, local), plan.view)
         log.debug("mempool accepted %s nonce %d fee %d", tx.hash.hex(), u.nonce, u.fee)
         return entry
 
@@ -471,6 +474,7 @@ class Mempool:
             q = self._queues[sender] = _Queue(account, [], None)
         self._by_hash[tx.hash] = entry
         self._bytes += size
+        self.local_size += entry.local
         heapq.heappush(self._evict_heap, (entry.fee, -entry.seq, tx.hash))
         self._compact_heap()
         if idx == len(q.entries):
@@ -494,6 +498,7 @@ class Mempool:
         if self._by_hash.get(e.tx.hash) is e:
             del self._by_hash[e.tx.hash]
             self._bytes -= e.size
+            self.local_size -= e.local
 
     def _drop_tail(self, sender: bytes, q: _Queue, i: int, reason: str) -> int:
         """Remove entries[i:] of a sender (later nonces would be gapped); returns how many."""
@@ -601,6 +606,7 @@ class Mempool:
         """
         committed = 0
         n_block = 0
+        n_local = 0
         recent = self._committed
         for tx_hash in committed_tx_hashes:
             n_block += 1
@@ -609,11 +615,12 @@ class Mempool:
             if e is not None:
                 self._forget(e)
                 committed += 1
+                n_local += e.local
         for _ in range(len(recent) - self.config.verified_capacity):
             del recent[next(iter(recent))]
-        # (when, how many) per committed block: node/tx_intake.py's backlog bound reads the rate.
+        # node/tx_intake.py's backlog bound reads the rate and this node's clients' share of it.
         # Local wall-clock time of this node's admission policy, never consensus.
-        self.commit_log.append((time.monotonic(), n_block))
+        self.commit_log.append((time.monotonic(), n_block, n_local))
         self.blocks_seen += 1
         dropped = self._recheck(self.chain.height)
         log.debug("mempool after block %d: %d committed, %d dropped, %d pending",

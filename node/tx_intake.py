@@ -15,6 +15,12 @@ mempool, in this order:
    (at least MIN_BACKLOG transactions): what is accepted commits within about that time, instead
    of waiting behind tens of seconds of backlog (the pool's count limit alone allowed 50,000).
    Peers' transactions are not bound by it (they were accepted by their origin node).
+   **This node's share of it**: the transactions its own clients have pooled may fill at most
+   the share of the bound their transactions took of the recent blocks, and at least
+   1/``origins`` of it (the validator count). Every node reads the bound from its own pool, and
+   its peers' transactions reach it a gossip round or more later: without the share, N nodes each
+   admitted up to the whole bound before they saw each other's (16 validators at 2x load: pools of
+   1,600 against a bound of 500, p95 latency 6-7 s), then each refused until the network drained.
 3. **The door** (``Mempool.precheck``): decoding, duplicate, fee, nonce, balance and room, with no
    signature check. A full pool answers ``mempool_full`` (-32005) here, before any signature work.
 4. **The signature**, off the loop when there are several transactions at once (a JSON-RPC
@@ -45,7 +51,7 @@ from collections import OrderedDict
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import trio
 
@@ -72,6 +78,9 @@ MAX_TRACKED_PEERS = 1024
 CLIENT_RESERVE = 0.4
 WORKER_STOP_S = 5.0  # at most this long to join the signature workers when the node stops
 MIN_BACKLOG = 500  # transactions the backlog bound always allows (an idle chain's rate is unknown)
+# each of N nodes' clients may pool at least SHARE_SLACK/N of the bound: a transaction stays in
+# its origin's pool through a gossip round and the next proposal, longer than the bound's wait
+SHARE_SLACK = 2
 RATE_WINDOW_S = 3.0  # the commit rate is read over the blocks of this many seconds ...
 YIELD_EVERY_S = 0.005  # admission work between two checkpoints: other requests and consensus get in
 BOUND_CACHE_S = 0.02  # the backlog bound is recomputed at most this often (or after a new block)
@@ -86,6 +95,8 @@ FRONT_ADMITTED: contextvars.ContextVar[bool] = contextvars.ContextVar("front_adm
 
 class PoolAPI(Protocol):
     chain_id: str
+    size: int
+    local_size: int  # pooled transactions this node's clients submitted
 
     def precheck(self, raw: bytes) -> Any: ...
 
@@ -126,6 +137,8 @@ class DoorSnapshot:
     bound: int | None  # the backlog bound (None: off)
     size: int  # transactions pooled
     blocks_seen: int  # the pool's count of committed blocks when taken
+    share: int | None = None  # this node's clients' share of the bound (None: off)
+    local: int = 0  # transactions pooled from this node's clients
 
     def refusal(self, settings: IntakeSettings, now: float) -> TxRejected | None:
         """The refusal ``TxIntake.submit`` answered when this was taken, at ``now`` (monotonic):
@@ -133,17 +146,19 @@ class DoorSnapshot:
         rate, burst = settings.share_pct / 100, settings.burst_s
         if min(burst, self.tokens + (now - self.tokens_at) * rate) <= CLIENT_RESERVE * burst:
             return _busy()
-        if self.bound is not None and self.size >= self.bound:
-            return _over_bound(self.size, self.bound, settings.max_wait_ms)
-        return None
+        return _over(self.bound, self.size, self.share, self.local, settings.max_wait_ms)
 
     def room(self) -> int | None:
-        """Transactions clients may still add before the backlog bound (None: no bound)."""
-        return None if self.bound is None else self.bound - self.size
+        """Transactions clients may still add before the backlog bound or their share of it
+        (None: no bound)."""
+        if self.bound is None:
+            return None
+        return min(self.bound - self.size, (self.bound if self.share is None else self.share) - self.local)
 
     def over_room(self, held: int, settings: IntakeSettings) -> TxRejected:
         """The refusal of a client's transaction with ``held`` more on their way to the pool."""
-        return _over_bound(self.size + held, self.bound or 0, settings.max_wait_ms)
+        return (_over(self.bound, self.size + held, self.share, self.local + held, settings.max_wait_ms)
+                or _over_bound(self.size + held, self.bound or 0, settings.max_wait_ms))
 
 
 def _busy() -> TxRejected:
@@ -154,6 +169,24 @@ def _busy() -> TxRejected:
 def _over_bound(size: int, bound: int, max_wait_ms: int) -> TxRejected:
     return TxRejected("mempool_full", f"the pool holds {size} transactions, more than {max_wait_ms} ms of "
                                       f"what the chain commits ({bound}, mempool.max_wait_ms); retry later")
+
+
+def _over_share(local: int, share: int) -> TxRejected:
+    return TxRejected("mempool_full", f"this node's clients have {local} transactions pooled, their share of "
+                                      f"the backlog bound ({share}: what they filled of the recent blocks, "
+                                      f"at least an even share among the validators); retry later")
+
+
+def _over(bound: int | None, size: int, share: int | None, local: int, max_wait_ms: int) -> TxRejected | None:
+    """The backlog bound's refusal, if the pool (``size``) or this node's clients (``local``) are
+    at it or at their ``share`` of it; None otherwise (or without a bound)."""
+    if bound is None:
+        return None
+    if size >= bound:
+        return _over_bound(size, bound, max_wait_ms)
+    if share is not None and local >= share:
+        return _over_share(local, share)
+    return None
 
 
 class IntakeBudget:
@@ -358,8 +391,12 @@ class TxVerifier:
 class TxIntake:
     """The transaction path's door, budget and signature workers (module docstring)."""
 
-    def __init__(self, pool: PoolAPI, drops: DropSink, settings: IntakeSettings | None = None) -> None:
+    def __init__(self, pool: PoolAPI, drops: DropSink, settings: IntakeSettings | None = None,
+                 origins: Callable[[], int] | None = None) -> None:
+        """``origins``: how many nodes take clients' transactions (the node: its validator count;
+        None: this one alone): each may fill at least 1/origins of the backlog bound."""
         self.pool = pool
+        self.origins = origins
         self.drops = drops
         self.settings = settings or IntakeSettings()
         workers = self.settings.verify_workers
@@ -368,7 +405,7 @@ class TxIntake:
         self.budget = IntakeBudget(self.settings.share_pct, self.settings.burst_s)
         self.peers = PeerBuckets(self.settings.peer_tx_rate)
         self._since_yield = 0.0  # admission seconds since this module last let the loop run others
-        self._bound: tuple[float, int] = (-1.0, MIN_BACKLOG)  # (when computed, the bound)
+        self._bound: tuple[float, int, int] = (-1.0, MIN_BACKLOG, MIN_BACKLOG)  # (when, bound, share)
         # read by the RPC thread (door_refusal): replaced whole, never mutated (module docstring)
         self.door: DoorSnapshot | None = None
         self.board: Any = None  # node/rpc/front.DoorBoard: the snapshot for the RPC front process
@@ -408,10 +445,12 @@ class TxIntake:
             if not self.budget.available(self.budget.client_reserve):
                 self.drops.drop("rpc_tx", "intake_busy")
                 raise _busy()
-            bound, size = self.backlog_bound(), getattr(self.pool, "size", 0)
-            if bound is not None and size >= bound and not FRONT_ADMITTED.get():
+            over = None if FRONT_ADMITTED.get() else _over(
+                self.backlog_bound(), self.pool.size, self.local_share(), self.pool.local_size,
+                self.settings.max_wait_ms)
+            if over is not None:
                 self.drops.drop("rpc_tx", "mempool_full")
-                raise _over_bound(size, bound, self.settings.max_wait_ms)
+                raise over
             try:
                 self._timed(self.pool.precheck, raw)
             except TxRejected as exc:
@@ -429,9 +468,9 @@ class TxIntake:
         board (called on the event loop's thread, after each submission and peer batch, and by the
         node after each committed block: until then the RPC thread sends every transaction to the
         loop)."""
-        bound = self.backlog_bound()
-        self.door = door = DoorSnapshot(self.budget.tokens, self.budget.last, bound,
-                                        getattr(self.pool, "size", 0), getattr(self.pool, "blocks_seen", 0))
+        self.door = door = DoorSnapshot(self.budget.tokens, self.budget.last, self.backlog_bound(),
+                                        self.pool.size, getattr(self.pool, "blocks_seen", 0),
+                                        self.local_share(), self.pool.local_size)
         if self.board is not None:
             self.board.write(door)
 
@@ -458,34 +497,51 @@ class TxIntake:
         backlog bound): no signature work is started for more (those would be refused at the door,
         or evict by fee)."""
         cap = getattr(getattr(self.pool, "config", None), "max_txs", None)
-        size = getattr(self.pool, "size", 0)
+        size = self.pool.size
         room = cap - size if cap is not None else MAX_IN_FLIGHT
         bound = self.backlog_bound() if clients and not FRONT_ADMITTED.get() else None
-        return room if bound is None else min(room, bound - size)
+        if bound is None:
+            return room
+        return min(room, bound - size, self.local_share() - self.pool.local_size)  # type: ignore[operator]
 
     def backlog_bound(self) -> int | None:
         """Most transactions pooled before clients are refused: ``max_wait_ms`` of the commit rate
         over the blocks of the last RATE_WINDOW_S or RATE_MIN_BLOCKS (counted to now, so a stalled
         chain admits less), at least MIN_BACKLOG; None when off or the pool keeps no commit log."""
+        bounds = self._bounds()
+        return None if bounds is None else bounds[0]
+
+    def local_share(self) -> int | None:
+        """Most transactions this node's clients may have pooled: their share of the backlog bound
+        (what their transactions were of the same blocks), at least 1/origins of it; None: off."""
+        bounds = self._bounds()
+        return None if bounds is None else bounds[1]
+
+    def _bounds(self) -> tuple[int, int] | None:
         log_ = getattr(self.pool, "commit_log", None)
         if not self.settings.max_wait_ms or log_ is None:
             return None
         now = time.monotonic()
-        when, bound = self._bound
+        when, bound, share = self._bound
         if now - when < BOUND_CACHE_S and (not log_ or log_[-1][0] <= when):
-            return bound  # every refused transaction of a flood asks: computed once per BOUND_CACHE_S
-        bound = self._compute_bound(list(log_), now)
-        self._bound = (now, bound)
-        return bound
+            return bound, share  # every refused transaction of a flood asks: computed once per BOUND_CACHE_S
+        bound, share = self._compute_bounds(list(log_), now)
+        self._bound = (now, bound, share)
+        return bound, share
 
-    def _compute_bound(self, entries: list[tuple[float, int]], now: float) -> int:
-        recent = [(t, n) for t, n in entries if now - t <= RATE_WINDOW_S]
+    def _compute_bounds(self, entries: list[tuple[float, int, int]], now: float) -> tuple[int, int]:
+        recent = [e for e in entries if now - e[0] <= RATE_WINDOW_S]
         if len(recent) < RATE_MIN_BLOCKS:
             recent = entries[-RATE_MIN_BLOCKS:]
+        origins = max(1, self.origins()) if self.origins is not None else 1
         if len(recent) < 2:
-            return MIN_BACKLOG
-        rate = sum(n for _, n in recent[1:]) / max(now - recent[0][0], 1e-3)
-        return max(MIN_BACKLOG, int(rate * self.settings.max_wait_ms / 1000))
+            return MIN_BACKLOG, -(-MIN_BACKLOG * SHARE_SLACK // origins)
+        committed = sum(e[1] for e in recent[1:])
+        rate = committed / max(now - recent[0][0], 1e-3)
+        bound = max(MIN_BACKLOG, int(rate * self.settings.max_wait_ms / 1000))
+        local = sum(e[2] for e in recent[1:])
+        share = max(-(-bound * SHARE_SLACK // origins), -(-bound * local // committed) if committed else 0)
+        return bound, share
 
     # ---- peers --------------------------------------------------------------------------------
     def _unseen(self, raws: list[bytes]) -> list[bytes]:

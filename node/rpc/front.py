@@ -67,9 +67,9 @@ START_TIMEOUT_S = 120.0  # the front's imports on a machine busy starting 16 nod
 STOP_TIMEOUT_S = 5.0
 WS_QUEUE = 256  # messages waiting for one WebSocket session, either way; more: the session ends
 
-# seq (odd while written), tokens, tokens_at, bound (-1: none), size, blocks_seen
+# seq (odd while written), tokens, tokens_at, bound (-1: none), size, blocks_seen, share (-1: none), local
 _SEQ = struct.Struct("<Q")
-_FIELDS = struct.Struct("<ddqqq")
+_FIELDS = struct.Struct("<ddqqqqq")
 BOARD_SIZE = _SEQ.size + _FIELDS.size
 READ_TRIES = 100
 
@@ -88,7 +88,8 @@ class DoorBoard:
         seq = _SEQ.unpack_from(self.mem, 0)[0]
         _SEQ.pack_into(self.mem, 0, seq + 1)
         _FIELDS.pack_into(self.mem, _SEQ.size, door.tokens, door.tokens_at,
-                          -1 if door.bound is None else door.bound, door.size, door.blocks_seen)
+                          -1 if door.bound is None else door.bound, door.size, door.blocks_seen,
+                          -1 if door.share is None else door.share, door.local)
         _SEQ.pack_into(self.mem, 0, seq + 2)
 
     def read(self) -> DoorSnapshot | None:
@@ -97,9 +98,10 @@ class DoorBoard:
             before = _SEQ.unpack_from(self.mem, 0)[0]
             if before == 0:
                 return None
-            tokens, tokens_at, bound, size, blocks_seen = _FIELDS.unpack_from(self.mem, _SEQ.size)
+            tokens, tokens_at, bound, size, blocks_seen, share, local = _FIELDS.unpack_from(self.mem, _SEQ.size)
             if before % 2 == 0 and _SEQ.unpack_from(self.mem, 0)[0] == before:
-                return DoorSnapshot(tokens, tokens_at, None if bound < 0 else bound, size, blocks_seen)
+                return DoorSnapshot(tokens, tokens_at, None if bound < 0 else bound, size, blocks_seen,
+                                    None if share < 0 else share, local)
         return None  # a writer that keeps writing: let the node decide
 
     def close(self) -> None:
