@@ -56,6 +56,7 @@ DEBIT_FIELDS: dict[type[Any], str] = {
 
 
 COMMIT_LOG_BLOCKS = 64  # recent blocks remembered for the commit rate
+DECODED_KEPT = 8_192  # transactions the signature thread decoded, kept until their admission
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ class Mempool:
         self._seq = 0
         self._verified: set[bytes] = set()
         self._verified_order: deque[bytes] = deque()
+        # transactions the signature thread decoded and verified, by their exact bytes, oldest first
+        # (mark_verified_txs): admission takes them instead of decoding the same bytes again
+        self._decoded: dict[bytes, Tx] = {}
         self._gossip: deque[tuple[bytes, int]] = deque(maxlen=self.config.max_txs)
         # (when sent, hash, seq) of what take_new_for_gossip handed out, oldest first: sent once more
         # if still pooled after a while (take_for_resend)
@@ -314,6 +318,18 @@ class Mempool:
             if h not in self._verified:
                 self._remember_verified(h)
 
+    def mark_verified_txs(self, txs: Iterable[Tx]) -> None:
+        """Transactions the signature thread decoded and verified for this chain id: marked
+        verified, and kept (at most DECODED_KEPT) for their admission to take instead of decoding
+        their bytes again (node/tx_intake.py)."""
+        decoded = self._decoded
+        for tx in txs:
+            if tx.hash not in self._verified:
+                self._remember_verified(tx.hash)
+            decoded[tx.raw] = tx
+        for _ in range(len(decoded) - DECODED_KEPT):
+            del decoded[next(iter(decoded))]
+
     def _plan(self, raw: bytes) -> _Plan:
         """Every check but the signature and the trial apply, cheapest first; mutates nothing."""
         self._sync()
@@ -365,6 +381,9 @@ class Mempool:
             raise TxRejected("malformed", "a transaction is bytes")
         require(len(raw) <= self.config.max_tx_bytes, "tx_too_large",
                 f"transaction of {len(raw)} bytes exceeds the limit of {self.config.max_tx_bytes}")
+        tx = self._decoded.pop(raw, None)
+        if tx is not None:
+            return tx
         try:
             return decode_tx(raw)
         except CodecError as exc:

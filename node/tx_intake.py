@@ -55,7 +55,7 @@ from typing import Any, Callable, Protocol
 
 import trio
 
-from node.workers import verified_hashes_of, worker_pool
+from node.workers import verified_hashes_of, verified_txs_of, worker_pool
 from state.codec import CodecError, unpack
 from state.crypto import sha256
 from state.errors import TxRejected
@@ -109,6 +109,8 @@ class PoolAPI(Protocol):
     def is_verified(self, tx_hash: bytes) -> bool: ...
 
     def mark_verified(self, tx_hashes: Any) -> None: ...
+
+    def mark_verified_txs(self, txs: Any) -> None: ...
 
 
 class DropSink(Protocol):
@@ -382,10 +384,10 @@ class TxVerifier:
         self.sent_to_workers += len(raws)
         chain_id = self.pool.chain_id
         for i in range(0, len(raws), THREAD_CHUNK):
-            hashes = await trio.to_thread.run_sync(verified_hashes_of, chain_id, raws[i:i + THREAD_CHUNK],
-                                                   limiter=self._thread_limiter)
-            self.pool.mark_verified(hashes)
-            self.verified_in_workers += len(hashes)
+            txs = await trio.to_thread.run_sync(verified_txs_of, chain_id, raws[i:i + THREAD_CHUNK],
+                                                limiter=self._thread_limiter)
+            self.pool.mark_verified_txs(txs)  # decoded once: admission takes them as they are
+            self.verified_in_workers += len(txs)
 
 
 class TxIntake:

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from state.codec import CodecError
-from state.tx import decode_tx
+from state.tx import Tx, decode_tx
 
 PARENT_CHECK_S = 1.0
 WORKER_NICE = 5  # workers yield the CPU to the node's own process (consensus, RPC) on a busy machine
@@ -47,6 +47,13 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
 def verified_hashes_of(chain_id: str, raws: list[bytes]) -> list[bytes]:
     """(In a worker process.) Hashes of the transactions whose signature verifies for ``chain_id``;
     undecodable ones are left out (the applying side rejects them with the reason)."""
+    return [tx.hash for tx in verified_txs_of(chain_id, raws)]
+
+
+def verified_txs_of(chain_id: str, raws: list[bytes]) -> list[Tx]:
+    """(In a thread of the node.) The transactions whose signature verifies for ``chain_id``,
+    decoded and with their sender's address computed: the pool admits them without decoding again
+    (``Mempool.mark_verified_txs``)."""
     out = []
     for raw in raws:
         try:
@@ -54,5 +61,6 @@ def verified_hashes_of(chain_id: str, raws: list[bytes]) -> list[bytes]:
         except CodecError:
             continue
         if tx.has_valid_signature(chain_id):
-            out.append(tx.hash)
+            tx.sender  # noqa: B018 - computed once, here, off the event loop's turn
+            out.append(tx)
     return out

@@ -139,6 +139,35 @@ def test_per_sender_queue_is_bounded(rich_chain, chain_id) -> None:  # type: ign
     assert pool.size == 3
 
 
+def test_admission_takes_the_transaction_the_signature_thread_decoded(rich_chain, chain_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The signature thread decodes and verifies a batch (node/workers.verified_txs_of); admission
+    takes those decoded transactions instead of decoding the same bytes again, once each; other
+    bytes are decoded and checked as before."""
+    pool = Mempool(rich_chain)
+    a, b = transfer(chain_id, ALICE, 0, fee=1), transfer(chain_id, BOB, 0, fee=1)
+    from_thread = decode_tx(a.raw)
+    pool.mark_verified_txs([from_thread])
+    assert pool.is_verified(a.hash) and not pool.is_verified(b.hash)
+    decoded: list[bytes] = []
+    real = mempool_module.decode_tx
+    monkeypatch.setattr(mempool_module, "decode_tx", lambda raw: decoded.append(raw) or real(raw))
+    assert pool.admit_from_peer(bytes(a.raw)) is None  # equal bytes, another object
+    assert pool.pooled_tx(a.raw) is from_thread and decoded == []
+    assert pool.admit_from_peer(a.raw) == "duplicate" and decoded == [a.raw]  # taken once
+    assert pool.admit_from_peer(b.raw) is None and decoded == [a.raw, b.raw]
+    assert pool.admit_from_peer(b"\x93garbage") == "malformed"
+
+
+def test_the_decoded_transactions_kept_for_admission_are_bounded(rich_chain, chain_id, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A peer may send transactions that verify but are never admitted (stale, duplicate): what
+    the thread decoded is kept for DECODED_KEPT transactions at most, oldest forgotten first."""
+    monkeypatch.setattr(mempool_module, "DECODED_KEPT", 3)
+    pool = Mempool(rich_chain)
+    txs = [transfer(chain_id, ALICE, n, fee=1) for n in range(5)]
+    pool.mark_verified_txs([decode_tx(t.raw) for t in txs])
+    assert list(pool._decoded) == [t.raw for t in txs[2:]]
+
+
 # ---- replace-by-fee ------------------------------------------------------------------------
 def test_replacement_needs_ten_percent_more_exactly(rich_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
     assert is_replacement_priced(100, 110, 1000) and not is_replacement_priced(100, 109, 1000)

@@ -126,13 +126,13 @@ async def test_signatures_of_a_batch_are_checked_in_a_thread_off_the_event_loop(
     import node.tx_intake as tx_intake
 
     threads: list[int] = []
-    real = tx_intake.verified_hashes_of
+    real = tx_intake.verified_txs_of
 
-    def recording(chain_id: str, raws: list[bytes]) -> list[bytes]:
+    def recording(chain_id: str, raws: list[bytes]) -> list[Any]:
         threads.append(threading.get_ident())
         return real(chain_id, raws)
 
-    monkeypatch.setattr(tx_intake, "verified_hashes_of", recording)
+    monkeypatch.setattr(tx_intake, "verified_txs_of", recording)
     home, keys, chain_id = funded_home(tmp_path, 40, mempool__verify_workers=1, mempool__verify_processes=False)
     async with running_node(home) as node:
         await wait_for(lambda: node.chain.height >= 1, 30, "height 1")
