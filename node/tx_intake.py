@@ -17,10 +17,11 @@ mempool, in this order:
    Peers' transactions are not bound by it (they were accepted by their origin node).
    **This node's share of it**: the transactions its own clients have pooled may fill at most
    the share of the bound their transactions took of the recent blocks, and at least
-   1/``origins`` of it (the validator count). Every node reads the bound from its own pool, and
-   its peers' transactions reach it a gossip round or more later: without the share, N nodes each
-   admitted up to the whole bound before they saw each other's (16 validators at 2x load: pools of
-   1,600 against a bound of 500, p95 latency 6-7 s), then each refused until the network drained.
+   SHARE_SLACK/``origins`` of it (``origins``: the validator count). Every node reads the bound
+   from its own pool, and its peers' transactions reach it a gossip round or more later: without
+   the share, N nodes each admitted up to the whole bound before they saw each other's (16
+   validators at 2x load: pools of 1,600 against a bound of 500, p95 latency 6-7 s), then each
+   refused until the network drained.
 3. **The door** (``Mempool.precheck``): decoding, duplicate, fee, nonce, balance and room, with no
    signature check. A full pool answers ``mempool_full`` (-32005) here, before any signature work.
 4. **The signature**, off the loop when there are several transactions at once (a JSON-RPC
@@ -396,7 +397,7 @@ class TxIntake:
     def __init__(self, pool: PoolAPI, drops: DropSink, settings: IntakeSettings | None = None,
                  origins: Callable[[], int] | None = None) -> None:
         """``origins``: how many nodes take clients' transactions (the node: its validator count;
-        None: this one alone): each may fill at least 1/origins of the backlog bound."""
+        None: this one alone): each may fill at least SHARE_SLACK/origins of the backlog bound."""
         self.pool = pool
         self.origins = origins
         self.drops = drops
@@ -515,7 +516,8 @@ class TxIntake:
 
     def local_share(self) -> int | None:
         """Most transactions this node's clients may have pooled: their share of the backlog bound
-        (what their transactions were of the same blocks), at least 1/origins of it; None: off."""
+        (what their transactions were of the same blocks), at least SHARE_SLACK/origins of it;
+        None: off."""
         bounds = self._bounds()
         return None if bounds is None else bounds[1]
 

@@ -168,6 +168,35 @@ def test_the_decoded_transactions_kept_for_admission_are_bounded(rich_chain, cha
     assert list(pool._decoded) == [t.raw for t in txs[2:]]
 
 
+def test_the_count_of_clients_pooled_transactions_follows_every_way_out(rich_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
+    """``local_size`` (node/tx_intake.py: each node's clients' share of the backlog bound) counts
+    the pooled transactions this node's clients submitted: a peer's transaction never, and every
+    way out of the pool (replacement, a committed block, a later nonce dropped with its gap)
+    takes its own off. A count that drifted up would refuse this node's clients for good."""
+    pool = Mempool(rich_chain)
+
+    def counted() -> int:
+        return sum(e.local for e in pool._by_hash.values())
+
+    a0, a1, a2 = (transfer(chain_id, ALICE, n, fee=10) for n in range(3))
+    for t in (a0, a1, a2):
+        pool.submit(t.raw)
+    assert pool.admit_from_peer(transfer(chain_id, BOB, 0, fee=10).raw) is None
+    assert pool.local_size == counted() == 3 and pool.size == 4
+    # a peer's replacement of a client's transaction (same nonce, 10 % more fee)
+    assert pool.admit_from_peer(transfer(chain_id, ALICE, 2, fee=11, amount=2).raw) is None
+    assert pool.local_size == counted() == 2
+    # a client's replacement of a peer's
+    pool.submit(transfer(chain_id, BOB, 0, fee=11, amount=2).raw)
+    assert pool.local_size == counted() == 3
+    # a block commits a0 from elsewhere, and a conflicting a1 (so the pooled a1.. are stale)
+    other_a1 = transfer(chain_id, ALICE, 1, fee=10, amount=7)
+    commit_txs(rich_chain, [a0, other_a1])
+    pool.update_after_block([a0.hash, other_a1.hash])
+    assert pool.local_size == counted() == 1 and pool.size == 2  # BOB's (a client's); ALICE's 2 (a peer's)
+    assert pool.commit_log[-1][1:] == (2, 1)  # of the block's 2 transactions, 1 was this pool's client's
+
+
 # ---- replace-by-fee ------------------------------------------------------------------------
 def test_replacement_needs_ten_percent_more_exactly(rich_chain, chain_id) -> None:  # type: ignore[no-untyped-def]
     assert is_replacement_priced(100, 110, 1000) and not is_replacement_priced(100, 109, 1000)
