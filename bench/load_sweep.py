@@ -24,9 +24,7 @@ import multiprocessing
 import os
 import queue
 import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +344,8 @@ def sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for n in counts:
         net = Devnet(work, n, args)
         try:
-            print(f"{n} validators: starting ({'gossip' if args.gossip else 'direct streams'}) ...", flush=True)
+            print(f"{n} validators: starting ({'gossip' if args.gossip else 'direct streams'}, "
+                  f"commit timeout {args.commit_ms} ms) ...", flush=True)
             err = net.start(not args.gossip)
             if err:
                 print(f"  {n} validators: {err}", flush=True)
