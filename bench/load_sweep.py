@@ -30,7 +30,8 @@ from typing import Any
 
 import httpx
 
-from bench.measure import machine_busy_s, start_profiler, summarise_profile
+from bench.measure import (change, machine_busy_s, node_readings, start_profiler, summarise_counts,
+                           summarise_profile, summarise_task_cpu)
 from devnet import launcher
 from devnet.launcher import Layout
 from devnet.load import DOOR_REFUSALS, LoadConfig, LoadGenerator, percentile, rpc
@@ -203,7 +204,7 @@ class Devnet:
         self.n = n
         params = {"timeouts": {"commit_ms": args.commit_ms, "propose_ms": args.propose_ms}}
         self.layout = launcher.create(work / f"devnet-{n}", n, launcher.free_base_port(n), (), params)
-        configure_nodes(self.layout, args)
+        configure_nodes(self.layout, args, args.task_cpu)
         self.pids: list[int] = []
 
     def start(self, direct: bool) -> str | None:
@@ -239,6 +240,11 @@ class Devnet:
                 out.append((int(m["header"]["height"]), int(m["header"]["time_ms"]), int(m["num_txs"])))
             hi -= 20
         return out
+
+    def readings(self) -> list[Any]:
+        """Each node's event-loop CPU seconds by task so far (``rpc.task_cpu``, ``--task-cpu``) and
+        its counts of what it received and dropped (``bench.measure.node_readings``)."""
+        return [node_readings(spec.rpc) for spec in self.layout.nodes]
 
     def profile_start(self, node: int, seconds: float, name: str) -> tuple[subprocess.Popen[bytes], Path] | None:
         """py-spy recording node ``node`` for ``seconds`` (none for an index out of range)."""
@@ -279,6 +285,7 @@ class Devnet:
         probe = Probe(self.layout, [gen.senders.pop().key for _ in range(self.n)])  # the last funded senders
         gen.presign()
         probe.start()
+        readings0 = self.readings() if args.task_cpu else []
         h0, cpu0, busy0, t0 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
         profiler = self.profile_start(args.profile_node, seconds, f"load-{round(rate)}")
         start_wall = time.time()
@@ -291,6 +298,13 @@ class Devnet:
         h1, cpu1, busy1, t1 = self.height(), cpu_with_children(self.pids), machine_busy_s(), time.monotonic()
         used = [b - a for a, b in zip(cpu0, cpu1)]
         heights = max(1, h1 - h0)
+        if readings0:  # where the loops' CPU went, per committed transaction, and the counts (--task-cpu)
+            readings1 = self.readings()
+            profile = profile + [
+                "event-loop CPU by task, summed over the nodes, per committed transaction:",
+                *summarise_task_cpu(change([t for t, _ in readings0], [t for t, _ in readings1]), len(report.committed)),
+                "received and dropped, summed over the nodes:",
+                *summarise_counts(change([c for _, c in readings0], [c for _, c in readings1]))]
         chain = chain_tps(self.headers(h0 + 1, h1), start_wall) if h1 > h0 else 0.0
         blocks = [b for b in report.blocks if b.height > h0]
         gaps = sorted((b.time_ms - a.time_ms) / 1000 for a, b in zip(blocks, blocks[1:]))

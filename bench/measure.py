@@ -129,7 +129,8 @@ DROP_LINE = re.compile(r'^attrchain_dropped_total\{reason="(.*)",where="(.*)"\} 
 def node_readings(rpc_url: str) -> tuple[Counter[str], Counter[str]]:
     """A node's counters so far, from one /metrics scrape and ``net_info``: its event-loop CPU
     seconds by task (``rpc.task_cpu``; empty when off), and its counts of what it received per
-    topic, directly or by gossip, and dropped by where and reason."""
+    topic, directly or by gossip, and dropped by where and reason, and of the rounds its committed
+    blocks took beyond the first."""
     base = rpc_url.rstrip("/")
     tasks: Counter[str] = Counter()
     counts: Counter[str] = Counter()
@@ -143,6 +144,8 @@ def node_readings(rpc_url: str) -> tuple[Counter[str], Counter[str]]:
             tasks[_short_task(m.group(1))] += float(m.group(2))  # type: ignore[assignment]
         elif m := DROP_LINE.match(line):
             counts[f"dropped {m.group(2)} {m.group(1)}"] += int(float(m.group(3)))
+        elif line.startswith("attrchain_consensus_rounds_total "):
+            counts["rounds beyond the first (blocks)"] += int(float(line.split()[1]))
     return tasks, counts
 
 

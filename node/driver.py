@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -143,7 +144,7 @@ class VerifiedCache:
 
     def __init__(self, capacity: int = 16_384) -> None:
         self.capacity = capacity
-        self._ok: dict[bytes, None] = {}
+        self._ok: OrderedDict[bytes, None] = OrderedDict()  # oldest first (mempool._committed says why)
 
     def __call__(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
         key = sha256(public_key + signature + message)
@@ -152,7 +153,7 @@ class VerifiedCache:
         if not ed25519_verify(public_key, signature, message):
             return False
         if len(self._ok) >= self.capacity:
-            del self._ok[next(iter(self._ok))]
+            self._ok.popitem(last=False)
         self._ok[key] = None
         return True
 

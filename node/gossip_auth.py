@@ -47,11 +47,11 @@ class DecodedVotes:
 
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
-        self._votes: dict[bytes, SignedVote] = {}
+        self._votes: OrderedDict[bytes, SignedVote] = OrderedDict()
 
     def remember(self, data: bytes, vote: SignedVote) -> None:
         if len(self._votes) >= self.capacity:
-            del self._votes[next(iter(self._votes))]
+            self._votes.popitem(last=False)
         self._votes[data] = vote
 
     def take(self, data: bytes) -> SignedVote | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -79,11 +80,13 @@ class PeerScores:
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self._peers: dict[str, PeerRecord] = {}
+        self._peers: OrderedDict[str, PeerRecord] = OrderedDict()
 
     def _current(self, peer_id: str) -> PeerRecord:
-        record = self._peers.pop(peer_id, None) or PeerRecord(updated=self._clock())
-        self._peers[peer_id] = record  # most recently touched last (eviction order)
+        record = self._peers.get(peer_id)
+        if record is None:
+            record = self._peers[peer_id] = PeerRecord(updated=self._clock())
+        self._peers.move_to_end(peer_id)  # most recently touched last (eviction order)
         now = self._clock()
         record.score = min(0.0, record.score + (now - record.updated) * self.settings.recovery_per_s)
         record.updated = now
@@ -91,9 +94,9 @@ class PeerScores:
             oldest = next(iter(self._peers))
             if self._peers[oldest].banned_until > now:
                 # never forget an active ban; move it to the back and stop evicting this round
-                self._peers[oldest] = self._peers.pop(oldest)
+                self._peers.move_to_end(oldest)
                 break
-            del self._peers[oldest]
+            self._peers.popitem(last=False)
         return record
 
     def report(self, peer_id: str, offence: Offence, detail: str = "") -> bool:
