@@ -448,9 +448,10 @@ class TxIntake:
             if not self.budget.available(self.budget.client_reserve):
                 self.drops.drop("rpc_tx", "intake_busy")
                 raise _busy()
-            over = None if FRONT_ADMITTED.get() else _over(
-                self.backlog_bound(), self.pool.size, self.local_share(), self.pool.local_size,
-                self.settings.max_wait_ms)
+            over = None
+            if not FRONT_ADMITTED.get():
+                bound, share = self._bound_and_share()
+                over = _over(bound, self.pool.size, share, self.pool.local_size, self.settings.max_wait_ms)
             if over is not None:
                 self.drops.drop("rpc_tx", "mempool_full")
                 raise over
@@ -471,9 +472,9 @@ class TxIntake:
         board (called on the event loop's thread, after each submission and peer batch, and by the
         node after each committed block: until then the RPC thread sends every transaction to the
         loop)."""
-        self.door = door = DoorSnapshot(self.budget.tokens, self.budget.last, self.backlog_bound(),
-                                        self.pool.size, getattr(self.pool, "blocks_seen", 0),
-                                        self.local_share(), self.pool.local_size)
+        bound, share = self._bound_and_share()
+        self.door = door = DoorSnapshot(self.budget.tokens, self.budget.last, bound, self.pool.size,
+                                        getattr(self.pool, "blocks_seen", 0), share, self.pool.local_size)
         if self.board is not None:
             self.board.write(door)
 
@@ -502,10 +503,11 @@ class TxIntake:
         cap = getattr(getattr(self.pool, "config", None), "max_txs", None)
         size = self.pool.size
         room = cap - size if cap is not None else MAX_IN_FLIGHT
-        bound = self.backlog_bound() if clients and not FRONT_ADMITTED.get() else None
-        if bound is None:
+        bounds = self._bounds() if clients and not FRONT_ADMITTED.get() else None
+        if bounds is None:
             return room
-        return min(room, bound - size, self.local_share() - self.pool.local_size)  # type: ignore[operator]
+        bound, share = bounds
+        return min(room, bound - size, share - self.pool.local_size)
 
     def backlog_bound(self) -> int | None:
         """Most transactions pooled before clients are refused: ``max_wait_ms`` of the commit rate
@@ -520,6 +522,10 @@ class TxIntake:
         None: off."""
         bounds = self._bounds()
         return None if bounds is None else bounds[1]
+
+    def _bound_and_share(self) -> tuple[int | None, int | None]:
+        """``backlog_bound`` and ``local_share`` from one reading ((None, None): off)."""
+        return self._bounds() or (None, None)
 
     def _bounds(self) -> tuple[int, int] | None:
         log_ = getattr(self.pool, "commit_log", None)
