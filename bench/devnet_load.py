@@ -75,6 +75,8 @@ def main() -> int:
     ap.add_argument("--propose-ms", type=int, default=2000, help="genesis timeouts.propose_ms")
     ap.add_argument("--tx-batch-ms", type=int, default=0,
                     help="node config p2p.tx_batch_interval_ms (default: the devnet's, launcher.devnet_tx_batch_ms)")
+    ap.add_argument("--fill-ms", type=int, default=None,
+                    help="node config consensus.fill_wait_ms (default: the devnet's)")
     ap.add_argument("--max-block-txs", type=int, default=5000, help="node config consensus.max_block_txs")
     ap.add_argument("--drain", type=float, default=60.0, help="max seconds to wait for commits after submitting")
     ap.add_argument("--profile-node", type=int, default=-1, help="py-spy record this node index during the load")

@@ -144,6 +144,8 @@ def configure_nodes(layout: launcher.Layout, args: argparse.Namespace, task_cpu:
         if args.tx_batch_ms:
             cfg.p2p.tx_batch_interval_ms = args.tx_batch_ms
         cfg.consensus.max_block_txs = args.max_block_txs
+        if args.fill_ms is not None:
+            cfg.consensus.fill_wait_ms = args.fill_ms
         home.write_config(cfg)
 
 class Probe:

@@ -315,7 +315,8 @@ class Node:
         self.metrics.set_mempool(self.mempool.size, self.mempool.bytes)
         block_hash = h.hash()
         publish_committed_block(self.events, block, executed.result.tx_hashes, executed.result.tx_results)
-        log.info("committed height=%d txs=%d hash=%s", h.height, len(block.txs), block_hash.hex()[:12])
+        log.info("committed height=%d txs=%d hash=%s pool=%d", h.height, len(block.txs), block_hash.hex()[:12],
+                 self.mempool.size)
         self._maybe_snapshot(h.height, h.state_root)
 
     def _maybe_snapshot(self, height: int, state_root: bytes) -> None:

@@ -317,3 +317,42 @@ async def test_a_burst_of_backlog_goes_into_growing_blocks_not_into_one(tmp_path
     assert sum(sizes) == len(burst)
     assert sizes[0] <= BLOCK_GROWTH_FLOOR < len(burst), sizes
     assert all(b <= max(BLOCK_GROWTH_FLOOR, BLOCK_GROWTH * a) for a, b in zip(sizes, sizes[1:])), sizes
+
+
+async def _trickle_blocks(tmp_path: Path, **consensus: Any) -> list[int]:
+    """Transaction counts of the blocks that committed 30 transfers pooled one every 0.1 s, on a
+    dev chain with a 50 ms commit timeout, after ten empty blocks at the commit timeout's pace."""
+    import trio
+
+    home, keys, chain_id = funded_home(tmp_path, 1, commit_ms=50, mempool__verify_workers=0)
+    async with running_node(home, **consensus) as node:
+        await wait_for(lambda: node.chain.height >= 2, 30, "two empty blocks")
+        idle_from = node.chain.height
+        # an empty pool ends the fill wait at once: an idle chain keeps the commit timeout's pace
+        await wait_for(lambda: node.chain.height >= idle_from + 10, 10, "ten empty blocks")
+        start = node.chain.height
+        for n in range(30):  # the load's pace, not a synchronisation
+            assert node.mempool.add_from_peer(transfer(keys[0], chain_id, n).raw)
+            await trio.sleep(0.1)
+        await wait_for(lambda: node.mempool.size == 0, 20, "the trickle to commit")
+        sizes = [len(node.chain.get_block(h).txs) for h in range(start + 1, node.chain.height + 1)]  # type: ignore[union-attr]
+    assert sum(sizes) == 30
+    return [n for n in sizes if n]
+
+
+async def test_a_trickle_of_transactions_waits_to_fill_a_block(tmp_path: Path) -> None:
+    """consensus.fill_wait_ms (issue 15): every height costs every validator the same consensus work
+    (at 16 validators ~20 ms of CPU per node), so blocks of one or two transactions spend a
+    starved validator's CPU on heights instead of transactions. Before: a block every ~0.1 s, each
+    with what had arrived since the last. Now, after the commit timeout, a node whose pool holds
+    some transactions but fewer than fill_txs waits up to fill_wait_ms more: 3 s of trickle go into
+    at most 3 s / 1.5 s + 2 blocks."""
+    blocks = await _trickle_blocks(tmp_path, fill_wait_ms=1_500, fill_txs=1_000)
+    assert len(blocks) <= 4, blocks
+
+
+async def test_the_fill_wait_ends_once_the_pool_holds_fill_txs(tmp_path: Path) -> None:
+    """The same trickle with fill_txs = 5: the wait ends as soon as five transactions are pooled, so
+    the 30 go into blocks of about five (not into two or three blocks of the 1.5 s wait)."""
+    blocks = await _trickle_blocks(tmp_path, fill_wait_ms=1_500, fill_txs=5)
+    assert len(blocks) >= 4 and max(blocks) <= 12, blocks
