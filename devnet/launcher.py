@@ -54,15 +54,22 @@ LARGE_DEVNET = 8
 # Above LARGE_DEVNET nodes the CPU per transaction limits the devnet: signatures are checked in a
 # thread of each node (mempool.verify_processes = false; 16 x 400: 300.1 against 260.4 tx/s), not
 # in worker processes, which keep refusals quicker where there is CPU to spare (node/tx_intake.py).
-# After the commit timeout a node with a few pooled transactions waits up to this long more for
-# fill_txs of them (consensus.fill_wait_ms, docs/consensus.md "Fill wait"): 16 x 1,650 offered,
-# same hour, 322.8-328.4 against 297.9-304.7 tx/s, p95 2.87-2.89 against 3.22 s; no change at 4.
+# Above LARGE_DEVNET nodes, after the commit timeout a node with a few pooled transactions waits
+# up to this long more for fill_txs of them (consensus.fill_wait_ms, docs/consensus.md "Fill
+# wait"): 16 x 1,650 offered, same hour, 322.8-328.4 against 297.9-304.7 tx/s, p95 2.87-2.89
+# against 3.22 s. Not below: at 4 validators offered their capacity it made fewer heights and
+# fuller pools, more refusals and 1,601-1,752 against 1,750-1,852 tx/s committed.
 DEVNET_FILL_WAIT_MS = 300
 
 
 def devnet_tx_batch_ms(nodes: int) -> int:
     """The devnet's p2p.tx_batch_interval_ms for ``nodes`` nodes sharing this machine."""
     return DEVNET_TX_BATCH_MS if nodes <= LARGE_DEVNET else DEVNET_TX_BATCH_MS_LARGE
+
+
+def devnet_fill_wait_ms(nodes: int) -> int:
+    """The devnet's consensus.fill_wait_ms for ``nodes`` nodes sharing this machine."""
+    return DEVNET_FILL_WAIT_MS if nodes > LARGE_DEVNET else 0
 
 
 def devnet_verify_processes(nodes: int) -> bool:
@@ -192,7 +199,7 @@ def create(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT,
         ]
         cfg.p2p.tx_batch_interval_ms = devnet_tx_batch_ms(len(nodes))
         cfg.mempool.verify_processes = devnet_verify_processes(len(nodes))
-        cfg.consensus.fill_wait_ms = DEVNET_FILL_WAIT_MS
+        cfg.consensus.fill_wait_ms = devnet_fill_wait_ms(len(nodes))
         cfg.faults.admin = True
         cfg.faults.double_sign = spec.index in double_sign
         home.write_config(cfg)

@@ -148,7 +148,7 @@ class ConsensusConfig:
     fill_wait_ms: int = opt(0, "after the commit timeout, wait up to this much longer while the pool holds "
                                "some transactions but fewer than fill_txs: fewer, fuller blocks under a "
                                "moderate load (every height costs every validator the same consensus work; "
-                               "the devnet sets 300); 0: off, blocks at the commit timeout like CometBFT")
+                               "devnets above 8 nodes set 300); 0: off, blocks at the commit timeout like CometBFT")
     fill_txs: int = opt(500, "the pool size that ends the fill wait at once")
     max_block_txs: int = opt(5_000, "most transactions this node puts in a block it proposes")
     future_buffer_bytes: int = opt(16 * 1024 * 1024, "bytes of messages kept for heights not started yet")
