@@ -97,8 +97,8 @@ FETCH_TIMEOUT_S = 5.0
 # not execute within the round's timeouts; each failed round's proposal was larger still.
 # Local proposer policy, not a validity rule (the genesis fees.max_block_txs is the rule).
 BLOCK_GROWTH = 2
-FILL_POLL_S = 0.02  # how often the fill wait (consensus.fill_wait_ms) looks at the pool
 BLOCK_GROWTH_FLOOR = 500
+FILL_POLL_S = 0.02  # how often the fill wait (consensus.fill_wait_ms) looks at the pool
 
 
 def block_growth_limit(commit_log: Sequence[tuple[float, int, int]]) -> int:
@@ -821,9 +821,9 @@ class ConsensusDriver:
         cfg = self.node.config.consensus
         if cfg.fill_wait_ms > 0:
             # local pacing, not a rule: the proposer's pool decides what the next block holds
-            deadline = trio.current_time() + cfg.fill_wait_ms / 1000
-            while 0 < self.node.mempool.size < cfg.fill_txs and trio.current_time() < deadline:
-                await trio.sleep(min(FILL_POLL_S, max(0.0, deadline - trio.current_time())))
+            with trio.move_on_after(cfg.fill_wait_ms / 1000):
+                while 0 < self.node.mempool.size < cfg.fill_txs:
+                    await trio.sleep(FILL_POLL_S)
         self.post(_CommitWaitOver(height))
 
     def _finish_height(self) -> None:
