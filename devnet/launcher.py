@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 
 from node.config import Home, NodeConfig
-from p2p.identity import peer_id_from_seed
 from state.crypto import PrivateKey, to_hex
 from state.genesis import parse_genesis
 
@@ -98,6 +97,13 @@ def free_base_port(nodes: int = 8) -> int:
         if all(_port_free(base + 10 * i + j) for i in range(nodes) for j in (6, 7)):
             return base
     raise DevnetError("no free port range found on 127.0.0.1")
+
+
+def _peer_id(seed: bytes) -> str:
+    # imported here: libp2p takes ~0.6 s to import, which every `attrchain` command would pay
+    from p2p.identity import peer_id_from_seed
+
+    return peer_id_from_seed(seed)
 
 
 def _port_free(port: int) -> bool:
@@ -173,7 +179,7 @@ def create(directory: Path, validators: int, base_port: int = DEFAULT_BASE_PORT,
         node_key = home.node_key()
         keys.append(key)
         nodes.append(NodeSpec(i, f"node{i}", f"node{i}", base_port + 10 * i + 7, base_port + 10 * i + 6,
-                              peer_id_from_seed(node_key.seed)))
+                              _peer_id(node_key.seed)))
     genesis = parse_genesis({
         "chain_id": CHAIN_ID,
         "genesis_time_ms": int(time.time() * 1000),
@@ -219,7 +225,7 @@ def add_full_node(layout: Layout, name: str = "observer") -> NodeSpec:
     home.data_dir.mkdir(parents=True)
     shutil.copy(layout.dir / "genesis.json", home.genesis_file)
     spec = NodeSpec(index, name, name, base + 10 * index + 7, base + 10 * index + 6,
-                    peer_id_from_seed(home.node_key().seed))
+                    _peer_id(home.node_key().seed))
     cfg = NodeConfig(moniker=name)
     cfg.rpc.port = spec.rpc_port
     cfg.p2p.port = spec.p2p_port

@@ -12,10 +12,6 @@ from pathlib import Path
 import trio
 
 import sdk
-from gateway.app import Gateway
-from gateway.asgi import serve_app
-from gateway.chain import ChainSide, Pricing
-from gateway.journal import Journal
 from state.crypto import from_hex
 
 log = logging.getLogger("gateway")
@@ -36,6 +32,12 @@ def _hex(size: tuple[int, ...]):  # type: ignore[no-untyped-def]
 
 
 async def run(args: argparse.Namespace, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    # imported here, not at the top: every `attrchain` command loads this module to list its options
+    from gateway.app import Gateway
+    from gateway.asgi import serve_app
+    from gateway.chain import ChainSide, Pricing
+    from gateway.journal import Journal
+
     keys = [sdk.load_key(k) for k in args.key]
     journal = Journal(args.data, max_pending=args.max_queue)
     client = sdk.Client(args.rpc, timeout=10.0)

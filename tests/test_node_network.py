@@ -258,7 +258,7 @@ def test_late_nodes_block_sync_and_a_killed_validator_catches_up(tmp_path: Path)
     # Validator 3 stays down for the first 200 heights: 3 of 4 equal validators still have > 2/3,
     # and its proposer turns only cost a short propose timeout. A signing window far longer than
     # the test keeps it from being jailed for that downtime (the devnet window is 100 blocks).
-    params = {"timeouts": {**FAST["timeouts"], "propose_ms": 300, "propose_delta_ms": 100},
+    params = {"timeouts": {**FAST["timeouts"], "commit_ms": 20, "propose_ms": 150, "propose_delta_ms": 100},
               "staking": {"signed_blocks_window": 10_000}}
     with running_devnet(tmp_path, 4, params=params, start=[0, 1, 2]) as layout, logs_on_failure(layout):
         validators = list(layout.nodes)
