@@ -197,3 +197,16 @@ async def test_attribution_flow_through_the_cli(node: StandaloneContext, keyfile
     claim = await cli.json("tx", "claim_rewards", "--contribution", contribution, "--key", bob, "--wait")
     assert claim["result"]["code"] == 0
     assert (await cli.json("query", "rewards", f"contribution={contribution}"))["unclaimed"] == 0
+
+
+def test_the_cli_does_not_load_the_network_stack_to_parse_a_command() -> None:
+    # `attrchain tx ...`, `query ...`, `keys ...` and `--help` build the whole parser; libp2p alone
+    # took ~0.6 s to import, paid by every command (1.35 s per `attrchain query` before).
+    import subprocess
+    import sys
+
+    code = ("import sys; from node.cli import build_parser; build_parser().parse_args(['query', 'status']); "
+            "print(sorted(m for m in ('libp2p', 'hypercorn', 'gateway.app') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
