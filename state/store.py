@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MISSING = object()
 MAX_CACHED_VALUES = 200_000  # committed values (and decoded objects) kept across blocks
+# ... and their bytes: every height writes a validator set (16 validators: ~1.3 KB, ~6 KB with its
+# decoded object) under a new key, so 200,000 entries alone let an idle node grow by ~1 GB
+MAX_CACHED_BYTES = 48 * 1024 * 1024
 
 
 class PostingIndex:
@@ -114,6 +117,8 @@ class StateView:
         v = self._read_cache.get(key, _MISSING)
         if v is _MISSING:
             v = self._read_cache[key] = self._get(key)
+            if v is not None:
+                self._db.cached_bytes += len(v)
         return v  # type: ignore[return-value]
 
     def get_postings(self, datanet_id: bytes, hashes: Sequence[int]) -> list[bytes | None]:
@@ -235,9 +240,10 @@ class StateDB:
         self.tree = SparseMerkleTree(self.raw)
         # Committed values read through views (None: absent), kept equal to LevelDB by commit's
         # write-through; and decoded objects keyed by state key, tagged with their bytes object.
-        # Both are plain caches: emptied whenever they outgrow MAX_CACHED_VALUES.
+        # Both are plain caches: emptied whenever they outgrow MAX_CACHED_VALUES or MAX_CACHED_BYTES.
         self.committed: dict[bytes, bytes | None] = {}
         self.decoded: dict[bytes, tuple[bytes, Any]] = {}
+        self.cached_bytes = 0  # values put in ``committed`` since it was last emptied (overwritten ones too)
         self.postings = PostingIndex()
         for key, value in self.raw.iterator(prefix=PostingIndex.prefix):
             self.postings.set(key, value)
@@ -257,9 +263,11 @@ class StateDB:
         self.close()
 
     def view(self) -> StateView:
-        if len(self.committed) > MAX_CACHED_VALUES or len(self.decoded) > MAX_CACHED_VALUES:
+        if (len(self.committed) > MAX_CACHED_VALUES or len(self.decoded) > MAX_CACHED_VALUES
+                or self.cached_bytes > MAX_CACHED_BYTES):
             self.committed.clear()
             self.decoded.clear()
+            self.cached_bytes = 0
         return StateView(self)
 
     def root(self) -> bytes:
@@ -304,7 +312,10 @@ class StateDB:
         cached.update(view.block_writes)
         postings, posting_prefix = self.postings, PostingIndex.prefix
         containment, containment_prefix = self.containment, ContainmentIndex.prefix
+        written_bytes = 0
         for k, v in view.block_writes.items():
+            if v is not None:
+                written_bytes += len(v)
             if k.startswith(posting_prefix):
                 postings.set(k, v)
             elif k.startswith(containment_prefix):
@@ -312,6 +323,7 @@ class StateDB:
         for written in (view.local_writes, extra or {}):
             for k in written.keys() & cached.keys():
                 cached[k] = written[k]
+        self.cached_bytes += written_bytes
         self.tree.commit(update)
         return update.root  # type: ignore[no-any-return]
 

@@ -61,6 +61,29 @@ def test_cache_is_emptied_when_it_outgrows_its_bound(tmp_path, monkeypatch) -> N
         assert view.get(keys.account_key(b"\x03" * 20)) == b"v3"
 
 
+def test_cache_is_emptied_when_its_values_outgrow_the_byte_bound(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # a value under a new key at every height (as the validator set at height + 2 is): few entries,
+    # many bytes; without the byte bound the cache kept 200,000 of them (~1 GB at 16 validators)
+    monkeypatch.setattr(store, "MAX_CACHED_BYTES", 50_000)
+    big = bytes(1_000)
+    with StateDB(tmp_path / "db") as db:
+        largest = 0
+        for height in range(300):
+            commit(db, {keys.validator_set_key(height): big})
+            largest = max(largest, len(db.committed))
+            assert db.cached_bytes <= 50_000 + len(big)
+        assert largest <= 51 and len(db.committed) < 300
+    with StateDB(tmp_path / "db") as db:  # reads fill it too; what is read is the committed value
+        view = db.view()
+        assert [view.get(keys.validator_set_key(h)) for h in range(0, 300, 7)] == [big] * 43
+        assert db.cached_bytes == 43_000 and len(db.committed) == 43
+        view = db.view()
+        assert [view.get(keys.validator_set_key(h)) for h in range(1, 300, 7)] == [big] * 43
+        assert db.cached_bytes == 86_000
+        db.view()
+        assert db.cached_bytes == 0 and len(db.committed) == 0
+
+
 def test_posting_reads_match_plain_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(5)
     present = [posting_key(rng) for _ in range(3000)]
