@@ -31,6 +31,8 @@ from consensus.events import (
     RequestBlock,
     ScheduleTimeout,
     SignAndBroadcastProposal,
+    STEP_COMMIT,
+    STEP_PRECOMMIT,
     SignAndBroadcastVote,
     TimeoutElapsed,
     VoteReceived,
@@ -489,7 +491,28 @@ class ConsensusDriver:
                 self.node.gossip("proposals", self._proposal_message(ev.proposal, entry.attachment))
         for eff in result.pending:
             self._effect(eff)
+        self._skip_signed_rounds(fresh=False)
         self._replay_future(self.state.height)  # what arrived during the initial block sync
+
+    def _skip_signed_rounds(self, fresh: bool) -> None:
+        """End the rounds of this height in which the signer signed more than the machine knows of:
+        the WAL was moved aside (the way out of a damaged one, docs/node.md) or lost records. The
+        guard refuses every message of such a round, so the validator would never propose or vote
+        in it, and alone (a dev chain) never leave it: nothing else ends a round without votes.
+        ``fresh``: the height started without the WAL, so the machine knows none of its own
+        messages and the last signed round is over too; after a replay it knows all but at most
+        the last one, which the guard hands out again. A round given up early is safe (it is
+        what a timeout does); as after any lost WAL, a lock taken in it is forgotten."""
+        last = self.node.signer.last_position
+        if last is None or last[0] != self.state.height:
+            return
+        last_round = last[1] + (1 if fresh else 0)
+        skipped = self.state.round
+        while self.state.round < last_round and self.state.step != STEP_COMMIT:
+            self._feed(TimeoutElapsed(self.state.height, self.state.round, STEP_PRECOMMIT, now_ms()))
+        if self.state.round != skipped:
+            log.warning("height %d: rounds %d-%d ended at start: the signer signed in them and the WAL "
+                        "does not hold those messages", self.state.height, skipped, self.state.round - 1)
 
     def _remember_block(self, raw: bytes) -> Candidate | None:
         """A block body from this node's own WAL (it was authenticated before it was logged)."""
@@ -553,6 +576,7 @@ class ConsensusDriver:
             self.inbox.peer.clear()
         self.height_started = time.monotonic()
         self._feed(NewHeight(height, valset, now_ms()))
+        self._skip_signed_rounds(fresh=True)
         self.node.metrics_height(self.chain.height)
         self._replay_future(height)
 

@@ -34,6 +34,12 @@ class PrivValidator:
         return last.height if last is not None else 0
 
     @property
+    def last_position(self) -> tuple[int, int, int] | None:
+        """(height, round, step) of the last message this validator signed; None: none."""
+        last = self._signer.last if self._signer is not None else None
+        return (last.height, last.round, last.step) if last is not None else None
+
+    @property
     def address(self) -> bytes:
         return self._signer.key.address if self._signer else b""
 
