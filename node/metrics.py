@@ -27,6 +27,8 @@ METRIC_DOCS: tuple[tuple[str, str, str], ...] = (
     ("attrchain_block_rounds", "gauge", "round at which the latest block was committed (0 = first)"),
     ("attrchain_consensus_rounds_total", "counter", "rounds beyond the first, summed over committed blocks"),
     ("attrchain_peers", "gauge", "connected p2p peers"),
+    ("attrchain_event_loop_tasks", "gauge", "living tasks of the node's event loop, read at each height start (and "
+     "scrape): steady under a steady load; one that only grows is a leak"),
     ("attrchain_mempool_size", "gauge", "transactions in the mempool"),
     ("attrchain_mempool_bytes", "gauge", "bytes of transactions in the mempool"),
     ("attrchain_block_processing_seconds", "histogram", "time to execute and commit one block"),
@@ -150,6 +152,8 @@ class Metrics:
         self.extra_rounds = Counter("attrchain_consensus_rounds", "rounds beyond the first, summed over blocks",
                                     registry=r)
         self.peers = Gauge("attrchain_peers", "connected p2p peers", registry=r)
+        self.loop_tasks = Gauge("attrchain_event_loop_tasks", "living tasks of the node's event loop (at the "
+                                "latest height start): a number that only grows is a leak", registry=r)
         self.mempool_size = Gauge("attrchain_mempool_size", "transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("attrchain_mempool_bytes", "bytes of transactions in the mempool", registry=r)
         self.block_seconds = Histogram("attrchain_block_processing_seconds", "time to execute and commit a block",
@@ -178,6 +182,10 @@ class Metrics:
     # ---- pushed by the node --------------------------------------------------------------
     def set_height(self, height: int) -> None:
         self.height.set(height)
+        try:
+            self.loop_tasks.set(trio.lowlevel.current_statistics().tasks_living)
+        except RuntimeError:  # not called from a trio loop (tests of pure code)
+            pass
 
     def set_round(self, round_: int) -> None:
         self.consensus_round.set(round_)

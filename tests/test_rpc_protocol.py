@@ -292,3 +292,4 @@ async def test_metrics_count_requests_by_method(node: Node, chain_id: str) -> No
     assert samples["attrchain_mempool_size"] == 0 and samples["attrchain_mempool_bytes"] == 0
     assert "attrchain_block_processing_seconds_bucket" in text and "attrchain_committed_txs_total" in text
     assert "attrchain_peers" in samples
+    assert samples["attrchain_event_loop_tasks"] > 0  # the serving loop's living tasks
