@@ -11,9 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from state.chain import Chain
-from state.codec import unpack
-from state.keys import STATE, block_key, tx_index_key
+from state.keys import STATE, block_key
 from state.tree.smt import SparseMerkleTree
 from state.store import StateDB
 
@@ -70,6 +71,7 @@ def _check_consistent(path: Path) -> int:
         return h
 
 
+@pytest.mark.multinode  # a separate OS process, killed again and again
 def test_sigkill_at_random_moments_never_leaves_a_mix(tmp_path: Path) -> None:
     rng = random.Random(20261123)
     path = tmp_path / "db"

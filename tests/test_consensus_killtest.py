@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from consensus._killtest_validator import CHAIN_ID, read_log, signed_positions
 from consensus.machine import MachineConfig
 from consensus.replay import replay_wal
@@ -66,6 +68,7 @@ def start(run_dir: Path, run: int, wipe: bool) -> tuple[subprocess.Popen[bytes],
         sel.close()
 
 
+@pytest.mark.multinode  # a separate OS process, killed again and again
 def test_sigkill_never_causes_a_double_signature(tmp_path: Path) -> None:
     rng = random.Random(2024)
     began = time.monotonic()
