@@ -22,6 +22,8 @@ import trio
 
 from consensus.bft_time import next_block_time
 from consensus.events import (
+    STEP_COMMIT,
+    STEP_PRECOMMIT,
     Decide,
     EvidenceFound,
     MessageRejected,
@@ -31,8 +33,6 @@ from consensus.events import (
     RequestBlock,
     ScheduleTimeout,
     SignAndBroadcastProposal,
-    STEP_COMMIT,
-    STEP_PRECOMMIT,
     SignAndBroadcastVote,
     TimeoutElapsed,
     VoteReceived,
