@@ -243,7 +243,7 @@ class StateDB:
         # Both are plain caches: emptied whenever they outgrow MAX_CACHED_VALUES or MAX_CACHED_BYTES.
         self.committed: dict[bytes, bytes | None] = {}
         self.decoded: dict[bytes, tuple[bytes, Any]] = {}
-        self.cached_bytes = 0  # values put in ``committed`` since it was last emptied (overwritten ones too)
+        self.cached_bytes = 0  # bytes of the values ``committed`` took in under new keys since it was emptied
         self.postings = PostingIndex()
         for key, value in self.raw.iterator(prefix=PostingIndex.prefix):
             self.postings.set(key, value)
@@ -309,13 +309,13 @@ class StateDB:
             update.write_to(batch)
         # write-through, after the batch is written: the cache only ever holds committed values
         cached = self.committed
-        cached.update(view.block_writes)
+        writes = view.block_writes
+        # the cache grows by its new keys' values (an overwritten value replaces the old one)
+        self.cached_bytes += sum(len(writes[k] or b"") for k in writes.keys() - cached.keys())
+        cached.update(writes)
         postings, posting_prefix = self.postings, PostingIndex.prefix
         containment, containment_prefix = self.containment, ContainmentIndex.prefix
-        written_bytes = 0
-        for k, v in view.block_writes.items():
-            if v is not None:
-                written_bytes += len(v)
+        for k, v in writes.items():
             if k.startswith(posting_prefix):
                 postings.set(k, v)
             elif k.startswith(containment_prefix):
@@ -323,7 +323,6 @@ class StateDB:
         for written in (view.local_writes, extra or {}):
             for k in written.keys() & cached.keys():
                 cached[k] = written[k]
-        self.cached_bytes += written_bytes
         self.tree.commit(update)
         return update.root  # type: ignore[no-any-return]
 
