@@ -152,8 +152,8 @@ class Metrics:
         self.extra_rounds = Counter("attrchain_consensus_rounds", "rounds beyond the first, summed over blocks",
                                     registry=r)
         self.peers = Gauge("attrchain_peers", "connected p2p peers", registry=r)
-        self.loop_tasks = Gauge("attrchain_event_loop_tasks", "living tasks of the node's event loop (at the "
-                                "latest height start): a number that only grows is a leak", registry=r)
+        self.loop_tasks = Gauge("attrchain_event_loop_tasks", "living tasks of the node's event loop (read at "
+                                "each height start and scrape): one that only grows is a leak", registry=r)
         self.mempool_size = Gauge("attrchain_mempool_size", "transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("attrchain_mempool_bytes", "bytes of transactions in the mempool", registry=r)
         self.block_seconds = Histogram("attrchain_block_processing_seconds", "time to execute and commit a block",

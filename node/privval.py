@@ -30,8 +30,8 @@ class PrivValidator:
     @property
     def last_height(self) -> int:
         """The height of the last message this validator signed (0: none, or not a validator)."""
-        last = self._signer.last if self._signer is not None else None
-        return last.height if last is not None else 0
+        position = self.last_position
+        return position[0] if position is not None else 0
 
     @property
     def last_position(self) -> tuple[int, int, int] | None:
