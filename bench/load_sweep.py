@@ -263,13 +263,21 @@ class Devnet:
         proc.wait(timeout=60)
         return summarise_profile(raw) if raw.exists() else ["(py-spy wrote nothing)"]
 
-    def idle(self, seconds: float, profile_node: int = -1) -> dict[str, Any]:
+    def idle(self, seconds: float, profile_node: int = -1, task_cpu: bool = False) -> dict[str, Any]:
+        readings0 = self.readings() if task_cpu else []
         h0, cpu0, t0 = self.height(), cpu_with_children(self.pids), time.monotonic()
         profiler = self.profile_start(profile_node, seconds, "idle")
         time.sleep(seconds)  # the measurement window itself, not a synchronisation
         profile = self.profile_end(profiler)
         h1, cpu1, t1 = self.height(), cpu_with_children(self.pids), time.monotonic()
         heights = max(1, h1 - h0)
+        if readings0:  # where the loops' CPU went per node per height (--task-cpu)
+            readings1 = self.readings()
+            profile = profile + [
+                "event-loop CPU by task, per node per height:",
+                *summarise_task_cpu(change([t for t, _ in readings0], [t for t, _ in readings1]), heights * self.n),
+                "received and dropped, summed over the nodes:",
+                *summarise_counts(change([c for _, c in readings0], [c for _, c in readings1]))]
         used = [b - a for a, b in zip(cpu0, cpu1)]
         return {"validators": self.n, "heights": h1 - h0, "blocks_per_s": round((h1 - h0) / (t1 - t0), 2),
                 "cpu_ms_per_node_per_height": round(sum(used) * 1000 / self.n / heights, 1),
@@ -369,7 +377,7 @@ def sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 if not net.pids or not all(net.pids):
                     continue
             if args.idle_seconds > 0 and (args.idle_validators is None or n in args.idle_validators):
-                idle = net.idle(args.idle_seconds, args.profile_node)
+                idle = net.idle(args.idle_seconds, args.profile_node, args.task_cpu)
                 out["idle"].append(idle)
                 print(f"  {n} validators idle {args.idle_seconds:.0f} s: {idle['heights']} heights "
                       f"({idle['blocks_per_s']} blocks/s), CPU {idle['cpu_ms_per_node_per_height']} ms per node "

@@ -439,7 +439,8 @@ class DirectLinks:
         reader = RecordReader(pending.stream, pending.key, self.settings.max_frame_bytes)
         try:
             while self._take_batch(peer, await reader.read()):
-                await trio.lowlevel.checkpoint()
+                if not reader.received:  # records already read from the socket: let others run
+                    await trio.lowlevel.checkpoint()
         except LINK_ERRORS as error:
             logger.info("validator link from %s ended: %r", peer[-8:], error)
         finally:

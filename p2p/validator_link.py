@@ -110,6 +110,7 @@ class RecordReader:
         self._max = max_body_bytes + TAG_OVERHEAD
         self._buffer = bytearray()
         self._pos = 0
+        self.received = False  # whether the last read() waited on the socket (a scheduler trip)
 
     async def _at_least(self, n: int) -> None:
         while len(self._buffer) - self._pos < n:
@@ -117,11 +118,13 @@ class RecordReader:
                 del self._buffer[:self._pos]
                 self._pos = 0
             data = await self.stream.receive_some(READ_SIZE)
+            self.received = True
             if not data:
                 raise LinkError("the link closed")
             self._buffer += data
 
     async def read(self) -> bytes:
+        self.received = False
         await self._at_least(LENGTH.size)
         (length,) = LENGTH.unpack_from(self._buffer, self._pos)
         if not TAG_OVERHEAD <= length <= self._max:
