@@ -30,13 +30,34 @@ EXPECTED_FAILURES = (
 )
 
 
+# Expected only while the node stops: a peer's new connection arrives after the swarm stopped
+# (py-libp2p logs it as a WARNING with the whole traceback). Forwarded at DEBUG.
+STOPPING = "Cannot schedule task after service has stopped"
+
+
 class _Forward(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if isinstance(record.msg, str) and record.msg.startswith(EXPECTED_FAILURES):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         target = logging.getLogger(FORWARD_TO)
-        if target.isEnabledFor(record.levelno):
-            target.handle(record)
+        if not target.isEnabledFor(record.levelno):
+            return
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):  # a libp2p format string that does not match its args
+            text = str(record.msg)
+        if "\n" in text or record.exc_info:
+            # one line per event: py-libp2p puts tracebacks into some messages ([ADDCONN_FAIL])
+            first = text.split("\n", 1)[0]
+            if record.exc_info and record.exc_info[1] is not None:
+                first = f"{first} ({record.exc_info[1]!r})"
+            record = logging.makeLogRecord({**record.__dict__, "msg": first, "args": None,
+                                            "exc_info": None, "exc_text": None})
+            if STOPPING in first:
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+                if not target.isEnabledFor(logging.DEBUG):
+                    return
+        target.handle(record)
 
 
 def route_libp2p_logs() -> None:

@@ -83,3 +83,27 @@ async def test_a_refused_protocol_is_one_exception_not_seven_error_lines(caplog:
                     await service.request(peer_id_for(0), "/attrchain/p2ptest/not-spoken/1", b"x", timeout=5)
         loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert not loud, [r.getMessage()[:200] for r in loud]
+
+
+def test_libp2p_records_reach_the_node_log_as_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """py-libp2p puts whole tracebacks into some warnings: every node stopping while a peer
+    reconnected logged "[ADDCONN_FAIL] ... LifecycleError(...)" and ~8 lines of traceback. A
+    forwarded record is one line; that shutdown race goes to DEBUG; other warnings stay WARNING."""
+    from p2p.logs import route_libp2p_logs
+
+    route_libp2p_logs()
+    swarm = logging.getLogger("libp2p.network.swarm")
+    tb = 'Traceback (most recent call last):\n  File "swarm.py", line 2617, in add_conn\nLifecycleError: x'
+    with caplog.at_level(logging.INFO, logger="p2p.libp2p"):
+        swarm.warning("[ADDCONN_FAIL] add_conn failed for peer %s: %r\n%s", "12D3KooWX",
+                      RuntimeError("Cannot schedule task after service has stopped"), tb)
+        swarm.warning("[ADDCONN_FAIL] add_conn failed for peer %s: %r\n%s", "12D3KooWY", RuntimeError("reset"), tb)
+        try:
+            raise ValueError("bad frame")
+        except ValueError:
+            swarm.warning("stream handler failed", exc_info=True)
+    forwarded = [r for r in caplog.records if r.name.startswith("libp2p")]
+    assert [r.levelname for r in forwarded] == ["WARNING", "WARNING"], [r.getMessage()[:80] for r in forwarded]
+    assert forwarded[0].getMessage() == "[ADDCONN_FAIL] add_conn failed for peer 12D3KooWY: RuntimeError('reset')"
+    assert forwarded[1].getMessage() == "stream handler failed (ValueError('bad frame'))"
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in forwarded)
