@@ -162,3 +162,30 @@ def test_containment_reads_match_plain_reads(tmp_path) -> None:  # type: ignore[
     with StateDB(tmp_path / "db") as db:  # reopened: rebuilt from the store
         assert len(db.containment) == 1900 + 1 - 1 - 1
         assert db.view().get_containment(probe) == [db.raw.get(k) for k in probe]
+
+
+def test_a_validator_set_is_decoded_once_and_a_corrupt_one_is_an_invalid_block(tmp_path) -> None:
+    """The executor reads validator sets through the decoded-object cache (the same object for the
+    same stored bytes, ~4 reads per height); bytes that do not decode are refused as InvalidBlock
+    with one line, whether they fail msgpack or the structure, and nothing is cached for them."""
+    from node.executor import validator_set_at
+    from state.crypto import PrivateKey
+    from state.errors import InvalidBlock
+    from state.staking.validator_set import ValidatorSet
+    from state.codec import pack
+
+    db = StateDB(tmp_path / "db")
+    try:
+        vs = ValidatorSet.new([(PrivateKey.from_int(i + 1).public_key, 10 + i) for i in range(4)])
+        commit(db, {keys.validator_set_key(7): pack(vs.to_wire()),  # type: ignore[attr-defined]
+                    keys.validator_set_key(8): b"\xc1",
+                    keys.validator_set_key(9): pack([[], b""])})
+        first = validator_set_at(db.view(), 7)
+        assert first == vs and validator_set_at(db.view(), 7) is first
+        for height, reason in ((8, "is corrupt"), (9, "is corrupt"), (10, "no validator set is known")):
+            with pytest.raises(InvalidBlock, match=reason) as info:
+                validator_set_at(db.view(), height)
+            assert "\n" not in str(info.value)
+        assert keys.validator_set_key(8) not in db.decoded and keys.validator_set_key(9) not in db.decoded
+    finally:
+        db.close()
