@@ -404,8 +404,7 @@ class Node:
             "evidence": self.driver.on_evidence_message,
         }[kind]
         inbox = self.p2p.subscribe(self.topic[kind])
-        async for first in inbox:  # receiving yields to the scheduler once per turn
-            msg = first
+        async for msg in inbox:  # receiving yields to the scheduler once per turn
             for _ in range(MAX_CONSENSUS_AT_ONCE):
                 # Consensus messages are handed to the driver even while syncing: it buffers those of
                 # later heights and replays them when it starts that height. Dropping them here lost

@@ -37,11 +37,7 @@ STOPPING = "Cannot schedule task after service has stopped"
 
 class _Forward(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, str) and record.msg.startswith(EXPECTED_FAILURES):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        target = logging.getLogger(FORWARD_TO)
-        if not target.isEnabledFor(record.levelno):
-            return
+        expected = isinstance(record.msg, str) and record.msg.startswith(EXPECTED_FAILURES)
         try:
             text = record.getMessage()
         except (TypeError, ValueError):  # a libp2p format string that does not match its args
@@ -53,11 +49,12 @@ class _Forward(logging.Handler):
                 first = f"{first} ({record.exc_info[1]!r})"
             record = logging.makeLogRecord({**record.__dict__, "msg": first, "args": None,
                                             "exc_info": None, "exc_text": None})
-            if STOPPING in first:
-                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-                if not target.isEnabledFor(logging.DEBUG):
-                    return
-        target.handle(record)
+            expected = expected or STOPPING in first
+        if expected:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        target = logging.getLogger(FORWARD_TO)
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
 
 
 def route_libp2p_logs() -> None:
